@@ -1,0 +1,297 @@
+//! Contexts: the shared state of one task, and their settings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{ContextId, KeyPattern};
+
+/// What happens when a write's precondition is stale (DESIGN.md section 4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// `412 Precondition Failed` with the current entry.
+    #[default]
+    Reject,
+    /// The write is applied; the overwrite is recorded.
+    LastWriteWins,
+    /// Three-way JSON merge.
+    Merge,
+    /// The writer with the higher trust level wins.
+    Authority,
+    /// The stale write is kept as a pending conflict.
+    Manual,
+}
+
+/// A per-key-pattern override of the context's strategy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverride {
+    /// Keys this override applies to.
+    #[schema(value_type = String)]
+    pub pattern: KeyPattern,
+    /// The strategy for those keys.
+    pub strategy: Strategy,
+    /// Field-conflict rule for `merge` on those keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_field_conflict: Option<Strategy>,
+}
+
+/// A context's conflict policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The default strategy.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// How `merge` settles one field changed both ways: `reject`,
+    /// `last-write-wins` or `authority`.
+    #[serde(default)]
+    pub on_field_conflict: Strategy,
+    /// Refuse blind writes (writes without a precondition).
+    #[serde(default)]
+    pub require_precondition: bool,
+    /// Strategies per key pattern; the first match wins.
+    #[serde(default)]
+    pub overrides: Vec<PolicyOverride>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            strategy: Strategy::Reject,
+            on_field_conflict: Strategy::Reject,
+            require_precondition: false,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The strategy that governs `key`.
+    pub fn strategy_for(&self, key: &str) -> Strategy {
+        self.overrides.iter().find(|o| o.pattern.matches(key)).map_or(self.strategy, |o| o.strategy)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let field_rules = [Strategy::Reject, Strategy::LastWriteWins, Strategy::Authority];
+        let mut rules = vec![self.on_field_conflict];
+        rules.extend(self.overrides.iter().filter_map(|o| o.on_field_conflict));
+        if rules.iter().any(|r| !field_rules.contains(r)) {
+            return Err(Error::invalid(
+                "policy.on_field_conflict",
+                "must be reject, last-write-wins or authority",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How much history a context keeps. Unset fields keep everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Keep at least this many most recent revisions readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_revisions: Option<u64>,
+    /// Keep revisions committed within this many milliseconds readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<u64>,
+}
+
+impl Retention {
+    /// Whether this policy ever compacts.
+    pub fn is_unbounded(&self) -> bool {
+        self.max_revisions.is_none() && self.max_age_ms.is_none()
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.max_revisions == Some(0) {
+            return Err(Error::invalid("retention.max_revisions", "must be at least 1"));
+        }
+        if self.max_age_ms == Some(0) {
+            return Err(Error::invalid("retention.max_age_ms", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// The settings of a context that users choose.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContextSettings {
+    /// Conflict policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// JSON Schemas by key pattern; a value must satisfy every schema whose
+    /// pattern matches its key.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Object>)]
+    pub schemas: BTreeMap<String, Value>,
+    /// History retention.
+    #[serde(default)]
+    pub retention: Retention,
+    /// Free labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContextSettings {
+    /// Checks the settings, compiling every schema once.
+    pub fn validate(&self) -> Result<()> {
+        self.policy.validate()?;
+        self.retention.validate()?;
+        crate::schema::CompiledSchemas::compile(&self.schemas)?;
+        if self.labels.len() > 64 {
+            return Err(Error::invalid("labels", "at most 64 labels"));
+        }
+        for (k, v) in &self.labels {
+            if k.is_empty() || k.len() > 128 || v.len() > 256 {
+                return Err(Error::invalid("labels", "label names have 1 to 128 bytes, values at most 256"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `POST /v1/contexts`: a new context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContext {
+    /// The new context's id.
+    pub id: ContextId,
+    /// Conflict policy (default: reject).
+    #[serde(default)]
+    pub policy: Policy,
+    /// JSON Schemas by key pattern.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Object>)]
+    pub schemas: BTreeMap<String, Value>,
+    /// History retention (default: keep everything).
+    #[serde(default)]
+    pub retention: Retention,
+    /// Free labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NewContext {
+    /// Splits into id and settings.
+    pub fn into_parts(self) -> (ContextId, ContextSettings) {
+        let settings =
+            ContextSettings { policy: self.policy, schemas: self.schemas, retention: self.retention, labels: self.labels };
+        (self.id, settings)
+    }
+}
+
+/// `PATCH /v1/contexts/{ctx}`: settings to replace; absent ones stay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContextPatch {
+    /// New conflict policy.
+    #[serde(default)]
+    pub policy: Option<Policy>,
+    /// New schemas (replaces all).
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, Object>>)]
+    pub schemas: Option<BTreeMap<String, Value>>,
+    /// New retention.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// New labels (replaces all).
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl ContextPatch {
+    /// Applies the patch to `settings`.
+    pub fn apply(self, settings: &mut ContextSettings) {
+        if let Some(p) = self.policy {
+            settings.policy = p;
+        }
+        if let Some(s) = self.schemas {
+            settings.schemas = s;
+        }
+        if let Some(r) = self.retention {
+            settings.retention = r;
+        }
+        if let Some(l) = self.labels {
+            settings.labels = l;
+        }
+    }
+}
+
+/// Where a forked context came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ForkOrigin {
+    /// The source context.
+    pub context: String,
+    /// The source revision.
+    pub revision: u64,
+}
+
+/// A context as read: its settings and its state counters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContextInfo {
+    /// The context id.
+    pub id: String,
+    /// The current revision (1 after create, +1 per committed transaction).
+    pub revision: u64,
+    /// Creation time.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Time of the last commit or settings change.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    /// The agent that created the context.
+    pub created_by: String,
+    /// Settings.
+    #[serde(flatten)]
+    pub settings: ContextSettings,
+    /// The parent context, when created by inheritance.
+    pub parent: Option<String>,
+    /// The context and revision this one was forked from.
+    pub forked_from: Option<ForkOrigin>,
+    /// Number of live entries.
+    pub entry_count: u64,
+    /// History before this revision was compacted away (0: nothing compacted).
+    pub compacted_revision: u64,
+}
+
+impl ContextInfo {
+    /// Fails with `410 compacted` when revision `at` is no longer readable,
+    /// and with `404` when it lies in the future.
+    pub fn check_readable(&self, at: u64) -> Result<()> {
+        if at > self.revision {
+            return Err(Error::not_found(format!("revision {at} of context {:?} (current is {})", self.id, self.revision)));
+        }
+        if at < self.compacted_revision || at == 0 {
+            return Err(Error::Compacted { requested: at, compacted: self.compacted_revision.max(1) });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn policy_wire_shape() {
+        let p: Policy = serde_json::from_value(json!({
+            "strategy": "merge", "on_field_conflict": "last-write-wins", "require_precondition": false,
+            "overrides": [{"pattern": "plan/*", "strategy": "authority"}]
+        }))
+        .unwrap();
+        assert_eq!(p.strategy, Strategy::Merge);
+        assert_eq!(p.strategy_for("plan/a"), Strategy::Authority);
+        assert_eq!(p.strategy_for("other"), Strategy::Merge);
+        assert!(serde_json::from_value::<Policy>(json!({"strategy": "bogus"})).is_err());
+        let bad = Policy { on_field_conflict: Strategy::Manual, ..Policy::default() };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! Domain types and pure logic of ctxmesh.
+//!
+//! This crate knows what a context, an entry, a transaction and a revision
+//! are, and how a transaction turns a snapshot of a context into a [`Plan`]
+//! of changes. It does no I/O: no HTTP, no SQL, no clock of its own (callers
+//! pass `now`). Storage backends load a snapshot, call [`txn::plan_txn`] and
+//! persist the plan; this keeps the semantics identical on every backend.
+
+pub mod context;
+pub mod entry;
+pub mod error;
+pub mod event;
+pub mod history;
+pub mod ids;
+pub mod limits;
+pub mod schema;
+pub mod txn;
+
+pub use context::{ContextInfo, ContextSettings, NewContext, ContextPatch, Policy, Retention, Strategy};
+pub use entry::{Entry, EntryMeta, EntryWrite, Priority, VClock};
+pub use error::Error;
+pub use event::Event;
+pub use history::{Commit, DiffChange, DiffKind};
+pub use ids::{ContextId, EntryKey, KeyPattern};
+pub use limits::Limits;
+pub use txn::{Plan, TxnRequest, TxnResponse};
+
+/// Timestamps on the wire and in memory: UTC, RFC 3339 when serialized.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,856 @@
+//! Transactions: comparisons, then operations on success or on failure,
+//! applied atomically to one context (like etcd's Txn).
+//!
+//! A backend locks the context, loads a [`Snapshot`] of the keys and prefixes
+//! in [`TxnRequest::read_set`], and calls [`plan_txn`]; the returned [`Plan`]
+//! holds every row the backend must write. The same [`PlanBuilder`] builds the
+//! plans of rollbacks, expiries and forks, so every write path versions
+//! entries and emits events the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+use crate::context::{ContextInfo, Strategy};
+use crate::entry::{Entry, EntryMeta, EntryWrite};
+use crate::error::{Error, Result};
+use crate::event::{Event, types};
+use crate::history::{Commit, event_value};
+use crate::ids::{EntryKey, validate_prefix};
+use crate::limits::Limits;
+use crate::schema::CompiledSchemas;
+
+/// How a comparison compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareOp {
+    /// Equal (the default).
+    #[default]
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Less than (numeric targets only).
+    Lt,
+    /// Greater than (numeric targets only).
+    Gt,
+}
+
+/// One comparison. Exactly one of `revision`, `version`, `exists` and
+/// `value` is given. An absent entry has revision 0 and version 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Compare {
+    /// The key compared.
+    #[schema(value_type = String)]
+    pub key: EntryKey,
+    /// The comparison operator (default `eq`).
+    #[serde(default)]
+    pub op: CompareOp,
+    /// Compare the entry's revision (its ETag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// Compare the entry's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Compare whether the entry exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// Compare the entry's value (`eq`/`ne` only; an absent entry equals nothing).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Compare {
+    fn validate(&self) -> Result<()> {
+        let targets = [self.revision.is_some(), self.version.is_some(), self.exists.is_some(), self.value.is_some()];
+        if targets.iter().filter(|t| **t).count() != 1 {
+            return Err(Error::InvalidTxn(format!(
+                "compare on {:?} must give exactly one of revision, version, exists, value",
+                self.key.as_str()
+            )));
+        }
+        let ordered = matches!(self.op, CompareOp::Lt | CompareOp::Gt);
+        if ordered && (self.exists.is_some() || self.value.is_some()) {
+            return Err(Error::InvalidTxn("lt and gt compare only revision or version".into()));
+        }
+        Ok(())
+    }
+
+    fn holds(&self, entry: Option<&Entry>) -> bool {
+        let numeric = |actual: u64, expected: u64| match self.op {
+            CompareOp::Eq => actual == expected,
+            CompareOp::Ne => actual != expected,
+            CompareOp::Lt => actual < expected,
+            CompareOp::Gt => actual > expected,
+        };
+        let equality = |equal: bool| if self.op == CompareOp::Ne { !equal } else { equal };
+        if let Some(r) = self.revision {
+            numeric(entry.map_or(0, |e| e.revision), r)
+        } else if let Some(v) = self.version {
+            numeric(entry.map_or(0, |e| e.version), v)
+        } else if let Some(x) = self.exists {
+            equality(entry.is_some() == x)
+        } else if let Some(v) = &self.value {
+            equality(entry.is_some_and(|e| &e.value == v))
+        } else {
+            false
+        }
+    }
+}
+
+/// One operation of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "snake_case", try_from = "Map<String, Value>")]
+pub enum Op {
+    /// Create or replace an entry (value and metadata).
+    Put {
+        /// The key written.
+        #[schema(value_type = String)]
+        key: EntryKey,
+        /// The value and metadata.
+        #[serde(flatten)]
+        write: EntryWrite,
+    },
+    /// Change an existing entry's value by a patch; metadata is kept.
+    Patch {
+        /// The key patched.
+        #[schema(value_type = String)]
+        key: EntryKey,
+        /// The patch.
+        #[serde(flatten)]
+        patch: PatchBody,
+    },
+    /// Delete one entry (no error when absent).
+    Delete {
+        /// The key deleted.
+        #[schema(value_type = String)]
+        key: EntryKey,
+    },
+    /// Delete every entry whose key starts with `prefix`.
+    DeletePrefix {
+        /// The prefix (a plain string prefix of keys).
+        prefix: String,
+    },
+    /// Read one entry (`key`) or every entry under `prefix`.
+    Get {
+        /// The key read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        key: Option<EntryKey>,
+        /// The prefix read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+    },
+}
+
+/// A patch of an entry's value: exactly one of the two forms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchBody {
+    /// JSON Merge Patch (RFC 7386).
+    #[schema(value_type = Object)]
+    MergePatch(Value),
+    /// JSON Patch (RFC 6902): an array of operations.
+    #[schema(value_type = Vec<Object>)]
+    JsonPatch(Value),
+}
+
+impl PatchBody {
+    /// Applies the patch to `value`.
+    pub fn apply(&self, key: &str, value: &mut Value) -> Result<()> {
+        match self {
+            PatchBody::MergePatch(patch) => {
+                json_patch::merge(value, patch);
+                Ok(())
+            }
+            PatchBody::JsonPatch(ops) => {
+                let bad = |reason: String| Error::InvalidPatch { key: key.to_owned(), reason };
+                let patch: json_patch::Patch =
+                    serde_json::from_value(ops.clone()).map_err(|e| bad(format!("malformed JSON Patch: {e}")))?;
+                json_patch::patch(value, &patch).map_err(|e| bad(e.to_string()))
+            }
+        }
+    }
+}
+
+impl TryFrom<Map<String, Value>> for Op {
+    type Error = String;
+
+    fn try_from(mut map: Map<String, Value>) -> std::result::Result<Self, String> {
+        let op = match map.remove("op") {
+            Some(Value::String(op)) => op,
+            _ => return Err("each operation needs \"op\": put, patch, delete, delete_prefix or get".into()),
+        };
+        let key = |map: &mut Map<String, Value>| -> std::result::Result<EntryKey, String> {
+            match map.remove("key") {
+                Some(Value::String(k)) => EntryKey::parse(&k).map_err(|e| e.to_string()),
+                _ => Err(format!("operation {op:?} needs a string \"key\"")),
+            }
+        };
+        let no_more = |map: &Map<String, Value>| match map.keys().next() {
+            Some(field) => Err(format!("unknown field {field:?} in a {op:?} operation")),
+            None => Ok(()),
+        };
+        let result = match op.as_str() {
+            "put" => {
+                let key = key(&mut map)?;
+                let write = serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
+                Op::Put { key, write }
+            }
+            "patch" => {
+                let key = key(&mut map)?;
+                let patch = match (map.remove("merge_patch"), map.remove("json_patch")) {
+                    (Some(p), None) => PatchBody::MergePatch(p),
+                    (None, Some(p)) => PatchBody::JsonPatch(p),
+                    _ => return Err("a patch operation needs exactly one of merge_patch and json_patch".into()),
+                };
+                no_more(&map)?;
+                Op::Patch { key, patch }
+            }
+            "delete" => {
+                let key = key(&mut map)?;
+                no_more(&map)?;
+                Op::Delete { key }
+            }
+            "delete_prefix" => {
+                let prefix = match map.remove("prefix") {
+                    Some(Value::String(p)) => p,
+                    _ => return Err("delete_prefix needs a string \"prefix\"".into()),
+                };
+                no_more(&map)?;
+                Op::DeletePrefix { prefix }
+            }
+            "get" => {
+                let k = if map.contains_key("key") { Some(key(&mut map)?) } else { None };
+                let prefix = match map.remove("prefix") {
+                    None => None,
+                    Some(Value::String(p)) => Some(p),
+                    Some(_) => return Err("get's \"prefix\" must be a string".into()),
+                };
+                no_more(&map)?;
+                if k.is_some() == prefix.is_some() {
+                    return Err("get needs exactly one of key and prefix".into());
+                }
+                Op::Get { key: k, prefix }
+            }
+            other => return Err(format!("unknown op {other:?}: use put, patch, delete, delete_prefix or get")),
+        };
+        Ok(result)
+    }
+}
+
+impl Op {
+    fn is_write(&self) -> bool {
+        !matches!(self, Op::Get { .. })
+    }
+}
+
+/// `POST /v1/contexts/{ctx}/txn`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TxnRequest {
+    /// Comparisons; all must hold for `success` to run.
+    #[serde(default)]
+    pub compare: Vec<Compare>,
+    /// Operations applied when every comparison holds.
+    #[serde(default)]
+    pub success: Vec<Op>,
+    /// Operations applied otherwise.
+    #[serde(default)]
+    pub failure: Vec<Op>,
+}
+
+/// Keys and prefixes a transaction reads; the snapshot must cover them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadSet {
+    /// Single keys.
+    pub keys: BTreeSet<String>,
+    /// Key prefixes (all entries under each).
+    pub prefixes: BTreeSet<String>,
+}
+
+impl TxnRequest {
+    /// Checks the shape of the transaction against the limits.
+    pub fn validate(&self, limits: &Limits) -> Result<()> {
+        let count = (self.compare.len() + self.success.len() + self.failure.len()) as u64;
+        if count > limits.max_txn_ops {
+            return Err(Error::TooLarge { what: "transaction".into(), limit: limits.max_txn_ops, actual: count });
+        }
+        for c in &self.compare {
+            c.validate()?;
+        }
+        for op in self.success.iter().chain(&self.failure) {
+            match op {
+                Op::DeletePrefix { prefix } => validate_prefix(prefix)?,
+                Op::Get { prefix: Some(prefix), .. } => validate_prefix(prefix)?,
+                _ => {}
+            }
+            let key = match op {
+                Op::Put { key, .. } | Op::Patch { key, .. } | Op::Delete { key } => Some(key),
+                Op::Get { key, .. } => key.as_ref(),
+                Op::DeletePrefix { .. } => None,
+            };
+            if let Some(key) = key {
+                if key.as_str().len() as u64 > limits.max_key_bytes {
+                    return Err(Error::TooLarge {
+                        what: "key".into(),
+                        limit: limits.max_key_bytes,
+                        actual: key.as_str().len() as u64,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any branch writes.
+    pub fn writes(&self) -> bool {
+        self.success.iter().chain(&self.failure).any(Op::is_write)
+    }
+
+    /// The keys and prefixes the transaction reads.
+    pub fn read_set(&self) -> ReadSet {
+        let mut set = ReadSet::default();
+        for c in &self.compare {
+            set.keys.insert(c.key.as_str().to_owned());
+        }
+        for op in self.success.iter().chain(&self.failure) {
+            match op {
+                Op::Put { key, .. } | Op::Patch { key, .. } | Op::Delete { key } | Op::Get { key: Some(key), .. } => {
+                    set.keys.insert(key.as_str().to_owned());
+                }
+                Op::DeletePrefix { prefix } | Op::Get { prefix: Some(prefix), .. } => {
+                    set.prefixes.insert(prefix.clone());
+                }
+                Op::Get { key: None, prefix: None } => {}
+            }
+        }
+        set
+    }
+}
+
+/// The result of one operation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpResult {
+    /// The entry as written.
+    Put {
+        /// The entry.
+        entry: Entry,
+    },
+    /// The entry as patched.
+    Patch {
+        /// The entry.
+        entry: Entry,
+    },
+    /// Whether an entry was deleted.
+    Delete {
+        /// The key.
+        key: String,
+        /// Whether it existed.
+        deleted: bool,
+    },
+    /// How many entries were deleted.
+    DeletePrefix {
+        /// The prefix.
+        prefix: String,
+        /// Number deleted.
+        deleted: u64,
+    },
+    /// The entries read (one or none for a key).
+    Get {
+        /// The entries.
+        entries: Vec<Entry>,
+    },
+}
+
+/// The answer to a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TxnResponse {
+    /// Whether every comparison held (so `success` ran).
+    pub succeeded: bool,
+    /// The revision the transaction committed, or the revision it read at
+    /// when it changed nothing.
+    pub revision: u64,
+    /// One result per operation of the branch that ran.
+    pub results: Vec<OpResult>,
+}
+
+/// The current entries a transaction reads, keyed by key.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Live (unexpired) entries covering the read set.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// How an entry changed in a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A new entry.
+    Created,
+    /// A replaced or patched entry.
+    Updated,
+    /// A deleted entry.
+    Deleted,
+    /// An entry removed because its time to live ran out.
+    Expired,
+}
+
+impl ChangeKind {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Expired => "expired",
+        }
+    }
+}
+
+/// One entry change that a plan makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The key.
+    pub key: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The entry after the change; `None` for deletions.
+    pub after: Option<Entry>,
+}
+
+/// Everything one commit writes: entry changes, events, the commit record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The revision the plan commits.
+    pub revision: u64,
+    /// Entry changes, at most one per key.
+    pub changes: Vec<Change>,
+    /// Events, in order.
+    pub events: Vec<Event>,
+    /// The commit record.
+    pub commit: Commit,
+    /// Change in the number of live entries.
+    pub entry_count_delta: i64,
+}
+
+impl Plan {
+    /// Whether committing the plan would change nothing (no revision is used).
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.events.is_empty()
+    }
+}
+
+/// Builds a [`Plan`] for one revision of one context.
+#[derive(Debug)]
+pub struct PlanBuilder {
+    context: String,
+    revision: u64,
+    author: String,
+    now: Timestamp,
+    plan_kind: String,
+    changes: Vec<Change>,
+    events: Vec<Event>,
+    entry_count_delta: i64,
+}
+
+impl PlanBuilder {
+    /// Starts a plan for the revision after `context.revision`.
+    pub fn new(context: &ContextInfo, author: &str, now: Timestamp, kind: &str) -> Self {
+        PlanBuilder {
+            context: context.id.clone(),
+            revision: context.revision + 1,
+            author: author.to_owned(),
+            now,
+            plan_kind: kind.to_owned(),
+            changes: Vec::new(),
+            events: Vec::new(),
+            entry_count_delta: 0,
+        }
+    }
+
+    /// The revision being planned.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Writes `value` with `meta` to `key`, whose current entry is `before`;
+    /// returns the new entry.
+    pub fn put(&mut self, key: &str, before: Option<&Entry>, value: Value, meta: EntryMeta) -> Entry {
+        let mut vclock = before.map(|b| b.vclock.clone()).unwrap_or_default();
+        *vclock.entry(self.author.clone()).or_insert(0) += 1;
+        let entry = Entry {
+            key: key.to_owned(),
+            value,
+            revision: self.revision,
+            version: before.map_or(1, |b| b.version + 1),
+            created_revision: before.map_or(self.revision, |b| b.created_revision),
+            updated_at: self.now,
+            author: self.author.clone(),
+            meta,
+            vclock,
+        };
+        let kind = if before.is_some() { ChangeKind::Updated } else { ChangeKind::Created };
+        if before.is_none() {
+            self.entry_count_delta += 1;
+        }
+        self.entry_event(key, kind, Some(&entry));
+        self.changes.push(Change { key: key.to_owned(), kind, after: Some(entry.clone()) });
+        entry
+    }
+
+    /// Removes the entry at `key` (which exists), as a deletion or an expiry.
+    pub fn remove(&mut self, key: &str, kind: ChangeKind) {
+        self.entry_count_delta -= 1;
+        self.entry_event(key, kind, None);
+        self.changes.push(Change { key: key.to_owned(), kind, after: None });
+    }
+
+    /// Appends an event that is not about one entry.
+    pub fn event(&mut self, kind: &str, key: Option<&str>, data: Option<Value>) {
+        self.events.push(Event {
+            kind: kind.to_owned(),
+            context: self.context.clone(),
+            revision: self.revision,
+            key: key.map(str::to_owned),
+            at: self.now,
+            agent: Some(self.author.clone()),
+            priority: None,
+            data,
+        });
+    }
+
+    fn entry_event(&mut self, key: &str, kind: ChangeKind, entry: Option<&Entry>) {
+        let mut data = Map::new();
+        data.insert("change".into(), kind.as_str().into());
+        if let Some(e) = entry {
+            data.insert("version".into(), e.version.into());
+            match event_value(&e.value) {
+                Some(v) => data.insert("value".into(), v),
+                None => data.insert("value_omitted".into(), true.into()),
+            };
+            if let Some(k) = &e.meta.kind {
+                data.insert("kind".into(), k.clone().into());
+            }
+            if !e.meta.tags.is_empty() {
+                data.insert("tags".into(), e.meta.tags.clone().into());
+            }
+        }
+        self.events.push(Event {
+            kind: types::CONTEXT_UPDATED.to_owned(),
+            context: self.context.clone(),
+            revision: self.revision,
+            key: Some(key.to_owned()),
+            at: self.now,
+            agent: Some(self.author.clone()),
+            priority: Some(entry.map_or_else(Default::default, |e| e.meta.priority)),
+            data: Some(Value::Object(data)),
+        });
+    }
+
+    /// Finishes the plan.
+    pub fn finish(self) -> Plan {
+        let keys = self.changes.iter().map(|c| c.key.clone()).collect();
+        Plan {
+            revision: self.revision,
+            commit: Commit { revision: self.revision, author: self.author, at: self.now, kind: self.plan_kind, keys },
+            changes: self.changes,
+            events: self.events,
+            entry_count_delta: self.entry_count_delta,
+        }
+    }
+}
+
+/// What a transaction plan needs besides the snapshot.
+#[derive(Debug)]
+pub struct PlanInput<'a> {
+    /// The context, as locked for this commit.
+    pub context: &'a ContextInfo,
+    /// Its compiled schemas.
+    pub schemas: &'a CompiledSchemas,
+    /// Limits to enforce.
+    pub limits: &'a Limits,
+    /// The writing agent.
+    pub author: &'a str,
+    /// Commit time.
+    pub now: Timestamp,
+}
+
+/// Plans a transaction against `snapshot`. Comparison failures are not
+/// errors (the failure branch runs); an operation that cannot be applied
+/// fails the whole transaction and nothing changes.
+pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) -> Result<(Plan, TxnResponse)> {
+    let succeeded = txn.compare.iter().all(|c| c.holds(snapshot.entries.get(c.key.as_str())));
+    let ops = if succeeded { &txn.success } else { &txn.failure };
+    if input.context.settings.policy.require_precondition {
+        check_preconditions(&txn.compare, ops)?;
+    }
+    // Strategies other than `reject` only matter when a precondition is
+    // stale; until they are implemented every strategy rejects.
+    let _ = Strategy::Reject;
+
+    let mut builder = PlanBuilder::new(input.context, input.author, input.now, crate::history::commit_kinds::TXN);
+    let mut state: BTreeMap<String, Option<Entry>> =
+        snapshot.entries.iter().map(|(k, e)| (k.clone(), Some(e.clone()))).collect();
+    let mut written: BTreeSet<String> = BTreeSet::new();
+    let mut deleted_prefixes: Vec<String> = Vec::new();
+    let claim = |key: &str, written: &mut BTreeSet<String>, deleted_prefixes: &[String]| {
+        if !written.insert(key.to_owned()) || deleted_prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+            return Err(Error::InvalidTxn(format!("key {key:?} is written more than once")));
+        }
+        Ok(())
+    };
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Put { key, write } => {
+                let key = key.as_str();
+                claim(key, &mut written, &deleted_prefixes)?;
+                let (value, meta) = write.clone().into_meta(input.now)?;
+                check_value(input, key, &value)?;
+                let before = state.get(key).cloned().flatten();
+                let entry = builder.put(key, before.as_ref(), value, meta);
+                state.insert(key.to_owned(), Some(entry.clone()));
+                results.push(OpResult::Put { entry });
+            }
+            Op::Patch { key, patch } => {
+                let key = key.as_str();
+                claim(key, &mut written, &deleted_prefixes)?;
+                let Some(before) = state.get(key).cloned().flatten() else {
+                    return Err(Error::not_found(format!("entry {key:?}")));
+                };
+                let mut value = before.value.clone();
+                patch.apply(key, &mut value)?;
+                check_value(input, key, &value)?;
+                let entry = builder.put(key, Some(&before), value, before.meta.clone());
+                state.insert(key.to_owned(), Some(entry.clone()));
+                results.push(OpResult::Patch { entry });
+            }
+            Op::Delete { key } => {
+                let key = key.as_str();
+                claim(key, &mut written, &deleted_prefixes)?;
+                let existed = state.get(key).is_some_and(Option::is_some);
+                if existed {
+                    builder.remove(key, ChangeKind::Deleted);
+                    state.insert(key.to_owned(), None);
+                }
+                results.push(OpResult::Delete { key: key.to_owned(), deleted: existed });
+            }
+            Op::DeletePrefix { prefix } => {
+                if written.iter().any(|k| k.starts_with(prefix.as_str()))
+                    || deleted_prefixes.iter().any(|p| p.starts_with(prefix.as_str()) || prefix.starts_with(p.as_str()))
+                {
+                    return Err(Error::InvalidTxn(format!("prefix {prefix:?} overlaps another write")));
+                }
+                let doomed: Vec<String> = state
+                    .iter()
+                    .filter(|(k, e)| k.starts_with(prefix.as_str()) && e.is_some())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &doomed {
+                    builder.remove(key, ChangeKind::Deleted);
+                    state.insert(key.clone(), None);
+                }
+                deleted_prefixes.push(prefix.clone());
+                results.push(OpResult::DeletePrefix { prefix: prefix.clone(), deleted: doomed.len() as u64 });
+            }
+            Op::Get { key, prefix } => {
+                let entries = match (key, prefix) {
+                    (Some(key), _) => state.get(key.as_str()).cloned().flatten().into_iter().collect(),
+                    (None, Some(prefix)) => state
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(prefix.as_str()))
+                        .filter_map(|(_, e)| e.clone())
+                        .collect(),
+                    (None, None) => Vec::new(),
+                };
+                results.push(OpResult::Get { entries });
+            }
+        }
+    }
+    let plan = builder.finish();
+    let live = input.context.entry_count as i64 + plan.entry_count_delta;
+    if plan.entry_count_delta > 0 && live as u64 > input.limits.max_entries_per_context {
+        return Err(Error::TooLarge {
+            what: "number of entries in the context".into(),
+            limit: input.limits.max_entries_per_context,
+            actual: live as u64,
+        });
+    }
+    let revision = if plan.is_empty() { input.context.revision } else { plan.revision };
+    Ok((plan, TxnResponse { succeeded, revision, results }))
+}
+
+fn check_preconditions(compare: &[Compare], ops: &[Op]) -> Result<()> {
+    let compared: BTreeSet<&str> = compare.iter().map(|c| c.key.as_str()).collect();
+    for op in ops {
+        let covered = match op {
+            Op::Put { key, .. } | Op::Patch { key, .. } | Op::Delete { key } => compared.contains(key.as_str()),
+            Op::DeletePrefix { .. } => !compared.is_empty(),
+            Op::Get { .. } => true,
+        };
+        if !covered {
+            return Err(Error::PreconditionRequired);
+        }
+    }
+    Ok(())
+}
+
+fn check_value(input: &PlanInput<'_>, key: &str, value: &Value) -> Result<()> {
+    let size = serde_json::to_vec(value).map(|v| v.len() as u64).unwrap_or(u64::MAX);
+    if size > input.limits.max_value_bytes {
+        return Err(Error::TooLarge { what: format!("value of {key:?}"), limit: input.limits.max_value_bytes, actual: size });
+    }
+    input.schemas.validate(key, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ContextSettings;
+    use serde_json::json;
+
+    fn context(revision: u64, entry_count: u64) -> ContextInfo {
+        ContextInfo {
+            id: "c".into(),
+            revision,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            created_by: "a".into(),
+            settings: ContextSettings::default(),
+            parent: None,
+            forked_from: None,
+            entry_count,
+            compacted_revision: 0,
+        }
+    }
+
+    fn txn(v: Value) -> TxnRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn plan(ctx: &ContextInfo, snap: &Snapshot, t: &TxnRequest) -> Result<(Plan, TxnResponse)> {
+        let schemas = CompiledSchemas::default();
+        let limits = Limits::default();
+        let input = PlanInput { context: ctx, schemas: &schemas, limits: &limits, author: "agent-a", now: chrono::Utc::now() };
+        plan_txn(&input, snap, t)
+    }
+
+    #[test]
+    fn put_creates_then_updates() {
+        let ctx = context(1, 0);
+        let t = txn(json!({"success": [{"op": "put", "key": "a", "value": 1, "tags": ["x"]}]}));
+        let (p, r) = plan(&ctx, &Snapshot::default(), &t).unwrap();
+        assert!(r.succeeded);
+        assert_eq!(r.revision, 2);
+        let e = p.changes[0].after.clone().unwrap();
+        assert_eq!((e.version, e.created_revision, e.revision), (1, 2, 2));
+        assert_eq!(e.vclock["agent-a"], 1);
+        assert_eq!(p.entry_count_delta, 1);
+
+        let ctx = context(2, 1);
+        let snap = Snapshot { entries: BTreeMap::from([("a".into(), e)]) };
+        let t = txn(json!({"success": [{"op": "patch", "key": "a", "merge_patch": {"b": 2}}]}));
+        let (p, _) = plan(&ctx, &snap, &t).unwrap();
+        let e2 = p.changes[0].after.clone().unwrap();
+        assert_eq!((e2.version, e2.created_revision, e2.revision), (2, 2, 3));
+        assert_eq!(e2.value, json!({"b": 2}));
+        assert_eq!(e2.meta.tags, vec!["x".to_string()], "patch keeps metadata");
+        assert_eq!(p.entry_count_delta, 0);
+    }
+
+    #[test]
+    fn failed_compare_runs_failure_branch() {
+        let ctx = context(1, 0);
+        let t = txn(json!({
+            "compare": [{"key": "a", "exists": true}],
+            "success": [{"op": "put", "key": "a", "value": 1}],
+            "failure": [{"op": "put", "key": "b", "value": 2}]
+        }));
+        let (p, r) = plan(&ctx, &Snapshot::default(), &t).unwrap();
+        assert!(!r.succeeded);
+        assert_eq!(p.commit.keys, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn read_only_txn_uses_no_revision() {
+        let ctx = context(5, 0);
+        let t = txn(json!({"success": [{"op": "get", "key": "a"}]}));
+        let (p, r) = plan(&ctx, &Snapshot::default(), &t).unwrap();
+        assert!(p.is_empty());
+        assert_eq!(r.revision, 5);
+    }
+
+    #[test]
+    fn duplicate_writes_are_rejected() {
+        let ctx = context(1, 0);
+        let t = txn(json!({"success": [{"op": "put", "key": "a", "value": 1}, {"op": "delete", "key": "a"}]}));
+        assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
+        let t = txn(json!({"success": [{"op": "delete_prefix", "prefix": "a/"}, {"op": "put", "key": "a/b", "value": 1}]}));
+        assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
+    }
+
+    #[test]
+    fn op_parsing_reports_mistakes() {
+        let bad = [
+            json!({"op": "put", "key": "a"}),
+            json!({"op": "put", "key": "a", "value": 1, "bogus": 1}),
+            json!({"op": "patch", "key": "a"}),
+            json!({"op": "get"}),
+            json!({"op": "nope", "key": "a"}),
+            json!({"key": "a"}),
+            json!({"op": "delete", "key": "a//b"}),
+        ];
+        for op in bad {
+            assert!(serde_json::from_value::<Op>(op.clone()).is_err(), "{op} should not parse");
+        }
+        let op: Op = serde_json::from_value(json!({"op": "put", "key": "a", "value": 1, "kind": "note"})).unwrap();
+        let back = serde_json::to_value(&op).unwrap();
+        assert_eq!(serde_json::from_value::<Op>(back).unwrap(), op);
+    }
+
+    #[test]
+    fn compares() {
+        let entry = Entry {
+            key: "a".into(),
+            value: json!(7),
+            revision: 4,
+            version: 2,
+            created_revision: 3,
+            updated_at: chrono::Utc::now(),
+            author: "x".into(),
+            meta: EntryMeta::default(),
+            vclock: Default::default(),
+        };
+        let c = |v: Value| serde_json::from_value::<Compare>(v).unwrap();
+        assert!(c(json!({"key": "a", "revision": 4})).holds(Some(&entry)));
+        assert!(!c(json!({"key": "a", "revision": 3})).holds(Some(&entry)));
+        assert!(c(json!({"key": "a", "version": 3, "op": "lt"})).holds(Some(&entry)));
+        assert!(c(json!({"key": "a", "revision": 0})).holds(None));
+        assert!(c(json!({"key": "a", "exists": false})).holds(None));
+        assert!(c(json!({"key": "a", "value": 7})).holds(Some(&entry)));
+        assert!(c(json!({"key": "a", "value": 7, "op": "ne"})).holds(None));
+        assert!(!c(json!({"key": "a", "value": null})).holds(None));
+        assert!(c(json!({"key": "a", "revision": 1, "version": 1})).validate().is_err());
+        assert!(c(json!({"key": "a", "exists": true, "op": "gt"})).validate().is_err());
+    }
+
+    #[test]
+    fn require_precondition() {
+        let mut ctx = context(1, 0);
+        ctx.settings.policy.require_precondition = true;
+        let blind = txn(json!({"success": [{"op": "put", "key": "a", "value": 1}]}));
+        assert_eq!(plan(&ctx, &Snapshot::default(), &blind).unwrap_err().code(), "precondition_required");
+        let guarded = txn(json!({"compare": [{"key": "a", "exists": false}], "success": [{"op": "put", "key": "a", "value": 1}]}));
+        assert!(plan(&ctx, &Snapshot::default(), &guarded).is_ok());
+    }
+}
