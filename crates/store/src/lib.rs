@@ -1,1 +1,155 @@
-//! placeholder
+//! Storage for ctxmesh: the [`Store`] trait every backend implements, the
+//! embedded SQLite backend, and (behind the `conformance` feature) the
+//! conformance suite that every backend must pass.
+//!
+//! Backends own atomicity, durability and ordering. The semantics of a write
+//! (comparisons, versioning, events) come from `ctxmesh_core::txn`: a backend
+//! locks the context, loads a snapshot, asks core for a plan and persists it.
+
+use async_trait::async_trait;
+use ctxmesh_core::context::{ContextInfo, ContextPatch, NewContext};
+use ctxmesh_core::history::{Commit, DiffChange};
+use ctxmesh_core::ids::{ContextId, EntryKey};
+use ctxmesh_core::txn::{ChangeKind, TxnRequest, TxnResponse};
+use ctxmesh_core::{Entry, Event, Timestamp};
+use serde::{Deserialize, Serialize};
+
+mod error;
+pub mod sqlite;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{StoreError, Result};
+
+/// Which state a read sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAt {
+    /// The current state (expired entries hidden).
+    Latest,
+    /// The state right after this revision.
+    Revision(u64),
+    /// The state after the last revision committed at or before this time.
+    Time(Timestamp),
+}
+
+/// A page request over keys.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Only keys starting with this string.
+    pub prefix: String,
+    /// Only keys after this one (exclusive).
+    pub after_key: Option<String>,
+    /// Most entries to return.
+    pub limit: usize,
+}
+
+/// A page of entries, read at one revision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryPage {
+    /// The entries, ordered by key.
+    pub entries: Vec<Entry>,
+    /// The revision the page was read at.
+    pub revision: u64,
+    /// Whether more entries follow the last one.
+    pub more: bool,
+}
+
+/// One version of an entry in its history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EntryVersion {
+    /// The revision of this change.
+    pub revision: u64,
+    /// What happened: created, updated, deleted or expired.
+    #[schema(value_type = String)]
+    pub change: ChangeKind,
+    /// The entry after the change; absent for deletions.
+    pub entry: Option<Entry>,
+}
+
+/// A page request over revisions, newest first.
+#[derive(Clone, Copy, Debug)]
+pub struct HistoryQuery {
+    /// Only revisions below this one (exclusive); `None` starts at the newest.
+    pub before: Option<u64>,
+    /// Most items to return.
+    pub limit: usize,
+}
+
+/// What a compaction pass did to one context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Compaction {
+    /// The context.
+    pub context: String,
+    /// History before this revision is gone.
+    pub compacted_revision: u64,
+    /// Versions removed.
+    pub versions_removed: u64,
+}
+
+/// A storage backend. Every method is atomic; writes are durable when they
+/// return (unless the backend runs in a relaxed durability mode).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a context at revision 1 (`already_exists` if the id is taken).
+    async fn create_context(&self, new: NewContext, author: &str) -> Result<ContextInfo>;
+    /// Reads a context's settings and counters.
+    async fn get_context(&self, id: &ContextId) -> Result<ContextInfo>;
+    /// Lists contexts ordered by id, after `after` (exclusive).
+    async fn list_contexts(&self, after: Option<&str>, limit: usize) -> Result<(Vec<ContextInfo>, bool)>;
+    /// Replaces the given settings of a context.
+    async fn update_context(&self, id: &ContextId, patch: ContextPatch) -> Result<ContextInfo>;
+    /// Deletes a context with all its entries and history.
+    async fn delete_context(&self, id: &ContextId) -> Result<()>;
+
+    /// Runs a transaction on one context.
+    async fn txn(&self, id: &ContextId, txn: TxnRequest, author: &str) -> Result<TxnResponse>;
+    /// Reads one entry; also returns the revision the read saw.
+    async fn get_entry(&self, id: &ContextId, key: &EntryKey, at: ReadAt) -> Result<(Option<Entry>, u64)>;
+    /// Lists entries by key prefix.
+    async fn list_entries(&self, id: &ContextId, at: ReadAt, query: &ListQuery) -> Result<EntryPage>;
+
+    /// The versions of one entry, newest first.
+    async fn entry_history(&self, id: &ContextId, key: &EntryKey, query: HistoryQuery) -> Result<Vec<EntryVersion>>;
+    /// The commits of a context, newest first.
+    async fn context_history(&self, id: &ContextId, query: HistoryQuery) -> Result<Vec<Commit>>;
+    /// What changed between two revisions (`from` < `to`), ordered by key.
+    async fn diff(&self, id: &ContextId, from: u64, to: u64) -> Result<Vec<DiffChange>>;
+    /// Restores the state as of `to` as a new revision; returns that revision.
+    async fn rollback(&self, id: &ContextId, to: u64, author: &str) -> Result<u64>;
+    /// Creates `new_id` holding the entries of `id` as of `at`.
+    async fn fork(&self, id: &ContextId, at: u64, new_id: &ContextId, author: &str) -> Result<ContextInfo>;
+    /// The events of a context after revision `after`, oldest first.
+    async fn events(&self, id: &ContextId, after: u64, limit: usize) -> Result<Vec<Event>>;
+
+    /// Removes every entry whose expiry is at or before `now`, one revision
+    /// per context; returns how many entries were removed.
+    async fn expire(&self, now: Timestamp) -> Result<u64>;
+    /// Applies retention policies (one context, or all) as of `now`.
+    async fn compact(&self, id: Option<&ContextId>, now: Timestamp) -> Result<Vec<Compaction>>;
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// How durable an acknowledged write is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Acknowledged after fsync.
+    #[default]
+    Full,
+    /// Acknowledged after the write reaches the OS; survives a crash of the
+    /// server process but not of the machine.
+    Relaxed,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "relaxed" => Ok(Durability::Relaxed),
+            _ => Err(format!("unknown durability {s:?}: use full or relaxed")),
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The conformance suite: behaviour every [`Store`] backend must show.
+//!
+//! A backend's test crate instantiates it with
+//! `ctxmesh_store::conformance_tests!(async { /* make a fresh store */ });`
+//! which expands to one `#[tokio::test]` per case, so that a failure names
+//! the case. Each case gets a fresh, empty store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use ctxmesh_core::context::{ContextPatch, NewContext, Retention};
+use ctxmesh_core::history::DiffKind;
+use ctxmesh_core::ids::{ContextId, EntryKey};
+use ctxmesh_core::txn::TxnRequest;
+use ctxmesh_core::Entry;
+use serde_json::{Value, json};
+
+use crate::{HistoryQuery, ListQuery, ReadAt, Store, StoreError};
+
+/// A store under test.
+pub type TestStore = Arc<dyn Store>;
+
+fn cid(s: &str) -> ContextId {
+    ContextId::parse(s).unwrap()
+}
+
+fn key(s: &str) -> EntryKey {
+    EntryKey::parse(s).unwrap()
+}
+
+fn txn(v: Value) -> TxnRequest {
+    serde_json::from_value(v).unwrap()
+}
+
+fn code(e: StoreError) -> &'static str {
+    match e {
+        StoreError::Core(c) => c.code(),
+        other => panic!("expected a domain error, got {other:?}"),
+    }
+}
+
+async fn new_context(store: &TestStore, id: &str) {
+    let new: NewContext = serde_json::from_value(json!({ "id": id })).unwrap();
+    store.create_context(new, "tester").await.unwrap();
+}
+
+async fn put(store: &TestStore, ctx: &str, k: &str, value: Value) -> u64 {
+    let r = store.txn(&cid(ctx), txn(json!({"success": [{"op": "put", "key": k, "value": value}]})), "tester").await;
+    r.unwrap().revision
+}
+
+async fn latest(store: &TestStore, ctx: &str, k: &str) -> Option<Entry> {
+    store.get_entry(&cid(ctx), &key(k), ReadAt::Latest).await.unwrap().0
+}
+
+async fn all_at(store: &TestStore, ctx: &str, at: ReadAt) -> BTreeMap<String, Value> {
+    let q = ListQuery { prefix: String::new(), after_key: None, limit: 10_000 };
+    let page = store.list_entries(&cid(ctx), at, &q).await.unwrap();
+    page.entries.into_iter().map(|e| (e.key, e.value)).collect()
+}
+
+/// Create, read, list, update and delete contexts.
+pub async fn context_lifecycle(store: TestStore) {
+    let new: NewContext = serde_json::from_value(json!({
+        "id": "c1", "labels": {"team": "research"}, "retention": {"max_revisions": 10},
+        "policy": {"strategy": "merge"}, "schemas": {"order": {"type": "object"}}
+    }))
+    .unwrap();
+    let info = store.create_context(new.clone(), "alice").await.unwrap();
+    assert_eq!(info.revision, 1, "create is revision 1");
+    assert_eq!(info.created_by, "alice");
+    assert_eq!(code(store.create_context(new, "bob").await.unwrap_err()), "already_exists");
+
+    let got = store.get_context(&cid("c1")).await.unwrap();
+    assert_eq!(got.settings.labels["team"], "research");
+    assert_eq!(got.settings.retention.max_revisions, Some(10));
+    assert_eq!(code(store.get_context(&cid("nope")).await.unwrap_err()), "not_found");
+
+    for id in ["c2", "c3", "c4"] {
+        new_context(&store, id).await;
+    }
+    let (page, more) = store.list_contexts(None, 2).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c1", "c2"]);
+    assert!(more);
+    let (page, more) = store.list_contexts(Some("c2"), 2).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c3", "c4"]);
+    assert!(!more);
+
+    let patch: ContextPatch = serde_json::from_value(json!({"labels": {"team": "writing"}})).unwrap();
+    let updated = store.update_context(&cid("c1"), patch).await.unwrap();
+    assert_eq!(updated.settings.labels["team"], "writing");
+    assert_eq!(updated.settings.retention.max_revisions, Some(10), "unpatched settings stay");
+    let bad: ContextPatch = serde_json::from_value(json!({"schemas": {"a": {"type": 5}}})).unwrap();
+    assert_eq!(code(store.update_context(&cid("c1"), bad).await.unwrap_err()), "invalid_schema");
+
+    put(&store, "c1", "a", json!(1)).await;
+    store.delete_context(&cid("c1")).await.unwrap();
+    assert_eq!(code(store.get_context(&cid("c1")).await.unwrap_err()), "not_found");
+    assert_eq!(code(store.delete_context(&cid("c1")).await.unwrap_err()), "not_found");
+    // The id can be used again, starting afresh.
+    new_context(&store, "c1").await;
+    assert_eq!(store.get_context(&cid("c1")).await.unwrap().revision, 1);
+    assert!(latest(&store, "c1", "a").await.is_none());
+}
+
+/// Versioning of entries: revision, version, created_revision, vclock.
+pub async fn entry_versioning(store: TestStore) {
+    new_context(&store, "v").await;
+    assert_eq!(put(&store, "v", "a", json!(1)).await, 2);
+    assert_eq!(put(&store, "v", "a", json!(2)).await, 3);
+    let e = latest(&store, "v", "a").await.unwrap();
+    assert_eq!((e.revision, e.version, e.created_revision), (3, 2, 2));
+    assert_eq!(e.vclock["tester"], 2);
+    assert_eq!(e.author, "tester");
+
+    store.txn(&cid("v"), txn(json!({"success": [{"op": "delete", "key": "a"}]})), "x").await.unwrap();
+    assert!(latest(&store, "v", "a").await.is_none());
+    put(&store, "v", "a", json!(3)).await;
+    let e = latest(&store, "v", "a").await.unwrap();
+    assert_eq!((e.revision, e.version, e.created_revision), (5, 1, 5), "version restarts after re-create");
+    assert_eq!(store.get_context(&cid("v")).await.unwrap().entry_count, 1);
+}
+
+/// A failed comparison changes nothing but the failure branch.
+pub async fn txn_compare_and_branches(store: TestStore) {
+    new_context(&store, "t").await;
+    put(&store, "t", "a", json!(1)).await;
+    let r = store
+        .txn(
+            &cid("t"),
+            txn(json!({
+                "compare": [{"key": "a", "revision": 1}],
+                "success": [{"op": "put", "key": "a", "value": 100}],
+                "failure": [{"op": "put", "key": "failed", "value": true}, {"op": "get", "key": "a"}]
+            })),
+            "x",
+        )
+        .await
+        .unwrap();
+    assert!(!r.succeeded);
+    assert_eq!(latest(&store, "t", "a").await.unwrap().value, json!(1));
+    assert_eq!(latest(&store, "t", "failed").await.unwrap().value, json!(true));
+
+    // An operation that cannot apply aborts the whole transaction.
+    let before = store.get_context(&cid("t")).await.unwrap().revision;
+    let err = store
+        .txn(
+            &cid("t"),
+            txn(json!({"success": [{"op": "put", "key": "b", "value": 1}, {"op": "patch", "key": "missing", "merge_patch": {}}]})),
+            "x",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "not_found");
+    assert!(latest(&store, "t", "b").await.is_none());
+    assert_eq!(store.get_context(&cid("t")).await.unwrap().revision, before);
+
+    // Prefix operations.
+    for k in ["p/1", "p/2", "q/1"] {
+        put(&store, "t", k, json!(k)).await;
+    }
+    let r = store.txn(&cid("t"), txn(json!({"success": [{"op": "delete_prefix", "prefix": "p/"}]})), "x").await.unwrap();
+    assert!(r.succeeded);
+    assert!(latest(&store, "t", "p/1").await.is_none());
+    assert!(latest(&store, "t", "q/1").await.is_some());
+    assert_eq!(code(store.txn(&cid("none"), TxnRequest::default(), "x").await.unwrap_err()), "not_found");
+}
+
+/// Concurrent compare-and-swap increments lose no update.
+pub async fn concurrent_increments(store: TestStore) {
+    new_context(&store, "n").await;
+    put(&store, "n", "counter", json!(0)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            for _ in 0..10 {
+                loop {
+                    let e = latest(&store, "n", "counter").await.unwrap();
+                    let next = e.value.as_u64().unwrap() + 1;
+                    let t = txn(json!({
+                        "compare": [{"key": "counter", "revision": e.revision}],
+                        "success": [{"op": "put", "key": "counter", "value": next}]
+                    }));
+                    if store.txn(&cid("n"), t, "w").await.unwrap().succeeded {
+                        ok += 1;
+                        break;
+                    }
+                }
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 80);
+    assert_eq!(latest(&store, "n", "counter").await.unwrap().value, json!(80));
+}
+
+/// For a random sequence of writes, reading at R gives the state after R.
+pub async fn time_travel_matches_model(store: TestStore) {
+    new_context(&store, "tt").await;
+    let mut model: BTreeMap<String, Value> = BTreeMap::new();
+    let mut states = vec![(1u64, model.clone())];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..120 {
+        let k = format!("k/{}", next() % 12);
+        let op = next() % 10;
+        let t = if op < 6 {
+            model.insert(k.clone(), json!(i));
+            json!({"success": [{"op": "put", "key": k, "value": i}]})
+        } else if op < 8 {
+            let existed = model.remove(&k).is_some();
+            if !existed {
+                continue;
+            }
+            json!({"success": [{"op": "delete", "key": k}]})
+        } else {
+            let cur = model.get(&k).cloned();
+            let Some(Value::Number(_)) = cur else { continue };
+            let patched = json!({"n": i});
+            model.insert(k.clone(), patched);
+            json!({"success": [{"op": "patch", "key": k, "json_patch": [{"op": "replace", "path": "", "value": {"n": i}}]}]})
+        };
+        let r = store.txn(&cid("tt"), txn(t), "w").await.unwrap();
+        states.push((r.revision, model.clone()));
+    }
+    for (rev, expected) in &states {
+        assert_eq!(&all_at(&store, "tt", ReadAt::Revision(*rev)).await, expected, "state at {rev}");
+        for k in (0..12).map(|i| format!("k/{i}")) {
+            let (e, _) = store.get_entry(&cid("tt"), &key(&k), ReadAt::Revision(*rev)).await.unwrap();
+            assert_eq!(e.map(|e| e.value), expected.get(&k).cloned(), "{k} at {rev}");
+        }
+    }
+    let last = states.last().unwrap();
+    assert_eq!(all_at(&store, "tt", ReadAt::Latest).await, last.1);
+    let future = store.get_context(&cid("tt")).await.unwrap().revision + 1;
+    let err = store.get_entry(&cid("tt"), &key("k/1"), ReadAt::Revision(future)).await.unwrap_err();
+    assert_eq!(code(err), "not_found");
+}
+
+/// Reading as of a time resolves to the last revision committed by then.
+pub async fn read_as_of_time(store: TestStore) {
+    new_context(&store, "at").await;
+    put(&store, "at", "a", json!(1)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    put(&store, "at", "a", json!(2)).await;
+    let (e, rev) = store.get_entry(&cid("at"), &key("a"), ReadAt::Time(between)).await.unwrap();
+    assert_eq!((e.unwrap().value, rev), (json!(1), 2));
+    let long_ago = between - chrono::Duration::days(1);
+    assert_eq!(code(store.get_entry(&cid("at"), &key("a"), ReadAt::Time(long_ago)).await.unwrap_err()), "not_found");
+}
+
+/// Pagination over keys with a prefix.
+pub async fn list_pagination(store: TestStore) {
+    new_context(&store, "l").await;
+    for i in 0..7 {
+        put(&store, "l", &format!("f/{i}"), json!(i)).await;
+    }
+    put(&store, "l", "g/0", json!(0)).await;
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ListQuery { prefix: "f/".into(), after_key: after.clone(), limit: 3 };
+        let page = store.list_entries(&cid("l"), ReadAt::Latest, &q).await.unwrap();
+        assert_eq!(page.revision, 9);
+        seen.extend(page.entries.iter().map(|e| e.key.clone()));
+        if !page.more {
+            break;
+        }
+        after = page.entries.last().map(|e| e.key.clone());
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("f/{i}")).collect::<Vec<_>>());
+}
+
+/// Entry history, context history and diffs.
+pub async fn history_and_diff(store: TestStore) {
+    new_context(&store, "h").await;
+    put(&store, "h", "a", json!(1)).await; // 2
+    put(&store, "h", "b", json!(1)).await; // 3
+    put(&store, "h", "a", json!(2)).await; // 4
+    store.txn(&cid("h"), txn(json!({"success": [{"op": "delete", "key": "b"}]})), "x").await.unwrap(); // 5
+    put(&store, "h", "c", json!(1)).await; // 6
+
+    let versions = store.entry_history(&cid("h"), &key("a"), HistoryQuery { before: None, limit: 10 }).await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.revision).collect::<Vec<_>>(), [4, 2]);
+    let b = store.entry_history(&cid("h"), &key("b"), HistoryQuery { before: None, limit: 10 }).await.unwrap();
+    assert!(b[0].entry.is_none(), "the deletion is in the history");
+    let missing = store.entry_history(&cid("h"), &key("zz"), HistoryQuery { before: None, limit: 10 }).await;
+    assert_eq!(code(missing.unwrap_err()), "not_found");
+
+    let commits = store.context_history(&cid("h"), HistoryQuery { before: None, limit: 100 }).await.unwrap();
+    assert_eq!(commits.iter().map(|c| c.revision).collect::<Vec<_>>(), [6, 5, 4, 3, 2, 1]);
+    assert_eq!(commits[1].keys, ["b"]);
+    assert_eq!(commits[5].kind, "create");
+    let page = store.context_history(&cid("h"), HistoryQuery { before: Some(4), limit: 2 }).await.unwrap();
+    assert_eq!(page.iter().map(|c| c.revision).collect::<Vec<_>>(), [3, 2]);
+
+    let diff = store.diff(&cid("h"), 3, 6).await.unwrap();
+    let summary: Vec<(String, DiffKind)> = diff.iter().map(|d| (d.key.clone(), d.change)).collect();
+    assert_eq!(
+        summary,
+        [("a".into(), DiffKind::Modified), ("b".into(), DiffKind::Removed), ("c".into(), DiffKind::Added)]
+    );
+    assert_eq!(diff[0].before.as_ref().unwrap().value, json!(1));
+    assert_eq!(diff[0].after.as_ref().unwrap().value, json!(2));
+    assert_eq!(code(store.diff(&cid("h"), 5, 3).await.unwrap_err()), "invalid_argument");
+}
+
+/// Rollback restores a revision's state as a new revision.
+pub async fn rollback_restores(store: TestStore) {
+    new_context(&store, "r").await;
+    put(&store, "r", "a", json!(1)).await; // 2
+    put(&store, "r", "b", json!(1)).await; // 3
+    put(&store, "r", "a", json!(2)).await; // 4
+    put(&store, "r", "c", json!(1)).await; // 5
+    let rev = store.rollback(&cid("r"), 3, "fixer").await.unwrap();
+    assert_eq!(rev, 6);
+    assert_eq!(all_at(&store, "r", ReadAt::Latest).await, all_at(&store, "r", ReadAt::Revision(3)).await);
+    // History is kept: revision 5 still reads as it was.
+    assert_eq!(all_at(&store, "r", ReadAt::Revision(5)).await.len(), 3);
+    let diff = store.diff(&cid("r"), 5, 6).await.unwrap();
+    let summary: Vec<(String, DiffKind)> = diff.iter().map(|d| (d.key.clone(), d.change)).collect();
+    assert_eq!(summary, [("a".into(), DiffKind::Modified), ("c".into(), DiffKind::Removed)]);
+    let a = latest(&store, "r", "a").await.unwrap();
+    assert_eq!((a.value, a.version, a.author.as_str()), (json!(1), 3, "fixer"));
+    let events = store.events(&cid("r"), 5, 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "context.rolled_back"));
+    assert_eq!(code(store.rollback(&cid("r"), 99, "x").await.unwrap_err()), "not_found");
+}
+
+/// Fork creates a new context from a revision.
+pub async fn fork_from_revision(store: TestStore) {
+    new_context(&store, "src").await;
+    put(&store, "src", "a", json!(1)).await; // 2
+    put(&store, "src", "b", json!(2)).await; // 3
+    put(&store, "src", "a", json!(3)).await; // 4
+    let forked = store.fork(&cid("src"), 3, &cid("dst"), "forker").await.unwrap();
+    assert_eq!(forked.revision, 1);
+    assert_eq!(forked.entry_count, 2);
+    assert_eq!(forked.forked_from.as_ref().unwrap().revision, 3);
+    assert_eq!(all_at(&store, "dst", ReadAt::Latest).await, BTreeMap::from([("a".into(), json!(1)), ("b".into(), json!(2))]));
+    put(&store, "dst", "a", json!(9)).await;
+    assert_eq!(latest(&store, "src", "a").await.unwrap().value, json!(3), "the source is untouched");
+    assert_eq!(code(store.fork(&cid("src"), 3, &cid("dst"), "x").await.unwrap_err()), "already_exists");
+}
+
+/// Expired entries vanish from reads; their removal is a revision of its own.
+pub async fn ttl_expiry(store: TestStore) {
+    new_context(&store, "ttl").await;
+    let t = txn(json!({"success": [
+        {"op": "put", "key": "short", "value": 1, "ttl_ms": 50},
+        {"op": "put", "key": "long", "value": 2, "ttl_ms": 3_600_000}
+    ]}));
+    let r = store.txn(&cid("ttl"), t, "x").await.unwrap();
+    assert_eq!(r.revision, 2);
+    assert!(latest(&store, "ttl", "short").await.is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    assert!(latest(&store, "ttl", "short").await.is_none(), "expired entries are hidden at once");
+    assert_eq!(store.expire(Utc::now()).await.unwrap(), 1);
+    let ctx = store.get_context(&cid("ttl")).await.unwrap();
+    assert_eq!(ctx.revision, 3);
+    assert_eq!(ctx.entry_count, 1);
+    let versions = store.entry_history(&cid("ttl"), &key("short"), HistoryQuery { before: None, limit: 5 }).await.unwrap();
+    assert_eq!(versions[0].revision, 3);
+    assert_eq!(versions[0].change, ctxmesh_core::txn::ChangeKind::Expired);
+    assert_eq!(store.expire(Utc::now()).await.unwrap(), 0);
+    // The state before the expiry is still readable.
+    assert_eq!(all_at(&store, "ttl", ReadAt::Revision(2)).await.len(), 2);
+}
+
+/// Compaction removes history before the retention point; reads there get `compacted`.
+pub async fn retention_compaction(store: TestStore) {
+    let new: NewContext =
+        serde_json::from_value(json!({"id": "cmp", "retention": {"max_revisions": 3}})).unwrap();
+    store.create_context(new, "x").await.unwrap();
+    for i in 0..6 {
+        put(&store, "cmp", "a", json!(i)).await; // revisions 2..=7
+    }
+    put(&store, "cmp", "b", json!("b")).await; // 8
+    let expected_at_6 = all_at(&store, "cmp", ReadAt::Revision(6)).await;
+    let done = store.compact(None, Utc::now()).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].compacted_revision, 6);
+    let err = store.get_entry(&cid("cmp"), &key("a"), ReadAt::Revision(5)).await.unwrap_err();
+    assert_eq!(code(err), "compacted");
+    assert_eq!(all_at(&store, "cmp", ReadAt::Revision(6)).await, expected_at_6);
+    assert_eq!(latest(&store, "cmp", "a").await.unwrap().value, json!(5), "the current value survives");
+    assert_eq!(code(store.events(&cid("cmp"), 2, 10).await.unwrap_err()), "compacted");
+    assert_eq!(store.events(&cid("cmp"), 5, 10).await.unwrap()[0].revision, 6);
+    assert_eq!(code(store.diff(&cid("cmp"), 4, 8).await.unwrap_err()), "compacted");
+    assert!(store.compact(None, Utc::now()).await.unwrap().is_empty(), "compaction is idempotent");
+    let unbounded: NewContext = serde_json::from_value(json!({"id": "keep"})).unwrap();
+    store.create_context(unbounded, "x").await.unwrap();
+    put(&store, "keep", "a", json!(1)).await;
+    let r = store.compact(Some(&cid("keep")), Utc::now()).await.unwrap();
+    assert!(r.is_empty(), "no retention policy keeps everything");
+    let _ = Retention::default();
+}
+
+/// The event log has every revision, in order, and one event per change.
+pub async fn event_log_is_gap_free(store: TestStore) {
+    new_context(&store, "ev").await;
+    for i in 0..5 {
+        put(&store, "ev", &format!("k{i}"), json!(i)).await;
+    }
+    store
+        .txn(&cid("ev"), txn(json!({"success": [{"op": "delete", "key": "k0"}, {"op": "put", "key": "k1", "value": 9}]})), "x")
+        .await
+        .unwrap();
+    let events = store.events(&cid("ev"), 0, 100).await.unwrap();
+    assert_eq!(events[0].kind, "context.created");
+    let revisions: Vec<u64> = events.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, [1, 2, 3, 4, 5, 6, 7, 7]);
+    assert_eq!(events[6].key.as_deref(), Some("k0"));
+    assert_eq!(events[6].data.as_ref().unwrap()["change"], "deleted");
+    assert_eq!(events[7].data.as_ref().unwrap()["value"], 9);
+    let after = store.events(&cid("ev"), 5, 1).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].revision, 6);
+}
+
+/// A schema violation is rejected and changes nothing.
+pub async fn schema_enforced(store: TestStore) {
+    let new: NewContext = serde_json::from_value(json!({
+        "id": "s", "schemas": {"orders/*": {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer"}}}}
+    }))
+    .unwrap();
+    store.create_context(new, "x").await.unwrap();
+    let ok = txn(json!({"success": [{"op": "put", "key": "orders/1", "value": {"qty": 1}}]}));
+    store.txn(&cid("s"), ok, "x").await.unwrap();
+    let bad = txn(json!({"success": [{"op": "patch", "key": "orders/1", "merge_patch": {"qty": "many"}}]}));
+    match store.txn(&cid("s"), bad, "x").await.unwrap_err() {
+        StoreError::Core(ctxmesh_core::Error::SchemaViolation { pointer, .. }) => assert_eq!(pointer, "/qty"),
+        other => panic!("expected a schema violation, got {other:?}"),
+    }
+    assert_eq!(latest(&store, "s", "orders/1").await.unwrap().value, json!({"qty": 1}));
+    assert_eq!(store.get_context(&cid("s")).await.unwrap().revision, 2);
+}
+
+/// Expands to one `#[tokio::test]` per conformance case. `$make` is an
+/// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
+/// per case.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            context_lifecycle, entry_versioning, txn_compare_and_branches, concurrent_increments,
+            time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
+            rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
+            event_log_is_gap_free, schema_enforced);
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: $crate::conformance::TestStore = $make.await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}

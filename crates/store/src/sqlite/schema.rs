@@ -1,0 +1,86 @@
+//! The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+/// Each step moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE contexts (
+    id                 TEXT PRIMARY KEY,
+    revision           INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,   -- unix microseconds
+    updated_at         INTEGER NOT NULL,
+    created_by         TEXT NOT NULL,
+    settings           TEXT NOT NULL,      -- JSON: policy, schemas, retention, labels
+    settings_version   INTEGER NOT NULL,
+    entry_count        INTEGER NOT NULL,
+    compacted_revision INTEGER NOT NULL DEFAULT 0,
+    parent             TEXT,
+    forked_from        TEXT                -- JSON {context, revision}
+) WITHOUT ROWID;
+
+-- Every version of every entry; the current entry is the newest version.
+CREATE TABLE versions (
+    ctx              TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    revision         INTEGER NOT NULL,
+    change           TEXT NOT NULL,        -- created | updated | deleted | expired
+    value            TEXT,                 -- JSON; NULL for deletions
+    meta             TEXT,                 -- JSON EntryMeta; NULL for deletions
+    version          INTEGER NOT NULL,
+    created_revision INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    author           TEXT NOT NULL,
+    vclock           TEXT NOT NULL,
+    PRIMARY KEY (ctx, key, revision)
+) WITHOUT ROWID;
+CREATE INDEX versions_by_revision ON versions (ctx, revision);
+
+-- The live entries: a pointer to the current version of each key.
+CREATE TABLE entries (
+    ctx        TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    revision   INTEGER NOT NULL,
+    expires_at INTEGER,                    -- unix microseconds
+    PRIMARY KEY (ctx, key)
+) WITHOUT ROWID;
+CREATE INDEX entries_expiry ON entries (ctx, expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE commits (
+    ctx      TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    author   TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    keys     TEXT NOT NULL,                -- JSON array
+    PRIMARY KEY (ctx, revision)
+) WITHOUT ROWID;
+CREATE INDEX commits_by_time ON commits (ctx, at);
+
+CREATE TABLE events (
+    ctx      TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,             -- order within the revision
+    event    TEXT NOT NULL,                -- JSON Event
+    PRIMARY KEY (ctx, revision, seq)
+) WITHOUT ROWID;
+"#];
+
+/// Brings the database schema up to date.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(crate::StoreError::Backend(format!(
+            "the database has schema version {current}, newer than this ctxmesh knows ({}): upgrade ctxmesh",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
