@@ -1,1 +1,64 @@
-fn main(){}
+//! `ctxmesh`: runs the server (`serve`) and talks to one (`ctx ...`).
+//!
+//! Exit codes: 0 success; 1 any other error; 2 bad usage; 3 not found;
+//! 4 precondition failed or conflict; 5 the server cannot be reached.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod ctx;
+mod serve;
+mod table;
+
+/// Shared, versioned context for AI agents.
+#[derive(Parser, Debug)]
+#[command(name = "ctxmesh", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Work with contexts and entries on a running server.
+    Ctx(ctx::CtxArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Ctx(args) => ctx::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<ctxmesh_client::ClientError>() {
+        Some(ctxmesh_client::ClientError::Transport(_)) => 5,
+        Some(err) => match err.code() {
+            Some("not_found") => 3,
+            Some("precondition_failed" | "conflict" | "already_exists") => 4,
+            _ => 1,
+        },
+        None => 1,
+    }
+}

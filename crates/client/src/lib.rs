@@ -1,1 +1,292 @@
-//! placeholder
+//! A Rust client for the ctxmesh HTTP API, over the same wire types as the
+//! server. Used by the CLI, the benchmark tool and the tests.
+
+use ctxmesh_core::context::ContextInfo;
+use ctxmesh_core::txn::{TxnRequest, TxnResponse};
+use ctxmesh_core::Entry;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// An error from the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Message from the server.
+        message: String,
+        /// Details from the server.
+        details: Value,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    /// The server answered something this client does not understand.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The stable error code, for API errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Which kind of patch to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    /// RFC 7386 JSON Merge Patch.
+    Merge,
+    /// RFC 6902 JSON Patch.
+    Json,
+}
+
+/// A preconditioned write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precondition {
+    /// Write blindly.
+    #[default]
+    None,
+    /// Only if the entry's revision is this (`If-Match`).
+    Revision(u64),
+    /// Only if the entry does not exist (`If-None-Match: *`).
+    Absent,
+}
+
+/// A client of one ctxmesh server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    agent: Option<String>,
+}
+
+/// Percent-encodes a key for a URL path (every `/` too, so that no key is
+/// mistaken for a sub-resource such as `/history`).
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7600`).
+    pub fn new(base: &str) -> Self {
+        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), agent: None }
+    }
+
+    /// The same client acting as agent `agent` (`X-Agent-Id`).
+    pub fn with_agent(mut self, agent: &str) -> Self {
+        self.agent = Some(agent.to_owned());
+        self
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(agent) = &self.agent {
+            req = req.header("x-agent-id", agent);
+        }
+        req
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+        let response = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        let body = if bytes.is_empty() { b"null".as_slice() } else { &bytes };
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /v1/contexts` with `body` (`{"id", "policy"?, ...}`).
+    pub async fn create_context(&self, body: &Value) -> Result<ContextInfo> {
+        self.send(self.request(Method::POST, "/v1/contexts").json(body)).await
+    }
+
+    /// `GET /v1/contexts`.
+    pub async fn list_contexts(&self, limit: Option<usize>, cursor: Option<&str>) -> Result<Value> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_owned()));
+        }
+        self.send(self.request(Method::GET, "/v1/contexts").query(&q)).await
+    }
+
+    /// `GET /v1/contexts/{ctx}`.
+    pub async fn get_context(&self, ctx: &str) -> Result<ContextInfo> {
+        self.send(self.request(Method::GET, &format!("/v1/contexts/{ctx}"))).await
+    }
+
+    /// `PATCH /v1/contexts/{ctx}` with settings to replace.
+    pub async fn update_context(&self, ctx: &str, patch: &Value) -> Result<ContextInfo> {
+        self.send(self.request(Method::PATCH, &format!("/v1/contexts/{ctx}")).json(patch)).await
+    }
+
+    /// `DELETE /v1/contexts/{ctx}`.
+    pub async fn delete_context(&self, ctx: &str) -> Result<()> {
+        self.send::<Value>(self.request(Method::DELETE, &format!("/v1/contexts/{ctx}"))).await.map(|_| ())
+    }
+
+    /// `GET /v1/contexts/{ctx}/entries/{key}`, optionally `?at=`.
+    pub async fn get_entry(&self, ctx: &str, key: &str, at: Option<u64>) -> Result<Entry> {
+        let mut req = self.request(Method::GET, &format!("/v1/contexts/{ctx}/entries/{}", encode_key(key)));
+        if let Some(at) = at {
+            req = req.query(&[("at", at)]);
+        }
+        self.send(req).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/entries`: `{"entries", "revision", "next_cursor"}`.
+    pub async fn list_entries(&self, ctx: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.send(self.request(Method::GET, &format!("/v1/contexts/{ctx}/entries")).query(query)).await
+    }
+
+    /// `PUT /v1/contexts/{ctx}/entries/{key}` with `{"value", ...metadata}`.
+    pub async fn put_entry(&self, ctx: &str, key: &str, body: &Value, pre: Precondition) -> Result<Entry> {
+        let req = self.request(Method::PUT, &format!("/v1/contexts/{ctx}/entries/{}", encode_key(key))).json(body);
+        self.send(with_precondition(req, pre)).await
+    }
+
+    /// `PATCH /v1/contexts/{ctx}/entries/{key}`.
+    pub async fn patch_entry(&self, ctx: &str, key: &str, patch: &Value, kind: PatchKind, pre: Precondition) -> Result<Entry> {
+        let content_type = match kind {
+            PatchKind::Merge => "application/merge-patch+json",
+            PatchKind::Json => "application/json-patch+json",
+        };
+        let req = self
+            .request(Method::PATCH, &format!("/v1/contexts/{ctx}/entries/{}", encode_key(key)))
+            .header("content-type", content_type)
+            .body(patch.to_string());
+        self.send(with_precondition(req, pre)).await
+    }
+
+    /// `DELETE /v1/contexts/{ctx}/entries/{key}`: `{"key", "revision"}`.
+    pub async fn delete_entry(&self, ctx: &str, key: &str, pre: Precondition) -> Result<Value> {
+        let req = self.request(Method::DELETE, &format!("/v1/contexts/{ctx}/entries/{}", encode_key(key)));
+        self.send(with_precondition(req, pre)).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/txn`.
+    pub async fn txn(&self, ctx: &str, txn: &TxnRequest) -> Result<TxnResponse> {
+        self.send(self.request(Method::POST, &format!("/v1/contexts/{ctx}/txn")).json(txn)).await
+    }
+
+    /// Entry history (`key` given) or context history.
+    pub async fn history(&self, ctx: &str, key: Option<&str>, limit: Option<usize>) -> Result<Value> {
+        let path = match key {
+            Some(key) => format!("/v1/contexts/{ctx}/entries/{}/history", encode_key(key)),
+            None => format!("/v1/contexts/{ctx}/history"),
+        };
+        let mut req = self.request(Method::GET, &path);
+        if let Some(l) = limit {
+            req = req.query(&[("limit", l)]);
+        }
+        self.send(req).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/diff?from=&to=`.
+    pub async fn diff(&self, ctx: &str, from: u64, to: Option<u64>) -> Result<Value> {
+        let mut q = vec![("from", from)];
+        if let Some(to) = to {
+            q.push(("to", to));
+        }
+        self.send(self.request(Method::GET, &format!("/v1/contexts/{ctx}/diff")).query(&q)).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/rollback`.
+    pub async fn rollback(&self, ctx: &str, to: u64) -> Result<Value> {
+        let body = serde_json::json!({ "to": to });
+        self.send(self.request(Method::POST, &format!("/v1/contexts/{ctx}/rollback")).json(&body)).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/fork`.
+    pub async fn fork(&self, ctx: &str, new_id: &str, at: Option<u64>) -> Result<ContextInfo> {
+        let body = serde_json::json!({ "id": new_id, "at": at });
+        self.send(self.request(Method::POST, &format!("/v1/contexts/{ctx}/fork")).json(&body)).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/events?after=`.
+    pub async fn events(&self, ctx: &str, after: u64, limit: Option<usize>) -> Result<Value> {
+        let mut q = vec![("after", after as usize)];
+        if let Some(l) = limit {
+            q.push(("limit", l));
+        }
+        self.send(self.request(Method::GET, &format!("/v1/contexts/{ctx}/events")).query(&q)).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/document`.
+    pub async fn document(&self, ctx: &str, at: Option<u64>) -> Result<Value> {
+        let mut req = self.request(Method::GET, &format!("/v1/contexts/{ctx}/document"));
+        if let Some(at) = at {
+            req = req.query(&[("at", at)]);
+        }
+        self.send(req).await
+    }
+}
+
+fn with_precondition(req: RequestBuilder, pre: Precondition) -> RequestBuilder {
+    match pre {
+        Precondition::None => req,
+        Precondition::Revision(r) => req.header("if-match", format!("\"{r}\"")),
+        Precondition::Absent => req.header("if-none-match", "*"),
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    match error {
+        Some(e) => ClientError::Api {
+            status: status.as_u16(),
+            code: e["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: e["message"].as_str().unwrap_or("").to_owned(),
+            details: e.get("details").cloned().unwrap_or(Value::Null),
+        },
+        None => ClientError::Api {
+            status: status.as_u16(),
+            code: "unknown".into(),
+            message: String::from_utf8_lossy(body).into_owned(),
+            details: Value::Null,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_fully_encoded() {
+        assert_eq!(encode_key("a/history"), "a%2Fhistory");
+        assert_eq!(encode_key("x:y@z~1"), "x%3Ay%40z~1");
+    }
+}

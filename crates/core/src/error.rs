@@ -73,7 +73,7 @@ pub enum Error {
         actual: u64,
     },
     /// A precondition (`If-Match`, `If-None-Match`) failed. Nothing changed.
-    #[error("precondition failed for {key:?}: the entry has changed (current revision {current_revision:?})")]
+    #[error("precondition failed for {key:?}: {}", describe_current(*.current_revision))]
     PreconditionFailed {
         /// The key whose precondition failed.
         key: String,
@@ -163,6 +163,13 @@ impl Error {
     /// Shorthand for an [`Error::NotFound`].
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
+    }
+}
+
+fn describe_current(revision: Option<u64>) -> String {
+    match revision {
+        Some(r) => format!("the entry is now at revision {r}; error.details.current holds it: merge and retry"),
+        None => "the entry does not exist".to_owned(),
     }
 }
 

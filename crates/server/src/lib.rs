@@ -1,1 +1,110 @@
-//! placeholder
+//! The ctxmesh HTTP server.
+//!
+//! [`app`] builds the axum `Router` over an [`AppState`] (a store and the
+//! server settings); [`run`] serves it on a listener until a shutdown signal,
+//! with the background tasks (TTL expiry, retention) alongside.
+//!
+//! Layout: `routes/` holds one module per resource, each parsing requests
+//! into store calls; `extract` turns malformed input into `ApiError`s;
+//! `error` is the one error type; `metrics` records per-route latency;
+//! `openapi` assembles the spec served at `/openapi.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use ctxmesh_core::Limits;
+use ctxmesh_store::Store;
+use tokio::net::TcpListener;
+
+pub mod background;
+mod cursor;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+
+pub use error::ApiError;
+
+/// Settings of the HTTP server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Size limits (request body, values, keys, entries, transactions).
+    pub limits: Limits,
+    /// How often expired entries are swept.
+    pub expiry_interval: Duration,
+    /// How often retention policies are applied.
+    pub compaction_interval: Duration,
+    /// Largest page a list request may ask for.
+    pub max_page_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            expiry_interval: Duration::from_secs(1),
+            compaction_interval: Duration::from_secs(60),
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+}
+
+impl AppState {
+    /// State over `store` with `config`.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        AppState { inner: Arc::new(Inner { store, config }) }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// A shared handle to the store.
+    pub fn store_arc(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
+    }
+
+    /// The server settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+}
+
+/// The application: every route, with limits and metrics.
+pub fn app(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config().limits.max_body_bytes).unwrap_or(usize::MAX);
+    routes::router()
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves, running
+/// the background tasks meanwhile. In-flight requests finish before it
+/// returns; every acknowledged write is already durable.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::install();
+    let mut tasks = background::spawn(state.clone());
+    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    tasks.abort_all();
+    result
+}

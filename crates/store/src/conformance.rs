@@ -430,6 +430,8 @@ pub async fn event_log_is_gap_free(store: TestStore) {
     let after = store.events(&cid("ev"), 5, 1).await.unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].revision, 6);
+    let atomic = store.events(&cid("ev"), 6, 1).await.unwrap();
+    assert_eq!(atomic.len(), 2, "a limit never splits a revision");
 }
 
 /// A schema violation is rejected and changes nothing.

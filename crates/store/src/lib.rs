@@ -119,7 +119,9 @@ pub trait Store: Send + Sync + 'static {
     async fn rollback(&self, id: &ContextId, to: u64, author: &str) -> Result<u64>;
     /// Creates `new_id` holding the entries of `id` as of `at`.
     async fn fork(&self, id: &ContextId, at: u64, new_id: &ContextId, author: &str) -> Result<ContextInfo>;
-    /// The events of a context after revision `after`, oldest first.
+    /// The events of a context after revision `after`, oldest first: at
+    /// least `limit` events when there are that many, and never part of a
+    /// revision (its last revision is complete).
     async fn events(&self, id: &ContextId, after: u64, limit: usize) -> Result<Vec<Event>>;
 
     /// Removes every entry whose expiry is at or before `now`, one revision
@@ -152,4 +154,46 @@ impl std::str::FromStr for Durability {
             _ => Err(format!("unknown durability {s:?}: use full or relaxed")),
         }
     }
+}
+
+/// What [`open`] needs besides the URL.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// The data directory (the default SQLite file lives there).
+    pub data_dir: std::path::PathBuf,
+    /// fsync on commit, or not.
+    pub durability: Durability,
+    /// Limits enforced on writes.
+    pub limits: ctxmesh_core::Limits,
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (or a bare path), or, with
+/// no URL, `ctxmesh.db` in the data directory. Returns the store and a
+/// description for the start-up log.
+pub fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync::Arc<dyn Store>, String)> {
+    let path = match url {
+        None | Some("") => options.data_dir.join("ctxmesh.db"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Err(StoreError::Unavailable(
+                "the PostgreSQL store is not part of this build yet: use the embedded store (omit --store)".into(),
+            ));
+        }
+        Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Some(path) => std::path::PathBuf::from(path),
+            None if !url.contains("://") => std::path::PathBuf::from(url),
+            None => {
+                return Err(StoreError::Unavailable(format!(
+                    "unknown store URL {url:?}: use sqlite://PATH (or omit --store for the data directory)"
+                )));
+            }
+        },
+    };
+    let config = sqlite::SqliteConfig {
+        path: path.clone(),
+        durability: options.durability,
+        limits: options.limits.clone(),
+        readers: 8,
+    };
+    let store = sqlite::SqliteStore::open(config)?;
+    Ok((std::sync::Arc::new(store), format!("sqlite {}", path.display())))
 }

@@ -296,9 +296,22 @@ impl Store for SqliteStore {
                 )?;
                 let rows =
                     stmt.query_map(params![id.as_str(), after as i64, limit as i64], |r| r.get::<_, String>(0))?;
-                let mut out = Vec::new();
+                let mut out: Vec<Event> = Vec::new();
                 for row in rows {
                     out.push(serde_json::from_str(&row?)?);
+                }
+                drop(stmt);
+                // The events of one revision are delivered together: finish
+                // the last revision even when the limit cut it.
+                if let Some(last) = out.last().filter(|_| out.len() == limit) {
+                    let (revision, seen) = (last.revision, out.iter().filter(|e| e.revision == last.revision).count());
+                    let mut rest = tx.prepare_cached(
+                        "SELECT event FROM events WHERE ctx = ?1 AND revision = ?2 ORDER BY seq LIMIT -1 OFFSET ?3",
+                    )?;
+                    let rows = rest.query_map(params![id.as_str(), revision as i64, seen as i64], |r| r.get::<_, String>(0))?;
+                    for row in rows {
+                        out.push(serde_json::from_str(&row?)?);
+                    }
                 }
                 Ok(out)
             })

@@ -1,0 +1,130 @@
+//! Extractors that turn malformed requests into clear `ApiError`s:
+//! JSON bodies (content type, size, syntax, shape), query strings, and the
+//! caller's identity.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON request body of type `T`. Requires `Content-Type:
+/// application/json` (or another `+json` type accepted by the handler).
+pub struct JsonBody<T>(pub T);
+
+/// Checks that the request's media type is one of `accepted`.
+pub(crate) fn require_content_type(parts_headers: &axum::http::HeaderMap, accepted: &[&str]) -> Result<String, ApiError> {
+    let raw = parts_headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if accepted.contains(&media.as_str()) {
+        return Ok(media);
+    }
+    let shown = if media.is_empty() { "none".to_owned() } else { media };
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("content type {shown} is not accepted here: send {}", accepted.join(" or ")),
+    ))
+}
+
+/// Reads the whole body, honouring the configured size limit.
+pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, &()).await.map_err(|rejection: BytesRejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body exceeds the configured limit")
+        } else {
+            ApiError::bad_request("invalid_body", format!("could not read the request body: {rejection}"))
+        }
+    })
+}
+
+/// Parses JSON, telling syntax errors from shape errors.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            }
+            Category::Data => {
+                let message = e.to_string();
+                // Id and key validation happens while deserializing; keep
+                // their specific codes.
+                let code = if message.starts_with("invalid context id") {
+                    "invalid_id"
+                } else if message.starts_with("invalid key") {
+                    "invalid_key"
+                } else {
+                    "invalid_argument"
+                };
+                ApiError::bad_request(code, format!("the body has the wrong shape: {message}"))
+            }
+        }
+    })
+}
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        require_content_type(req.headers(), &["application/json"])?;
+        let bytes = read_body(req).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A query string of type `T`; a bad one is `400 invalid_argument`.
+pub struct Q<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Q<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Q(v)),
+            Err(e) => Err(ApiError::bad_request("invalid_argument", format!("bad query string: {}", e.body_text()))),
+        }
+    }
+}
+
+/// The agent on whose behalf a request is made.
+///
+/// Until token authentication is configured, the caller names itself with
+/// the `X-Agent-Id` header (default `anonymous`); the server records it as
+/// the author of writes.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The agent id.
+    pub agent: String,
+}
+
+/// The header naming the calling agent.
+pub const AGENT_HEADER: &str = "x-agent-id";
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(raw) = parts.headers.get(AGENT_HEADER) else {
+            return Ok(Caller { agent: "anonymous".into() });
+        };
+        let agent = raw.to_str().ok().and_then(|s| ctxmesh_core::ContextId::parse(s).ok()).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_id",
+                "X-Agent-Id must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit",
+            )
+        })?;
+        Ok(Caller { agent: agent.as_str().to_owned() })
+    }
+}

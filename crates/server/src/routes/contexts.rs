@@ -1,0 +1,80 @@
+//! `/v1/contexts`: create, list, read, update settings, delete.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use ctxmesh_core::context::{ContextInfo, ContextPatch, NewContext};
+use serde::{Deserialize, Serialize};
+
+use super::{P, context_id, page_size};
+use crate::AppState;
+use crate::cursor;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, Q};
+
+/// A page of contexts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ContextList {
+    contexts: Vec<ContextInfo>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ListParams {
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Create a context.
+#[utoipa::path(post, path = "/v1/contexts", tag = "contexts", request_body = NewContext,
+    responses((status = 201, body = ContextInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(new): JsonBody<NewContext>,
+) -> ApiResult<impl IntoResponse> {
+    let info = state.store().create_context(new, &caller.agent).await?;
+    let location = format!("/v1/contexts/{}", info.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(info)))
+}
+
+/// List contexts by id.
+#[utoipa::path(get, path = "/v1/contexts", tag = "contexts", params(ListParams),
+    responses((status = 200, body = ContextList), (status = 400, body = ErrorBody)))]
+pub(crate) async fn list(State(state): State<AppState>, Q(params): Q<ListParams>) -> ApiResult<Json<ContextList>> {
+    let limit = page_size(&state, params.limit, 100)?;
+    let after: Option<String> = params.cursor.as_deref().map(cursor::decode).transpose()?;
+    let (contexts, more) = state.store().list_contexts(after.as_deref(), limit).await?;
+    let next_cursor = more.then(|| contexts.last().map(|c| cursor::encode(&c.id))).flatten();
+    Ok(Json(ContextList { contexts, next_cursor }))
+}
+
+/// Read a context's settings and counters.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}", tag = "contexts",
+    responses((status = 200, body = ContextInfo), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<ContextInfo>> {
+    Ok(Json(state.store().get_context(&context_id(&ctx)?).await?))
+}
+
+/// Replace some settings of a context (policy, schemas, retention, labels).
+#[utoipa::path(patch, path = "/v1/contexts/{ctx}", tag = "contexts", request_body = ContextPatch,
+    responses((status = 200, body = ContextInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    JsonBody(patch): JsonBody<ContextPatch>,
+) -> ApiResult<Json<ContextInfo>> {
+    Ok(Json(state.store().update_context(&context_id(&ctx)?, patch).await?))
+}
+
+/// Delete a context with all its entries and history.
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}", tag = "contexts",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub(crate) async fn remove(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<StatusCode> {
+    state.store().delete_context(&context_id(&ctx)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,424 @@
+//! Entries: read, list, write with preconditions, patch, delete,
+//! transactions, and the assembled document.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use ctxmesh_core::error::Error;
+use ctxmesh_core::ids::{EntryKey, validate_prefix};
+use ctxmesh_core::txn::{Compare, Op, OpResult, PatchBody, TxnRequest, TxnResponse};
+use ctxmesh_core::{Entry, EntryWrite};
+use ctxmesh_store::{HistoryQuery, ListQuery, ReadAt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{P, ReadAtParams, context_id, entry_key, page_size};
+use crate::AppState;
+use crate::cursor::{self, EntryCursor};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, Q, parse_json, read_body, require_content_type};
+
+/// A page of entries read at one revision.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EntryList {
+    entries: Vec<Entry>,
+    /// The context revision the page was read at.
+    revision: u64,
+    /// Pass as `cursor` for the next page (it reads the same revision).
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ListParams {
+    /// Only keys starting with this string.
+    #[serde(default)]
+    prefix: String,
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Read as of this revision.
+    at: Option<u64>,
+    /// Read as of this time (RFC 3339).
+    as_of: Option<String>,
+}
+
+/// List entries by key prefix, optionally as of a revision or time.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries", tag = "entries", params(ListParams),
+    responses((status = 200, body = EntryList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<ListParams>,
+) -> ApiResult<Json<EntryList>> {
+    let ctx = context_id(&ctx)?;
+    validate_prefix(&params.prefix)?;
+    let limit = page_size(&state, params.limit, 100)?;
+    let (at, after_key, latest) = match &params.cursor {
+        Some(c) => {
+            if params.at.is_some() || params.as_of.is_some() {
+                return Err(ApiError::invalid_argument("cursor", "a cursor already pins the revision: drop at/as_of"));
+            }
+            let c: EntryCursor = cursor::decode(c)?;
+            (ReadAt::Revision(c.r), Some(c.k), c.l)
+        }
+        None => {
+            let at = ReadAtParams { at: params.at, as_of: params.as_of.clone() }.resolve()?;
+            (at, None, at == ReadAt::Latest)
+        }
+    };
+    let query = ListQuery { prefix: params.prefix.clone(), after_key, limit };
+    let mut page = state.store().list_entries(&ctx, at, &query).await?;
+    if latest && matches!(at, ReadAt::Revision(_)) {
+        // Later pages of a latest listing hide entries expired by now too.
+        let now = chrono::Utc::now();
+        page.entries.retain(|e| !e.is_expired(now));
+    }
+    let next_cursor = match (page.more, page.entries.last()) {
+        (true, Some(last)) => Some(cursor::encode(&EntryCursor { r: page.revision, k: last.key.clone(), l: latest })),
+        _ => None,
+    };
+    Ok(Json(EntryList { entries: page.entries, revision: page.revision, next_cursor }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ReadParams {
+    /// Read as of this revision.
+    at: Option<u64>,
+    /// Read as of this time (RFC 3339).
+    as_of: Option<String>,
+    /// History only: versions before this revision.
+    before: Option<u64>,
+    /// History only: page size (default 100).
+    limit: Option<usize>,
+}
+
+/// One version of an entry, for the history endpoint.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EntryHistory {
+    key: String,
+    versions: Vec<ctxmesh_store::EntryVersion>,
+    /// Pass as `before` for older versions; null when there are none.
+    next_before: Option<u64>,
+}
+
+/// Read one entry (ETag = its revision), or its history when the path ends
+/// in `/history`. A key whose last segment is `history` is read by encoding
+/// the last `/` as `%2F`.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries", params(ReadParams),
+    responses((status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    P((ctx, key)): P<(String, String)>,
+    Q(params): Q<ReadParams>,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let ctx = context_id(&ctx)?;
+    if let Some(base) = history_target(&uri, &key) {
+        let key = entry_key(base)?;
+        let limit = page_size(&state, params.limit, 100)?;
+        let versions = state.store().entry_history(&ctx, &key, HistoryQuery { before: params.before, limit }).await?;
+        let next_before = (versions.len() == limit).then(|| versions.last().map(|v| v.revision)).flatten();
+        return Ok(Json(EntryHistory { key: key.into_string(), versions, next_before }).into_response());
+    }
+    let key = entry_key(&key)?;
+    let at = ReadAtParams { at: params.at, as_of: params.as_of }.resolve()?;
+    let (entry, _) = state.store().get_entry(&ctx, &key, at).await?;
+    match entry {
+        Some(entry) => Ok(with_etag(StatusCode::OK, entry)),
+        None => Err(ApiError::not_found(format!("entry {:?} not found in context {:?}", key.as_str(), ctx.as_str()))),
+    }
+}
+
+/// The key whose history is asked for, when the raw path ends in `/history`.
+fn history_target<'k>(uri: &Uri, key: &'k str) -> Option<&'k str> {
+    if !uri.path().ends_with("/history") {
+        return None;
+    }
+    key.strip_suffix("/history").filter(|base| !base.is_empty())
+}
+
+fn with_etag(status: StatusCode, entry: Entry) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", entry.revision)).expect("digits are a valid header");
+    (status, [(header::ETAG, etag)], Json(entry)).into_response()
+}
+
+/// A precondition from `If-Match` / `If-None-Match`.
+enum Precondition {
+    None,
+    Revision(u64),
+    Exists,
+    Absent,
+}
+
+fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let get = |name: header::HeaderName| {
+        headers.get(&name).map(|v| v.to_str().map(str::trim).map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
+    };
+    match (get(header::IF_MATCH).transpose()?, get(header::IF_NONE_MATCH).transpose()?) {
+        (Some(_), Some(_)) => Err(ApiError::invalid_argument("if-match", "send either If-Match or If-None-Match")),
+        (Some("*"), None) => Ok(Precondition::Exists),
+        (Some(tag), None) => {
+            let digits = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+            digits.parse().map(Precondition::Revision).map_err(|_| {
+                ApiError::invalid_argument("if-match", "If-Match must be an entry revision in quotes (\"12\") or *")
+            })
+        }
+        (None, Some("*")) => Ok(Precondition::Absent),
+        (None, Some(_)) => Err(ApiError::invalid_argument("if-none-match", "only If-None-Match: * is supported on writes")),
+        (None, None) => Ok(Precondition::None),
+    }
+}
+
+/// Runs `op` on `key` guarded by the request's precondition. A stale
+/// precondition is `412` with the current entry.
+async fn guarded_write(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &str,
+    key: &EntryKey,
+    headers: &HeaderMap,
+    op: Op,
+) -> ApiResult<TxnResponse> {
+    let ctx = context_id(ctx)?;
+    let compare = match precondition(headers)? {
+        Precondition::None => vec![],
+        p => {
+            let mut c = Compare {
+                key: key.clone(),
+                op: Default::default(),
+                revision: None,
+                version: None,
+                exists: None,
+                value: None,
+            };
+            match p {
+                Precondition::Revision(r) => c.revision = Some(r),
+                Precondition::Exists => c.exists = Some(true),
+                _ => c.exists = Some(false),
+            }
+            vec![c]
+        }
+    };
+    let txn = TxnRequest {
+        compare,
+        success: vec![op],
+        failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
+    };
+    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
+    if !response.succeeded {
+        let current = match response.results.first() {
+            Some(OpResult::Get { entries }) => entries.first().cloned(),
+            _ => None,
+        };
+        return Err(Error::PreconditionFailed {
+            key: key.as_str().to_owned(),
+            current_revision: current.as_ref().map(|e| e.revision),
+            current: current.map(Box::new),
+        }
+        .into());
+    }
+    Ok(response)
+}
+
+fn written_entry(response: TxnResponse) -> ApiResult<Response> {
+    match response.results.into_iter().next() {
+        Some(OpResult::Put { entry }) | Some(OpResult::Patch { entry }) => {
+            let status = if entry.version == 1 && entry.created_revision == entry.revision {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_etag(status, entry))
+        }
+        _ => Err(ApiError::internal("a write returned no entry")),
+    }
+}
+
+/// Create or replace an entry. `If-Match: "<revision>"` makes it
+/// conditional; `If-None-Match: *` creates only if absent.
+#[utoipa::path(put, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries", request_body = EntryWrite,
+    responses((status = 200, body = Entry), (status = 201, body = Entry), (status = 412, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, key)): P<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(write): JsonBody<EntryWrite>,
+) -> ApiResult<Response> {
+    let key = entry_key(&key)?;
+    let op = Op::Put { key: key.clone(), write };
+    written_entry(guarded_write(&state, &caller, &ctx, &key, &headers, op).await?)
+}
+
+/// Patch an entry's value with `application/merge-patch+json` (RFC 7386)
+/// or `application/json-patch+json` (RFC 6902); metadata is kept.
+#[utoipa::path(patch, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries",
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, key)): P<(String, String)>,
+    request: Request,
+) -> ApiResult<Response> {
+    let key = entry_key(&key)?;
+    let headers = request.headers().clone();
+    let media = require_content_type(&headers, &["application/merge-patch+json", "application/json-patch+json"])?;
+    let body: Value = parse_json(&read_body(request).await?)?;
+    let patch = if media == "application/merge-patch+json" {
+        PatchBody::MergePatch(body)
+    } else {
+        if !body.is_array() {
+            return Err(ApiError::bad_request("invalid_patch", "a JSON Patch body must be an array of operations"));
+        }
+        PatchBody::JsonPatch(body)
+    };
+    let op = Op::Patch { key: key.clone(), patch };
+    written_entry(guarded_write(&state, &caller, &ctx, &key, &headers, op).await?)
+}
+
+/// The answer to a deletion.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Deleted {
+    key: String,
+    /// The revision that deleted the entry.
+    revision: u64,
+}
+
+/// Delete an entry (optionally conditional on `If-Match`).
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries",
+    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, key)): P<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Deleted>> {
+    let key = entry_key(&key)?;
+    let response = guarded_write(&state, &caller, &ctx, &key, &headers, Op::Delete { key: key.clone() }).await?;
+    match response.results.first() {
+        Some(OpResult::Delete { deleted: true, .. }) => {
+            Ok(Json(Deleted { key: key.into_string(), revision: response.revision }))
+        }
+        _ => Err(ApiError::not_found(format!("entry {:?} not found", key.as_str()))),
+    }
+}
+
+/// Run a transaction: comparisons, then `success` or `failure` operations,
+/// atomically. A failed comparison is not an error (`succeeded: false`).
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/txn", tag = "entries", request_body = TxnRequest,
+    responses((status = 200, body = TxnResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn txn(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    JsonBody(txn): JsonBody<TxnRequest>,
+) -> ApiResult<Json<TxnResponse>> {
+    let ctx = context_id(&ctx)?;
+    Ok(Json(state.store().txn(&ctx, txn, &caller.agent).await?))
+}
+
+/// The entries assembled into one JSON document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Document {
+    /// The revision the document was read at.
+    revision: u64,
+    /// Keys split on `/` into nested objects.
+    #[schema(value_type = Object)]
+    document: Value,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct DocumentParams {
+    /// Only keys starting with this string.
+    #[serde(default)]
+    prefix: String,
+    /// Read as of this revision.
+    at: Option<u64>,
+    /// Read as of this time (RFC 3339).
+    as_of: Option<String>,
+}
+
+/// The context's entries as one nested JSON document: `a/b` becomes
+/// `{"a": {"b": value}}`. When a key is also the parent of other keys, its
+/// own value sits under `"_value"` unless it is an object (then the
+/// children are merged into it).
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/document", tag = "entries", params(DocumentParams),
+    responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn document(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<DocumentParams>,
+) -> ApiResult<Json<Document>> {
+    let ctx = context_id(&ctx)?;
+    validate_prefix(&params.prefix)?;
+    let at = ReadAtParams { at: params.at, as_of: params.as_of }.resolve()?;
+    let limit = usize::try_from(state.config().limits.max_entries_per_context).unwrap_or(usize::MAX);
+    let page = state.store().list_entries(&ctx, at, &ListQuery { prefix: params.prefix, after_key: None, limit }).await?;
+    let mut doc = Map::new();
+    for entry in page.entries {
+        insert_nested(&mut doc, &entry.key, entry.value);
+    }
+    Ok(Json(Document { revision: page.revision, document: Value::Object(doc) }))
+}
+
+fn insert_nested(doc: &mut Map<String, Value>, key: &str, value: Value) {
+    let mut node = doc;
+    let mut segments = key.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            match node.get_mut(segment) {
+                // Children came first (a key sorts before its children, so
+                // this only happens for values set by a child): keep both.
+                Some(Value::Object(children)) if !value.is_object() => {
+                    children.insert("_value".into(), value);
+                }
+                Some(Value::Object(children)) => {
+                    if let Value::Object(own) = value {
+                        for (k, v) in own {
+                            children.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                _ => {
+                    node.insert(segment.to_owned(), value);
+                }
+            }
+            return;
+        }
+        let child = node.entry(segment.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        if !child.is_object() {
+            let own = std::mem::replace(child, Value::Object(Map::new()));
+            if let Value::Object(m) = child {
+                m.insert("_value".into(), own);
+            }
+        }
+        let Value::Object(next) = child else { unreachable!("made an object above") };
+        node = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_document() {
+        let mut doc = Map::new();
+        insert_nested(&mut doc, "a", json!(1));
+        insert_nested(&mut doc, "a/b", json!(2));
+        insert_nested(&mut doc, "c/d/e", json!("x"));
+        insert_nested(&mut doc, "o", json!({"k": 1}));
+        insert_nested(&mut doc, "o/p", json!(3));
+        assert_eq!(
+            Value::Object(doc),
+            json!({"a": {"_value": 1, "b": 2}, "c": {"d": {"e": "x"}}, "o": {"k": 1, "p": 3}})
+        );
+    }
+}

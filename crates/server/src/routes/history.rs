@@ -1,0 +1,198 @@
+//! History: commits, diffs, rollback, fork, compaction and the event log.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use ctxmesh_core::context::ContextInfo;
+use ctxmesh_core::history::{Commit, DiffChange};
+use ctxmesh_core::ids::ContextId;
+use ctxmesh_core::Event;
+use ctxmesh_store::{Compaction, HistoryQuery};
+use serde::{Deserialize, Serialize};
+
+use super::{P, context_id, page_size};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, Q};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct HistoryParams {
+    /// Only commits before this revision.
+    before: Option<u64>,
+    /// Page size (default 100).
+    limit: Option<usize>,
+}
+
+/// The commits of a context, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CommitList {
+    commits: Vec<Commit>,
+    /// Pass as `before` for older commits; null when there are none.
+    next_before: Option<u64>,
+}
+
+/// The commits of a context (revision, author, time, keys), newest first.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/history", tag = "history", params(HistoryParams),
+    responses((status = 200, body = CommitList), (status = 404, body = ErrorBody)))]
+pub(crate) async fn commits(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<HistoryParams>,
+) -> ApiResult<Json<CommitList>> {
+    let ctx = context_id(&ctx)?;
+    let limit = page_size(&state, params.limit, 100)?;
+    let commits = state.store().context_history(&ctx, HistoryQuery { before: params.before, limit }).await?;
+    let next_before = (commits.len() == limit).then(|| commits.last().map(|c| c.revision)).flatten();
+    Ok(Json(CommitList { commits, next_before }))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct DiffParams {
+    /// The earlier revision (0: the empty state before creation).
+    from: u64,
+    /// The later revision (default: the current one).
+    to: Option<u64>,
+}
+
+/// The changes between two revisions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Diff {
+    from: u64,
+    to: u64,
+    changes: Vec<DiffChange>,
+}
+
+/// What changed between revisions `from` and `to`, key by key.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/diff", tag = "history", params(DiffParams),
+    responses((status = 200, body = Diff), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn diff(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<DiffParams>,
+) -> ApiResult<Json<Diff>> {
+    let ctx = context_id(&ctx)?;
+    let to = match params.to {
+        Some(to) => to,
+        None => state.store().get_context(&ctx).await?.revision,
+    };
+    let changes = state.store().diff(&ctx, params.from, to).await?;
+    Ok(Json(Diff { from: params.from, to, changes }))
+}
+
+/// `POST .../rollback`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RollbackRequest {
+    /// The revision whose state to restore.
+    to: u64,
+}
+
+/// The revision a rollback committed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RollbackResponse {
+    /// The new revision holding the restored state.
+    revision: u64,
+    /// The revision restored.
+    restored_from: u64,
+}
+
+/// Restore the state as of `to` as a new revision; history is kept.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/rollback", tag = "history", request_body = RollbackRequest,
+    responses((status = 200, body = RollbackResponse), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    JsonBody(req): JsonBody<RollbackRequest>,
+) -> ApiResult<Json<RollbackResponse>> {
+    let ctx = context_id(&ctx)?;
+    let revision = state.store().rollback(&ctx, req.to, &caller.agent).await?;
+    Ok(Json(RollbackResponse { revision, restored_from: req.to }))
+}
+
+/// `POST .../fork`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForkRequest {
+    /// The new context's id.
+    #[schema(value_type = String)]
+    id: ContextId,
+    /// The revision to fork from (default: the current one).
+    at: Option<u64>,
+}
+
+/// Create a new context holding this one's entries as of a revision.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/fork", tag = "history", request_body = ForkRequest,
+    responses((status = 201, body = ContextInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn fork(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    JsonBody(req): JsonBody<ForkRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let ctx = context_id(&ctx)?;
+    let at = match req.at {
+        Some(at) => at,
+        None => state.store().get_context(&ctx).await?.revision,
+    };
+    let info = state.store().fork(&ctx, at, &req.id, &caller.agent).await?;
+    let location = format!("/v1/contexts/{}", info.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(info)))
+}
+
+/// Apply the context's retention policy now (it also runs periodically).
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/compact", tag = "history",
+    responses((status = 200, body = Option<Compaction>), (status = 404, body = ErrorBody)))]
+pub(crate) async fn compact(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<Option<Compaction>>> {
+    let ctx = context_id(&ctx)?;
+    let done = state.store().compact(Some(&ctx), Utc::now()).await?;
+    Ok(Json(done.into_iter().next()))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct EventParams {
+    /// Only events of revisions after this one (default 0: from the start).
+    #[serde(default)]
+    after: u64,
+    /// Comma-separated event types to keep, e.g. `context.updated`.
+    types: Option<String>,
+    /// Most events to scan (default 100); all events of a revision are
+    /// always returned together.
+    limit: Option<usize>,
+}
+
+/// A page of the event log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventList {
+    events: Vec<Event>,
+    /// The last revision scanned: pass as `after` to continue. Equal to the
+    /// request's `after` when nothing newer exists.
+    last_revision: u64,
+    /// Whether more events may follow right away.
+    more: bool,
+}
+
+/// The event log of a context, oldest first, gap-free by revision.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/events", tag = "history", params(EventParams),
+    responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<EventParams>,
+) -> ApiResult<Json<EventList>> {
+    let ctx = context_id(&ctx)?;
+    let limit = page_size(&state, params.limit, 100)?;
+    let types: Option<Vec<&str>> = params.types.as_deref().map(|t| t.split(',').map(str::trim).collect());
+    if types.as_ref().is_some_and(|t| t.iter().any(|t| t.is_empty())) {
+        return Err(ApiError::invalid_argument("types", "types is a comma-separated list of event types"));
+    }
+    let mut events = state.store().events(&ctx, params.after, limit).await?;
+    let last_revision = events.last().map_or(params.after, |e| e.revision);
+    let more = events.len() >= limit;
+    if let Some(types) = types {
+        events.retain(|e| types.contains(&e.kind.as_str()));
+    }
+    Ok(Json(EventList { events, last_revision, more }))
+}

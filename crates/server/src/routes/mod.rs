@@ -1,0 +1,99 @@
+//! The routes of the v1 API, one module per resource.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use ctxmesh_core::ids::{ContextId, EntryKey};
+use ctxmesh_store::ReadAt;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(crate) mod contexts;
+pub(crate) mod entries;
+pub(crate) mod history;
+pub(crate) mod ops;
+
+/// Every route of the server.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/contexts", post(contexts::create).get(contexts::list))
+        .route("/v1/contexts/{ctx}", get(contexts::read).patch(contexts::update).delete(contexts::remove))
+        .route("/v1/contexts/{ctx}/entries", get(entries::list))
+        .route(
+            "/v1/contexts/{ctx}/entries/{*key}",
+            get(entries::read).put(entries::put).patch(entries::patch).delete(entries::remove),
+        )
+        .route("/v1/contexts/{ctx}/txn", post(entries::txn))
+        .route("/v1/contexts/{ctx}/document", get(entries::document))
+        .route("/v1/contexts/{ctx}/history", get(history::commits))
+        .route("/v1/contexts/{ctx}/diff", get(history::diff))
+        .route("/v1/contexts/{ctx}/rollback", post(history::rollback))
+        .route("/v1/contexts/{ctx}/fork", post(history::fork))
+        .route("/v1/contexts/{ctx}/compact", post(history::compact))
+        .route("/v1/contexts/{ctx}/events", get(history::events))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::fallback)
+}
+
+/// Path parameters; a malformed one is `400`.
+pub(crate) struct P<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| P(v))
+            .map_err(|e| ApiError::bad_request("invalid_argument", format!("bad path: {}", e.body_text())))
+    }
+}
+
+pub(crate) fn context_id(raw: &str) -> Result<ContextId, ApiError> {
+    Ok(ContextId::parse(raw)?)
+}
+
+pub(crate) fn entry_key(raw: &str) -> Result<EntryKey, ApiError> {
+    Ok(EntryKey::parse(raw)?)
+}
+
+/// `?at=REV` or `?as_of=RFC3339`: which state a read sees.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+pub(crate) struct ReadAtParams {
+    /// Read the state right after this revision.
+    at: Option<u64>,
+    /// Read the state as of this time (RFC 3339).
+    as_of: Option<String>,
+}
+
+impl ReadAtParams {
+    pub(crate) fn resolve(&self) -> Result<ReadAt, ApiError> {
+        match (self.at, &self.as_of) {
+            (Some(_), Some(_)) => Err(ApiError::invalid_argument("at", "give either at or as_of, not both")),
+            (Some(0), None) => Err(ApiError::invalid_argument("at", "revisions start at 1")),
+            (Some(rev), None) => Ok(ReadAt::Revision(rev)),
+            (None, Some(ts)) => chrono::DateTime::parse_from_rfc3339(ts)
+                .map(|t| ReadAt::Time(t.with_timezone(&chrono::Utc)))
+                .map_err(|e| ApiError::invalid_argument("as_of", format!("as_of must be an RFC 3339 time: {e}"))),
+            (None, None) => Ok(ReadAt::Latest),
+        }
+    }
+}
+
+/// A page size within the server's bounds.
+pub(crate) fn page_size(state: &AppState, limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    let max = state.config().max_page_size;
+    match limit {
+        None => Ok(default.min(max)),
+        Some(0) => Err(ApiError::invalid_argument("limit", "limit must be at least 1")),
+        Some(n) if n > max => Err(ApiError::invalid_argument("limit", format!("limit must be at most {max}"))),
+        Some(n) => Ok(n),
+    }
+}
