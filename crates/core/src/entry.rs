@@ -98,6 +98,12 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether two entries hold the same value and metadata (whatever their
+    /// versioning says).
+    pub fn same_content(&self, other: &Entry) -> bool {
+        self.value == other.value && self.meta == other.meta
+    }
+
     /// Whether the entry has expired at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.meta.expires_at.is_some_and(|at| at <= now)

@@ -63,14 +63,15 @@ pub struct DiffChange {
 }
 
 impl DiffChange {
-    /// Compares two states of one key; `None` when they are the same
-    /// content (value and metadata) or both absent.
+    /// Compares two states of one key; `None` when both are absent or hold
+    /// the same value and metadata (a rollback that restores a value is no
+    /// change between the two revisions).
     pub fn between(key: &str, before: Option<Entry>, after: Option<Entry>) -> Option<DiffChange> {
         let change = match (&before, &after) {
             (None, None) => return None,
             (None, Some(_)) => DiffKind::Added,
             (Some(_), None) => DiffKind::Removed,
-            (Some(b), Some(a)) if a.revision == b.revision => return None,
+            (Some(b), Some(a)) if a.same_content(b) => return None,
             (Some(_), Some(_)) => DiffKind::Modified,
         };
         Some(DiffChange { key: key.to_owned(), change, before, after })

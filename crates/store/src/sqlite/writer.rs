@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DurationRound, Utc};
 use ctxmesh_core::context::{ContextInfo, ContextPatch, ForkOrigin, NewContext};
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
@@ -27,6 +27,13 @@ use crate::{Compaction, Result, StoreError};
 
 /// The author of system-made changes (expiry).
 pub(crate) const SYSTEM_AGENT: &str = "system";
+
+/// The current time at the precision the store keeps (microseconds), so
+/// that what a write returns equals what a later read returns.
+fn now() -> Timestamp {
+    let t = Utc::now();
+    t.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(t)
+}
 
 /// Most jobs committed together.
 const MAX_BATCH: usize = 512;
@@ -168,7 +175,7 @@ impl Writer {
     fn create_context(&mut self, new: NewContext, author: &str) -> Result<ContextInfo> {
         let (id, settings) = new.into_parts();
         settings.validate()?;
-        let now = Utc::now();
+        let now = now();
         let info = self.insert_context(&id, settings, author, now, None)?;
         self.finish_create(info, author, now, commit_kinds::CREATE, Vec::new())
     }
@@ -235,7 +242,7 @@ impl Writer {
         let mut row = self.load(id.as_str())?;
         patch.apply(&mut row.info.settings);
         row.info.settings.validate()?;
-        let now = Utc::now().max(row.info.updated_at);
+        let now = now().max(row.info.updated_at);
         self.conn.execute(
             "UPDATE contexts SET settings = ?2, settings_version = settings_version + 1, updated_at = ?3 WHERE id = ?1",
             params![id.as_str(), serde_json::to_string(&row.info.settings)?, micros(now)],
@@ -260,7 +267,7 @@ impl Writer {
         let row = self.load(id.as_str())?;
         let schemas = self.schemas_for(&row)?;
         let mut ctx = row.info;
-        let now = Utc::now().max(ctx.updated_at);
+        let now = now().max(ctx.updated_at);
         expire_in(&self.conn, &mut ctx, now)?;
 
         let read_set = txn.read_set();
@@ -286,7 +293,7 @@ impl Writer {
     fn rollback(&mut self, id: &ContextId, to: u64, author: &str) -> Result<u64> {
         let mut ctx = self.load(id.as_str())?.info;
         ctx.check_readable(to)?;
-        let now = Utc::now().max(ctx.updated_at);
+        let now = now().max(ctx.updated_at);
         expire_in(&self.conn, &mut ctx, now)?;
         let all = usize::MAX >> 1;
         let target: BTreeMap<String, ctxmesh_core::Entry> =
@@ -303,7 +310,7 @@ impl Writer {
         }
         for (key, old) in &target {
             let now_entry = current.get(key);
-            if now_entry.is_some_and(|c| c.revision == old.revision) {
+            if now_entry.is_some_and(|c| c.same_content(old)) {
                 continue;
             }
             plan.put(key, now_entry, old.value.clone(), old.meta.clone());
@@ -321,7 +328,7 @@ impl Writer {
         let source = self.load(id.as_str())?.info;
         source.check_readable(at)?;
         let entries = rows::list_at(&self.conn, &source.id, "", "", usize::MAX >> 1, at)?;
-        let now = Utc::now();
+        let now = now();
         let origin = ForkOrigin { context: source.id.clone(), revision: at };
         let info = self.insert_context(new_id, source.settings.clone(), author, now, Some(origin))?;
         self.finish_create(info, author, now, commit_kinds::FORK, entries)

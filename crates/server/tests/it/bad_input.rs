@@ -1,0 +1,157 @@
+//! Bad input gets the right status and code, and changes nothing.
+
+use ctxmesh_core::Limits;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{TestServer, expect_error};
+
+#[tokio::test]
+async fn malformed_and_mistyped_bodies() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    let rev = s.revision("c").await;
+    let put = || s.req(Method::PUT, "/v1/contexts/c/entries/a");
+
+    let r = put().header("content-type", "application/json").body("{\"value\": ").send().await.unwrap();
+    expect_error(r, 400, "invalid_json").await;
+    let r = put().header("content-type", "application/json").body("not json").send().await.unwrap();
+    expect_error(r, 400, "invalid_json").await;
+    let r = put().header("content-type", "text/plain").body("{\"value\": 1}").send().await.unwrap();
+    expect_error(r, 415, "unsupported_media_type").await;
+    let r = put().body("{\"value\": 1}").send().await.unwrap();
+    expect_error(r, 415, "unsupported_media_type").await;
+    let r = put().json(&json!({"kind": "note"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().json(&json!({"value": 1, "confidence": "high"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().json(&json!({"value": 1, "confidence": 7})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().json(&json!({"value": 1, "priority": "urgent"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().json(&json!({"value": 1, "surprise": true})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().json(&json!({"value": 1, "ttl_ms": 10, "expires_at": "2100-01-01T00:00:00Z"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = put().header("if-match", "yesterday").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s.req(Method::POST, "/v1/contexts/c/txn").json(&json!({"success": "put everything"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s.req(Method::POST, "/v1/contexts").json(&json!({"id": "d", "policy": {"strategy": "chaos"}})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+
+    assert_eq!(s.revision("c").await, rev, "nothing changed");
+    assert_eq!(s.get_json("/v1/contexts/c/entries/a").await.0, 404);
+    assert_eq!(s.get_json("/v1/contexts/d").await.0, 404);
+}
+
+#[tokio::test]
+async fn invalid_ids_and_keys() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    let r = s.req(Method::POST, "/v1/contexts").json(&json!({"id": "no spaces"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_id").await;
+    let r = s.req(Method::POST, "/v1/contexts").json(&json!({"id": "-leading"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_id").await;
+    let r = s.req(Method::POST, "/v1/contexts").json(&json!({"id": "x".repeat(129)})).send().await.unwrap();
+    expect_error(r, 400, "invalid_id").await;
+    expect_error(s.req(Method::GET, "/v1/contexts/bad%20id").send().await.unwrap(), 400, "invalid_id").await;
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a%20b").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_key").await;
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a//b").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_key").await;
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a/").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_key").await;
+    let long = "k".repeat(513);
+    let r = s.req(Method::PUT, &format!("/v1/contexts/c/entries/{long}")).json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_key").await;
+    let txn = json!({"success": [{"op": "put", "key": "bad key", "value": 1}]});
+    expect_error(s.req(Method::POST, "/v1/contexts/c/txn").json(&txn).send().await.unwrap(), 400, "invalid_key").await;
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a").header("x-agent-id", "bad agent").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_id").await;
+    expect_error(s.req(Method::GET, "/v1/contexts/c/entries?prefix=a%20").send().await.unwrap(), 400, "invalid_key").await;
+    assert_eq!(s.revision("c").await, 1);
+}
+
+#[tokio::test]
+async fn unknown_contexts_and_entries() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    for (method, path) in [
+        (Method::GET, "/v1/contexts/nope"),
+        (Method::GET, "/v1/contexts/nope/entries"),
+        (Method::GET, "/v1/contexts/nope/entries/a"),
+        (Method::GET, "/v1/contexts/nope/history"),
+        (Method::GET, "/v1/contexts/nope/document"),
+        (Method::GET, "/v1/contexts/nope/events"),
+        (Method::GET, "/v1/contexts/nope/diff?from=1"),
+        (Method::DELETE, "/v1/contexts/nope"),
+        (Method::GET, "/v1/contexts/c/entries/missing"),
+        (Method::GET, "/v1/contexts/c/entries/missing/history"),
+        (Method::DELETE, "/v1/contexts/c/entries/missing"),
+    ] {
+        let r = s.req(method.clone(), path).send().await.unwrap();
+        expect_error(r, 404, "not_found").await;
+    }
+    let r = s.req(Method::PUT, "/v1/contexts/nope/entries/a").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 404, "not_found").await;
+    let r = s.req(Method::POST, "/v1/contexts/nope/rollback").json(&json!({"to": 1})).send().await.unwrap();
+    expect_error(r, 404, "not_found").await;
+    assert_eq!(s.get_json("/v1/contexts/nope").await.0, 404, "a write to a missing context does not create it");
+}
+
+#[tokio::test]
+async fn limits_answer_too_large() {
+    let limits = Limits {
+        max_body_bytes: 4096,
+        max_value_bytes: 1024,
+        max_key_bytes: 16,
+        max_entries_per_context: 3,
+        max_txn_ops: 4,
+    };
+    let s = TestServer::with_limits(limits).await;
+    s.create(json!({"id": "c"})).await;
+    let big_body = json!({"value": "x".repeat(5000)});
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a").json(&big_body).send().await.unwrap();
+    expect_error(r, 413, "too_large").await;
+    let big_value = json!({"value": "x".repeat(2000)});
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a").json(&big_value).send().await.unwrap();
+    let body = expect_error(r, 413, "too_large").await;
+    assert_eq!(body["error"]["details"]["limit"], 1024);
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a-key-longer-than-16").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 413, "too_large").await;
+    let ops: Vec<_> = (0..5).map(|i| json!({"op": "get", "key": format!("k{i}")})).collect();
+    let r = s.req(Method::POST, "/v1/contexts/c/txn").json(&json!({"success": ops})).send().await.unwrap();
+    expect_error(r, 413, "too_large").await;
+    for k in ["a", "b", "c"] {
+        s.put("c", k, json!(1)).await;
+    }
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/d").json(&json!({"value": 1})).send().await.unwrap();
+    expect_error(r, 413, "too_large").await;
+    // Replacing an existing entry is still allowed at the limit.
+    s.put("c", "a", json!(2)).await;
+    assert_eq!(s.revision("c").await, 5);
+    assert_eq!(s.get_json("/v1/contexts/c/entries/d").await.0, 404);
+}
+
+#[tokio::test]
+async fn bad_query_parameters() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    for path in [
+        "/v1/contexts/c/entries?limit=abc",
+        "/v1/contexts/c/entries?limit=0",
+        "/v1/contexts/c/entries?limit=100000",
+        "/v1/contexts/c/entries?cursor=garbage",
+        "/v1/contexts/c/entries?at=1&as_of=2020-01-01T00:00:00Z",
+        "/v1/contexts/c/diff",
+        "/v1/contexts/c/diff?from=2&to=1",
+        "/v1/contexts/c/events?types=,",
+        "/v1/contexts?cursor=%%%",
+    ] {
+        let r = s.req(Method::GET, path).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["error"]["code"].as_str().unwrap().starts_with("invalid_"), "{path}: {body}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Integration tests through the real HTTP server on an ephemeral port.
+
+mod bad_input;
+mod concurrency;
+mod contexts;
+mod entries;
+mod history;
+mod ops;
+mod time_travel;
+mod txn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctxmesh_core::Limits;
+use ctxmesh_server::{AppState, ServerConfig};
+use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+
+/// A server on 127.0.0.1:<random port> over a fresh SQLite store.
+pub(crate) struct TestServer {
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub(crate) async fn start() -> Self {
+        Self::with_limits(Limits::default()).await
+    }
+
+    pub(crate) async fn with_limits(limits: Limits) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store_config = SqliteConfig::new(dir.path().join("ctxmesh.db"));
+        store_config.limits = limits.clone();
+        let store = Arc::new(SqliteStore::open(store_config).unwrap());
+        let config = ServerConfig {
+            limits,
+            expiry_interval: Duration::from_millis(50),
+            compaction_interval: Duration::from_secs(3600),
+            max_page_size: 1000,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(ctxmesh_server::run(listener, AppState::new(store, config), async {
+            let _ = rx.await;
+        }));
+        TestServer { base, http: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+    }
+
+    pub(crate) fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{}", self.base, path))
+    }
+
+    pub(crate) fn client(&self) -> ctxmesh_client::Client {
+        ctxmesh_client::Client::new(&self.base)
+    }
+
+    /// Creates a context with the given body (must include `id`).
+    pub(crate) async fn create(&self, body: Value) -> Value {
+        let r = self.req(Method::POST, "/v1/contexts").json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "create {body}");
+        r.json().await.unwrap()
+    }
+
+    /// PUTs `{"value": value}` at `key`, asserting success; returns the entry.
+    pub(crate) async fn put(&self, ctx: &str, key: &str, value: Value) -> Value {
+        let r = self
+            .req(Method::PUT, &format!("/v1/contexts/{ctx}/entries/{key}"))
+            .json(&serde_json::json!({ "value": value }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "put {key}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    pub(crate) async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.req(Method::GET, path).send().await.unwrap();
+        status_json(r).await
+    }
+
+    pub(crate) async fn revision(&self, ctx: &str) -> u64 {
+        self.get_json(&format!("/v1/contexts/{ctx}")).await.1["revision"].as_u64().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub(crate) async fn status_json(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.unwrap();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    (status, body)
+}
+
+/// Asserts an error response: status, code, and the standard shape.
+pub(crate) async fn expect_error(r: Response, status: u16, code: &str) -> Value {
+    let (s, body) = status_json(r).await;
+    assert_eq!(s, status, "status for {code}: body {body}");
+    assert_eq!(body["error"]["code"], code, "body {body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+    assert!(body["error"]["details"].is_object(), "details in {body}");
+    body
+}
