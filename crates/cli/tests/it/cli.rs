@@ -1,0 +1,78 @@
+//! The `ctxmesh ctx` client commands: output and exit codes.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::ServerProcess;
+
+fn ctxmesh(server: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .arg("ctx")
+        .args(["--server", server])
+        .args(args)
+        .output()
+        .expect("the ctxmesh binary runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+}
+
+#[test]
+fn client_commands_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let s = server.base.as_str();
+
+    let created = json_of(&ctxmesh(s, &["--json", "create", "demo", "--label", "team=a", "--retention", r#"{"max_revisions":50}"#]));
+    assert_eq!(created["revision"], 1);
+    assert_eq!(created["labels"]["team"], "a");
+
+    let put = json_of(&ctxmesh(s, &["--json", "--agent", "researcher", "put", "demo", "findings/a", r#"{"x":1}"#, "--kind", "finding", "--tag", "t1"]));
+    assert_eq!((put["revision"].as_u64(), put["author"].as_str()), (Some(2), Some("researcher")));
+    let human = ctxmesh(s, &["put", "demo", "findings/a", "2", "--if-match", "2"]);
+    assert!(human.status.success());
+    assert!(String::from_utf8_lossy(&human.stdout).contains("findings/a = revision 3"));
+
+    // A stale precondition exits with 4, a missing entry with 3.
+    let stale = ctxmesh(s, &["put", "demo", "findings/a", "3", "--if-match", "2"]);
+    assert_eq!(stale.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("precondition_failed"));
+    assert_eq!(ctxmesh(s, &["get", "demo", "nothing"]).status.code(), Some(3));
+    assert_eq!(ctxmesh(s, &["put", "demo", "k", "{not json"]).status.code(), Some(1));
+
+    let got = json_of(&ctxmesh(s, &["--json", "get", "demo", "findings/a", "--at", "2"]));
+    assert_eq!(got["value"]["x"], 1);
+    assert_eq!(ctxmesh(s, &["patch", "demo", "obj", "{}"]).status.code(), Some(3), "patching a missing entry");
+    json_of(&ctxmesh(s, &["--json", "put", "demo", "obj", r#"{"a":1}"#]));
+    let patched = json_of(&ctxmesh(s, &["--json", "patch", "demo", "obj", r#"{"b":2}"#]));
+    assert_eq!(patched["value"], serde_json::json!({"a": 1, "b": 2}));
+
+    let list = ctxmesh(s, &["ls", "demo"]);
+    let table = String::from_utf8_lossy(&list.stdout);
+    assert!(table.lines().next().unwrap().starts_with("KEY"), "{table}");
+    assert!(table.contains("findings/a") && table.contains("obj"), "{table}");
+    let contexts = json_of(&ctxmesh(s, &["--json", "ls"]));
+    assert_eq!(contexts[0]["id"], "demo");
+
+    let history = json_of(&ctxmesh(s, &["--json", "history", "demo"]));
+    assert_eq!(history["commits"][0]["revision"], 5);
+    let versions = json_of(&ctxmesh(s, &["--json", "history", "demo", "findings/a"]));
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+    let diff = json_of(&ctxmesh(s, &["--json", "diff", "demo", "--from", "2", "--to", "3"]));
+    assert_eq!(diff["changes"][0]["key"], "findings/a");
+    let rb = json_of(&ctxmesh(s, &["--json", "rollback", "demo", "--to", "2"]));
+    assert_eq!(rb["revision"], 6);
+    let forked = json_of(&ctxmesh(s, &["--json", "fork", "demo", "demo-copy", "--at", "3"]));
+    assert_eq!(forked["forked_from"]["revision"], 3);
+    let rm = json_of(&ctxmesh(s, &["--json", "rm", "demo", "findings/a"]));
+    assert_eq!(rm["revision"], 7);
+    assert_eq!(ctxmesh(s, &["rm", "demo"]).status.code(), Some(1), "deleting a context needs --context");
+    assert!(ctxmesh(s, &["rm", "demo-copy", "--context"]).status.success());
+    assert_eq!(ctxmesh(s, &["get", "demo-copy"]).status.code(), Some(3));
+
+    // A server that cannot be reached exits with 5.
+    assert_eq!(ctxmesh("http://127.0.0.1:9", &["ls"]).status.code(), Some(5));
+}
