@@ -3,7 +3,8 @@
 //! read-only connections that run on the blocking thread pool.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -25,7 +26,7 @@ mod schema;
 mod writer;
 
 use rows::{VERSION_COLUMNS, load_context, resolve_at};
-use writer::{Job, JobSender, WriteOp, WriteOutput};
+use writer::{Job, JobSender, WriteOp, WriteOutput, WriterStats};
 
 /// Settings of the embedded store.
 #[derive(Clone, Debug)]
@@ -51,6 +52,16 @@ impl SqliteConfig {
 pub struct SqliteStore {
     writer: JobSender,
     readers: ReadPool,
+    stats: Arc<WriterStats>,
+}
+
+/// How many commits (fsyncs) the writer made for how many write jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Database commits, each one fsync.
+    pub commits: u64,
+    /// Writes committed by them.
+    pub jobs: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -79,8 +90,18 @@ impl SqliteStore {
             return Err(StoreError::Backend(format!("could not enable WAL mode (got {mode})")));
         }
         schema::migrate(&mut conn)?;
-        let writer = writer::spawn(conn, config.limits.clone())?;
-        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1)) })
+        let stats = Arc::new(WriterStats::default());
+        let writer = writer::spawn(conn, config.limits.clone(), stats.clone())?;
+        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1)), stats })
+    }
+
+    /// Commits and jobs so far: with concurrent writers, group commit makes
+    /// `commits` smaller than `jobs`.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            jobs: self.stats.jobs.load(Ordering::Relaxed),
+        }
     }
 
     async fn write(&self, op: WriteOp) -> Result<WriteOutput> {

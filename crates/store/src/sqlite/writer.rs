@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{DurationRound, Utc};
@@ -67,10 +68,19 @@ pub(crate) struct Job {
 
 pub(crate) type JobSender = mpsc::Sender<Job>;
 
+/// Counts of the writer's work, to observe group commit.
+#[derive(Debug, Default)]
+pub(crate) struct WriterStats {
+    /// Database transactions committed (one fsync each).
+    pub(crate) commits: AtomicU64,
+    /// Jobs answered.
+    pub(crate) jobs: AtomicU64,
+}
+
 /// Starts the writer thread on `conn`.
-pub(crate) fn spawn(conn: Connection, limits: Limits) -> Result<JobSender> {
+pub(crate) fn spawn(conn: Connection, limits: Limits, stats: Arc<WriterStats>) -> Result<JobSender> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let writer = Writer { conn, limits, schemas: HashMap::new() };
+    let writer = Writer { conn, limits, schemas: HashMap::new(), stats };
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-writer".into())
         .spawn(move || writer.run(rx))
@@ -83,6 +93,7 @@ struct Writer {
     limits: Limits,
     /// Compiled schemas by context id, tagged with the settings version.
     schemas: HashMap<String, (i64, Arc<CompiledSchemas>)>,
+    stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -117,6 +128,8 @@ impl Writer {
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         match committed {
             Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
