@@ -271,14 +271,18 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
                 (None, false) => Precondition::None,
             };
             let entry = client.put_entry(&ctx, &key, &body, pre).await?;
-            output(json_out, &entry, || println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version));
+            output(json_out, &entry, || {
+                println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
+            });
         }
         CtxCommand::Patch { ctx, key, patch, json_patch, if_match } => {
             let patch: Value = serde_json::from_str(&read_arg(&patch)?).context("the patch is not valid JSON")?;
             let kind = if json_patch { PatchKind::Json } else { PatchKind::Merge };
             let pre = if_match.map_or(Precondition::None, Precondition::Revision);
             let entry = client.patch_entry(&ctx, &key, &patch, kind, pre).await?;
-            output(json_out, &entry, || println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version));
+            output(json_out, &entry, || {
+                println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
+            });
         }
         CtxCommand::Rm { ctx, key: Some(key), if_match, .. } => {
             let pre = if_match.map_or(Precondition::None, Precondition::Revision);
@@ -322,7 +326,13 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
                                 c["author"].as_str().unwrap_or("").to_owned(),
                                 c["at"].as_str().unwrap_or("").to_owned(),
                                 table::clip(
-                                    &c["keys"].as_array().into_iter().flatten().filter_map(Value::as_str).collect::<Vec<_>>().join(", "),
+                                    &c["keys"]
+                                        .as_array()
+                                        .into_iter()
+                                        .flatten()
+                                        .filter_map(Value::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
                                     60,
                                 ),
                             ]

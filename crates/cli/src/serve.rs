@@ -51,9 +51,7 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CTXMESH_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CTXMESH_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -75,7 +73,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}: is another server running there?", args.listen))?;
     let local = listener.local_addr()?;
     match args.durability {
-        Durability::Full => tracing::info!(store = %description, "durability: full (writes are acknowledged after fsync)"),
+        Durability::Full => {
+            tracing::info!(store = %description, "durability: full (writes are acknowledged after fsync)")
+        }
         Durability::Relaxed => tracing::warn!(
             store = %description,
             "durability: RELAXED: acknowledged writes survive a crash of ctxmesh but may be lost if the machine crashes"

@@ -1,9 +1,9 @@
 //! A Rust client for the ctxmesh HTTP API, over the same wire types as the
 //! server. Used by the CLI, the benchmark tool and the tests.
 
+use ctxmesh_core::Entry;
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
-use ctxmesh_core::Entry;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -177,7 +177,14 @@ impl Client {
     }
 
     /// `PATCH /v1/contexts/{ctx}/entries/{key}`.
-    pub async fn patch_entry(&self, ctx: &str, key: &str, patch: &Value, kind: PatchKind, pre: Precondition) -> Result<Entry> {
+    pub async fn patch_entry(
+        &self,
+        ctx: &str,
+        key: &str,
+        patch: &Value,
+        kind: PatchKind,
+        pre: Precondition,
+    ) -> Result<Entry> {
         let content_type = match kind {
             PatchKind::Merge => "application/merge-patch+json",
             PatchKind::Json => "application/json-patch+json",

@@ -82,10 +82,7 @@ impl Policy {
         let mut rules = vec![self.on_field_conflict];
         rules.extend(self.overrides.iter().filter_map(|o| o.on_field_conflict));
         if rules.iter().any(|r| !field_rules.contains(r)) {
-            return Err(Error::invalid(
-                "policy.on_field_conflict",
-                "must be reject, last-write-wins or authority",
-            ));
+            return Err(Error::invalid("policy.on_field_conflict", "must be reject, last-write-wins or authority"));
         }
         Ok(())
     }
@@ -181,8 +178,12 @@ pub struct NewContext {
 impl NewContext {
     /// Splits into id and settings.
     pub fn into_parts(self) -> (ContextId, ContextSettings) {
-        let settings =
-            ContextSettings { policy: self.policy, schemas: self.schemas, retention: self.retention, labels: self.labels };
+        let settings = ContextSettings {
+            policy: self.policy,
+            schemas: self.schemas,
+            retention: self.retention,
+            labels: self.labels,
+        };
         (self.id, settings)
     }
 }
@@ -266,7 +267,10 @@ impl ContextInfo {
     /// and with `404` when it lies in the future.
     pub fn check_readable(&self, at: u64) -> Result<()> {
         if at > self.revision {
-            return Err(Error::not_found(format!("revision {at} of context {:?} (current is {})", self.id, self.revision)));
+            return Err(Error::not_found(format!(
+                "revision {at} of context {:?} (current is {})",
+                self.id, self.revision
+            )));
         }
         if at < self.compacted_revision || at == 0 {
             return Err(Error::Compacted { requested: at, compacted: self.compacted_revision.max(1) });

@@ -8,7 +8,9 @@ use crate::entry::Entry;
 #[non_exhaustive]
 pub enum Error {
     /// A context id that does not match `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`.
-    #[error("invalid context id {id:?}: use 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit")]
+    #[error(
+        "invalid context id {id:?}: use 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit"
+    )]
     InvalidId {
         /// The id as given.
         id: String,

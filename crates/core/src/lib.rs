@@ -16,7 +16,7 @@ pub mod limits;
 pub mod schema;
 pub mod txn;
 
-pub use context::{ContextInfo, ContextSettings, NewContext, ContextPatch, Policy, Retention, Strategy};
+pub use context::{ContextInfo, ContextPatch, ContextSettings, NewContext, Policy, Retention, Strategy};
 pub use entry::{Entry, EntryMeta, EntryWrite, Priority, VClock};
 pub use error::Error;
 pub use event::Event;

@@ -298,14 +298,14 @@ impl TxnRequest {
                 Op::Get { key, .. } => key.as_ref(),
                 Op::DeletePrefix { .. } => None,
             };
-            if let Some(key) = key {
-                if key.as_str().len() as u64 > limits.max_key_bytes {
-                    return Err(Error::TooLarge {
-                        what: "key".into(),
-                        limit: limits.max_key_bytes,
-                        actual: key.as_str().len() as u64,
-                    });
-                }
+            if let Some(key) = key
+                && key.as_str().len() as u64 > limits.max_key_bytes
+            {
+                return Err(Error::TooLarge {
+                    what: "key".into(),
+                    limit: limits.max_key_bytes,
+                    actual: key.as_str().len() as u64,
+                });
             }
         }
         Ok(())
@@ -708,7 +708,11 @@ fn check_preconditions(compare: &[Compare], ops: &[Op]) -> Result<()> {
 fn check_value(input: &PlanInput<'_>, key: &str, value: &Value) -> Result<()> {
     let size = serde_json::to_vec(value).map(|v| v.len() as u64).unwrap_or(u64::MAX);
     if size > input.limits.max_value_bytes {
-        return Err(Error::TooLarge { what: format!("value of {key:?}"), limit: input.limits.max_value_bytes, actual: size });
+        return Err(Error::TooLarge {
+            what: format!("value of {key:?}"),
+            limit: input.limits.max_value_bytes,
+            actual: size,
+        });
     }
     input.schemas.validate(key, value)
 }
@@ -741,7 +745,8 @@ mod tests {
     fn plan(ctx: &ContextInfo, snap: &Snapshot, t: &TxnRequest) -> Result<(Plan, TxnResponse)> {
         let schemas = CompiledSchemas::default();
         let limits = Limits::default();
-        let input = PlanInput { context: ctx, schemas: &schemas, limits: &limits, author: "agent-a", now: chrono::Utc::now() };
+        let input =
+            PlanInput { context: ctx, schemas: &schemas, limits: &limits, author: "agent-a", now: chrono::Utc::now() };
         plan_txn(&input, snap, t)
     }
 
@@ -795,7 +800,8 @@ mod tests {
         let ctx = context(1, 0);
         let t = txn(json!({"success": [{"op": "put", "key": "a", "value": 1}, {"op": "delete", "key": "a"}]}));
         assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
-        let t = txn(json!({"success": [{"op": "delete_prefix", "prefix": "a/"}, {"op": "put", "key": "a/b", "value": 1}]}));
+        let t =
+            txn(json!({"success": [{"op": "delete_prefix", "prefix": "a/"}, {"op": "put", "key": "a/b", "value": 1}]}));
         assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
     }
 
@@ -850,7 +856,9 @@ mod tests {
         ctx.settings.policy.require_precondition = true;
         let blind = txn(json!({"success": [{"op": "put", "key": "a", "value": 1}]}));
         assert_eq!(plan(&ctx, &Snapshot::default(), &blind).unwrap_err().code(), "precondition_required");
-        let guarded = txn(json!({"compare": [{"key": "a", "exists": false}], "success": [{"op": "put", "key": "a", "value": 1}]}));
+        let guarded = txn(
+            json!({"compare": [{"key": "a", "exists": false}], "success": [{"op": "put", "key": "a", "value": 1}]}),
+        );
         assert!(plan(&ctx, &Snapshot::default(), &guarded).is_ok());
     }
 }

@@ -26,11 +26,9 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> String {
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(cursor: &str) -> Result<T, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| ApiError::invalid_argument("cursor", "invalid cursor: pass next_cursor from a previous page as is"))
+    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).ok_or_else(|| {
+        ApiError::invalid_argument("cursor", "invalid cursor: pass next_cursor from a previous page as is")
+    })
 }
 
 #[cfg(test)]

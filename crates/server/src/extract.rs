@@ -2,11 +2,11 @@
 //! JSON bodies (content type, size, syntax, shape), query strings, and the
 //! caller's identity.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -16,7 +16,10 @@ use crate::error::ApiError;
 pub struct JsonBody<T>(pub T);
 
 /// Checks that the request's media type is one of `accepted`.
-pub(crate) fn require_content_type(parts_headers: &axum::http::HeaderMap, accepted: &[&str]) -> Result<String, ApiError> {
+pub(crate) fn require_content_type(
+    parts_headers: &axum::http::HeaderMap,
+    accepted: &[&str],
+) -> Result<String, ApiError> {
     let raw = parts_headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if accepted.contains(&media.as_str()) {

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use ctxmesh_core::Entry;
 use ctxmesh_core::context::{ContextPatch, NewContext, Retention};
 use ctxmesh_core::history::DiffKind;
 use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::TxnRequest;
-use ctxmesh_core::Entry;
 use serde_json::{Value, json};
 
 use crate::{HistoryQuery, ListQuery, ReadAt, Store, StoreError};
@@ -160,7 +160,8 @@ pub async fn txn_compare_and_branches(store: TestStore) {
     for k in ["p/1", "p/2", "q/1"] {
         put(&store, "t", k, json!(k)).await;
     }
-    let r = store.txn(&cid("t"), txn(json!({"success": [{"op": "delete_prefix", "prefix": "p/"}]})), "x").await.unwrap();
+    let r =
+        store.txn(&cid("t"), txn(json!({"success": [{"op": "delete_prefix", "prefix": "p/"}]})), "x").await.unwrap();
     assert!(r.succeeded);
     assert!(latest(&store, "t", "p/1").await.is_none());
     assert!(latest(&store, "t", "q/1").await.is_some());
@@ -351,7 +352,10 @@ pub async fn fork_from_revision(store: TestStore) {
     assert_eq!(forked.revision, 1);
     assert_eq!(forked.entry_count, 2);
     assert_eq!(forked.forked_from.as_ref().unwrap().revision, 3);
-    assert_eq!(all_at(&store, "dst", ReadAt::Latest).await, BTreeMap::from([("a".into(), json!(1)), ("b".into(), json!(2))]));
+    assert_eq!(
+        all_at(&store, "dst", ReadAt::Latest).await,
+        BTreeMap::from([("a".into(), json!(1)), ("b".into(), json!(2))])
+    );
     put(&store, "dst", "a", json!(9)).await;
     assert_eq!(latest(&store, "src", "a").await.unwrap().value, json!(3), "the source is untouched");
     assert_eq!(code(store.fork(&cid("src"), 3, &cid("dst"), "x").await.unwrap_err()), "already_exists");
@@ -373,7 +377,8 @@ pub async fn ttl_expiry(store: TestStore) {
     let ctx = store.get_context(&cid("ttl")).await.unwrap();
     assert_eq!(ctx.revision, 3);
     assert_eq!(ctx.entry_count, 1);
-    let versions = store.entry_history(&cid("ttl"), &key("short"), HistoryQuery { before: None, limit: 5 }).await.unwrap();
+    let versions =
+        store.entry_history(&cid("ttl"), &key("short"), HistoryQuery { before: None, limit: 5 }).await.unwrap();
     assert_eq!(versions[0].revision, 3);
     assert_eq!(versions[0].change, ctxmesh_core::txn::ChangeKind::Expired);
     assert_eq!(store.expire(Utc::now()).await.unwrap(), 0);
@@ -383,8 +388,7 @@ pub async fn ttl_expiry(store: TestStore) {
 
 /// Compaction removes history before the retention point; reads there get `compacted`.
 pub async fn retention_compaction(store: TestStore) {
-    let new: NewContext =
-        serde_json::from_value(json!({"id": "cmp", "retention": {"max_revisions": 3}})).unwrap();
+    let new: NewContext = serde_json::from_value(json!({"id": "cmp", "retention": {"max_revisions": 3}})).unwrap();
     store.create_context(new, "x").await.unwrap();
     for i in 0..6 {
         put(&store, "cmp", "a", json!(i)).await; // revisions 2..=7
@@ -417,7 +421,11 @@ pub async fn event_log_is_gap_free(store: TestStore) {
         put(&store, "ev", &format!("k{i}"), json!(i)).await;
     }
     store
-        .txn(&cid("ev"), txn(json!({"success": [{"op": "delete", "key": "k0"}, {"op": "put", "key": "k1", "value": 9}]})), "x")
+        .txn(
+            &cid("ev"),
+            txn(json!({"success": [{"op": "delete", "key": "k0"}, {"op": "put", "key": "k1", "value": 9}]})),
+            "x",
+        )
         .await
         .unwrap();
     let events = store.events(&cid("ev"), 0, 100).await.unwrap();

@@ -20,7 +20,7 @@ pub mod sqlite;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{StoreError, Result};
+pub use error::{Result, StoreError};
 
 /// Which state a read sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

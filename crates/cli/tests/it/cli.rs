@@ -26,11 +26,29 @@ fn client_commands_and_exit_codes() {
     let server = ServerProcess::start(dir.path(), &[]);
     let s = server.base.as_str();
 
-    let created = json_of(&ctxmesh(s, &["--json", "create", "demo", "--label", "team=a", "--retention", r#"{"max_revisions":50}"#]));
+    let created = json_of(&ctxmesh(
+        s,
+        &["--json", "create", "demo", "--label", "team=a", "--retention", r#"{"max_revisions":50}"#],
+    ));
     assert_eq!(created["revision"], 1);
     assert_eq!(created["labels"]["team"], "a");
 
-    let put = json_of(&ctxmesh(s, &["--json", "--agent", "researcher", "put", "demo", "findings/a", r#"{"x":1}"#, "--kind", "finding", "--tag", "t1"]));
+    let put = json_of(&ctxmesh(
+        s,
+        &[
+            "--json",
+            "--agent",
+            "researcher",
+            "put",
+            "demo",
+            "findings/a",
+            r#"{"x":1}"#,
+            "--kind",
+            "finding",
+            "--tag",
+            "t1",
+        ],
+    ));
     assert_eq!((put["revision"].as_u64(), put["author"].as_str()), (Some(2), Some("researcher")));
     let human = ctxmesh(s, &["put", "demo", "findings/a", "2", "--if-match", "2"]);
     assert!(human.status.success());

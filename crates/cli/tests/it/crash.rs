@@ -95,7 +95,8 @@ async fn acknowledged_writes_survive_sigkill() {
     // Kill once a good number of writes are acknowledged (bounded wait).
     for _ in 0..200 {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        let ctx: Value = http.get(format!("{}/v1/contexts/crash", server.base)).send().await.unwrap().json().await.unwrap();
+        let ctx: Value =
+            http.get(format!("{}/v1/contexts/crash", server.base)).send().await.unwrap().json().await.unwrap();
         if ctx["revision"].as_u64().unwrap() > 300 {
             break;
         }

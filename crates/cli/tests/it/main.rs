@@ -33,12 +33,10 @@ impl ServerProcess {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(i) = line.find("listening on http://") {
-                        let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
-                        let _ = tx.send(url);
-                        sent = true;
-                    }
+                if !sent && let Some(i) = line.find("listening on http://") {
+                    let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
+                    let _ = tx.send(url);
+                    sent = true;
                 }
             }
         });

@@ -154,7 +154,9 @@ enum Precondition {
 
 fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     let get = |name: header::HeaderName| {
-        headers.get(&name).map(|v| v.to_str().map(str::trim).map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
+        headers
+            .get(&name)
+            .map(|v| v.to_str().map(str::trim).map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
     };
     match (get(header::IF_MATCH).transpose()?, get(header::IF_NONE_MATCH).transpose()?) {
         (Some(_), Some(_)) => Err(ApiError::invalid_argument("if-match", "send either If-Match or If-None-Match")),
@@ -166,7 +168,9 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
             })
         }
         (None, Some("*")) => Ok(Precondition::Absent),
-        (None, Some(_)) => Err(ApiError::invalid_argument("if-none-match", "only If-None-Match: * is supported on writes")),
+        (None, Some(_)) => {
+            Err(ApiError::invalid_argument("if-none-match", "only If-None-Match: * is supported on writes"))
+        }
         (None, None) => Ok(Precondition::None),
     }
 }
@@ -201,11 +205,8 @@ async fn guarded_write(
             vec![c]
         }
     };
-    let txn = TxnRequest {
-        compare,
-        success: vec![op],
-        failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
-    };
+    let txn =
+        TxnRequest { compare, success: vec![op], failure: vec![Op::Get { key: Some(key.clone()), prefix: None }] };
     let response = state.store().txn(&ctx, txn, &caller.agent).await?;
     if !response.succeeded {
         let current = match response.results.first() {
@@ -359,7 +360,8 @@ pub(crate) async fn document(
     validate_prefix(&params.prefix)?;
     let at = ReadAtParams { at: params.at, as_of: params.as_of }.resolve()?;
     let limit = usize::try_from(state.config().limits.max_entries_per_context).unwrap_or(usize::MAX);
-    let page = state.store().list_entries(&ctx, at, &ListQuery { prefix: params.prefix, after_key: None, limit }).await?;
+    let page =
+        state.store().list_entries(&ctx, at, &ListQuery { prefix: params.prefix, after_key: None, limit }).await?;
     let mut doc = Map::new();
     for entry in page.entries {
         insert_nested(&mut doc, &entry.key, entry.value);

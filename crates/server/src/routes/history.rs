@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::Utc;
+use ctxmesh_core::Event;
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::history::{Commit, DiffChange};
 use ctxmesh_core::ids::ContextId;
-use ctxmesh_core::Event;
 use ctxmesh_store::{Compaction, HistoryQuery};
 use serde::{Deserialize, Serialize};
 

@@ -37,7 +37,12 @@ async fn malformed_and_mistyped_bodies() {
     expect_error(r, 400, "invalid_argument").await;
     let r = s.req(Method::POST, "/v1/contexts/c/txn").json(&json!({"success": "put everything"})).send().await.unwrap();
     expect_error(r, 400, "invalid_argument").await;
-    let r = s.req(Method::POST, "/v1/contexts").json(&json!({"id": "d", "policy": {"strategy": "chaos"}})).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/v1/contexts")
+        .json(&json!({"id": "d", "policy": {"strategy": "chaos"}}))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 400, "invalid_argument").await;
 
     assert_eq!(s.revision("c").await, rev, "nothing changed");
@@ -63,13 +68,21 @@ async fn invalid_ids_and_keys() {
     let r = s.req(Method::PUT, "/v1/contexts/c/entries/a/").json(&json!({"value": 1})).send().await.unwrap();
     expect_error(r, 400, "invalid_key").await;
     let long = "k".repeat(513);
-    let r = s.req(Method::PUT, &format!("/v1/contexts/c/entries/{long}")).json(&json!({"value": 1})).send().await.unwrap();
+    let r =
+        s.req(Method::PUT, &format!("/v1/contexts/c/entries/{long}")).json(&json!({"value": 1})).send().await.unwrap();
     expect_error(r, 400, "invalid_key").await;
     let txn = json!({"success": [{"op": "put", "key": "bad key", "value": 1}]});
     expect_error(s.req(Method::POST, "/v1/contexts/c/txn").json(&txn).send().await.unwrap(), 400, "invalid_key").await;
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a").header("x-agent-id", "bad agent").json(&json!({"value": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/a")
+        .header("x-agent-id", "bad agent")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 400, "invalid_id").await;
-    expect_error(s.req(Method::GET, "/v1/contexts/c/entries?prefix=a%20").send().await.unwrap(), 400, "invalid_key").await;
+    expect_error(s.req(Method::GET, "/v1/contexts/c/entries?prefix=a%20").send().await.unwrap(), 400, "invalid_key")
+        .await;
     assert_eq!(s.revision("c").await, 1);
 }
 
@@ -118,7 +131,12 @@ async fn limits_answer_too_large() {
     let r = s.req(Method::PUT, "/v1/contexts/c/entries/a").json(&big_value).send().await.unwrap();
     let body = expect_error(r, 413, "too_large").await;
     assert_eq!(body["error"]["details"]["limit"], 1024);
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/a-key-longer-than-16").json(&json!({"value": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/a-key-longer-than-16")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
     expect_error(r, 413, "too_large").await;
     let ops: Vec<_> = (0..5).map(|i| json!({"op": "get", "key": format!("k{i}")})).collect();
     let r = s.req(Method::POST, "/v1/contexts/c/txn").json(&json!({"success": ops})).send().await.unwrap();

@@ -69,7 +69,8 @@ async fn update_settings_and_delete() {
     assert_eq!(updated["policy"]["strategy"], "manual", "other strategies are stored");
     assert_eq!(updated["labels"], json!({"b": "2"}));
 
-    let bad = s.req(Method::PATCH, "/v1/contexts/c").json(&json!({"retention": {"max_revisions": 0}})).send().await.unwrap();
+    let bad =
+        s.req(Method::PATCH, "/v1/contexts/c").json(&json!({"retention": {"max_revisions": 0}})).send().await.unwrap();
     expect_error(bad, 400, "invalid_argument").await;
     assert_eq!(s.get_json("/v1/contexts/c").await.1["labels"], json!({"b": "2"}), "a bad update changes nothing");
 

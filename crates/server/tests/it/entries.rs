@@ -37,12 +37,20 @@ async fn put_and_get_with_all_metadata() {
     }
     assert_eq!(got["expires_at"], "2100-01-01T00:00:00Z");
     assert_eq!(got["author"], "researcher");
-    assert_eq!((got["revision"].as_u64(), got["version"].as_u64(), got["created_revision"].as_u64()), (Some(2), Some(1), Some(2)));
+    assert_eq!(
+        (got["revision"].as_u64(), got["version"].as_u64(), got["created_revision"].as_u64()),
+        (Some(2), Some(1), Some(2))
+    );
     assert_eq!(got["vclock"], json!({"researcher": 1}));
     assert!(got["updated_at"].is_string());
 
     // Replacing answers 200 and resets metadata that is not sent.
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/findings/apple-revenue").json(&json!({"value": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/findings/apple-revenue")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (_, replaced) = status_json(r).await;
     assert_eq!(replaced["version"], 2);
@@ -79,7 +87,13 @@ async fn stale_if_match_changes_nothing_and_returns_current() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // If-Match on a missing entry fails with no current entry.
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/none").header("if-match", "*").json(&json!({"value": 1})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/none")
+        .header("if-match", "*")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_error(r, 412, "precondition_failed").await;
     assert!(body["error"]["details"]["current"].is_null());
 }
@@ -88,7 +102,8 @@ async fn stale_if_match_changes_nothing_and_returns_current() {
 async fn if_none_match_creates_only_once() {
     let s = TestServer::start().await;
     s.create(json!({"id": "c"})).await;
-    let put = || s.req(Method::PUT, "/v1/contexts/c/entries/once").header("if-none-match", "*").json(&json!({"value": 1}));
+    let put =
+        || s.req(Method::PUT, "/v1/contexts/c/entries/once").header("if-none-match", "*").json(&json!({"value": 1}));
     assert_eq!(put().send().await.unwrap().status(), 201);
     let body = expect_error(put().send().await.unwrap(), 412, "precondition_failed").await;
     assert_eq!(body["error"]["details"]["current"]["value"], 1);
@@ -178,7 +193,12 @@ async fn delete_entries() {
 async fn ttl_entries_expire_as_their_own_revision() {
     let s = TestServer::start().await;
     s.create(json!({"id": "c"})).await;
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/tmp").json(&json!({"value": 1, "ttl_ms": 150})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/tmp")
+        .json(&json!({"value": 1, "ttl_ms": 150}))
+        .send()
+        .await
+        .unwrap();
     let (_, e) = status_json(r).await;
     assert!(e["expires_at"].is_string());
     s.put("c", "keep", json!(2)).await;
@@ -215,7 +235,12 @@ async fn schema_violation_names_the_pointer_and_changes_nothing() {
     .await;
     s.put("c", "orders/1", json!({"qty": 1})).await;
     let rev = s.revision("c").await;
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/orders/1").json(&json!({"value": {"qty": 1, "lines": ["a", 2]}})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/orders/1")
+        .json(&json!({"value": {"qty": 1, "lines": ["a", 2]}}))
+        .send()
+        .await
+        .unwrap();
     let body = expect_error(r, 422, "schema_violation").await;
     assert_eq!(body["error"]["details"]["pointer"], "/lines/1");
     assert_eq!(body["error"]["details"]["pattern"], "orders/*");
@@ -237,7 +262,9 @@ async fn list_by_prefix_pages_through_one_snapshot() {
     s.put("c", "other", json!(0)).await;
     let (_, page1) = s.get_json("/v1/contexts/c/entries?prefix=f/&limit=2").await;
     assert_eq!(page1["revision"], 7);
-    let keys = |p: &Value| p["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let keys = |p: &Value| {
+        p["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
     assert_eq!(keys(&page1), ["f/0", "f/1"]);
     // A write between pages does not show up in the paged snapshot.
     s.put("c", "f/2", json!("changed")).await;
@@ -273,8 +300,14 @@ async fn reads_as_of_revision_and_time() {
     assert_eq!(doc, json!({"revision": 3, "document": {"a": 2}}));
     expect_error(s.req(Method::GET, "/v1/contexts/c/entries/b?at=3").send().await.unwrap(), 404, "not_found").await;
     expect_error(s.req(Method::GET, "/v1/contexts/c/entries/a?at=99").send().await.unwrap(), 404, "not_found").await;
-    expect_error(s.req(Method::GET, "/v1/contexts/c/entries/a?at=0").send().await.unwrap(), 400, "invalid_argument").await;
-    expect_error(s.req(Method::GET, "/v1/contexts/c/entries/a?as_of=yesterday").send().await.unwrap(), 400, "invalid_argument").await;
+    expect_error(s.req(Method::GET, "/v1/contexts/c/entries/a?at=0").send().await.unwrap(), 400, "invalid_argument")
+        .await;
+    expect_error(
+        s.req(Method::GET, "/v1/contexts/c/entries/a?as_of=yesterday").send().await.unwrap(),
+        400,
+        "invalid_argument",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -284,7 +317,12 @@ async fn entry_history_and_keys_ending_in_history() {
     s.put("c", "conversation", json!("v1")).await;
     s.put("c", "conversation", json!("v2")).await;
     // An entry whose last segment is `history`, addressed with %2F.
-    let r = s.req(Method::PUT, "/v1/contexts/c/entries/conversation%2Fhistory").json(&json!({"value": ["hi"]})).send().await.unwrap();
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/conversation%2Fhistory")
+        .json(&json!({"value": ["hi"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let (_, e) = s.get_json("/v1/contexts/c/entries/conversation%2Fhistory").await;
     assert_eq!((e["key"].as_str(), &e["value"]), (Some("conversation/history"), &json!(["hi"])));

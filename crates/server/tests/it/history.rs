@@ -25,7 +25,13 @@ async fn rollback_then_diff_shows_exactly_the_restoring_changes() {
     let r = s.req(Method::DELETE, "/v1/contexts/c/entries/notes/a").send().await.unwrap(); // 6
     assert_eq!(r.status(), 200);
 
-    let r = s.req(Method::POST, "/v1/contexts/c/rollback").header("x-agent-id", "fixer").json(&json!({"to": 3})).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/v1/contexts/c/rollback")
+        .header("x-agent-id", "fixer")
+        .json(&json!({"to": 3}))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = status_json(r).await;
     assert_eq!((status, body["revision"].as_u64()), (200, Some(7)));
 
@@ -42,7 +48,10 @@ async fn rollback_then_diff_shows_exactly_the_restoring_changes() {
     // History was not rewritten.
     assert_eq!(s.get_json("/v1/contexts/c/entries/plan?at=4").await.1["value"], "v2");
     let (_, commits) = s.get_json("/v1/contexts/c/history?limit=1").await;
-    assert_eq!((&commits["commits"][0]["kind"], &commits["commits"][0]["author"]), (&json!("rollback"), &json!("fixer")));
+    assert_eq!(
+        (&commits["commits"][0]["kind"], &commits["commits"][0]["author"]),
+        (&json!("rollback"), &json!("fixer"))
+    );
     let (_, events) = s.get_json("/v1/contexts/c/events?after=6&types=context.rolled_back").await;
     assert_eq!(events["events"][0]["data"]["to"], 3);
     // The default `to` is the current revision; `from=0` is the empty state.
@@ -57,7 +66,8 @@ async fn fork_creates_a_context_from_a_revision() {
     s.create(json!({"id": "main", "labels": {"x": "y"}})).await;
     s.put("main", "a", json!(1)).await; // 2
     s.put("main", "a", json!(2)).await; // 3
-    let r = s.req(Method::POST, "/v1/contexts/main/fork").json(&json!({"id": "experiment", "at": 2})).send().await.unwrap();
+    let r =
+        s.req(Method::POST, "/v1/contexts/main/fork").json(&json!({"id": "experiment", "at": 2})).send().await.unwrap();
     let (status, info) = status_json(r).await;
     assert_eq!(status, 201);
     assert_eq!(info["forked_from"], json!({"context": "main", "revision": 2}));
@@ -67,7 +77,8 @@ async fn fork_creates_a_context_from_a_revision() {
     assert_eq!(s.get_json("/v1/contexts/main/entries/a").await.1["value"], 2);
     let taken = s.req(Method::POST, "/v1/contexts/main/fork").json(&json!({"id": "experiment"})).send().await.unwrap();
     expect_error(taken, 409, "already_exists").await;
-    let future = s.req(Method::POST, "/v1/contexts/main/fork").json(&json!({"id": "x", "at": 50})).send().await.unwrap();
+    let future =
+        s.req(Method::POST, "/v1/contexts/main/fork").json(&json!({"id": "x", "at": 50})).send().await.unwrap();
     expect_error(future, 404, "not_found").await;
 }
 
@@ -82,7 +93,8 @@ async fn retention_compacts_and_old_reads_are_gone() {
     let (status, body) = status_json(r).await;
     assert_eq!(status, 200);
     assert_eq!(body["compacted_revision"], 5);
-    let body = expect_error(s.req(Method::GET, "/v1/contexts/c/entries/k?at=3").send().await.unwrap(), 410, "compacted").await;
+    let body =
+        expect_error(s.req(Method::GET, "/v1/contexts/c/entries/k?at=3").send().await.unwrap(), 410, "compacted").await;
     assert_eq!(body["error"]["details"]["compacted_revision"], 5);
     expect_error(s.req(Method::GET, "/v1/contexts/c/diff?from=2&to=6").send().await.unwrap(), 410, "compacted").await;
     expect_error(s.req(Method::GET, "/v1/contexts/c/events?after=1").send().await.unwrap(), 410, "compacted").await;

@@ -34,7 +34,10 @@ async fn every_revision_reads_back_as_it_was() {
             8 | 9 if model.contains_key(&key) => {
                 let patched = model.get_mut(&key).unwrap();
                 patched["p"] = json!(i);
-                let e = client.patch_entry("tt", &key, &json!({"p": i}), PatchKind::Merge, Precondition::None).await.unwrap();
+                let e = client
+                    .patch_entry("tt", &key, &json!({"p": i}), PatchKind::Merge, Precondition::None)
+                    .await
+                    .unwrap();
                 assert_eq!(&e.value, patched, "seed {seed}");
                 e.revision
             }

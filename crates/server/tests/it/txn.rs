@@ -69,9 +69,19 @@ async fn an_operation_that_fails_aborts_everything() {
     let dup = json!({"success": [{"op": "put", "key": "a", "value": 1}, {"op": "delete", "key": "a"}]});
     expect_error(s.req(Method::POST, "/v1/contexts/c/txn").json(&dup).send().await.unwrap(), 400, "invalid_txn").await;
     let two_targets = json!({"compare": [{"key": "a", "revision": 1, "version": 1}]});
-    expect_error(s.req(Method::POST, "/v1/contexts/c/txn").json(&two_targets).send().await.unwrap(), 400, "invalid_txn").await;
+    expect_error(
+        s.req(Method::POST, "/v1/contexts/c/txn").json(&two_targets).send().await.unwrap(),
+        400,
+        "invalid_txn",
+    )
+    .await;
     let unknown_op = json!({"success": [{"op": "upsert", "key": "a", "value": 1}]});
-    expect_error(s.req(Method::POST, "/v1/contexts/c/txn").json(&unknown_op).send().await.unwrap(), 400, "invalid_argument").await;
+    expect_error(
+        s.req(Method::POST, "/v1/contexts/c/txn").json(&unknown_op).send().await.unwrap(),
+        400,
+        "invalid_argument",
+    )
+    .await;
     assert_eq!(s.revision("c").await, rev);
 }
 
@@ -81,7 +91,12 @@ async fn require_precondition_refuses_blind_writes() {
     s.create(json!({"id": "c", "policy": {"require_precondition": true}})).await;
     let blind = s.req(Method::PUT, "/v1/contexts/c/entries/a").json(&json!({"value": 1})).send().await.unwrap();
     expect_error(blind, 428, "precondition_required").await;
-    let guarded =
-        s.req(Method::PUT, "/v1/contexts/c/entries/a").header("if-none-match", "*").json(&json!({"value": 1})).send().await.unwrap();
+    let guarded = s
+        .req(Method::PUT, "/v1/contexts/c/entries/a")
+        .header("if-none-match", "*")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(guarded.status(), 201);
 }

@@ -329,7 +329,8 @@ impl Store for SqliteStore {
                     let mut rest = tx.prepare_cached(
                         "SELECT event FROM events WHERE ctx = ?1 AND revision = ?2 ORDER BY seq LIMIT -1 OFFSET ?3",
                     )?;
-                    let rows = rest.query_map(params![id.as_str(), revision as i64, seen as i64], |r| r.get::<_, String>(0))?;
+                    let rows =
+                        rest.query_map(params![id.as_str(), revision as i64, seen as i64], |r| r.get::<_, String>(0))?;
                     for row in rows {
                         out.push(serde_json::from_str(&row?)?);
                     }

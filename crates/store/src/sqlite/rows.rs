@@ -185,10 +185,8 @@ pub(crate) fn list_latest(
         prefixed_version_columns()
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![ctx, prefix, prefix_end(prefix), after, now.map(micros), limit as i64],
-        version_row,
-    )?;
+    let rows =
+        stmt.query_map(params![ctx, prefix, prefix_end(prefix), after, now.map(micros), limit as i64], version_row)?;
     collect_entries(rows)
 }
 

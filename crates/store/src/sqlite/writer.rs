@@ -52,6 +52,7 @@ pub(crate) enum WriteOp {
 }
 
 /// What a write returns.
+#[allow(clippy::large_enum_variant)] // one value per job, moved once
 pub(crate) enum WriteOutput {
     Context(ContextInfo),
     Txn(TxnResponse),
@@ -161,9 +162,7 @@ impl Writer {
             WriteOp::DeleteContext { id } => self.delete_context(&id).map(|()| WriteOutput::Unit),
             WriteOp::Txn { id, txn, author } => self.txn(&id, &txn, &author).map(WriteOutput::Txn),
             WriteOp::Rollback { id, to, author } => self.rollback(&id, to, &author).map(WriteOutput::Revision),
-            WriteOp::Fork { id, at, new_id, author } => {
-                self.fork(&id, at, &new_id, &author).map(WriteOutput::Context)
-            }
+            WriteOp::Fork { id, at, new_id, author } => self.fork(&id, at, &new_id, &author).map(WriteOutput::Context),
             WriteOp::Expire { now } => self.expire_all(now).map(WriteOutput::Count),
             WriteOp::Compact { id, now } => self.compact(id.as_ref(), now).map(WriteOutput::Compactions),
         }
@@ -175,10 +174,10 @@ impl Writer {
     }
 
     fn schemas_for(&mut self, row: &ContextRow) -> Result<Arc<CompiledSchemas>> {
-        if let Some((version, compiled)) = self.schemas.get(&row.info.id) {
-            if *version == row.settings_version {
-                return Ok(compiled.clone());
-            }
+        if let Some((version, compiled)) = self.schemas.get(&row.info.id)
+            && *version == row.settings_version
+        {
+            return Ok(compiled.clone());
         }
         let compiled = Arc::new(CompiledSchemas::compile(&row.info.settings.schemas)?);
         self.schemas.insert(row.info.id.clone(), (row.settings_version, compiled.clone()));
@@ -311,8 +310,10 @@ impl Writer {
         let all = usize::MAX >> 1;
         let target: BTreeMap<String, ctxmesh_core::Entry> =
             rows::list_at(&self.conn, &ctx.id, "", "", all, to)?.into_iter().map(|e| (e.key.clone(), e)).collect();
-        let current: BTreeMap<String, ctxmesh_core::Entry> =
-            rows::list_latest(&self.conn, &ctx.id, "", "", all, None)?.into_iter().map(|e| (e.key.clone(), e)).collect();
+        let current: BTreeMap<String, ctxmesh_core::Entry> = rows::list_latest(&self.conn, &ctx.id, "", "", all, None)?
+            .into_iter()
+            .map(|e| (e.key.clone(), e))
+            .collect();
 
         let mut plan = PlanBuilder::new(&ctx, author, now, commit_kinds::ROLLBACK);
         let mut restored = 0u64;
@@ -349,9 +350,9 @@ impl Writer {
 
     fn expire_all(&mut self, now: Timestamp) -> Result<u64> {
         let contexts: Vec<String> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT DISTINCT ctx FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-            )?;
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT DISTINCT ctx FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?1")?;
             stmt.query_map([micros(now)], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
         };
         let mut removed = 0;
@@ -515,10 +516,8 @@ fn compact_context(conn: &Connection, ctx: &ContextInfo, now: Timestamp) -> Resu
         params![ctx.id, c],
     )?;
     // Deletions before the point that are the last word on their key.
-    let tombstones = conn.execute(
-        "DELETE FROM versions WHERE ctx = ?1 AND revision < ?2 AND value IS NULL",
-        params![ctx.id, c],
-    )?;
+    let tombstones =
+        conn.execute("DELETE FROM versions WHERE ctx = ?1 AND revision < ?2 AND value IS NULL", params![ctx.id, c])?;
     conn.execute("DELETE FROM commits WHERE ctx = ?1 AND revision < ?2", params![ctx.id, c])?;
     conn.execute("DELETE FROM events WHERE ctx = ?1 AND revision < ?2", params![ctx.id, c])?;
     conn.execute("UPDATE contexts SET compacted_revision = ?2 WHERE id = ?1", params![ctx.id, c])?;

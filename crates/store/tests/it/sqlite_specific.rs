@@ -14,7 +14,8 @@ async fn data_survives_reopen() {
     {
         let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
         store.create_context(serde_json::from_value(json!({"id": "persist"})).unwrap(), "a").await.unwrap();
-        let t: TxnRequest = serde_json::from_value(json!({"success": [{"op": "put", "key": "k", "value": 42}]})).unwrap();
+        let t: TxnRequest =
+            serde_json::from_value(json!({"success": [{"op": "put", "key": "k", "value": 42}]})).unwrap();
         store.txn(&ctx, t, "a").await.unwrap();
     }
     let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
@@ -47,7 +48,8 @@ async fn concurrent_writers_share_commits() {
         let (store, ctx) = (store.clone(), ctx.clone());
         tasks.push(tokio::spawn(async move {
             let t: TxnRequest =
-                serde_json::from_value(json!({"success": [{"op": "put", "key": format!("k{i}"), "value": i}]})).unwrap();
+                serde_json::from_value(json!({"success": [{"op": "put", "key": format!("k{i}"), "value": i}]}))
+                    .unwrap();
             store.txn(&ctx, t, "w").await.unwrap().revision
         }));
     }
