@@ -264,7 +264,7 @@ pub struct ContextInfo {
 
 impl ContextInfo {
     /// Fails with `410 compacted` when revision `at` is no longer readable,
-    /// and with `404` when it lies in the future.
+    /// with `404` when it lies in the future, and with `400` for revision 0.
     pub fn check_readable(&self, at: u64) -> Result<()> {
         if at > self.revision {
             return Err(Error::not_found(format!(
@@ -272,8 +272,11 @@ impl ContextInfo {
                 self.id, self.revision
             )));
         }
-        if at < self.compacted_revision || at == 0 {
-            return Err(Error::Compacted { requested: at, compacted: self.compacted_revision.max(1) });
+        if at == 0 {
+            return Err(Error::invalid("revision", "revisions start at 1"));
+        }
+        if at < self.compacted_revision {
+            return Err(Error::Compacted { requested: at, compacted: self.compacted_revision });
         }
         Ok(())
     }

@@ -40,6 +40,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(ops::fallback)
+        .method_not_allowed_fallback(ops::method_not_allowed)
 }
 
 /// Path parameters; a malformed one is `400`.

@@ -110,6 +110,13 @@ async fn unknown_contexts_and_entries() {
     expect_error(r, 404, "not_found").await;
     let r = s.req(Method::POST, "/v1/contexts/nope/rollback").json(&json!({"to": 1})).send().await.unwrap();
     expect_error(r, 404, "not_found").await;
+    let r = s.req(Method::POST, "/v1/contexts/c/rollback").json(&json!({"to": 0})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s.req(Method::POST, "/v1/contexts/c/fork").json(&json!({"id": "d", "at": 0})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s.req(Method::POST, "/v1/contexts/c/rollback").json(&json!({"to": "yesterday"})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    assert_eq!(s.revision("c").await, 1);
     assert_eq!(s.get_json("/v1/contexts/nope").await.0, 404, "a write to a missing context does not create it");
 }
 

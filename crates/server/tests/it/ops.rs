@@ -11,6 +11,7 @@ async fn health_and_readiness() {
     assert_eq!(s.get_json("/healthz").await, (200, json!({"status": "ok"})));
     assert_eq!(s.get_json("/readyz").await, (200, json!({"status": "ready"})));
     expect_error(s.req(Method::GET, "/v2/nothing").send().await.unwrap(), 404, "not_found").await;
+    expect_error(s.req(Method::POST, "/v1/contexts/c").send().await.unwrap(), 405, "method_not_allowed").await;
 }
 
 #[tokio::test]

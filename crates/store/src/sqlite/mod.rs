@@ -266,8 +266,10 @@ impl Store for SqliteStore {
                 }
                 // Revision 0 is the empty state before creation; readable
                 // while nothing has been compacted.
-                if from > 0 || ctx.compacted_revision > 0 {
+                if from > 0 {
                     ctx.check_readable(from)?;
+                } else if ctx.compacted_revision > 0 {
+                    return Err(Error::Compacted { requested: 0, compacted: ctx.compacted_revision }.into());
                 }
                 ctx.check_readable(to)?;
                 let keys: Vec<String> = {
@@ -355,6 +357,9 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        if self.writer.is_closed() {
+            return Err(StoreError::Unavailable("the writer thread has stopped".into()));
+        }
         self.readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 }
