@@ -17,6 +17,8 @@ pub mod types {
     pub const CONTEXT_DELETED: &str = "context.deleted";
     /// The context was rolled back to an earlier revision.
     pub const CONTEXT_ROLLED_BACK: &str = "context.rolled_back";
+    /// A priority message to the context's subscribers.
+    pub const MESSAGE: &str = "message";
 }
 
 /// Values larger than this (serialized) are left out of event payloads;

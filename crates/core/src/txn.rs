@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::Timestamp;
 use crate::context::{ContextInfo, Strategy};
-use crate::entry::{Entry, EntryMeta, EntryWrite};
+use crate::entry::{Entry, EntryMeta, EntryWrite, Priority};
 use crate::error::{Error, Result};
 use crate::event::{Event, types};
 use crate::history::{Commit, event_value};
@@ -515,18 +515,20 @@ impl PlanBuilder {
         self.changes.push(Change { key: key.to_owned(), kind, after: None });
     }
 
-    /// Appends an event that is not about one entry.
-    pub fn event(&mut self, kind: &str, key: Option<&str>, data: Option<Value>) {
-        self.events.push(Event {
+    /// Appends an event that does not change an entry.
+    pub fn event(&mut self, kind: &str, key: Option<&str>, priority: Option<Priority>, data: Option<Value>) -> Event {
+        let event = Event {
             kind: kind.to_owned(),
             context: self.context.clone(),
             revision: self.revision,
             key: key.map(str::to_owned),
             at: self.now,
             agent: Some(self.author.clone()),
-            priority: None,
+            priority,
             data,
-        });
+        };
+        self.events.push(event.clone());
+        event
     }
 
     fn entry_event(&mut self, key: &str, kind: ChangeKind, entry: Option<&Entry>) {

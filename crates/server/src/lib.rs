@@ -25,6 +25,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+pub mod watch;
 
 pub use error::ApiError;
 
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub compaction_interval: Duration,
     /// Largest page a list request may ask for.
     pub max_page_size: usize,
+    /// How often watch streams send a progress (bookmark) event.
+    pub progress_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             expiry_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(60),
             max_page_size: 1000,
+            progress_interval: Duration::from_secs(5),
         }
     }
 }
@@ -61,12 +65,28 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     config: ServerConfig,
+    /// Set when the server shuts down: long-lived streams end on it.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
-        AppState { inner: Arc::new(Inner { store, config }) }
+        let (closing, _) = tokio::sync::watch::channel(false);
+        AppState { inner: Arc::new(Inner { store, config, closing }) }
+    }
+
+    /// Resolves once the server has begun to shut down.
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Starts the shutdown of long-lived streams (watches, WebSockets).
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// The store.
@@ -104,6 +124,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     metrics::install();
     let mut tasks = background::spawn(state.clone());
+    let closer = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Watch streams would keep their connections open forever: end them
+        // (clients resume from their last revision elsewhere or later).
+        closer.close();
+    };
     let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
     tasks.abort_all();
     result

@@ -15,6 +15,7 @@ use ctxmesh_core::{Entry, Event, Timestamp};
 use serde::{Deserialize, Serialize};
 
 mod error;
+pub mod notify;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]
@@ -129,8 +130,27 @@ pub trait Store: Send + Sync + 'static {
     async fn expire(&self, now: Timestamp) -> Result<u64>;
     /// Applies retention policies (one context, or all) as of `now`.
     async fn compact(&self, id: Option<&ContextId>, now: Timestamp) -> Result<Vec<Compaction>>;
+    /// Appends one event that changes no entry (a message, and later lock,
+    /// handoff and task events) as a revision of its own; returns it as
+    /// logged. `kind` is the event type; the commit's kind is the same.
+    async fn append_event(&self, id: &ContextId, event: NewEvent, author: &str) -> Result<Event>;
+    /// Notifications of the revisions committed on `id` from now on.
+    fn subscribe(&self, id: &ContextId) -> tokio::sync::broadcast::Receiver<std::sync::Arc<notify::Committed>>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
+}
+
+/// An event to append with [`Store::append_event`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The event type, e.g. `message`.
+    pub kind: String,
+    /// The entry key it concerns, if any.
+    pub key: Option<String>,
+    /// Its priority.
+    pub priority: Option<ctxmesh_core::Priority>,
+    /// Its payload.
+    pub data: Option<serde_json::Value>,
 }
 
 /// How durable an acknowledged write is.

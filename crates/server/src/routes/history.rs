@@ -12,9 +12,10 @@ use ctxmesh_core::ids::ContextId;
 use ctxmesh_store::{Compaction, HistoryQuery};
 use serde::{Deserialize, Serialize};
 
+use super::watch::FilterParams;
 use super::{P, context_id, page_size};
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -156,8 +157,6 @@ pub(crate) struct EventParams {
     /// Only events of revisions after this one (default 0: from the start).
     #[serde(default)]
     after: u64,
-    /// Comma-separated event types to keep, e.g. `context.updated`.
-    types: Option<String>,
     /// Most events to scan (default 100); all events of a revision are
     /// always returned together.
     limit: Option<usize>,
@@ -175,24 +174,20 @@ pub(crate) struct EventList {
 }
 
 /// The event log of a context, oldest first, gap-free by revision.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/events", tag = "history", params(EventParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/events", tag = "events", params(EventParams, FilterParams),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn events(
     State(state): State<AppState>,
     P(ctx): P<String>,
     Q(params): Q<EventParams>,
+    Q(filter): Q<FilterParams>,
 ) -> ApiResult<Json<EventList>> {
     let ctx = context_id(&ctx)?;
     let limit = page_size(&state, params.limit, 100)?;
-    let types: Option<Vec<&str>> = params.types.as_deref().map(|t| t.split(',').map(str::trim).collect());
-    if types.as_ref().is_some_and(|t| t.iter().any(|t| t.is_empty())) {
-        return Err(ApiError::invalid_argument("types", "types is a comma-separated list of event types"));
-    }
+    let filter = filter.filter()?;
     let mut events = state.store().events(&ctx, params.after, limit).await?;
     let last_revision = events.last().map_or(params.after, |e| e.revision);
     let more = events.len() >= limit;
-    if let Some(types) = types {
-        events.retain(|e| types.contains(&e.kind.as_str()));
-    }
+    events.retain(|e| filter.matches(e));
     Ok(Json(EventList { events, last_revision, more }))
 }

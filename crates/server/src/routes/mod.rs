@@ -16,6 +16,8 @@ pub(crate) mod contexts;
 pub(crate) mod entries;
 pub(crate) mod history;
 pub(crate) mod ops;
+pub(crate) mod watch;
+pub(crate) mod ws;
 
 /// Every route of the server.
 pub(crate) fn router() -> Router<AppState> {
@@ -35,6 +37,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/fork", post(history::fork))
         .route("/v1/contexts/{ctx}/compact", post(history::compact))
         .route("/v1/contexts/{ctx}/events", get(history::events))
+        .route("/v1/contexts/{ctx}/watch", get(watch::sse))
+        .route("/v1/messages", post(watch::message))
+        .route("/v1/ws", get(ws::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

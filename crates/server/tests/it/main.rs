@@ -8,6 +8,8 @@ mod history;
 mod ops;
 mod time_travel;
 mod txn;
+mod watch;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +24,10 @@ use serde_json::Value;
 pub(crate) struct TestServer {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    limits: Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
@@ -33,22 +37,46 @@ impl TestServer {
 
     pub(crate) async fn with_limits(limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut store_config = SqliteConfig::new(dir.path().join("ctxmesh.db"));
-        store_config.limits = limits.clone();
+        let mut server =
+            TestServer { base: String::new(), http: reqwest::Client::new(), dir, limits, shutdown: None, task: None };
+        server.launch().await;
+        server
+    }
+
+    async fn launch(&mut self) {
+        let mut store_config = SqliteConfig::new(self.dir.path().join("ctxmesh.db"));
+        store_config.limits = self.limits.clone();
         let store = Arc::new(SqliteStore::open(store_config).unwrap());
         let config = ServerConfig {
-            limits,
+            limits: self.limits.clone(),
             expiry_interval: Duration::from_millis(50),
             compaction_interval: Duration::from_secs(3600),
             max_page_size: 1000,
+            progress_interval: Duration::from_millis(100),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        self.base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(ctxmesh_server::run(listener, AppState::new(store, config), async {
+        self.task = Some(tokio::spawn(ctxmesh_server::run(listener, AppState::new(store, config), async {
             let _ = rx.await;
-        }));
-        TestServer { base, http: reqwest::Client::new(), _dir: dir, shutdown: Some(tx) }
+        })));
+        self.shutdown = Some(tx);
+    }
+
+    /// Shuts the server down gracefully and starts it again on the same
+    /// data, on a new port (`base` changes).
+    pub(crate) async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the server shuts down although watchers are connected")
+                .unwrap()
+                .unwrap();
+        }
+        self.launch().await;
     }
 
     pub(crate) fn req(&self, method: Method, path: &str) -> RequestBuilder {
@@ -85,6 +113,21 @@ impl TestServer {
 
     pub(crate) async fn revision(&self, ctx: &str) -> u64 {
         self.get_json(&format!("/v1/contexts/{ctx}")).await.1["revision"].as_u64().unwrap()
+    }
+
+    /// The whole event log of `ctx`.
+    pub(crate) async fn log(&self, ctx: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let (status, page) = self.get_json(&format!("/v1/contexts/{ctx}/events?after={after}&limit=1000")).await;
+            assert_eq!(status, 200);
+            all.extend(page["events"].as_array().unwrap().iter().cloned());
+            after = page["last_revision"].as_u64().unwrap();
+            if !page["more"].as_bool().unwrap() {
+                return all;
+            }
+        }
     }
 }
 

@@ -15,10 +15,12 @@ use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 use ctxmesh_core::{Entry, Event, Limits, Timestamp};
 use rusqlite::{Connection, OpenFlags, params};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, broadcast, oneshot};
 
+use crate::notify::{Committed, Hub};
 use crate::{
-    Compaction, Durability, EntryPage, EntryVersion, HistoryQuery, ListQuery, ReadAt, Result, Store, StoreError,
+    Compaction, Durability, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Result, Store,
+    StoreError,
 };
 
 mod rows;
@@ -53,6 +55,7 @@ pub struct SqliteStore {
     writer: JobSender,
     readers: ReadPool,
     stats: Arc<WriterStats>,
+    hub: Arc<Hub>,
 }
 
 /// How many commits (fsyncs) the writer made for how many write jobs.
@@ -91,8 +94,9 @@ impl SqliteStore {
         }
         schema::migrate(&mut conn)?;
         let stats = Arc::new(WriterStats::default());
-        let writer = writer::spawn(conn, config.limits.clone(), stats.clone())?;
-        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1)), stats })
+        let hub = Arc::new(Hub::default());
+        let writer = writer::spawn(conn, config.limits.clone(), stats.clone(), hub.clone())?;
+        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1)), stats, hub })
     }
 
     /// Commits and jobs so far: with concurrent writers, group commit makes
@@ -354,6 +358,17 @@ impl Store for SqliteStore {
             WriteOutput::Compactions(c) => Ok(c),
             _ => Err(unexpected()),
         }
+    }
+
+    async fn append_event(&self, id: &ContextId, event: NewEvent, author: &str) -> Result<Event> {
+        match self.write(WriteOp::AppendEvent { id: id.clone(), event, author: author.to_owned() }).await? {
+            WriteOutput::Event(e) => Ok(e),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn subscribe(&self, id: &ContextId) -> broadcast::Receiver<Arc<Committed>> {
+        self.hub.subscribe(id.as_str())
     }
 
     async fn ping(&self) -> Result<()> {

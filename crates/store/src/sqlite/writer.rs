@@ -24,7 +24,8 @@ use rusqlite::{Connection, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{self, ContextRow, load_context, micros};
-use crate::{Compaction, Result, StoreError};
+use crate::notify::{Committed, Hub, SharedEvent};
+use crate::{Compaction, NewEvent, Result, StoreError};
 
 /// The author of system-made changes (expiry).
 pub(crate) const SYSTEM_AGENT: &str = "system";
@@ -47,6 +48,7 @@ pub(crate) enum WriteOp {
     Txn { id: ContextId, txn: TxnRequest, author: String },
     Rollback { id: ContextId, to: u64, author: String },
     Fork { id: ContextId, at: u64, new_id: ContextId, author: String },
+    AppendEvent { id: ContextId, event: NewEvent, author: String },
     Expire { now: Timestamp },
     Compact { id: Option<ContextId>, now: Timestamp },
 }
@@ -59,6 +61,7 @@ pub(crate) enum WriteOutput {
     Revision(u64),
     Count(u64),
     Compactions(Vec<Compaction>),
+    Event(ctxmesh_core::Event),
     Unit,
 }
 
@@ -79,9 +82,9 @@ pub(crate) struct WriterStats {
 }
 
 /// Starts the writer thread on `conn`.
-pub(crate) fn spawn(conn: Connection, limits: Limits, stats: Arc<WriterStats>) -> Result<JobSender> {
+pub(crate) fn spawn(conn: Connection, limits: Limits, stats: Arc<WriterStats>, hub: Arc<Hub>) -> Result<JobSender> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let writer = Writer { conn, limits, schemas: HashMap::new(), stats };
+    let writer = Writer { conn, limits, schemas: HashMap::new(), stats, hub, published: Vec::new() };
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-writer".into())
         .spawn(move || writer.run(rx))
@@ -95,6 +98,9 @@ struct Writer {
     /// Compiled schemas by context id, tagged with the settings version.
     schemas: HashMap<String, (i64, Arc<CompiledSchemas>)>,
     stats: Arc<WriterStats>,
+    hub: Arc<Hub>,
+    /// Revisions committed by the current batch, published after COMMIT.
+    published: Vec<Committed>,
 }
 
 impl Writer {
@@ -120,6 +126,7 @@ impl Writer {
             return;
         }
         let mut results = Vec::with_capacity(batch.len());
+        self.published.clear();
         for job in batch.iter_mut() {
             let op = std::mem::replace(&mut job.op, WriteOp::Expire { now: Utc::now() });
             results.push(self.run_in_savepoint(op));
@@ -131,6 +138,11 @@ impl Writer {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
                 self.stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                // Publish before answering: a client that hears "done" and
+                // then subscribes finds the revision in the log either way.
+                for committed in self.published.drain(..) {
+                    self.hub.publish(committed);
+                }
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
@@ -140,6 +152,7 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 // The schema cache may describe settings that were not committed.
                 self.schemas.clear();
+                self.published.clear();
                 fail_all(batch, &e.into());
             }
         }
@@ -147,9 +160,11 @@ impl Writer {
 
     fn run_in_savepoint(&mut self, op: WriteOp) -> Result<WriteOutput> {
         self.conn.execute_batch("SAVEPOINT job")?;
+        let published_before = self.published.len();
         let result = self.execute(op);
         if result.is_err() {
             self.conn.execute_batch("ROLLBACK TO job")?;
+            self.published.truncate(published_before);
         }
         self.conn.execute_batch("RELEASE job")?;
         result
@@ -165,6 +180,9 @@ impl Writer {
             WriteOp::Fork { id, at, new_id, author } => self.fork(&id, at, &new_id, &author).map(WriteOutput::Context),
             WriteOp::Expire { now } => self.expire_all(now).map(WriteOutput::Count),
             WriteOp::Compact { id, now } => self.compact(id.as_ref(), now).map(WriteOutput::Compactions),
+            WriteOp::AppendEvent { id, event, author } => {
+                self.append_event(&id, event, &author).map(WriteOutput::Event)
+            }
         }
     }
 
@@ -242,11 +260,11 @@ impl Writer {
     ) -> Result<ContextInfo> {
         let mut plan = PlanBuilder::new(&info, author, now, kind);
         let data = serde_json::json!({ "forked_from": info.forked_from });
-        plan.event(types::CONTEXT_CREATED, None, info.forked_from.is_some().then_some(data));
+        plan.event(types::CONTEXT_CREATED, None, None, info.forked_from.is_some().then_some(data));
         for e in entries {
             plan.put(&e.key, None, e.value, e.meta);
         }
-        apply_plan(&self.conn, &mut info, &plan.finish())?;
+        apply_plan(&self.conn, &mut info, &plan.finish(), &mut self.published)?;
         Ok(info)
     }
 
@@ -265,7 +283,16 @@ impl Writer {
     }
 
     fn delete_context(&mut self, id: &ContextId) -> Result<()> {
-        self.load(id.as_str())?;
+        let ctx = self.load(id.as_str())?.info;
+        // The log goes with the context; watchers get one last event.
+        let mut plan = PlanBuilder::new(&ctx, SYSTEM_AGENT, now().max(ctx.updated_at), types::CONTEXT_DELETED);
+        let event = plan.event(types::CONTEXT_DELETED, None, None, None);
+        self.published.push(Committed {
+            context: ctx.id.clone(),
+            revision: event.revision,
+            events: vec![SharedEvent::new(event)],
+            deleted: true,
+        });
         for table in ["versions", "entries", "commits", "events"] {
             self.conn.execute(&format!("DELETE FROM {table} WHERE ctx = ?1"), [id.as_str()])?;
         }
@@ -280,7 +307,7 @@ impl Writer {
         let schemas = self.schemas_for(&row)?;
         let mut ctx = row.info;
         let now = now().max(ctx.updated_at);
-        expire_in(&self.conn, &mut ctx, now)?;
+        expire_in(&self.conn, &mut ctx, now, &mut self.published)?;
 
         let read_set = txn.read_set();
         let mut snapshot = Snapshot::default();
@@ -297,7 +324,7 @@ impl Writer {
         let input = PlanInput { context: &ctx, schemas: &schemas, limits: &self.limits, author, now };
         let (plan, response) = plan_txn(&input, &snapshot, txn)?;
         if !plan.is_empty() {
-            apply_plan(&self.conn, &mut ctx, &plan)?;
+            apply_plan(&self.conn, &mut ctx, &plan, &mut self.published)?;
         }
         Ok(response)
     }
@@ -306,7 +333,7 @@ impl Writer {
         let mut ctx = self.load(id.as_str())?.info;
         ctx.check_readable(to)?;
         let now = now().max(ctx.updated_at);
-        expire_in(&self.conn, &mut ctx, now)?;
+        expire_in(&self.conn, &mut ctx, now, &mut self.published)?;
         let all = usize::MAX >> 1;
         let target: BTreeMap<String, ctxmesh_core::Entry> =
             rows::list_at(&self.conn, &ctx.id, "", "", all, to)?.into_iter().map(|e| (e.key.clone(), e)).collect();
@@ -331,10 +358,10 @@ impl Writer {
             restored += 1;
         }
         let data = serde_json::json!({ "to": to, "restored": restored, "removed": removed });
-        plan.event(types::CONTEXT_ROLLED_BACK, None, Some(data));
+        plan.event(types::CONTEXT_ROLLED_BACK, None, None, Some(data));
         let plan = plan.finish();
         let revision = plan.revision;
-        apply_plan(&self.conn, &mut ctx, &plan)?;
+        apply_plan(&self.conn, &mut ctx, &plan, &mut self.published)?;
         Ok(revision)
     }
 
@@ -348,6 +375,15 @@ impl Writer {
         self.finish_create(info, author, now, commit_kinds::FORK, entries)
     }
 
+    fn append_event(&mut self, id: &ContextId, event: NewEvent, author: &str) -> Result<ctxmesh_core::Event> {
+        let mut ctx = self.load(id.as_str())?.info;
+        let now = now().max(ctx.updated_at);
+        let mut plan = PlanBuilder::new(&ctx, author, now, &event.kind);
+        let logged = plan.event(&event.kind, event.key.as_deref(), event.priority, event.data);
+        apply_plan(&self.conn, &mut ctx, &plan.finish(), &mut self.published)?;
+        Ok(logged)
+    }
+
     fn expire_all(&mut self, now: Timestamp) -> Result<u64> {
         let contexts: Vec<String> = {
             let mut stmt = self
@@ -359,7 +395,7 @@ impl Writer {
         for id in contexts {
             let mut ctx = self.load(&id)?.info;
             let at = now.max(ctx.updated_at);
-            removed += expire_in(&self.conn, &mut ctx, at)?;
+            removed += expire_in(&self.conn, &mut ctx, at, &mut self.published)?;
         }
         Ok(removed)
     }
@@ -399,7 +435,7 @@ fn fail_all(batch: &mut Vec<Job>, e: &StoreError) {
 }
 
 /// Removes the entries of `ctx` that expired at `now`, as one revision.
-fn expire_in(conn: &Connection, ctx: &mut ContextInfo, now: Timestamp) -> Result<u64> {
+fn expire_in(conn: &Connection, ctx: &mut ContextInfo, now: Timestamp, published: &mut Vec<Committed>) -> Result<u64> {
     let keys: Vec<String> = {
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM entries WHERE ctx = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2 ORDER BY key",
@@ -413,12 +449,12 @@ fn expire_in(conn: &Connection, ctx: &mut ContextInfo, now: Timestamp) -> Result
     for key in &keys {
         plan.remove(key, ChangeKind::Expired);
     }
-    apply_plan(conn, ctx, &plan.finish())?;
+    apply_plan(conn, ctx, &plan.finish(), published)?;
     Ok(keys.len() as u64)
 }
 
 /// Writes every row of `plan` and advances `ctx` to the plan's revision.
-fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: &Plan) -> Result<()> {
+fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: &Plan, published: &mut Vec<Committed>) -> Result<()> {
     let author = &plan.commit.author;
     let at = micros(plan.commit.at);
     let mut insert_version = conn.prepare_cached(
@@ -486,6 +522,12 @@ fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: &Plan) -> Result<(
     ctx.revision = plan.revision;
     ctx.updated_at = plan.commit.at;
     ctx.entry_count = entry_count as u64;
+    published.push(Committed {
+        context: ctx.id.clone(),
+        revision: plan.revision,
+        events: plan.events.iter().cloned().map(SharedEvent::new).collect(),
+        deleted: false,
+    });
     Ok(())
 }
 

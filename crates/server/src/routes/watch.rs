@@ -1,0 +1,191 @@
+//! Live delivery: the SSE watch of a context, and priority messages.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ctxmesh_core::Priority;
+use ctxmesh_core::event::types;
+use ctxmesh_core::ids::{ContextId, validate_prefix};
+use ctxmesh_store::NewEvent;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{P, context_id};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, Q};
+use crate::watch::{Order, WatchFilter, WatchItem, WatchSpec, watch};
+
+/// Filters shared by the event history and the watch streams.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+pub(crate) struct FilterParams {
+    /// Comma-separated event types to keep, e.g. `context.updated,message`.
+    pub(crate) types: Option<String>,
+    /// Only events whose key starts with this (events without a key pass).
+    pub(crate) prefix: Option<String>,
+    /// Only events of at least this priority: low, normal, high, critical.
+    pub(crate) min_priority: Option<Priority>,
+}
+
+impl FilterParams {
+    pub(crate) fn filter(&self) -> Result<WatchFilter, ApiError> {
+        let types = match &self.types {
+            None => None,
+            Some(t) => {
+                let list: Vec<String> = t.split(',').map(|s| s.trim().to_owned()).collect();
+                if list.iter().any(String::is_empty) {
+                    return Err(ApiError::invalid_argument("types", "types is a comma-separated list of event types"));
+                }
+                Some(list)
+            }
+        };
+        if let Some(p) = &self.prefix {
+            validate_prefix(p)?;
+        }
+        Ok(WatchFilter { types, prefix: self.prefix.clone(), min_priority: self.min_priority })
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct WatchParams {
+    /// Deliver events of revisions after this one (default: from now on).
+    after: Option<u64>,
+    /// `revision` (default) or `priority`: see docs/api.md.
+    #[serde(default)]
+    order: Order,
+}
+
+/// Server-Sent Events of a context: each event's SSE `id` is its revision,
+/// `event` its type, `data` its JSON. `Last-Event-ID` (or `after`)
+/// resumes; `progress` events are bookmarks; `compacted` ends a watch whose
+/// position is gone.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/watch", tag = "events", params(WatchParams, FilterParams),
+    responses((status = 200, content_type = "text/event-stream"), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody)))]
+pub(crate) async fn sse(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(params): Q<WatchParams>,
+    Q(filter): Q<FilterParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let ctx = context_id(&ctx)?;
+    let filter = filter.filter()?;
+    let last_event_id =
+        match headers.get("last-event-id") {
+            None => None,
+            Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::invalid_argument("last-event-id", "Last-Event-ID must be a revision number")
+            })?),
+        };
+    let spec = start_spec(&state, ctx, last_event_id.or(params.after), filter, params.order).await?;
+    let order = spec.order;
+    let context = spec.context.to_string();
+    let stream = watch(state.store_arc(), spec, state.closing())
+        .map(move |item| Ok::<Bytes, std::convert::Infallible>(sse_frame(&item, &context, order)));
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static"));
+    h.insert(header::CACHE_CONTROL, "no-cache".parse().expect("static"));
+    h.insert("x-accel-buffering", "no".parse().expect("static"));
+    Ok(response)
+}
+
+/// Checks the context and the position, and builds the watch spec. With no
+/// position given, the watch starts at the current revision.
+pub(crate) async fn start_spec(
+    state: &AppState,
+    context: ContextId,
+    after: Option<u64>,
+    filter: WatchFilter,
+    order: Order,
+) -> ApiResult<WatchSpec> {
+    let info = state.store().get_context(&context).await?;
+    let after = after.unwrap_or(info.revision);
+    if after + 1 < info.compacted_revision {
+        return Err(ctxmesh_core::Error::Compacted { requested: after, compacted: info.compacted_revision }.into());
+    }
+    Ok(WatchSpec { context, after, filter, order, progress_interval: state.config().progress_interval })
+}
+
+/// One watch item as SSE bytes. All events of an item go out in one write.
+fn sse_frame(item: &WatchItem, context: &str, order: Order) -> Bytes {
+    let mut out = String::new();
+    match item {
+        WatchItem::Events { events, .. } => {
+            for d in events {
+                let e = d.event();
+                if order == Order::Revision {
+                    let _ = write!(out, "id: {}\n", e.revision);
+                }
+                let _ = write!(out, "event: {}\ndata: {}\n\n", e.kind, d.json());
+            }
+        }
+        WatchItem::Progress(revision) => {
+            let data = json!({"type": "progress", "context": context, "revision": revision});
+            let _ = write!(out, "id: {revision}\nevent: progress\ndata: {data}\n\n");
+        }
+        WatchItem::KeepAlive => out.push_str(": keep-alive\n\n"),
+        WatchItem::Compacted { requested, compacted } => {
+            let data = json!({"type": "compacted", "context": context, "requested": requested, "compacted_revision": compacted});
+            let _ = write!(out, "event: compacted\ndata: {data}\n\n");
+        }
+        WatchItem::Deleted(d) => {
+            let _ = write!(out, "id: {}\nevent: {}\ndata: {}\n\n", d.event().revision, d.event().kind, d.json());
+        }
+        WatchItem::Failed(e) => {
+            let data = json!({"type": "error", "error": {"code": e.code, "message": e.message}});
+            let _ = write!(out, "event: error\ndata: {data}\n\n");
+        }
+    }
+    Bytes::from(out)
+}
+
+/// `POST /v1/messages`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageRequest {
+    /// The context whose subscribers receive the message.
+    #[schema(value_type = String)]
+    context: ContextId,
+    /// low, normal (default), high or critical.
+    #[serde(default)]
+    priority: Priority,
+    /// A free topic, e.g. `review-requested`.
+    topic: Option<String>,
+    /// The message itself: any JSON.
+    #[schema(value_type = Object)]
+    body: Value,
+}
+
+/// Send a priority message to a context's subscribers. It is appended to
+/// the context's event log as a `message` event with a revision of its own.
+#[utoipa::path(post, path = "/v1/messages", tag = "events", request_body = MessageRequest,
+    responses((status = 201, body = ctxmesh_core::Event), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn message(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<MessageRequest>,
+) -> ApiResult<impl IntoResponse> {
+    if req.topic.as_ref().is_some_and(|t| t.is_empty() || t.len() > 128) {
+        return Err(ApiError::invalid_argument("topic", "a topic has 1 to 128 bytes"));
+    }
+    let size = serde_json::to_vec(&req.body).map(|b| b.len() as u64).unwrap_or(u64::MAX);
+    let limit = state.config().limits.max_value_bytes;
+    if size > limit {
+        return Err(ctxmesh_core::Error::TooLarge { what: "message body".into(), limit, actual: size }.into());
+    }
+    let event = NewEvent {
+        kind: types::MESSAGE.to_owned(),
+        key: None,
+        priority: Some(req.priority),
+        data: Some(json!({ "topic": req.topic, "body": req.body })),
+    };
+    let logged = state.store().append_event(&req.context, event, &caller.agent).await?;
+    Ok((StatusCode::CREATED, Json(logged)))
+}
