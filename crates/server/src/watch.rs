@@ -59,20 +59,20 @@ pub struct WatchFilter {
 impl WatchFilter {
     /// Whether `event` passes the filter.
     pub fn matches(&self, event: &Event) -> bool {
-        if let Some(types) = &self.types {
-            if !types.iter().any(|t| t == &event.kind) {
-                return false;
-            }
+        if let Some(types) = &self.types
+            && !types.iter().any(|t| t == &event.kind)
+        {
+            return false;
         }
-        if let (Some(prefix), Some(key)) = (&self.prefix, &event.key) {
-            if !key.starts_with(prefix.as_str()) {
-                return false;
-            }
+        if let (Some(prefix), Some(key)) = (&self.prefix, &event.key)
+            && !key.starts_with(prefix.as_str())
+        {
+            return false;
         }
-        if let Some(min) = self.min_priority {
-            if event.priority.unwrap_or_default() < min {
-                return false;
-            }
+        if let Some(min) = self.min_priority
+            && event.priority.unwrap_or_default() < min
+        {
+            return false;
         }
         true
     }
@@ -329,11 +329,11 @@ impl Watcher {
             Order::Revision => {
                 let mut current: Vec<Delivered> = Vec::new();
                 for d in kept {
-                    if let Some(prev) = current.last() {
-                        if prev.event().revision != d.event().revision {
-                            let revision = prev.event().revision;
-                            self.ready.push_back(WatchItem::Events { events: std::mem::take(&mut current), revision });
-                        }
+                    if let Some(prev) = current.last()
+                        && prev.event().revision != d.event().revision
+                    {
+                        let revision = prev.event().revision;
+                        self.ready.push_back(WatchItem::Events { events: std::mem::take(&mut current), revision });
                     }
                     current.push(d);
                 }

@@ -121,7 +121,7 @@ fn sse_frame(item: &WatchItem, context: &str, order: Order) -> Bytes {
             for d in events {
                 let e = d.event();
                 if order == Order::Revision {
-                    let _ = write!(out, "id: {}\n", e.revision);
+                    let _ = writeln!(out, "id: {}", e.revision);
                 }
                 let _ = write!(out, "event: {}\ndata: {}\n\n", e.kind, d.json());
             }
