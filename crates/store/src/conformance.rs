@@ -460,6 +460,41 @@ pub async fn schema_enforced(store: TestStore) {
     assert_eq!(store.get_context(&cid("s")).await.unwrap().revision, 2);
 }
 
+/// Committed revisions are published to the context's subscribers, in
+/// order, with their events; appended events take a revision of their own.
+pub async fn notifications_and_appended_events(store: TestStore) {
+    new_context(&store, "nt").await;
+    let mut rx = store.subscribe(&cid("nt"));
+    let mut other = store.subscribe(&cid("other"));
+    put(&store, "nt", "a", json!(1)).await;
+    let event = crate::NewEvent {
+        kind: "message".into(),
+        key: None,
+        priority: Some(ctxmesh_core::Priority::Critical),
+        data: Some(json!({"body": "hi"})),
+    };
+    let logged = store.append_event(&cid("nt"), event, "router").await.unwrap();
+    assert_eq!((logged.revision, logged.agent.as_deref()), (3, Some("router")));
+    let first = rx.recv().await.unwrap();
+    assert_eq!((first.revision, first.events.len()), (2, 1));
+    assert_eq!(first.events[0].event.key.as_deref(), Some("a"));
+    let second = rx.recv().await.unwrap();
+    assert_eq!(second.revision, 3);
+    assert_eq!(second.events[0].event, logged);
+    assert!(other.try_recv().is_err(), "other contexts hear nothing");
+    let log = store.events(&cid("nt"), 2, 10).await.unwrap();
+    assert_eq!(log, vec![logged]);
+    let commits = store.context_history(&cid("nt"), HistoryQuery { before: None, limit: 1 }).await.unwrap();
+    assert_eq!((commits[0].kind.as_str(), commits[0].keys.len()), ("message", 0));
+    let missing = crate::NewEvent { kind: "message".into(), key: None, priority: None, data: None };
+    assert_eq!(code(store.append_event(&cid("nope"), missing, "x").await.unwrap_err()), "not_found");
+
+    store.delete_context(&cid("nt")).await.unwrap();
+    let last = rx.recv().await.unwrap();
+    assert!(last.deleted);
+    assert_eq!(last.events[0].event.kind, "context.deleted");
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -470,7 +505,7 @@ macro_rules! conformance_tests {
             context_lifecycle, entry_versioning, txn_compare_and_branches, concurrent_increments,
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
-            event_log_is_gap_free, schema_enforced);
+            event_log_is_gap_free, schema_enforced, notifications_and_appended_events);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -347,3 +347,39 @@ async fn deleting_the_context_ends_its_watches() {
     }
     assert!(text.contains("event: context.deleted"), "{text}");
 }
+
+/// A watcher that falls so far behind that its position is compacted away
+/// is told so explicitly, and its stream ends.
+#[tokio::test]
+async fn a_watcher_whose_position_is_compacted_gets_compacted_and_ends() {
+    use ctxmesh_core::ids::ContextId;
+    use ctxmesh_server::watch::{Order, WatchFilter, WatchItem, WatchSpec, watch};
+    use ctxmesh_store::Store;
+    use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).unwrap());
+    let ctx = ContextId::parse("c").unwrap();
+    store.create_context(serde_json::from_value(json!({"id": "c", "retention": {"max_revisions": 3}})).unwrap(), "a").await.unwrap();
+    let spec = WatchSpec {
+        context: ctx.clone(),
+        after: 1,
+        filter: WatchFilter::default(),
+        order: Order::Revision,
+        progress_interval: Duration::from_secs(60),
+    };
+    // The subscriber connects at revision 1 and then does not read.
+    let stream = watch(store.clone(), spec, std::future::pending());
+    futures::pin_mut!(stream);
+    for i in 0..10 {
+        let t = serde_json::from_value(json!({"success": [{"op": "put", "key": "k", "value": i}]})).unwrap();
+        store.txn(&ctx, t, "w").await.unwrap();
+    }
+    let done = store.compact(Some(&ctx), chrono::Utc::now()).await.unwrap();
+    assert_eq!(done[0].compacted_revision, 9);
+    match stream.next().await {
+        Some(WatchItem::Compacted { requested, compacted }) => assert_eq!((requested, compacted), (1, 9)),
+        other => panic!("expected compacted, got {other:?}"),
+    }
+    assert!(stream.next().await.is_none(), "the watch ends after compacted");
+}
