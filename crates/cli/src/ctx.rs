@@ -10,16 +10,33 @@ use crate::table;
 
 /// Options shared by the client commands.
 #[derive(Args, Debug)]
-pub(crate) struct CtxArgs {
+pub(crate) struct ClientOpts {
     /// The server's URL.
     #[arg(long, env = "CTXMESH_SERVER", default_value = "http://127.0.0.1:7600", global = true)]
-    server: String,
+    pub(crate) server: String,
     /// Act as this agent (recorded as the author of writes).
     #[arg(long, env = "CTXMESH_AGENT", global = true)]
-    agent: Option<String>,
+    pub(crate) agent: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
+}
+
+impl ClientOpts {
+    pub(crate) fn client(&self) -> Client {
+        let client = Client::new(&self.server);
+        match &self.agent {
+            Some(agent) => client.with_agent(agent),
+            None => client,
+        }
+    }
+}
+
+/// `ctxmesh ctx ...`.
+#[derive(Args, Debug)]
+pub(crate) struct CtxArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
     #[command(subcommand)]
     command: CtxCommand,
 }
@@ -161,11 +178,8 @@ enum CtxCommand {
 }
 
 pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
-    let mut client = Client::new(&args.server);
-    if let Some(agent) = &args.agent {
-        client = client.with_agent(agent);
-    }
-    let json_out = args.json;
+    let client = args.opts.client();
+    let json_out = args.opts.json;
     match args.command {
         CtxCommand::Create { id, policy, schemas, retention, labels } => {
             let mut body = json!({ "id": id });
@@ -377,7 +391,7 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn output<T: serde::Serialize>(json_out: bool, value: &T, human: impl FnOnce()) {
+pub(crate) fn output<T: serde::Serialize>(json_out: bool, value: &T, human: impl FnOnce()) {
     if json_out {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {

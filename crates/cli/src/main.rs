@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod ctx;
 mod serve;
 mod table;
+mod watch;
 
 /// Shared, versioned context for AI agents.
 #[derive(Parser, Debug)]
@@ -25,6 +26,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Work with contexts and entries on a running server.
     Ctx(ctx::CtxArgs),
+    /// Print a context's events as they arrive (resumes after disconnects).
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Ctx(args) => ctx::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
         }
     });
     match result {

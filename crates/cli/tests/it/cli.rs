@@ -94,3 +94,43 @@ fn client_commands_and_exit_codes() {
     // A server that cannot be reached exits with 5.
     assert_eq!(ctxmesh("http://127.0.0.1:9", &["ls"]).status.code(), Some(5));
 }
+
+#[test]
+fn watch_prints_events_as_they_arrive() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let s = server.base.as_str();
+    json_of(&ctxmesh(s, &["--json", "create", "live"]));
+    json_of(&ctxmesh(s, &["--json", "put", "live", "before", "0"]));
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .args(["watch", "live", "--after", "1", "--json", "--server", s])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    json_of(&ctxmesh(s, &["--json", "put", "live", "after", "1", "--priority", "high"]));
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        lines.push(rx.recv_timeout(Duration::from_secs(20)).expect("watch prints each event"));
+    }
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    let events: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events[0]["revision"], 2, "--after 1 starts with revision 2");
+    assert_eq!(events[0]["key"], "before");
+    assert_eq!((events[1]["key"].as_str(), events[1]["priority"].as_str()), (Some("after"), Some("high")));
+    // Watching a context that does not exist fails with the not-found exit code.
+    let missing = Command::new(env!("CARGO_BIN_EXE_ctxmesh")).args(["watch", "nope", "--server", s]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(3));
+}

@@ -1,0 +1,109 @@
+//! `ctxmesh watch CTX`: print a context's events as they arrive, resuming
+//! by itself after a disconnect.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+use ctxmesh_client::{ClientError, ResumeTracker, WatchFrame};
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::ctx::ClientOpts;
+
+/// Options of `ctxmesh watch`.
+#[derive(Args, Debug)]
+pub(crate) struct WatchArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// The context to watch.
+    ctx: String,
+    /// Start after this revision (default: from now on).
+    #[arg(long)]
+    after: Option<u64>,
+    /// Only these event types (comma-separated).
+    #[arg(long)]
+    types: Option<String>,
+    /// Only events whose key starts with this.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only events of at least this priority.
+    #[arg(long)]
+    min_priority: Option<String>,
+    /// Deliver a backlog highest priority first.
+    #[arg(long)]
+    by_priority: bool,
+}
+
+pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
+    let client = args.opts.client();
+    let mut query: Vec<(&str, String)> = Vec::new();
+    for (name, value) in [("types", &args.types), ("prefix", &args.prefix), ("min_priority", &args.min_priority)] {
+        if let Some(v) = value {
+            query.push((name, v.clone()));
+        }
+    }
+    if args.by_priority {
+        query.push(("order", "priority".into()));
+    }
+    let start = match args.after {
+        Some(after) => after,
+        None => client.get_context(&args.ctx).await?.revision,
+    };
+    let mut tracker = ResumeTracker::new(start);
+    loop {
+        let after = tracker.resume_after();
+        let stream = match client.watch(&args.ctx, Some(after), &query).await {
+            Ok(s) => s,
+            Err(ClientError::Transport(e)) => {
+                eprintln!("connection lost ({e}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        futures::pin_mut!(stream);
+        while let Some(frame) = stream.next().await {
+            let Ok(frame) = frame else { break };
+            if !tracker.accept(&frame) {
+                continue;
+            }
+            match frame {
+                WatchFrame::Event(e) => print_event(&e, args.opts.json),
+                WatchFrame::Progress(_) => {}
+                WatchFrame::Compacted(c) => bail!(
+                    "the history after revision {} was compacted (first revision kept: {}); restart without --after",
+                    c["requested"],
+                    c["compacted_revision"]
+                ),
+                WatchFrame::Error(e) => eprintln!("server: {}; resuming", e["error"]["message"]),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn print_event(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+        return;
+    }
+    let data = &e["data"];
+    let detail = match e["type"].as_str() {
+        Some("context.updated") => match data["change"].as_str() {
+            Some("deleted" | "expired") => data["change"].as_str().unwrap_or("").to_owned(),
+            _ => format!("{} {}", data["change"].as_str().unwrap_or(""), crate::table::clip(&data["value"].to_string(), 80)),
+        },
+        Some("message") => crate::table::clip(&data["body"].to_string(), 80),
+        _ => String::new(),
+    };
+    println!(
+        "{:>6}  {:<20} {:<8} {:<24} {:<12} {}",
+        e["revision"],
+        e["type"].as_str().unwrap_or(""),
+        e["priority"].as_str().unwrap_or("-"),
+        e["key"].as_str().unwrap_or("-"),
+        e["agent"].as_str().unwrap_or("-"),
+        detail
+    );
+}
