@@ -92,7 +92,11 @@ fn print_event(e: &Value, json: bool) {
     let detail = match e["type"].as_str() {
         Some("context.updated") => match data["change"].as_str() {
             Some("deleted" | "expired") => data["change"].as_str().unwrap_or("").to_owned(),
-            _ => format!("{} {}", data["change"].as_str().unwrap_or(""), crate::table::clip(&data["value"].to_string(), 80)),
+            _ => format!(
+                "{} {}",
+                data["change"].as_str().unwrap_or(""),
+                crate::table::clip(&data["value"].to_string(), 80)
+            ),
         },
         Some("message") => crate::table::clip(&data["body"].to_string(), 80),
         _ => String::new(),

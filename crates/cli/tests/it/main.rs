@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod slow;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -360,7 +360,10 @@ async fn a_watcher_whose_position_is_compacted_gets_compacted_and_ends() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db"))).unwrap());
     let ctx = ContextId::parse("c").unwrap();
-    store.create_context(serde_json::from_value(json!({"id": "c", "retention": {"max_revisions": 3}})).unwrap(), "a").await.unwrap();
+    store
+        .create_context(serde_json::from_value(json!({"id": "c", "retention": {"max_revisions": 3}})).unwrap(), "a")
+        .await
+        .unwrap();
     let spec = WatchSpec {
         context: ctx.clone(),
         after: 1,
