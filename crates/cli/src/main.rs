@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod ctx;
 mod serve;
 mod table;
@@ -28,6 +29,8 @@ enum Command {
     Ctx(ctx::CtxArgs),
     /// Print a context's events as they arrive (resumes after disconnects).
     Watch(watch::WatchArgs),
+    /// Run a benchmark scenario against a server (started for it by default).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Ctx(args) => ctx::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {

@@ -116,7 +116,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, running
 /// the background tasks meanwhile. In-flight requests finish before it
-/// returns; every acknowledged write is already durable.
+/// returns (watch streams are ended first); every acknowledged write is
+/// already durable.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -131,7 +132,54 @@ pub async fn run(
         // (clients resume from their last revision elsewhere or later).
         closer.close();
     };
-    let result = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    serve(listener, app(state), shutdown).await;
     tasks.abort_all();
-    result
+    Ok(())
+}
+
+/// The accept loop: HTTP/1.1 with upgrades (WebSocket), `TCP_NODELAY` so
+/// that events leave at once, and a graceful shutdown that waits for the
+/// connections in flight. Each idle connection costs the read and write
+/// buffers of hyper and little else.
+async fn serve(listener: TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    let (closing, _) = tokio::sync::watch::channel(false);
+    // Every connection task holds a clone; when all are gone, recv() ends.
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let builder = hyper::server::conn::http1::Builder::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let (mut closing, alive) = (closing.subscribe(), alive.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = closing.wait_for(|c| *c) => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    closing.send_replace(true);
+    drop(alive);
+    let _ = all_closed.recv().await;
 }

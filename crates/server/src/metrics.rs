@@ -36,6 +36,29 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Renders every metric, refreshing the gauges that are read on demand.
+pub fn render() -> String {
+    if let Some(bytes) = heap_in_use_bytes() {
+        metrics::gauge!("ctxmesh_heap_in_use_bytes").set(bytes as f64);
+    }
+    install().render()
+}
+
+/// Bytes of heap in use (allocated and not freed), from the C allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn heap_in_use_bytes() -> Option<u64> {
+    // SAFETY: mallinfo2 only reads the allocator's counters; it has no
+    // preconditions and returns a plain struct.
+    let info = unsafe { libc::mallinfo2() };
+    Some((info.uordblks + info.hblkhd) as u64)
+}
+
+/// Bytes of heap in use: not known on this platform.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn heap_in_use_bytes() -> Option<u64> {
+    None
+}
+
 /// Records `ctxmesh_http_request_duration_seconds{method, route, status}`.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());

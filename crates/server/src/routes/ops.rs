@@ -25,7 +25,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Valu
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub(crate) async fn metrics() -> impl IntoResponse {
-    let body = crate::metrics::install().render();
+    let body = crate::metrics::render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -1,0 +1,146 @@
+//! `ctxmesh bench`: load generators that measure a server, one scenario
+//! per subcommand. Results print as a table, or JSON with `--json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+mod watch;
+
+/// `ctxmesh bench ...`.
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Measure this server instead of starting one (memory figures need a
+    /// server started by the bench).
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// Watch fan-out: commit-to-receipt latency with N SSE subscribers of
+    /// one context, and server memory per idle subscriber.
+    Watch(watch::WatchBench),
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let target = match &args.server {
+        Some(url) => Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None },
+        None => Target::spawn(&["--durability", "full"])?,
+    };
+    match args.scenario {
+        Scenario::Watch(bench) => watch::run(&target, &bench, args.json).await,
+    }
+}
+
+/// The server under test.
+pub(crate) struct Target {
+    pub(crate) base: String,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    /// Starts `ctxmesh serve` from this binary on a fresh data directory.
+    fn spawn(extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
+        let exe: PathBuf = std::env::current_exe().context("cannot find the ctxmesh binary")?;
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("CTXMESH_LOG", "warn,ctxmesh::serve=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start the server")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("the server did not start within 30 s");
+            }
+        };
+        Ok(Target { base, child: Some(child), _dir: Some(dir) })
+    }
+
+    /// The server's resident memory in KiB, when the bench started it.
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Latency percentiles of a sample, in milliseconds.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Percentiles {
+    pub(crate) samples: usize,
+    pub(crate) p50_ms: f64,
+    pub(crate) p90_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) max_ms: f64,
+}
+
+impl Percentiles {
+    pub(crate) fn of(mut samples_ms: Vec<f64>) -> Self {
+        samples_ms.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            if samples_ms.is_empty() {
+                return 0.0;
+            }
+            let i = ((samples_ms.len() as f64 * q).ceil() as usize).clamp(1, samples_ms.len()) - 1;
+            samples_ms[i]
+        };
+        Percentiles {
+            samples: samples_ms.len(),
+            p50_ms: at(0.50),
+            p90_ms: at(0.90),
+            p99_ms: at(0.99),
+            max_ms: samples_ms.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let p = Percentiles::of((1..=100).map(f64::from).collect());
+        assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.samples), (50.0, 90.0, 99.0, 100.0, 100));
+        assert_eq!(Percentiles::of(vec![]).samples, 0);
+    }
+}
