@@ -125,3 +125,31 @@ async fn event_log_pages_are_gap_free() {
     }
     assert_eq!(revisions, (1..=10).collect::<Vec<u64>>());
 }
+
+#[tokio::test]
+async fn event_history_filters_by_type_prefix_and_priority() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    s.put("c", "a/1", json!(1)).await; // 2
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/a/2")
+        .json(&json!({"value": 2, "priority": "critical"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201); // 3
+    s.put("c", "b/1", json!(3)).await; // 4
+    let msg = json!({"context": "c", "priority": "high", "body": "look"});
+    assert_eq!(s.req(Method::POST, "/v1/messages").json(&msg).send().await.unwrap().status(), 201); // 5
+    let revisions =
+        |v: &Value| v["events"].as_array().unwrap().iter().map(|e| e["revision"].as_u64().unwrap()).collect::<Vec<_>>();
+    let (_, page) = s.get_json("/v1/contexts/c/events?prefix=a/").await;
+    assert_eq!(revisions(&page), [1, 2, 3, 5], "events without a key pass a prefix filter");
+    let (_, page) = s.get_json("/v1/contexts/c/events?min_priority=high").await;
+    assert_eq!(revisions(&page), [3, 5]);
+    let (_, page) = s.get_json("/v1/contexts/c/events?types=message,context.created").await;
+    assert_eq!(revisions(&page), [1, 5]);
+    assert_eq!(page["last_revision"], 5, "filtering does not change where to continue");
+    expect_error(s.req(Method::GET, "/v1/contexts/c/events?prefix=a%20b").send().await.unwrap(), 400, "invalid_key")
+        .await;
+}

@@ -45,6 +45,9 @@ async fn openapi_documents_the_api() {
         "/v1/contexts/{ctx}/rollback",
         "/v1/contexts/{ctx}/fork",
         "/v1/contexts/{ctx}/events",
+        "/v1/contexts/{ctx}/watch",
+        "/v1/messages",
+        "/v1/ws",
     ] {
         assert!(paths.contains_key(p), "{p} is documented");
     }
