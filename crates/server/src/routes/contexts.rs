@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ctxmesh_core::context::{ContextInfo, ContextPatch, NewContext};
 use serde::{Deserialize, Serialize};
 
-use super::{P, context_id, page_size};
+use super::{P, context_id, created_context, page_size};
 use crate::AppState;
 use crate::cursor;
 use crate::error::{ApiResult, ErrorBody};
@@ -38,8 +38,7 @@ pub(crate) async fn create(
     JsonBody(new): JsonBody<NewContext>,
 ) -> ApiResult<impl IntoResponse> {
     let info = state.store().create_context(new, &caller.agent).await?;
-    let location = format!("/v1/contexts/{}", info.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(info)))
+    Ok(created_context(info))
 }
 
 /// List contexts by id.

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use ctxmesh_core::Event;
@@ -13,7 +12,7 @@ use ctxmesh_store::{Compaction, HistoryQuery};
 use serde::{Deserialize, Serialize};
 
 use super::watch::FilterParams;
-use super::{P, context_id, page_size};
+use super::{P, context_id, created_context, page_size};
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
@@ -139,8 +138,7 @@ pub(crate) async fn fork(
         None => state.store().get_context(&ctx).await?.revision,
     };
     let info = state.store().fork(&ctx, at, &req.id, &caller.agent).await?;
-    let location = format!("/v1/contexts/{}", info.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(info)))
+    Ok(created_context(info))
 }
 
 /// Apply the context's retention policy now (it also runs periodically).

@@ -62,6 +62,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
     }
 }
 
+/// `201 Created` with the new context and its `Location`.
+pub(crate) fn created_context(info: ctxmesh_core::ContextInfo) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let location = format!("/v1/contexts/{}", info.id);
+    (axum::http::StatusCode::CREATED, [(axum::http::header::LOCATION, location)], axum::Json(info)).into_response()
+}
+
 pub(crate) fn context_id(raw: &str) -> Result<ContextId, ApiError> {
     Ok(ContextId::parse(raw)?)
 }
