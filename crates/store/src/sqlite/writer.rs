@@ -264,7 +264,7 @@ impl Writer {
         for e in entries {
             plan.put(&e.key, None, e.value, e.meta);
         }
-        apply_plan(&self.conn, &mut info, &plan.finish(), &mut self.published)?;
+        apply_plan(&self.conn, &mut info, plan.finish(), &mut self.published)?;
         Ok(info)
     }
 
@@ -324,7 +324,7 @@ impl Writer {
         let input = PlanInput { context: &ctx, schemas: &schemas, limits: &self.limits, author, now };
         let (plan, response) = plan_txn(&input, &snapshot, txn)?;
         if !plan.is_empty() {
-            apply_plan(&self.conn, &mut ctx, &plan, &mut self.published)?;
+            apply_plan(&self.conn, &mut ctx, plan, &mut self.published)?;
         }
         Ok(response)
     }
@@ -361,7 +361,7 @@ impl Writer {
         plan.event(types::CONTEXT_ROLLED_BACK, None, None, Some(data));
         let plan = plan.finish();
         let revision = plan.revision;
-        apply_plan(&self.conn, &mut ctx, &plan, &mut self.published)?;
+        apply_plan(&self.conn, &mut ctx, plan, &mut self.published)?;
         Ok(revision)
     }
 
@@ -380,7 +380,7 @@ impl Writer {
         let now = now().max(ctx.updated_at);
         let mut plan = PlanBuilder::new(&ctx, author, now, &event.kind);
         let logged = plan.event(&event.kind, event.key.as_deref(), event.priority, event.data);
-        apply_plan(&self.conn, &mut ctx, &plan.finish(), &mut self.published)?;
+        apply_plan(&self.conn, &mut ctx, plan.finish(), &mut self.published)?;
         Ok(logged)
     }
 
@@ -449,12 +449,13 @@ fn expire_in(conn: &Connection, ctx: &mut ContextInfo, now: Timestamp, published
     for key in &keys {
         plan.remove(key, ChangeKind::Expired);
     }
-    apply_plan(conn, ctx, &plan.finish(), published)?;
+    apply_plan(conn, ctx, plan.finish(), published)?;
     Ok(keys.len() as u64)
 }
 
-/// Writes every row of `plan` and advances `ctx` to the plan's revision.
-fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: &Plan, published: &mut Vec<Committed>) -> Result<()> {
+/// Writes every row of `plan` and advances `ctx` to the plan's revision;
+/// the plan's events move on to `published`.
+fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: Plan, published: &mut Vec<Committed>) -> Result<()> {
     let author = &plan.commit.author;
     let at = micros(plan.commit.at);
     let mut insert_version = conn.prepare_cached(
@@ -525,7 +526,7 @@ fn apply_plan(conn: &Connection, ctx: &mut ContextInfo, plan: &Plan, published: 
     published.push(Committed {
         context: ctx.id.clone(),
         revision: plan.revision,
-        events: plan.events.iter().cloned().map(SharedEvent::new).collect(),
+        events: plan.events.into_iter().map(SharedEvent::new).collect(),
         deleted: false,
     });
     Ok(())
