@@ -148,7 +148,9 @@ async fn serve(listener: TcpListener, app: Router, shutdown: impl std::future::F
     let (closing, _) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone; when all are gone, recv() ends.
     let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
-    let builder = hyper::server::conn::http1::Builder::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // A client that never finishes its request headers is dropped.
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {

@@ -22,6 +22,9 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::watch::{Order, WatchItem, watch};
 
+/// Largest command a client may send.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
 /// Most subscriptions on one connection.
 const MAX_SUBSCRIPTIONS: usize = 256;
 
@@ -50,7 +53,9 @@ enum Command {
 /// Upgrade to the multiplexed watch protocol.
 #[utoipa::path(get, path = "/v1/ws", tag = "events", responses((status = 101, description = "WebSocket; see docs/api.md")))]
 pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, state))
+    ws.max_message_size(MAX_COMMAND_BYTES)
+        .max_frame_size(MAX_COMMAND_BYTES)
+        .on_upgrade(move |socket| serve(socket, state))
 }
 
 async fn serve(mut socket: WebSocket, state: AppState) {

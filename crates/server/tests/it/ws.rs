@@ -136,4 +136,19 @@ async fn bad_commands_get_errors_and_the_socket_stays_open() {
     assert_eq!(next_answer(&mut ws).await["error"]["code"], "already_exists");
     send(&mut ws, json!({"op": "ping"})).await;
     assert_eq!(next_answer(&mut ws).await["type"], "pong");
+
+    // An oversized command closes the connection instead of being buffered.
+    let huge = json!({"op": "subscribe", "sub": "x".repeat(100 * 1024), "context": "a"});
+    let _ = ws.send(Message::Text(huge.to_string().into())).await;
+    let mut closed = false;
+    for _ in 0..100 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                closed = true;
+                break;
+            }
+            Some(Ok(_)) => continue,
+        }
+    }
+    assert!(closed, "the server closes a connection that sends an oversized command");
 }
