@@ -152,3 +152,31 @@ async fn bad_commands_get_errors_and_the_socket_stays_open() {
     }
     assert!(closed, "the server closes a connection that sends an oversized command");
 }
+
+/// Many subscriptions on one socket, subscribed in one burst without
+/// reading, neither stall that socket nor the rest of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_subscriptions_stalls_nothing() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "a"})).await;
+    let mut ws = connect(&s.base).await;
+    for i in 0..250 {
+        send(&mut ws, json!({"op": "subscribe", "sub": format!("s{i}"), "context": "a", "after": 0})).await;
+    }
+    let mut subscribed = 0;
+    while subscribed < 250 {
+        if next_json(&mut ws).await["type"] == "subscribed" {
+            subscribed += 1;
+        }
+    }
+    // Other clients are served meanwhile.
+    assert_eq!(s.get_json("/v1/contexts/a").await.0, 200);
+    s.put("a", "k", json!(1)).await;
+    let mut updates = 0;
+    while updates < 250 {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "events" && m["revision"] == 2 {
+            updates += 1;
+        }
+    }
+}

@@ -15,7 +15,7 @@ use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 use ctxmesh_core::{Entry, Event, Limits, Timestamp};
 use rusqlite::{Connection, OpenFlags, params};
-use tokio::sync::{Semaphore, broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::notify::{Committed, Hub};
 use crate::{
@@ -96,7 +96,7 @@ impl SqliteStore {
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
         let writer = writer::spawn(conn, config.limits.clone(), stats.clone(), hub.clone())?;
-        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1)), stats, hub })
+        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1))?, stats, hub })
     }
 
     /// Commits and jobs so far: with concurrent writers, group commit makes
@@ -379,45 +379,63 @@ impl Store for SqliteStore {
     }
 }
 
-/// A bounded pool of read-only connections.
+/// A fixed set of reader threads, each owning a read-only connection, taking
+/// jobs from one queue.
+///
+/// Callers enqueue a job and await its answer; nothing is held on behalf of a
+/// future while it waits. (A semaphore of connections would be unfair here: a
+/// permit handed to a future that is not being polled, such as one of many
+/// watch streams of a WebSocket whose client is slow to read, would stall
+/// every reader of the server.)
 struct ReadPool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-    permits: Semaphore,
+    jobs: std::sync::mpsc::Sender<ReadJob>,
 }
 
+type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
 impl ReadPool {
-    fn new(path: &Path, size: usize) -> Self {
-        ReadPool { path: path.to_owned(), idle: Mutex::new(Vec::new()), permits: Semaphore::new(size) }
+    fn new(path: &Path, size: usize) -> Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ReadJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..size {
+            let mut conn = Self::open(path)?;
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("ctxmesh-sqlite-reader-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        };
+                        job(&mut conn);
+                    }
+                })
+                .map_err(|e| StoreError::Backend(format!("cannot start a reader thread: {e}")))?;
+        }
+        Ok(ReadPool { path: path.to_owned(), jobs })
     }
 
-    fn open(&self) -> Result<Connection> {
+    fn open(path: &Path) -> Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(&self.path, flags)?;
+        let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
     }
 
-    /// Runs `f` on a pooled connection on the blocking thread pool.
+    /// Runs `f` on one of the reader threads.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let _permit =
-            self.permits.acquire().await.map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.open()?,
-        };
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = f(&mut conn);
-            (conn, result)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
-        result
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        answer.await.map_err(|_| StoreError::Backend("a reader thread stopped".into()))?
     }
 }
