@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::Timestamp;
-use crate::context::{ContextInfo, Strategy};
+use crate::context::ContextInfo;
 use crate::entry::{Entry, EntryMeta, EntryWrite, Priority};
 use crate::error::{Error, Result};
 use crate::event::{Event, types};
@@ -597,8 +597,8 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
         check_preconditions(&txn.compare, ops)?;
     }
     // Strategies other than `reject` only matter when a precondition is
-    // stale; until they are implemented every strategy rejects.
-    let _ = Strategy::Reject;
+    // stale; until they are implemented every strategy rejects, so a failed
+    // comparison simply runs the failure branch.
 
     let mut builder = PlanBuilder::new(input.context, input.author, input.now, crate::history::commit_kinds::TXN);
     let mut state: BTreeMap<String, Option<Entry>> =

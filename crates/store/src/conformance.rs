@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use ctxmesh_core::Entry;
-use ctxmesh_core::context::{ContextPatch, NewContext, Retention};
+use ctxmesh_core::context::{ContextPatch, NewContext};
 use ctxmesh_core::history::DiffKind;
 use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::TxnRequest;
@@ -411,7 +411,6 @@ pub async fn retention_compaction(store: TestStore) {
     put(&store, "keep", "a", json!(1)).await;
     let r = store.compact(Some(&cid("keep")), Utc::now()).await.unwrap();
     assert!(r.is_empty(), "no retention policy keeps everything");
-    let _ = Retention::default();
 }
 
 /// The event log has every revision, in order, and one event per change.

@@ -39,7 +39,7 @@ pub struct SqliteConfig {
     pub durability: Durability,
     /// Limits enforced on writes.
     pub limits: Limits,
-    /// Read connections kept open.
+    /// Reader threads, each with its own read-only connection.
     pub readers: usize,
 }
 

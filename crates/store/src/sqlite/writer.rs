@@ -67,8 +67,11 @@ pub(crate) enum WriteOutput {
 
 pub(crate) struct Job {
     pub(crate) op: WriteOp,
-    pub(crate) reply: oneshot::Sender<Result<WriteOutput>>,
+    pub(crate) reply: Reply,
 }
+
+/// Where a job's answer goes.
+pub(crate) type Reply = oneshot::Sender<Result<WriteOutput>>;
 
 pub(crate) type JobSender = mpsc::Sender<Job>;
 
@@ -121,30 +124,27 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
+        let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-            fail_all(batch, &e.into());
+            fail_all(replies, &e.into());
             return;
         }
-        let mut results = Vec::with_capacity(batch.len());
         self.published.clear();
-        for job in batch.iter_mut() {
-            let op = std::mem::replace(&mut job.op, WriteOp::Expire { now: Utc::now() });
-            results.push(self.run_in_savepoint(op));
-        }
+        let results: Vec<Result<WriteOutput>> = ops.into_iter().map(|op| self.run_in_savepoint(op)).collect();
         let started = Instant::now();
         let committed = self.conn.execute_batch("COMMIT");
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         match committed {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                self.stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                self.stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
                 // Publish before answering: a client that hears "done" and
                 // then subscribes finds the revision in the log either way.
                 for committed in self.published.drain(..) {
                     self.hub.publish(committed);
                 }
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
                 }
             }
             Err(e) => {
@@ -153,7 +153,7 @@ impl Writer {
                 // The schema cache may describe settings that were not committed.
                 self.schemas.clear();
                 self.published.clear();
-                fail_all(batch, &e.into());
+                fail_all(replies, &e.into());
             }
         }
     }
@@ -428,9 +428,9 @@ impl Writer {
     }
 }
 
-fn fail_all(batch: &mut Vec<Job>, e: &StoreError) {
-    for job in batch.drain(..) {
-        let _ = job.reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+fn fail_all(replies: Vec<Reply>, e: &StoreError) {
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
     }
 }
 
