@@ -14,8 +14,11 @@ use ctxmesh_core::txn::{ChangeKind, TxnRequest, TxnResponse};
 use ctxmesh_core::{Entry, Event, Timestamp};
 use serde::{Deserialize, Serialize};
 
+mod backend;
+mod codec;
 mod error;
 pub mod notify;
+mod ops;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]

@@ -1,0 +1,583 @@
+//! The storage semantics, written once over [`Tx`] for every backend:
+//! what each [`crate::Store`] operation reads, plans and writes inside one
+//! database transaction. A backend opens the transaction, runs one of these,
+//! and commits (publishing what [`Tx::published`] collected) or rolls back.
+
+use std::collections::BTreeMap;
+
+use chrono::{DurationRound, Utc};
+use ctxmesh_core::context::{ContextInfo, ContextPatch, ForkOrigin, NewContext};
+use ctxmesh_core::error::Error;
+use ctxmesh_core::event::types;
+use ctxmesh_core::history::{Commit, DiffChange, commit_kinds};
+use ctxmesh_core::ids::{ContextId, EntryKey};
+use ctxmesh_core::txn::{ChangeKind, Plan, PlanBuilder, PlanInput, Snapshot, TxnRequest, TxnResponse, plan_txn};
+use ctxmesh_core::{Entry, Event, Limits, Timestamp};
+
+use crate::backend::{SchemaCache, Tx};
+use crate::notify::{Committed, SharedEvent};
+use crate::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Result};
+
+/// The author of system-made changes (expiry, deletion).
+pub(crate) const SYSTEM_AGENT: &str = "system";
+
+/// No limit on a listing.
+const ALL: usize = usize::MAX >> 1;
+
+/// The current time at the precision the store keeps (microseconds), so
+/// that what a write returns equals what a later read returns.
+pub(crate) fn now() -> Timestamp {
+    let t = Utc::now();
+    t.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(t)
+}
+
+/// What the write operations need besides the transaction.
+#[derive(Clone, Copy)]
+pub(crate) struct Env<'a> {
+    pub(crate) limits: &'a Limits,
+    pub(crate) schemas: &'a SchemaCache,
+}
+
+// ---- writes ----
+
+pub(crate) async fn create_context(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    new: NewContext,
+    author: &str,
+) -> Result<ContextInfo> {
+    let (id, settings) = new.into_parts();
+    settings.validate()?;
+    let now = now();
+    let info = insert_context(tx, env, &id, settings, author, now, None).await?;
+    finish_create(tx, info, author, now, commit_kinds::CREATE, Vec::new()).await
+}
+
+async fn insert_context(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    settings: ctxmesh_core::ContextSettings,
+    author: &str,
+    now: Timestamp,
+    forked_from: Option<ForkOrigin>,
+) -> Result<ContextInfo> {
+    let info = ContextInfo {
+        id: id.as_str().to_owned(),
+        revision: 0,
+        created_at: now,
+        updated_at: now,
+        created_by: author.to_owned(),
+        settings,
+        parent: None,
+        forked_from,
+        entry_count: 0,
+        compacted_revision: 0,
+    };
+    if !tx.insert_context(&info).await? {
+        return Err(Error::AlreadyExists { what: format!("context {:?}", id.as_str()) }.into());
+    }
+    env.schemas.forget(id.as_str());
+    Ok(info)
+}
+
+/// Commits revision 1 of a new context: `context.created` and `entries`.
+async fn finish_create(
+    tx: &mut impl Tx,
+    mut info: ContextInfo,
+    author: &str,
+    now: Timestamp,
+    kind: &str,
+    entries: Vec<Entry>,
+) -> Result<ContextInfo> {
+    let mut plan = PlanBuilder::new(&info, author, now, kind);
+    let data = serde_json::json!({ "forked_from": info.forked_from });
+    plan.event(types::CONTEXT_CREATED, None, None, info.forked_from.is_some().then_some(data));
+    for e in entries {
+        plan.put(&e.key, None, e.value, e.meta);
+    }
+    apply_plan(tx, &mut info, plan.finish()).await?;
+    Ok(info)
+}
+
+pub(crate) async fn update_context(tx: &mut impl Tx, id: &ContextId, patch: ContextPatch) -> Result<ContextInfo> {
+    let mut info = tx.lock_context(id.as_str()).await?;
+    patch.apply(&mut info.settings);
+    info.settings.validate()?;
+    let now = now().max(info.updated_at);
+    tx.update_settings(id.as_str(), &info.settings, now).await?;
+    info.updated_at = now;
+    Ok(info)
+}
+
+pub(crate) async fn delete_context(tx: &mut impl Tx, env: Env<'_>, id: &ContextId) -> Result<()> {
+    let ctx = tx.lock_context(id.as_str()).await?;
+    // The log goes with the context; watchers get one last event.
+    let mut plan = PlanBuilder::new(&ctx, SYSTEM_AGENT, now().max(ctx.updated_at), types::CONTEXT_DELETED);
+    let event = plan.event(types::CONTEXT_DELETED, None, None, None);
+    tx.published().push(Committed {
+        context: ctx.id.clone(),
+        revision: event.revision,
+        events: vec![SharedEvent::new(event)],
+        deleted: true,
+    });
+    tx.delete_context(id.as_str()).await?;
+    env.schemas.forget(id.as_str());
+    Ok(())
+}
+
+pub(crate) async fn txn(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    txn: &TxnRequest,
+    author: &str,
+) -> Result<TxnResponse> {
+    txn.validate(env.limits)?;
+    let mut ctx = tx.lock_context(id.as_str()).await?;
+    let schemas = env.schemas.get(&ctx)?;
+    let now = now().max(ctx.updated_at);
+    expire_in(tx, &mut ctx, now).await?;
+
+    let read_set = txn.read_set();
+    let mut snapshot = Snapshot::default();
+    for key in &read_set.keys {
+        if let Some(e) = tx.entry_latest(&ctx.id, key, now).await? {
+            snapshot.entries.insert(key.clone(), e);
+        }
+    }
+    for prefix in &read_set.prefixes {
+        for e in tx.list_latest(&ctx.id, prefix, "", ALL, Some(now)).await? {
+            snapshot.entries.insert(e.key.clone(), e);
+        }
+    }
+    let input = PlanInput { context: &ctx, schemas: &schemas, limits: env.limits, author, now };
+    let (plan, response) = plan_txn(&input, &snapshot, txn)?;
+    if !plan.is_empty() {
+        apply_plan(tx, &mut ctx, plan).await?;
+    }
+    Ok(response)
+}
+
+pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: &str) -> Result<u64> {
+    let mut ctx = tx.lock_context(id.as_str()).await?;
+    ctx.check_readable(to)?;
+    let now = now().max(ctx.updated_at);
+    expire_in(tx, &mut ctx, now).await?;
+    let target: BTreeMap<String, Entry> =
+        tx.list_at(&ctx.id, "", "", ALL, to).await?.into_iter().map(|e| (e.key.clone(), e)).collect();
+    let current: BTreeMap<String, Entry> =
+        tx.list_latest(&ctx.id, "", "", ALL, None).await?.into_iter().map(|e| (e.key.clone(), e)).collect();
+
+    let mut plan = PlanBuilder::new(&ctx, author, now, commit_kinds::ROLLBACK);
+    let mut restored = 0u64;
+    let mut removed = 0u64;
+    for key in current.keys().filter(|k| !target.contains_key(*k)) {
+        plan.remove(key, ChangeKind::Deleted);
+        removed += 1;
+    }
+    for (key, old) in &target {
+        let now_entry = current.get(key);
+        if now_entry.is_some_and(|c| c.same_content(old)) {
+            continue;
+        }
+        plan.put(key, now_entry, old.value.clone(), old.meta.clone());
+        restored += 1;
+    }
+    let data = serde_json::json!({ "to": to, "restored": restored, "removed": removed });
+    plan.event(types::CONTEXT_ROLLED_BACK, None, None, Some(data));
+    let plan = plan.finish();
+    let revision = plan.revision;
+    apply_plan(tx, &mut ctx, plan).await?;
+    Ok(revision)
+}
+
+pub(crate) async fn fork(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    at: u64,
+    new_id: &ContextId,
+    author: &str,
+) -> Result<ContextInfo> {
+    // History up to `at` never changes; the source needs no lock.
+    let source = tx.context(id.as_str()).await?;
+    source.check_readable(at)?;
+    let entries = tx.list_at(&source.id, "", "", ALL, at).await?;
+    let now = now();
+    let origin = ForkOrigin { context: source.id.clone(), revision: at };
+    let info = insert_context(tx, env, new_id, source.settings.clone(), author, now, Some(origin)).await?;
+    finish_create(tx, info, author, now, commit_kinds::FORK, entries).await
+}
+
+pub(crate) async fn append_event(tx: &mut impl Tx, id: &ContextId, event: NewEvent, author: &str) -> Result<Event> {
+    let mut ctx = tx.lock_context(id.as_str()).await?;
+    let now = now().max(ctx.updated_at);
+    let mut plan = PlanBuilder::new(&ctx, author, now, &event.kind);
+    let logged = plan.event(&event.kind, event.key.as_deref(), event.priority, event.data);
+    apply_plan(tx, &mut ctx, plan.finish()).await?;
+    Ok(logged)
+}
+
+/// Removes the expired entries of one context as one revision.
+pub(crate) async fn expire_context(tx: &mut impl Tx, id: &str, now: Timestamp) -> Result<u64> {
+    let mut ctx = tx.lock_context(id).await?;
+    let at = now.max(ctx.updated_at);
+    expire_in(tx, &mut ctx, at).await
+}
+
+/// Removes the entries of `ctx` that expired at `now`, as one revision.
+async fn expire_in(tx: &mut impl Tx, ctx: &mut ContextInfo, now: Timestamp) -> Result<u64> {
+    let keys = tx.expired_keys(&ctx.id, now).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut plan = PlanBuilder::new(ctx, SYSTEM_AGENT, now, commit_kinds::EXPIRE);
+    for key in &keys {
+        plan.remove(key, ChangeKind::Expired);
+    }
+    apply_plan(tx, ctx, plan.finish()).await?;
+    Ok(keys.len() as u64)
+}
+
+/// Writes `plan` and advances `ctx` to its revision; the plan's events are
+/// queued for publication.
+async fn apply_plan(tx: &mut impl Tx, ctx: &mut ContextInfo, plan: Plan) -> Result<()> {
+    let entry_count = (ctx.entry_count as i64 + plan.entry_count_delta).max(0) as u64;
+    tx.write_plan(&ctx.id, &plan, entry_count).await?;
+    ctx.revision = plan.revision;
+    ctx.updated_at = plan.commit.at;
+    ctx.entry_count = entry_count;
+    tx.published().push(Committed {
+        context: ctx.id.clone(),
+        revision: plan.revision,
+        events: plan.events.into_iter().map(SharedEvent::new).collect(),
+        deleted: false,
+    });
+    Ok(())
+}
+
+/// The contexts whose retention is bounded, for a compaction pass over all.
+pub(crate) async fn contexts_with_retention(tx: &mut impl Tx) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = tx.list_contexts(&after, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id.clone();
+        ids.extend(page.into_iter().filter(|c| !c.settings.retention.is_unbounded()).map(|c| c.id));
+    }
+    Ok(ids)
+}
+
+/// Applies the retention policy of one context: history before the
+/// compaction point is removed, except what reading the state there needs.
+pub(crate) async fn compact_context(tx: &mut impl Tx, id: &str, now: Timestamp) -> Result<Option<Compaction>> {
+    let ctx = tx.lock_context(id).await?;
+    let retention = &ctx.settings.retention;
+    let mut point = 0u64;
+    if let Some(n) = retention.max_revisions {
+        point = point.max((ctx.revision + 1).saturating_sub(n));
+    }
+    if let Some(ms) = retention.max_age_ms {
+        let cutoff = now - chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64);
+        let first_young = tx.first_revision_since(&ctx.id, cutoff).await?;
+        point = point.max(first_young.unwrap_or(ctx.revision));
+    }
+    let point = point.min(ctx.revision);
+    if point <= ctx.compacted_revision.max(1) {
+        return Ok(None);
+    }
+    let versions_removed = tx.remove_history_before(&ctx.id, point).await?;
+    Ok(Some(Compaction { context: ctx.id.clone(), compacted_revision: point, versions_removed }))
+}
+
+// ---- reads ----
+
+pub(crate) async fn list_contexts(
+    tx: &mut impl Tx,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<ContextInfo>, bool)> {
+    let mut list = tx.list_contexts(after.unwrap_or(""), limit + 1).await?;
+    let more = list.len() > limit;
+    list.truncate(limit);
+    Ok((list, more))
+}
+
+/// Resolves a read position to a revision (`None`: the latest state),
+/// checking that it is readable.
+async fn resolve_at(tx: &mut impl Tx, ctx: &ContextInfo, at: ReadAt) -> Result<Option<u64>> {
+    let rev = match at {
+        ReadAt::Latest => return Ok(None),
+        ReadAt::Revision(rev) => rev,
+        ReadAt::Time(ts) => match tx.last_revision_at(&ctx.id, ts).await? {
+            Some(rev) => rev,
+            None if ctx.compacted_revision > 1 => {
+                return Err(Error::Compacted { requested: 0, compacted: ctx.compacted_revision }.into());
+            }
+            None => {
+                let what = format!("a revision of context {:?} at or before {}", ctx.id, ts.to_rfc3339());
+                return Err(Error::not_found(what).into());
+            }
+        },
+    };
+    ctx.check_readable(rev)?;
+    Ok(Some(rev))
+}
+
+pub(crate) async fn get_entry(
+    tx: &mut impl Tx,
+    id: &ContextId,
+    key: &EntryKey,
+    at: ReadAt,
+) -> Result<(Option<Entry>, u64)> {
+    let ctx = tx.context(id.as_str()).await?;
+    match resolve_at(tx, &ctx, at).await? {
+        None => Ok((tx.entry_latest(&ctx.id, key.as_str(), Utc::now()).await?, ctx.revision)),
+        Some(rev) => Ok((tx.entry_at(&ctx.id, key.as_str(), rev).await?, rev)),
+    }
+}
+
+pub(crate) async fn list_entries(tx: &mut impl Tx, id: &ContextId, at: ReadAt, query: &ListQuery) -> Result<EntryPage> {
+    let ctx = tx.context(id.as_str()).await?;
+    let after = query.after_key.as_deref().unwrap_or("");
+    let limit = query.limit + 1;
+    let (mut entries, revision) = match resolve_at(tx, &ctx, at).await? {
+        None => (tx.list_latest(&ctx.id, &query.prefix, after, limit, Some(Utc::now())).await?, ctx.revision),
+        Some(rev) => (tx.list_at(&ctx.id, &query.prefix, after, limit, rev).await?, rev),
+    };
+    let more = entries.len() > query.limit;
+    entries.truncate(query.limit);
+    Ok(EntryPage { entries, revision, more })
+}
+
+pub(crate) async fn entry_history(
+    tx: &mut impl Tx,
+    id: &ContextId,
+    key: &EntryKey,
+    query: HistoryQuery,
+) -> Result<Vec<EntryVersion>> {
+    tx.context(id.as_str()).await?;
+    let before = query.before.unwrap_or(i64::MAX as u64);
+    let out = tx.entry_versions(id.as_str(), key.as_str(), before, query.limit).await?;
+    if out.is_empty() && query.before.is_none() {
+        return Err(Error::not_found(format!("entry {:?}", key.as_str())).into());
+    }
+    Ok(out)
+}
+
+pub(crate) async fn context_history(tx: &mut impl Tx, id: &ContextId, query: HistoryQuery) -> Result<Vec<Commit>> {
+    tx.context(id.as_str()).await?;
+    tx.commits(id.as_str(), query.before.unwrap_or(i64::MAX as u64), query.limit).await
+}
+
+pub(crate) async fn diff(tx: &mut impl Tx, id: &ContextId, from: u64, to: u64) -> Result<Vec<DiffChange>> {
+    let ctx = tx.context(id.as_str()).await?;
+    if from > to {
+        return Err(Error::invalid("from", "must not be greater than to").into());
+    }
+    // Revision 0 is the empty state before creation; readable while
+    // nothing has been compacted.
+    if from > 0 {
+        ctx.check_readable(from)?;
+    } else if ctx.compacted_revision > 0 {
+        return Err(Error::Compacted { requested: 0, compacted: ctx.compacted_revision }.into());
+    }
+    ctx.check_readable(to)?;
+    let mut out = Vec::new();
+    for key in tx.changed_keys(&ctx.id, from, to).await? {
+        let before = tx.entry_at(&ctx.id, &key, from).await?;
+        let after = tx.entry_at(&ctx.id, &key, to).await?;
+        out.extend(DiffChange::between(&key, before, after));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn events(tx: &mut impl Tx, id: &ContextId, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let ctx = tx.context(id.as_str()).await?;
+    if after + 1 < ctx.compacted_revision {
+        return Err(Error::Compacted { requested: after, compacted: ctx.compacted_revision }.into());
+    }
+    let mut out = tx.events(&ctx.id, after, limit).await?;
+    // The events of one revision are delivered together: finish the last
+    // revision even when the limit cut it.
+    if let Some(last) = out.last().filter(|_| out.len() == limit) {
+        let (revision, seen) = (last.revision, out.iter().filter(|e| e.revision == last.revision).count());
+        out.extend(tx.revision_events(&ctx.id, revision, seen).await?);
+    }
+    Ok(out)
+}
+
+// ---- operations as values ----
+
+/// A write, as a value that a backend can queue and batch.
+pub(crate) enum WriteOp {
+    CreateContext {
+        new: NewContext,
+        author: String,
+    },
+    UpdateContext {
+        id: ContextId,
+        patch: ContextPatch,
+    },
+    DeleteContext {
+        id: ContextId,
+    },
+    Txn {
+        id: ContextId,
+        txn: TxnRequest,
+        author: String,
+    },
+    Rollback {
+        id: ContextId,
+        to: u64,
+        author: String,
+    },
+    Fork {
+        id: ContextId,
+        at: u64,
+        new_id: ContextId,
+        author: String,
+    },
+    AppendEvent {
+        id: ContextId,
+        event: NewEvent,
+        author: String,
+    },
+    /// Removes the expired entries of one context.
+    Expire {
+        id: String,
+        now: Timestamp,
+    },
+    /// Applies the retention policy of one context.
+    Compact {
+        id: String,
+        now: Timestamp,
+    },
+}
+
+impl WriteOp {
+    /// The context whose row the write locks (for a fork: the new one).
+    pub(crate) fn context(&self) -> &str {
+        match self {
+            WriteOp::CreateContext { new, .. } => new.id.as_str(),
+            WriteOp::UpdateContext { id, .. }
+            | WriteOp::DeleteContext { id }
+            | WriteOp::Txn { id, .. }
+            | WriteOp::Rollback { id, .. }
+            | WriteOp::AppendEvent { id, .. } => id.as_str(),
+            WriteOp::Fork { new_id, .. } => new_id.as_str(),
+            WriteOp::Expire { id, .. } | WriteOp::Compact { id, .. } => id,
+        }
+    }
+}
+
+/// What a write returns.
+#[allow(clippy::large_enum_variant)] // one value per job, moved once
+pub(crate) enum WriteOutput {
+    Context(ContextInfo),
+    Txn(TxnResponse),
+    Revision(u64),
+    Count(u64),
+    Compaction(Option<Compaction>),
+    Event(Event),
+    Unit,
+}
+
+/// Runs one write inside `tx`.
+pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: WriteOp) -> Result<WriteOutput> {
+    Ok(match op {
+        WriteOp::CreateContext { new, author } => WriteOutput::Context(create_context(tx, env, new, &author).await?),
+        WriteOp::UpdateContext { id, patch } => WriteOutput::Context(update_context(tx, &id, patch).await?),
+        WriteOp::DeleteContext { id } => {
+            delete_context(tx, env, &id).await?;
+            WriteOutput::Unit
+        }
+        WriteOp::Txn { id, txn: request, author } => WriteOutput::Txn(txn(tx, env, &id, &request, &author).await?),
+        WriteOp::Rollback { id, to, author } => WriteOutput::Revision(rollback(tx, &id, to, &author).await?),
+        WriteOp::Fork { id, at, new_id, author } => {
+            WriteOutput::Context(fork(tx, env, &id, at, &new_id, &author).await?)
+        }
+        WriteOp::AppendEvent { id, event, author } => WriteOutput::Event(append_event(tx, &id, event, &author).await?),
+        WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, &id, now).await?),
+        WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, &id, now).await?),
+    })
+}
+
+/// A read, as a value that a backend can send to wherever it reads.
+pub(crate) enum ReadOp {
+    GetContext {
+        id: ContextId,
+    },
+    ListContexts {
+        after: Option<String>,
+        limit: usize,
+    },
+    GetEntry {
+        id: ContextId,
+        key: EntryKey,
+        at: ReadAt,
+    },
+    ListEntries {
+        id: ContextId,
+        at: ReadAt,
+        query: ListQuery,
+    },
+    EntryHistory {
+        id: ContextId,
+        key: EntryKey,
+        query: HistoryQuery,
+    },
+    ContextHistory {
+        id: ContextId,
+        query: HistoryQuery,
+    },
+    Diff {
+        id: ContextId,
+        from: u64,
+        to: u64,
+    },
+    Events {
+        id: ContextId,
+        after: u64,
+        limit: usize,
+    },
+    /// Contexts holding entries expired at `now`.
+    ExpiredContexts {
+        now: Timestamp,
+    },
+    /// Contexts with a bounded retention policy.
+    RetainedContexts,
+}
+
+/// What a read returns.
+pub(crate) enum ReadOutput {
+    Context(ContextInfo),
+    Contexts((Vec<ContextInfo>, bool)),
+    Entry((Option<Entry>, u64)),
+    Page(EntryPage),
+    Versions(Vec<EntryVersion>),
+    Commits(Vec<Commit>),
+    Diff(Vec<DiffChange>),
+    Events(Vec<Event>),
+    Ids(Vec<String>),
+}
+
+/// Runs one read inside `tx`.
+pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
+    Ok(match op {
+        ReadOp::GetContext { id } => ReadOutput::Context(tx.context(id.as_str()).await?),
+        ReadOp::ListContexts { after, limit } => {
+            ReadOutput::Contexts(list_contexts(tx, after.as_deref(), limit).await?)
+        }
+        ReadOp::GetEntry { id, key, at } => ReadOutput::Entry(get_entry(tx, &id, &key, at).await?),
+        ReadOp::ListEntries { id, at, query } => ReadOutput::Page(list_entries(tx, &id, at, &query).await?),
+        ReadOp::EntryHistory { id, key, query } => ReadOutput::Versions(entry_history(tx, &id, &key, query).await?),
+        ReadOp::ContextHistory { id, query } => ReadOutput::Commits(context_history(tx, &id, query).await?),
+        ReadOp::Diff { id, from, to } => ReadOutput::Diff(diff(tx, &id, from, to).await?),
+        ReadOp::Events { id, after, limit } => ReadOutput::Events(events(tx, &id, after, limit).await?),
+        ReadOp::ExpiredContexts { now } => ReadOutput::Ids(tx.contexts_with_expired(now).await?),
+        ReadOp::RetainedContexts => ReadOutput::Ids(contexts_with_retention(tx).await?),
+    })
+}

@@ -1,0 +1,360 @@
+//! [`Tx`] over one SQLite connection: the writer thread's transaction, or a
+//! reader thread's snapshot. SQLite answers synchronously, so every future
+//! here is ready when first polled; [`run_now`] drives one to completion.
+
+use std::future::Future;
+
+use ctxmesh_core::context::{ContextInfo, ContextSettings};
+use ctxmesh_core::error::Error;
+use ctxmesh_core::history::Commit;
+use ctxmesh_core::ids::prefix_end;
+use ctxmesh_core::txn::Plan;
+use ctxmesh_core::{Entry, Event, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::backend::Tx;
+use crate::codec::{
+    CONTEXT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
+    prefixed_version_columns, version_inserts,
+};
+use crate::notify::Committed;
+use crate::{EntryVersion, Result, StoreError};
+
+/// A transaction on a SQLite connection, opened and ended by the caller.
+pub(crate) struct SqliteTx<'a> {
+    pub(crate) conn: &'a mut Connection,
+    pub(crate) published: Vec<Committed>,
+}
+
+impl<'a> SqliteTx<'a> {
+    pub(crate) fn new(conn: &'a mut Connection) -> Self {
+        SqliteTx { conn, published: Vec::new() }
+    }
+}
+
+/// Drives a future over a [`SqliteTx`] to completion. They never wait:
+/// every query runs synchronously on this thread.
+pub(crate) fn run_now<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
+    futures::FutureExt::now_or_never(Box::pin(future))
+        .unwrap_or_else(|| Err(StoreError::Backend("a SQLite operation did not complete synchronously".into())))
+}
+
+fn context_row(row: &Row<'_>) -> rusqlite::Result<RawContext> {
+    Ok(RawContext {
+        id: row.get(0)?,
+        revision: row.get(1)?,
+        created_at: row.get(2)?,
+        updated_at: row.get(3)?,
+        created_by: row.get(4)?,
+        settings: row.get(5)?,
+        entry_count: row.get(6)?,
+        compacted_revision: row.get(7)?,
+        parent: row.get(8)?,
+        forked_from: row.get(9)?,
+    })
+}
+
+fn version_row(row: &Row<'_>) -> rusqlite::Result<VersionRow> {
+    Ok(VersionRow {
+        key: row.get(0)?,
+        revision: row.get(1)?,
+        change: row.get(2)?,
+        value: row.get(3)?,
+        meta: row.get(4)?,
+        version: row.get(5)?,
+        created_revision: row.get(6)?,
+        updated_at: row.get(7)?,
+        author: row.get(8)?,
+        vclock: row.get(9)?,
+    })
+}
+
+fn entries_of(rows: impl Iterator<Item = rusqlite::Result<VersionRow>>) -> Result<Vec<Entry>> {
+    collect_entries(rows.map(|r| r.map_err(StoreError::from)))
+}
+
+fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let out = stmt.query_map(params, |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+fn events_of(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
+    strings(conn, sql, params)?.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
+}
+
+impl SqliteTx<'_> {
+    fn load_context(&self, id: &str) -> Result<ContextInfo> {
+        let sql = format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = ?1");
+        match self.conn.prepare_cached(&sql)?.query_row([id], context_row).optional()? {
+            Some(raw) => raw.decode(),
+            None => Err(Error::not_found(format!("context {id:?}")).into()),
+        }
+    }
+
+    fn optional_revision(&self, sql: &str, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        let rev: Option<i64> = self.conn.prepare_cached(sql)?.query_row(params![ctx, micros(at)], |r| r.get(0))?;
+        Ok(rev.map(|r| r as u64))
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    async fn context(&mut self, id: &str) -> Result<ContextInfo> {
+        self.load_context(id)
+    }
+
+    async fn lock_context(&mut self, id: &str) -> Result<ContextInfo> {
+        // The writer thread is the only writer: its transaction holds every
+        // context until it commits.
+        self.load_context(id)
+    }
+
+    async fn list_contexts(&mut self, after: &str, limit: usize) -> Result<Vec<ContextInfo>> {
+        let sql = format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id > ?1 ORDER BY id LIMIT ?2");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after, limit as i64], context_row)?;
+        rows.map(|raw| raw?.decode()).collect()
+    }
+
+    async fn insert_context(&mut self, info: &ContextInfo) -> Result<bool> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO contexts (id, revision, created_at, updated_at, created_by, settings, settings_version, \
+             entry_count, compacted_revision, parent, forked_from) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                info.id,
+                info.revision as i64,
+                micros(info.created_at),
+                micros(info.updated_at),
+                info.created_by,
+                serde_json::to_string(&info.settings)?,
+                info.entry_count as i64,
+                info.compacted_revision as i64,
+                info.parent,
+                info.forked_from.as_ref().map(serde_json::to_string).transpose()?,
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_settings(&mut self, id: &str, settings: &ContextSettings, at: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "UPDATE contexts SET settings = ?2, settings_version = settings_version + 1, updated_at = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(settings)?, micros(at)],
+        )?;
+        Ok(())
+    }
+
+    async fn delete_context(&mut self, id: &str) -> Result<()> {
+        for table in ["versions", "entries", "commits", "events"] {
+            self.conn.execute(&format!("DELETE FROM {table} WHERE ctx = ?1"), [id])?;
+        }
+        self.conn.execute("DELETE FROM contexts WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    async fn entry_latest(&mut self, ctx: &str, key: &str, now: Timestamp) -> Result<Option<Entry>> {
+        let sql = format!(
+            "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
+             WHERE e.ctx = ?1 AND e.key = ?2 AND (e.expires_at IS NULL OR e.expires_at > ?3)",
+            prefixed_version_columns()
+        );
+        let row = self.conn.prepare_cached(&sql)?.query_row(params![ctx, key, micros(now)], version_row).optional()?;
+        Ok(row.map(VersionRow::into_entry).transpose()?.flatten())
+    }
+
+    async fn entry_at(&mut self, ctx: &str, key: &str, rev: u64) -> Result<Option<Entry>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE ctx = ?1 AND key = ?2 AND revision <= ?3 \
+             ORDER BY revision DESC LIMIT 1"
+        );
+        let row = self.conn.prepare_cached(&sql)?.query_row(params![ctx, key, rev as i64], version_row).optional()?;
+        Ok(row.map(VersionRow::into_entry).transpose()?.flatten())
+    }
+
+    async fn list_latest(
+        &mut self,
+        ctx: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+        now: Option<Timestamp>,
+    ) -> Result<Vec<Entry>> {
+        let sql = format!(
+            "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
+             WHERE e.ctx = ?1 AND e.key >= ?2 AND (?3 IS NULL OR e.key < ?3) AND e.key > ?4 \
+             AND (?5 IS NULL OR e.expires_at IS NULL OR e.expires_at > ?5) ORDER BY e.key LIMIT ?6",
+            prefixed_version_columns()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let params = params![ctx, prefix, prefix_end(prefix), after, now.map(micros), limit as i64];
+        entries_of(stmt.query_map(params, version_row)?)
+    }
+
+    async fn list_at(&mut self, ctx: &str, prefix: &str, after: &str, limit: usize, rev: u64) -> Result<Vec<Entry>> {
+        let sql = format!(
+            "SELECT {} FROM versions v WHERE v.ctx = ?1 AND v.key >= ?2 AND (?3 IS NULL OR v.key < ?3) AND v.key > ?4 \
+             AND v.revision = (SELECT MAX(w.revision) FROM versions w WHERE w.ctx = ?1 AND w.key = v.key AND w.revision <= ?5) \
+             AND v.value IS NOT NULL ORDER BY v.key LIMIT ?6",
+            prefixed_version_columns()
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let params = params![ctx, prefix, prefix_end(prefix), after, rev as i64, limit as i64];
+        entries_of(stmt.query_map(params, version_row)?)
+    }
+
+    async fn expired_keys(&mut self, ctx: &str, now: Timestamp) -> Result<Vec<String>> {
+        strings(
+            self.conn,
+            "SELECT key FROM entries WHERE ctx = ?1 AND expires_at IS NOT NULL AND expires_at <= ?2 ORDER BY key",
+            params![ctx, micros(now)],
+        )
+    }
+
+    async fn contexts_with_expired(&mut self, now: Timestamp) -> Result<Vec<String>> {
+        strings(
+            self.conn,
+            "SELECT DISTINCT ctx FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?1 ORDER BY ctx",
+            [micros(now)],
+        )
+    }
+
+    async fn last_revision_at(&mut self, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        self.optional_revision("SELECT MAX(revision) FROM commits WHERE ctx = ?1 AND at <= ?2", ctx, at)
+    }
+
+    async fn first_revision_since(&mut self, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        self.optional_revision("SELECT MIN(revision) FROM commits WHERE ctx = ?1 AND at >= ?2", ctx, at)
+    }
+
+    async fn entry_versions(&mut self, ctx: &str, key: &str, before: u64, limit: usize) -> Result<Vec<EntryVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE ctx = ?1 AND key = ?2 AND revision < ?3 \
+             ORDER BY revision DESC LIMIT ?4"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![ctx, key, before.min(i64::MAX as u64) as i64, limit as i64], version_row)?;
+        rows.map(|row| row?.into_version()).collect()
+    }
+
+    async fn commits(&mut self, ctx: &str, before: u64, limit: usize) -> Result<Vec<Commit>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT revision, at, author, kind, keys FROM commits WHERE ctx = ?1 AND revision < ?2 \
+             ORDER BY revision DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![ctx, before.min(i64::MAX as u64) as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?))
+        })?;
+        rows.map(|row| {
+            let (revision, at, author, kind, keys) = row?;
+            Ok(Commit {
+                revision: revision as u64,
+                at: from_micros(at),
+                author,
+                kind,
+                keys: serde_json::from_str(&keys)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn changed_keys(&mut self, ctx: &str, from: u64, to: u64) -> Result<Vec<String>> {
+        strings(
+            self.conn,
+            "SELECT DISTINCT key FROM versions WHERE ctx = ?1 AND revision > ?2 AND revision <= ?3 ORDER BY key",
+            params![ctx, from as i64, to as i64],
+        )
+    }
+
+    async fn events(&mut self, ctx: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+        events_of(
+            self.conn,
+            "SELECT event FROM events WHERE ctx = ?1 AND revision > ?2 ORDER BY revision, seq LIMIT ?3",
+            params![ctx, after as i64, limit as i64],
+        )
+    }
+
+    async fn revision_events(&mut self, ctx: &str, rev: u64, skip: usize) -> Result<Vec<Event>> {
+        events_of(
+            self.conn,
+            "SELECT event FROM events WHERE ctx = ?1 AND revision = ?2 ORDER BY seq LIMIT -1 OFFSET ?3",
+            params![ctx, rev as i64, skip as i64],
+        )
+    }
+
+    async fn write_plan(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<()> {
+        let conn = &*self.conn;
+        let mut insert_version = conn.prepare_cached(
+            "INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, updated_at, \
+             author, vclock) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let mut upsert_entry = conn.prepare_cached(
+            "INSERT INTO entries (ctx, key, revision, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at",
+        )?;
+        let mut delete_entry = conn.prepare_cached("DELETE FROM entries WHERE ctx = ?1 AND key = ?2")?;
+        for v in version_inserts(plan)? {
+            insert_version.execute(params![
+                ctx,
+                v.key,
+                v.revision,
+                v.change,
+                v.value,
+                v.meta,
+                v.version,
+                v.created_revision,
+                v.updated_at,
+                v.author,
+                v.vclock,
+            ])?;
+            match v.live {
+                Some(expires_at) => upsert_entry.execute(params![ctx, v.key, v.revision, expires_at])?,
+                None => delete_entry.execute(params![ctx, v.key])?,
+            };
+        }
+        let at = micros(plan.commit.at);
+        conn.prepare_cached(
+            "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            ctx,
+            plan.revision as i64,
+            at,
+            plan.commit.author,
+            plan.commit.kind,
+            serde_json::to_string(&plan.commit.keys)?
+        ])?;
+        let mut insert_event =
+            conn.prepare_cached("INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)")?;
+        for (seq, event) in plan.events.iter().enumerate() {
+            insert_event.execute(params![ctx, plan.revision as i64, seq as i64, serde_json::to_string(event)?])?;
+        }
+        conn.prepare_cached("UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1")?
+            .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
+        Ok(())
+    }
+
+    async fn remove_history_before(&mut self, ctx: &str, point: u64) -> Result<u64> {
+        let c = point as i64;
+        // Versions superseded by a newer version at or before the point.
+        let superseded = self.conn.execute(
+            "DELETE FROM versions WHERE ctx = ?1 AND revision < ?2 AND EXISTS (SELECT 1 FROM versions w \
+             WHERE w.ctx = versions.ctx AND w.key = versions.key AND w.revision > versions.revision AND w.revision <= ?2)",
+            params![ctx, c],
+        )?;
+        // Deletions before the point that are the last word on their key.
+        let tombstones = self
+            .conn
+            .execute("DELETE FROM versions WHERE ctx = ?1 AND revision < ?2 AND value IS NULL", params![ctx, c])?;
+        self.conn.execute("DELETE FROM commits WHERE ctx = ?1 AND revision < ?2", params![ctx, c])?;
+        self.conn.execute("DELETE FROM events WHERE ctx = ?1 AND revision < ?2", params![ctx, c])?;
+        self.conn.execute("UPDATE contexts SET compacted_revision = ?2 WHERE id = ?1", params![ctx, c])?;
+        Ok((superseded + tombstones) as u64)
+    }
+
+    fn published(&mut self) -> &mut Vec<Committed> {
+        &mut self.published
+    }
+}
