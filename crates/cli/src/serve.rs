@@ -19,9 +19,13 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CTXMESH_LISTEN", default_value = "127.0.0.1:7600")]
     listen: SocketAddr,
-    /// Store URL: sqlite://PATH (default: ctxmesh.db in the data directory).
+    /// Store URL: postgres://USER@HOST/DB for several nodes over one
+    /// database, or sqlite://PATH (default: ctxmesh.db in the data directory).
     #[arg(long, env = "CTXMESH_STORE")]
     store: Option<String>,
+    /// Database connections of this node (PostgreSQL store).
+    #[arg(long, env = "CTXMESH_POOL_SIZE", default_value_t = 16)]
+    pool_size: usize,
     /// `full`: acknowledge writes after fsync. `relaxed`: after the OS has
     /// them (survives a server crash, not a power loss).
     #[arg(long, env = "CTXMESH_DURABILITY", default_value = "full")]
@@ -65,9 +69,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_entries_per_context: args.max_entries_per_context,
         max_txn_ops: args.max_txn_ops,
     };
-    let options = OpenOptions { data_dir: args.data_dir.clone(), durability: args.durability, limits: limits.clone() };
-    let (store, description) = ctxmesh_store::open(args.store.as_deref(), &options)
-        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    let options = OpenOptions {
+        data_dir: args.data_dir.clone(),
+        durability: args.durability,
+        limits: limits.clone(),
+        pool_size: args.pool_size,
+    };
+    let (store, description) =
+        ctxmesh_store::open(args.store.as_deref(), &options).await.with_context(|| match args.store.as_deref() {
+            Some(url) if url.contains("://") && !url.starts_with("sqlite:") => "cannot open the store".to_owned(),
+            _ => format!("cannot open the store in {}", args.data_dir.display()),
+        })?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}: is another server running there?", args.listen))?;

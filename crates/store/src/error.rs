@@ -22,6 +22,18 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError::Backend(format!("{}: {} ({})", db.severity(), db.message(), db.code().code())),
+            // No answer from the database: the connection is gone or
+            // could not be made.
+            None if e.is_closed() => StoreError::Unavailable(format!("lost the database connection: {e}")),
+            None => StoreError::Unavailable(format!("database unreachable: {e}")),
+        }
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Backend(format!("corrupt JSON in store: {e}"))

@@ -1,5 +1,5 @@
 //! Storage for ctxmesh: the [`Store`] trait every backend implements, the
-//! embedded SQLite backend, and (behind the `conformance` feature) the
+//! embedded SQLite backend, the PostgreSQL backend, and (behind the `conformance` feature) the
 //! conformance suite that every backend must pass.
 //!
 //! Backends own atomicity, durability and ordering. The semantics of a write
@@ -19,6 +19,7 @@ mod codec;
 mod error;
 pub mod notify;
 mod ops;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]
@@ -137,7 +138,10 @@ pub trait Store: Send + Sync + 'static {
     /// handoff and task events) as a revision of its own; returns it as
     /// logged. `kind` is the event type; the commit's kind is the same.
     async fn append_event(&self, id: &ContextId, event: NewEvent, author: &str) -> Result<Event>;
-    /// Notifications of the revisions committed on `id` from now on.
+    /// Notifications of the revisions committed on `id` from now on, in
+    /// revision order. The revision that was current when the subscription
+    /// began may come first (a node that learns of commits by polling
+    /// cannot tell whether it is new); subscribers skip what they have.
     fn subscribe(&self, id: &ContextId) -> tokio::sync::broadcast::Receiver<std::sync::Arc<notify::Committed>>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
@@ -188,25 +192,34 @@ pub struct OpenOptions {
     pub durability: Durability,
     /// Limits enforced on writes.
     pub limits: ctxmesh_core::Limits,
+    /// Database connections per node (PostgreSQL).
+    pub pool_size: usize,
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (or a bare path), or, with
-/// no URL, `ctxmesh.db` in the data directory. Returns the store and a
-/// description for the start-up log.
-pub fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync::Arc<dyn Store>, String)> {
+/// Opens the store a URL names: `postgres://...` (or `postgresql://`),
+/// `sqlite://PATH` (or a bare path), or, with no URL, `ctxmesh.db` in the
+/// data directory. Returns the store and a description for the start-up
+/// log (without credentials).
+pub async fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync::Arc<dyn Store>, String)> {
     let path = match url {
         None | Some("") => options.data_dir.join("ctxmesh.db"),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(StoreError::Unavailable(
-                "the PostgreSQL store is not part of this build yet: use the embedded store (omit --store)".into(),
-            ));
+            let config = postgres::PostgresConfig {
+                durability: options.durability,
+                limits: options.limits.clone(),
+                pool_size: options.pool_size,
+                ..postgres::PostgresConfig::new(url)
+            };
+            let store = postgres::PostgresStore::connect(config).await?;
+            return Ok((std::sync::Arc::new(store), format!("postgres {}", redact(url))));
         }
         Some(url) => match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             Some(path) => std::path::PathBuf::from(path),
             None if !url.contains("://") => std::path::PathBuf::from(url),
             None => {
                 return Err(StoreError::Unavailable(format!(
-                    "unknown store URL {url:?}: use sqlite://PATH (or omit --store for the data directory)"
+                    "unknown store URL {url:?}: use postgres://USER@HOST/DB, sqlite://PATH, \
+                     or omit --store for the data directory"
                 )));
             }
         },
@@ -219,4 +232,25 @@ pub fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync::Arc<
     };
     let store = sqlite::SqliteStore::open(config)?;
     Ok((std::sync::Arc::new(store), format!("sqlite {}", path.display())))
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
 }

@@ -73,6 +73,18 @@ impl Hub {
         let _ = sender.send(Arc::new(committed));
     }
 
+    /// Whether `context` has subscribers on this node.
+    pub fn has_subscribers(&self, context: &str) -> bool {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.get(context).is_some_and(|s| s.receiver_count() > 0)
+    }
+
+    /// The contexts that have subscribers on this node.
+    pub fn subscribed_contexts(&self) -> Vec<String> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.iter().filter(|(_, s)| s.receiver_count() > 0).map(|(c, _)| c.clone()).collect()
+    }
+
     /// Number of contexts with a live channel (for tests and metrics).
     pub fn channel_count(&self) -> usize {
         self.channels.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -1,10 +1,12 @@
-//! Store tests: the conformance suite on SQLite, and SQLite specifics.
+//! Store tests: the conformance suite on SQLite and on PostgreSQL, and what
+//! is specific to each backend.
 
 use std::sync::Arc;
 
 use ctxmesh_store::Store;
 use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
 
+mod postgres_specific;
 mod sqlite_specific;
 
 /// A fresh store in a temporary directory that lives as long as the test.
@@ -19,4 +21,8 @@ async fn fresh_sqlite() -> Arc<dyn Store> {
 mod conformance {
     use super::fresh_sqlite;
     ctxmesh_store::conformance_tests!(fresh_sqlite());
+}
+
+mod conformance_postgres {
+    ctxmesh_store::conformance_tests!(ctxmesh_store::conformance::fresh_postgres());
 }

@@ -1,0 +1,103 @@
+//! The PostgreSQL schema and its migrations, recorded in
+//! `ctxmesh_migrations`. Nodes that start together migrate one at a time
+//! under an advisory lock.
+
+use deadpool_postgres::Client;
+
+use crate::{Result, StoreError};
+
+/// Each step moves the schema from version `index` to `index + 1`. Keys and
+/// ids compare bytewise (`COLLATE "C"`), as prefix ranges and pagination
+/// need, whatever the database's default collation.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE contexts (
+    id                 TEXT COLLATE "C" PRIMARY KEY,
+    revision           BIGINT NOT NULL,
+    created_at         BIGINT NOT NULL,   -- unix microseconds
+    updated_at         BIGINT NOT NULL,
+    created_by         TEXT NOT NULL,
+    settings           TEXT NOT NULL,     -- JSON: policy, schemas, retention, labels
+    entry_count        BIGINT NOT NULL,
+    compacted_revision BIGINT NOT NULL DEFAULT 0,
+    parent             TEXT,
+    forked_from        TEXT               -- JSON {context, revision}
+);
+
+CREATE TABLE versions (
+    ctx              TEXT COLLATE "C" NOT NULL,
+    key              TEXT COLLATE "C" NOT NULL,
+    revision         BIGINT NOT NULL,
+    change           TEXT NOT NULL,       -- created | updated | deleted | expired
+    value            TEXT,                -- JSON; NULL for deletions
+    meta             TEXT,                -- JSON EntryMeta; NULL for deletions
+    version          BIGINT NOT NULL,
+    created_revision BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    author           TEXT NOT NULL,
+    vclock           TEXT NOT NULL,
+    PRIMARY KEY (ctx, key, revision)
+);
+CREATE INDEX versions_by_revision ON versions (ctx, revision);
+
+CREATE TABLE entries (
+    ctx        TEXT COLLATE "C" NOT NULL,
+    key        TEXT COLLATE "C" NOT NULL,
+    revision   BIGINT NOT NULL,
+    expires_at BIGINT,                    -- unix microseconds
+    PRIMARY KEY (ctx, key)
+);
+CREATE INDEX entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE commits (
+    ctx      TEXT COLLATE "C" NOT NULL,
+    revision BIGINT NOT NULL,
+    at       BIGINT NOT NULL,
+    author   TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    keys     TEXT NOT NULL,               -- JSON array
+    PRIMARY KEY (ctx, revision)
+);
+CREATE INDEX commits_by_time ON commits (ctx, at);
+
+CREATE TABLE events (
+    ctx      TEXT COLLATE "C" NOT NULL,
+    revision BIGINT NOT NULL,
+    seq      INTEGER NOT NULL,            -- order within the revision
+    event    TEXT NOT NULL,               -- JSON Event
+    PRIMARY KEY (ctx, revision, seq)
+);
+"#];
+
+/// An arbitrary constant that names ctxmesh's migration lock.
+const MIGRATION_LOCK: i64 = 0x6374_786d_6573_68;
+
+/// Brings the schema up to date; returns the schema the tables live in.
+pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
+    let schema: Option<String> = client.query_one("SELECT current_schema()", &[]).await?.try_get(0)?;
+    let Some(schema) = schema else {
+        return Err(StoreError::Unavailable(
+            "the database has no schema to create ctxmesh's tables in: create the schema named in search_path".into(),
+        ));
+    };
+    let tx = client.transaction().await?;
+    // Held until this transaction ends: one node migrates, the others wait
+    // and then find the schema current.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS ctxmesh_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .await?;
+    let current: i32 =
+        tx.query_one("SELECT COALESCE(MAX(version), 0) FROM ctxmesh_migrations", &[]).await?.try_get(0)?;
+    let current = current as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database has schema version {current}, newer than this ctxmesh knows ({}): upgrade ctxmesh",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO ctxmesh_migrations (version) VALUES ($1)", &[&(version as i32 + 1)]).await?;
+    }
+    tx.commit().await?;
+    Ok(schema)
+}

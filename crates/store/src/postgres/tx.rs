@@ -1,0 +1,414 @@
+//! [`Tx`] over one PostgreSQL transaction. Statements are prepared once per
+//! connection (deadpool's statement cache); a plan is written with one
+//! statement, so that a write costs few round trips while it holds the
+//! context's row lock.
+
+use ctxmesh_core::context::{ContextInfo, ContextSettings};
+use ctxmesh_core::error::Error;
+use ctxmesh_core::history::Commit;
+use ctxmesh_core::ids::prefix_end;
+use ctxmesh_core::txn::Plan;
+use ctxmesh_core::{Entry, Event, Timestamp};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::backend::Tx;
+use crate::codec::{
+    CONTEXT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
+    prefixed_version_columns, version_inserts,
+};
+use crate::notify::Committed;
+use crate::{EntryVersion, Result};
+
+/// A transaction on a pooled connection, opened and ended by the caller.
+pub(crate) struct PgTx<'t, 'c> {
+    tx: &'t Transaction<'c>,
+    pub(crate) published: Vec<Committed>,
+}
+
+impl<'t, 'c> PgTx<'t, 'c> {
+    pub(crate) fn new(tx: &'t Transaction<'c>) -> Self {
+        PgTx { tx, published: Vec::new() }
+    }
+
+    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.query(&stmt, params).await?)
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let stmt = self.tx.prepare_cached(sql).await?;
+        Ok(self.tx.execute(&stmt, params).await?)
+    }
+
+    async fn contexts(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<ContextInfo>> {
+        self.query(sql, params).await?.iter().map(|row| context_row(row)?.decode()).collect()
+    }
+
+    async fn one_context(&self, sql: &str, id: &str) -> Result<ContextInfo> {
+        match self.contexts(sql, &[&id]).await?.pop() {
+            Some(info) => Ok(info),
+            None => Err(Error::not_found(format!("context {id:?}")).into()),
+        }
+    }
+
+    async fn entries(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Entry>> {
+        collect_entries(self.query(sql, params).await?.iter().map(version_row))
+    }
+
+    async fn strings(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<String>> {
+        self.query(sql, params).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    async fn optional_revision(&self, sql: &str, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        let rows = self.query(sql, &[&ctx, &micros(at)]).await?;
+        let rev: Option<i64> = match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        };
+        Ok(rev.map(|r| r as u64))
+    }
+
+    async fn event_rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Event>> {
+        self.strings(sql, params).await?.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
+    }
+}
+
+fn context_row(row: &Row) -> Result<RawContext> {
+    Ok(RawContext {
+        id: row.try_get(0)?,
+        revision: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        updated_at: row.try_get(3)?,
+        created_by: row.try_get(4)?,
+        settings: row.try_get(5)?,
+        entry_count: row.try_get(6)?,
+        compacted_revision: row.try_get(7)?,
+        parent: row.try_get(8)?,
+        forked_from: row.try_get(9)?,
+    })
+}
+
+pub(crate) fn version_row(row: &Row) -> Result<VersionRow> {
+    Ok(VersionRow {
+        key: row.try_get(0)?,
+        revision: row.try_get(1)?,
+        change: row.try_get(2)?,
+        value: row.try_get(3)?,
+        meta: row.try_get(4)?,
+        version: row.try_get(5)?,
+        created_revision: row.try_get(6)?,
+        updated_at: row.try_get(7)?,
+        author: row.try_get(8)?,
+        vclock: row.try_get(9)?,
+    })
+}
+
+/// Clamps a count or revision into PostgreSQL's BIGINT.
+fn big(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
+impl Tx for PgTx<'_, '_> {
+    async fn context(&mut self, id: &str) -> Result<ContextInfo> {
+        self.one_context(&format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1"), id).await
+    }
+
+    async fn lock_context(&mut self, id: &str) -> Result<ContextInfo> {
+        // The row lock orders every write to this context, across all nodes,
+        // until this transaction ends.
+        self.one_context(&format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1 FOR UPDATE"), id).await
+    }
+
+    async fn list_contexts(&mut self, after: &str, limit: usize) -> Result<Vec<ContextInfo>> {
+        let sql = format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id > $1 ORDER BY id LIMIT $2");
+        self.contexts(&sql, &[&after, &big(limit as u64)]).await
+    }
+
+    async fn insert_context(&mut self, info: &ContextInfo) -> Result<bool> {
+        let settings = serde_json::to_string(&info.settings)?;
+        let forked_from = info.forked_from.as_ref().map(serde_json::to_string).transpose()?;
+        let inserted = self
+            .execute(
+                "INSERT INTO contexts (id, revision, created_at, updated_at, created_by, settings, entry_count, \
+                 compacted_revision, parent, forked_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &info.id,
+                    &big(info.revision),
+                    &micros(info.created_at),
+                    &micros(info.updated_at),
+                    &info.created_by,
+                    &settings,
+                    &big(info.entry_count),
+                    &big(info.compacted_revision),
+                    &info.parent,
+                    &forked_from,
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn update_settings(&mut self, id: &str, settings: &ContextSettings, at: Timestamp) -> Result<()> {
+        let settings = serde_json::to_string(settings)?;
+        self.execute(
+            "UPDATE contexts SET settings = $2, updated_at = $3 WHERE id = $1",
+            &[&id, &settings, &micros(at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_context(&mut self, id: &str) -> Result<()> {
+        self.execute(
+            "WITH v AS (DELETE FROM versions WHERE ctx = $1), e AS (DELETE FROM entries WHERE ctx = $1), \
+             c AS (DELETE FROM commits WHERE ctx = $1), ev AS (DELETE FROM events WHERE ctx = $1) \
+             DELETE FROM contexts WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn entry_latest(&mut self, ctx: &str, key: &str, now: Timestamp) -> Result<Option<Entry>> {
+        let sql = format!(
+            "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
+             WHERE e.ctx = $1 AND e.key = $2 AND (e.expires_at IS NULL OR e.expires_at > $3)",
+            prefixed_version_columns()
+        );
+        Ok(self.entries(&sql, &[&ctx, &key, &micros(now)]).await?.pop())
+    }
+
+    async fn entry_at(&mut self, ctx: &str, key: &str, rev: u64) -> Result<Option<Entry>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE ctx = $1 AND key = $2 AND revision <= $3 \
+             ORDER BY revision DESC LIMIT 1"
+        );
+        Ok(self.entries(&sql, &[&ctx, &key, &big(rev)]).await?.pop())
+    }
+
+    async fn list_latest(
+        &mut self,
+        ctx: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+        now: Option<Timestamp>,
+    ) -> Result<Vec<Entry>> {
+        let sql = format!(
+            "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
+             WHERE e.ctx = $1 AND e.key >= $2 AND ($3::text IS NULL OR e.key < $3) AND e.key > $4 \
+             AND ($5::bigint IS NULL OR e.expires_at IS NULL OR e.expires_at > $5) ORDER BY e.key LIMIT $6",
+            prefixed_version_columns()
+        );
+        let (end, now) = (prefix_end(prefix), now.map(micros));
+        self.entries(&sql, &[&ctx, &prefix, &end, &after, &now, &big(limit as u64)]).await
+    }
+
+    async fn list_at(&mut self, ctx: &str, prefix: &str, after: &str, limit: usize, rev: u64) -> Result<Vec<Entry>> {
+        // The newest version of each key at `rev`, then the live ones.
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM (SELECT DISTINCT ON (v.key) {} FROM versions v \
+             WHERE v.ctx = $1 AND v.key >= $2 AND ($3::text IS NULL OR v.key < $3) AND v.key > $4 \
+             AND v.revision <= $5 ORDER BY v.key, v.revision DESC) s \
+             WHERE s.value IS NOT NULL ORDER BY s.key LIMIT $6",
+            prefixed_version_columns()
+        );
+        let end = prefix_end(prefix);
+        self.entries(&sql, &[&ctx, &prefix, &end, &after, &big(rev), &big(limit as u64)]).await
+    }
+
+    async fn expired_keys(&mut self, ctx: &str, now: Timestamp) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT key FROM entries WHERE ctx = $1 AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY key",
+            &[&ctx, &micros(now)],
+        )
+        .await
+    }
+
+    async fn contexts_with_expired(&mut self, now: Timestamp) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT DISTINCT ctx FROM entries WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY ctx",
+            &[&micros(now)],
+        )
+        .await
+    }
+
+    async fn last_revision_at(&mut self, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        self.optional_revision("SELECT MAX(revision) FROM commits WHERE ctx = $1 AND at <= $2", ctx, at).await
+    }
+
+    async fn first_revision_since(&mut self, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+        self.optional_revision("SELECT MIN(revision) FROM commits WHERE ctx = $1 AND at >= $2", ctx, at).await
+    }
+
+    async fn entry_versions(&mut self, ctx: &str, key: &str, before: u64, limit: usize) -> Result<Vec<EntryVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM versions WHERE ctx = $1 AND key = $2 AND revision < $3 \
+             ORDER BY revision DESC LIMIT $4"
+        );
+        let rows = self.query(&sql, &[&ctx, &key, &big(before), &big(limit as u64)]).await?;
+        rows.iter().map(|row| version_row(row)?.into_version()).collect()
+    }
+
+    async fn commits(&mut self, ctx: &str, before: u64, limit: usize) -> Result<Vec<Commit>> {
+        let rows = self
+            .query(
+                "SELECT revision, at, author, kind, keys FROM commits WHERE ctx = $1 AND revision < $2 \
+                 ORDER BY revision DESC LIMIT $3",
+                &[&ctx, &big(before), &big(limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Commit {
+                    revision: r.try_get::<_, i64>(0)? as u64,
+                    at: from_micros(r.try_get(1)?),
+                    author: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    keys: serde_json::from_str(r.try_get(4)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn changed_keys(&mut self, ctx: &str, from: u64, to: u64) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT DISTINCT key FROM versions WHERE ctx = $1 AND revision > $2 AND revision <= $3 ORDER BY key",
+            &[&ctx, &big(from), &big(to)],
+        )
+        .await
+    }
+
+    async fn events(&mut self, ctx: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.event_rows(
+            "SELECT event FROM events WHERE ctx = $1 AND revision > $2 ORDER BY revision, seq LIMIT $3",
+            &[&ctx, &big(after), &big(limit as u64)],
+        )
+        .await
+    }
+
+    async fn revision_events(&mut self, ctx: &str, rev: u64, skip: usize) -> Result<Vec<Event>> {
+        self.event_rows(
+            "SELECT event FROM events WHERE ctx = $1 AND revision = $2 ORDER BY seq OFFSET $3",
+            &[&ctx, &big(rev), &big(skip as u64)],
+        )
+        .await
+    }
+
+    async fn write_plan(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<()> {
+        let rows = version_inserts(plan)?;
+        let mut v = VersionColumns::default();
+        let (mut live_keys, mut live_revisions, mut live_expiry, mut gone) = (vec![], vec![], vec![], vec![]);
+        for row in rows {
+            match row.live {
+                Some(expires_at) => {
+                    live_keys.push(row.key);
+                    live_revisions.push(row.revision);
+                    live_expiry.push(expires_at);
+                }
+                None => gone.push(row.key),
+            }
+            v.key.push(row.key);
+            v.revision.push(row.revision);
+            v.change.push(row.change);
+            v.value.push(row.value);
+            v.meta.push(row.meta);
+            v.version.push(row.version);
+            v.created_revision.push(row.created_revision);
+            v.updated_at.push(row.updated_at);
+            v.author.push(row.author);
+            v.vclock.push(row.vclock);
+        }
+        let events = plan.events.iter().map(serde_json::to_string).collect::<serde_json::Result<Vec<_>>>()?;
+        let seqs: Vec<i64> = (0..events.len() as i64).collect();
+        let keys = serde_json::to_string(&plan.commit.keys)?;
+        // One statement, one round trip: every row of the revision.
+        self.execute(
+            "WITH v AS (INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, \
+                 updated_at, author, vclock) \
+               SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
+                 $8::bigint[], $9::bigint[], $10::text[], $11::text[])), \
+             e AS (INSERT INTO entries (ctx, key, revision, expires_at) \
+               SELECT $1, * FROM UNNEST($12::text[], $13::bigint[], $14::bigint[]) \
+               ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at), \
+             d AS (DELETE FROM entries WHERE ctx = $1 AND key = ANY($15::text[])), \
+             c AS (INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES ($1, $16, $17, $18, $19, $20)), \
+             ev AS (INSERT INTO events (ctx, revision, seq, event) SELECT $1, $16, * FROM UNNEST($21::bigint[], $22::text[])) \
+             UPDATE contexts SET revision = $16, updated_at = $17, entry_count = $23 WHERE id = $1",
+            &[
+                &ctx,
+                &v.key,
+                &v.revision,
+                &v.change,
+                &v.value,
+                &v.meta,
+                &v.version,
+                &v.created_revision,
+                &v.updated_at,
+                &v.author,
+                &v.vclock,
+                &live_keys,
+                &live_revisions,
+                &live_expiry,
+                &gone,
+                &big(plan.revision),
+                &micros(plan.commit.at),
+                &plan.commit.author,
+                &plan.commit.kind,
+                &keys,
+                &seqs,
+                &events,
+                &big(entry_count),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_history_before(&mut self, ctx: &str, point: u64) -> Result<u64> {
+        let c = big(point);
+        // Versions superseded by a newer version at or before the point.
+        let superseded = self
+            .execute(
+                "DELETE FROM versions WHERE ctx = $1 AND revision < $2 AND EXISTS (SELECT 1 FROM versions w \
+                 WHERE w.ctx = versions.ctx AND w.key = versions.key AND w.revision > versions.revision \
+                 AND w.revision <= $2)",
+                &[&ctx, &c],
+            )
+            .await?;
+        // Deletions before the point that are the last word on their key.
+        let tombstones = self
+            .execute("DELETE FROM versions WHERE ctx = $1 AND revision < $2 AND value IS NULL", &[&ctx, &c])
+            .await?;
+        self.execute(
+            "WITH cm AS (DELETE FROM commits WHERE ctx = $1 AND revision < $2), \
+             ev AS (DELETE FROM events WHERE ctx = $1 AND revision < $2) \
+             UPDATE contexts SET compacted_revision = $2 WHERE id = $1",
+            &[&ctx, &c],
+        )
+        .await?;
+        Ok(superseded + tombstones)
+    }
+
+    fn published(&mut self) -> &mut Vec<Committed> {
+        &mut self.published
+    }
+}
+
+/// The version rows of a plan, column by column, for `UNNEST`.
+#[derive(Default)]
+struct VersionColumns<'a> {
+    key: Vec<&'a str>,
+    revision: Vec<i64>,
+    change: Vec<&'static str>,
+    value: Vec<Option<String>>,
+    meta: Vec<Option<String>>,
+    version: Vec<i64>,
+    created_revision: Vec<i64>,
+    updated_at: Vec<i64>,
+    author: Vec<&'a str>,
+    vclock: Vec<String>,
+}
