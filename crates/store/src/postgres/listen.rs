@@ -53,11 +53,20 @@ pub(super) struct Relay {
     channel: String,
     /// The last revision published per watched context.
     published: Mutex<HashMap<String, u64>>,
+    /// The revision seen by the previous poll, per watched context with
+    /// nothing published yet.
+    baselines: Mutex<HashMap<String, u64>>,
 }
 
 impl Relay {
     pub(super) fn new(hub: Arc<Hub>, pool: Pool, schema: &str) -> Self {
-        Relay { hub, pool, channel: format!("ctxmesh:{schema}"), published: Mutex::new(HashMap::new()) }
+        Relay {
+            hub,
+            pool,
+            channel: format!("ctxmesh:{schema}"),
+            published: Mutex::new(HashMap::new()),
+            baselines: Mutex::new(HashMap::new()),
+        }
     }
 
     pub(super) fn hub(&self) -> &Hub {
@@ -68,6 +77,12 @@ impl Relay {
     /// sharing a database in different schemas never hear each other.
     pub(super) fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// The revision the previous poll saw, for a context with nothing
+    /// published yet; records `revision` for the next poll.
+    fn baseline(&self, context: &str, revision: u64) -> Option<u64> {
+        self.baselines.lock().unwrap_or_else(|e| e.into_inner()).insert(context.to_owned(), revision)
     }
 
     fn last(&self, context: &str) -> Option<u64> {
@@ -95,41 +110,42 @@ impl Relay {
     }
 
     /// Handles a burst of notifications: per context, publishes what this
-    /// node has not published up to the newest revision notified.
+    /// node has not published, from the oldest revision notified (or the
+    /// one after the last published) to the newest.
     async fn on_notifications(&self, payloads: &[String]) {
-        let mut newest: BTreeMap<&str, (u64, bool)> = BTreeMap::new();
+        // Per context: oldest and newest revision notified, and deletion.
+        let mut notified: BTreeMap<&str, (u64, u64, bool)> = BTreeMap::new();
         for payload in payloads {
             let Some((revision, deleted, context)) = parse_payload(payload) else {
                 tracing::warn!(payload, "ignoring a malformed commit notification");
                 continue;
             };
-            let slot = newest.entry(context).or_insert((0, false));
-            if deleted || revision > slot.0 {
-                *slot = (revision.max(slot.0), slot.1 || deleted);
-            }
+            let slot = notified.entry(context).or_insert((revision, revision, false));
+            *slot = (slot.0.min(revision), slot.1.max(revision), slot.2 || deleted);
         }
-        for (context, (revision, deleted)) in newest {
+        for (context, (oldest, newest, deleted)) in notified {
             if !self.hub.has_subscribers(context) {
                 continue;
             }
             if deleted {
-                self.publish_deletion(context, revision);
-            } else if let Err(e) = self.catch_up(context, revision).await {
+                self.publish_deletion(context, newest);
+            } else if let Err(e) = self.catch_up(context, oldest, newest).await {
                 tracing::warn!(context, error = %e, "cannot read notified events; watchers will read the log");
             }
         }
     }
 
-    /// Reads the revisions after the last one published, up to `revision`,
-    /// from the event table and publishes them.
-    async fn catch_up(&self, context: &str, revision: u64) -> Result<()> {
+    /// Reads from the event table and publishes the revisions up to
+    /// `revision` after the last one published (or, when none was, from
+    /// `oldest`).
+    async fn catch_up(&self, context: &str, oldest: u64, revision: u64) -> Result<()> {
         let last = self.last(context);
         if last.is_some_and(|l| l >= revision) {
             return Ok(());
         }
         // Watchers farther behind than a channel holds read the log anyway.
         let window = (CHANNEL_CAPACITY as u64).saturating_sub(1);
-        let from = last.map_or(revision, |l| l + 1).max(revision.saturating_sub(window));
+        let from = last.map_or(oldest, |l| l + 1).max(revision.saturating_sub(window));
         let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let rows = client
             .query(
@@ -180,10 +196,17 @@ impl Relay {
 
     /// Compares the revisions of the watched contexts with what was
     /// published and catches up; a watched context that is gone is
-    /// published as deleted. A context watched since the last poll has its
-    /// current revision published once: subscribers skip it if they have it.
+    /// published as deleted. A context with nothing published yet is
+    /// caught up from the revision the previous poll saw: whatever was
+    /// committed since reaches its subscribers even if every notification
+    /// of it was lost.
     async fn poll(&self) -> Result<()> {
         let watched = self.hub.subscribed_contexts();
+        {
+            let mut baselines = self.baselines.lock().unwrap_or_else(|e| e.into_inner());
+            let watched: std::collections::HashSet<&String> = watched.iter().collect();
+            baselines.retain(|c, _| watched.contains(c));
+        }
         if watched.is_empty() {
             return Ok(());
         }
@@ -196,7 +219,15 @@ impl Relay {
         }
         for context in watched {
             match revisions.get(&context) {
-                Some(&revision) => self.catch_up(&context, revision).await?,
+                Some(&revision) => {
+                    if self.last(&context).is_some() {
+                        self.catch_up(&context, revision, revision).await?;
+                    } else if let Some(baseline) = self.baseline(&context, revision).filter(|b| *b < revision) {
+                        // Nothing published yet: what was committed after
+                        // the previous poll is due.
+                        self.catch_up(&context, baseline + 1, revision).await?;
+                    }
+                }
                 // Gone since this node last published it. (A context that
                 // never existed has nothing to end.)
                 None => {
@@ -211,13 +242,23 @@ impl Relay {
 }
 
 /// Listens for commit notifications for as long as the store lives,
-/// reconnecting when the connection drops, and polls every `interval`.
-pub(super) async fn run(relay: Arc<Relay>, config: tokio_postgres::Config, interval: Duration) {
+/// reconnecting when the connection drops, and polls every `interval`;
+/// `listening` is told once the first `LISTEN` is in place.
+pub(super) async fn run(
+    relay: Arc<Relay>,
+    config: tokio_postgres::Config,
+    interval: Duration,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
     let mut backoff = Duration::from_millis(100);
     loop {
         match listen(&config, relay.channel()).await {
             Ok((client, mut notifications)) => {
                 backoff = Duration::from_millis(100);
+                if let Some(listening) = listening.take() {
+                    let _ = listening.send(());
+                }
                 // Anything committed while nobody listened is found now.
                 poll_logged(&relay).await;
                 let mut tick = tokio::time::interval(interval);

@@ -119,7 +119,14 @@ impl PostgresStore {
         let schema = schema::migrate(&mut client).await?;
         drop(client);
         let relay = Arc::new(Relay::new(Arc::new(Hub::default()), pool.clone(), &schema));
-        let listener = tokio::spawn(listen::run(relay.clone(), pg_config, config.poll_interval));
+        let (listening, listens) = oneshot::channel();
+        let listener = tokio::spawn(listen::run(relay.clone(), pg_config, config.poll_interval, listening));
+        // A node that did not hear a commit could not wake its watchers:
+        // it is ready only once it listens.
+        if tokio::time::timeout(Duration::from_secs(30), listens).await.is_err() {
+            listener.abort();
+            return Err(StoreError::Unavailable("cannot listen for commit notifications on the database".into()));
+        }
         let shared = Shared {
             pool,
             limits: config.limits,
