@@ -1,7 +1,8 @@
 //! End-to-end tests of the `ctxmesh` binary: crash safety, graceful
-//! shutdown, and the CLI client commands.
+//! shutdown, the CLI client commands, and several nodes over PostgreSQL.
 
 mod cli;
+mod cluster;
 mod crash;
 mod slow;
 
