@@ -114,8 +114,11 @@ pub(crate) trait Tx: Send {
 /// same (compiling a JSON Schema costs far more than comparing one).
 #[derive(Debug, Default)]
 pub(crate) struct SchemaCache {
-    compiled: Mutex<HashMap<String, (BTreeMap<String, Value>, Arc<CompiledSchemas>)>>,
+    compiled: Mutex<HashMap<String, Compiled>>,
 }
+
+/// A context's schemas as stored, and compiled.
+type Compiled = (BTreeMap<String, Value>, Arc<CompiledSchemas>);
 
 impl SchemaCache {
     /// The compiled schemas of `ctx`.
@@ -136,7 +139,7 @@ impl SchemaCache {
         self.lock().remove(id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (BTreeMap<String, Value>, Arc<CompiledSchemas>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Compiled>> {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -68,8 +68,8 @@ CREATE TABLE events (
 );
 "#];
 
-/// An arbitrary constant that names ctxmesh's migration lock.
-const MIGRATION_LOCK: i64 = 0x6374_786d_6573_68;
+/// The key of ctxmesh's migration lock ("ctxmesh" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0063_7478_6d65_7368;
 
 /// Brings the schema up to date; returns the schema the tables live in.
 pub(crate) async fn migrate(client: &mut Client) -> Result<String> {

@@ -79,8 +79,16 @@ fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resul
     Ok(out)
 }
 
+/// Events parsed row by row, straight from SQLite's buffer.
 fn events_of(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
-    strings(conn, sql, params)?.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let json = row.get_ref(0)?.as_bytes().map_err(rusqlite::Error::from)?;
+        out.push(serde_json::from_slice(json)?);
+    }
+    Ok(out)
 }
 
 impl SqliteTx<'_> {
