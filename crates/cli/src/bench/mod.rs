@@ -18,6 +18,10 @@ pub(crate) struct BenchArgs {
     /// server started by the bench).
     #[arg(long, global = true)]
     server: Option<String>,
+    /// The store of the server the bench starts (`--store` of `ctxmesh
+    /// serve`, e.g. postgres://USER@HOST/DB); default: the embedded store.
+    #[arg(long, global = true, conflicts_with = "server")]
+    store: Option<String>,
     /// Print the results as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -35,7 +39,13 @@ enum Scenario {
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = match &args.server {
         Some(url) => Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None },
-        None => Target::spawn(&["--durability", "full"])?,
+        None => {
+            let mut flags = vec!["--durability", "full"];
+            if let Some(store) = &args.store {
+                flags.extend(["--store", store]);
+            }
+            Target::spawn(&flags)?
+        }
     };
     match args.scenario {
         Scenario::Watch(bench) => watch::run(&target, &bench, args.json).await,

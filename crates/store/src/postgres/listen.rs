@@ -22,9 +22,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+use crate::Result;
 use crate::notify::{CHANNEL_CAPACITY, Committed, Hub, SharedEvent};
 use crate::ops::SYSTEM_AGENT;
-use crate::{Result, StoreError};
 
 /// The notification payload of a committed revision: `REV FLAG CONTEXT`,
 /// where FLAG is `d` for a deletion and `c` otherwise. Context ids have no
@@ -146,7 +146,7 @@ impl Relay {
         // Watchers farther behind than a channel holds read the log anyway.
         let window = (CHANNEL_CAPACITY as u64).saturating_sub(1);
         let from = last.map_or(oldest, |l| l + 1).max(revision.saturating_sub(window));
-        let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = self.pool.get().await.map_err(super::pool_error)?;
         let rows = client
             .query(
                 "SELECT revision, event FROM events WHERE ctx = $1 AND revision >= $2 AND revision <= $3 \
@@ -210,7 +210,7 @@ impl Relay {
         if watched.is_empty() {
             return Ok(());
         }
-        let client = self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = self.pool.get().await.map_err(super::pool_error)?;
         let rows = client.query("SELECT id, revision FROM contexts WHERE id = ANY($1)", &[&watched]).await?;
         drop(client);
         let mut revisions = HashMap::new();

@@ -111,8 +111,13 @@ impl PostgresStore {
             config.url.parse().map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
         let manager =
             Manager::from_config(pg_config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        // A request waits a bounded time for a connection, then is told
+        // the store is unavailable (503) instead of hanging.
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
         let mut client = pool.get().await.map_err(pool_error)?;
@@ -139,7 +144,7 @@ impl PostgresStore {
     }
 }
 
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => e.into(),
         other => StoreError::Unavailable(format!("no database connection: {other}")),
