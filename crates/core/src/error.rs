@@ -99,6 +99,31 @@ pub enum Error {
         /// What exists already.
         what: String,
     },
+    /// A write fenced with a token older than the lock's latest.
+    #[error("lock {lock:?} has a newer fencing token ({current}) than this write's ({token}): the lock was lost")]
+    Fenced {
+        /// The lock's name.
+        lock: String,
+        /// The token the write carried.
+        token: u64,
+        /// The lock's latest token.
+        current: u64,
+    },
+    /// The request conflicts with the current state (an illegal state
+    /// transition, a lock held by another agent...). `code` is stable.
+    #[error("{message}")]
+    Conflict {
+        /// The stable code (`invalid_transition`, `not_holder`, ...).
+        code: &'static str,
+        /// What happened and what to do.
+        message: String,
+    },
+    /// The caller may not do this.
+    #[error("{reason}")]
+    Forbidden {
+        /// Why.
+        reason: String,
+    },
     /// A read of history before the context's compaction point.
     #[error("revision {requested} was compacted: history before revision {compacted} is gone")]
     Compacted {
@@ -126,6 +151,9 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::AlreadyExists { .. } => "already_exists",
             Error::Compacted { .. } => "compacted",
+            Error::Fenced { .. } => "fenced",
+            Error::Conflict { code, .. } => code,
+            Error::Forbidden { .. } => "forbidden",
         }
     }
 
@@ -150,7 +178,12 @@ impl Error {
             Error::Compacted { requested, compacted } => {
                 json!({ "requested": requested, "compacted_revision": compacted })
             }
+            Error::Fenced { lock, token, current } => {
+                json!({ "lock": lock, "token": token, "current_token": current })
+            }
             Error::InvalidTxn(_)
+            | Error::Conflict { .. }
+            | Error::Forbidden { .. }
             | Error::PreconditionRequired
             | Error::NotFound { .. }
             | Error::AlreadyExists { .. } => json!({}),

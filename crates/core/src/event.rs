@@ -19,6 +19,32 @@ pub mod types {
     pub const CONTEXT_ROLLED_BACK: &str = "context.rolled_back";
     /// A priority message to the context's subscribers.
     pub const MESSAGE: &str = "message";
+    /// A lock was taken.
+    pub const LOCK_ACQUIRED: &str = "lock.acquired";
+    /// A lock was released by its holder.
+    pub const LOCK_RELEASED: &str = "lock.released";
+    /// A lock's TTL (or its holder's lease) ran out.
+    pub const LOCK_EXPIRED: &str = "lock.expired";
+    /// A handoff was requested.
+    pub const HANDOFF_REQUESTED: &str = "handoff.requested";
+    /// The target accepted a handoff.
+    pub const HANDOFF_ACCEPTED: &str = "handoff.accepted";
+    /// The target rejected a handoff.
+    pub const HANDOFF_REJECTED: &str = "handoff.rejected";
+    /// The target completed a handoff.
+    pub const HANDOFF_COMPLETED: &str = "handoff.completed";
+    /// A handoff's deadline passed unanswered.
+    pub const HANDOFF_EXPIRED: &str = "handoff.expired";
+    /// A task was assigned.
+    pub const TASK_ASSIGNED: &str = "task.assigned";
+    /// A task was completed.
+    pub const TASK_COMPLETED: &str = "task.completed";
+    /// An agent registered.
+    pub const AGENT_REGISTERED: &str = "agent.registered";
+    /// An agent's lease lapsed.
+    pub const AGENT_DISCONNECTED: &str = "agent.disconnected";
+    /// An agent unregistered.
+    pub const AGENT_UNREGISTERED: &str = "agent.unregistered";
 }
 
 /// Values larger than this (serialized) are left out of event payloads;
@@ -51,4 +77,8 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
+    /// For an item of an agent's inbox or of the agents feed: its position
+    /// in that stream (the context's `revision` says where it came from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }

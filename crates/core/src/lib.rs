@@ -6,7 +6,9 @@
 //! pass `now`). Storage backends load a snapshot, call [`txn::plan_txn`] and
 //! persist the plan; this keeps the semantics identical on every backend.
 
+pub mod agent;
 pub mod context;
+pub mod coord;
 pub mod entry;
 pub mod error;
 pub mod event;
@@ -27,3 +29,8 @@ pub use txn::{Plan, TxnRequest, TxnResponse};
 
 /// Timestamps on the wire and in memory: UTC, RFC 3339 when serialized.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// A duration in milliseconds, clamped to what a timestamp can add.
+pub fn ms_duration(ms: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(ms.min(i64::MAX as u64 / 1000) as i64)
+}

@@ -526,6 +526,7 @@ impl PlanBuilder {
             agent: Some(self.author.clone()),
             priority,
             data,
+            seq: None,
         };
         self.events.push(event.clone());
         event
@@ -556,6 +557,7 @@ impl PlanBuilder {
             agent: Some(self.author.clone()),
             priority: Some(entry.map_or_else(Default::default, |e| e.meta.priority)),
             data: Some(Value::Object(data)),
+            seq: None,
         });
     }
 

@@ -264,6 +264,7 @@ impl Watcher {
                     agent: None,
                     priority: None,
                     data: None,
+                    seq: None,
                 };
                 self.ready.push_back(WatchItem::Deleted(Delivered::Owned(Box::new(gone))));
             }
@@ -371,6 +372,7 @@ mod tests {
             agent: None,
             priority,
             data: None,
+            seq: None,
         }
     }
 

@@ -185,6 +185,7 @@ impl Relay {
             agent: Some(SYSTEM_AGENT.to_owned()),
             priority: None,
             data: None,
+            seq: None,
         };
         self.publish(Committed {
             context: context.to_owned(),
