@@ -266,6 +266,11 @@ pub struct TxnRequest {
     /// Operations applied otherwise.
     #[serde(default)]
     pub failure: Vec<Op>,
+    /// A fencing token: the transaction is refused (`409 fenced`) when a
+    /// newer token of that lock of the context has been issued. Over HTTP,
+    /// also the `X-Fencing-Token: <lock>=<token>` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<crate::coord::Fence>,
 }
 
 /// Keys and prefixes a transaction reads; the snapshot must cover them.

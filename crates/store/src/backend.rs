@@ -108,6 +108,60 @@ pub(crate) trait Tx: Send {
 
     /// Revisions committed by this transaction, to publish once it commits.
     fn published(&mut self) -> &mut Vec<Committed>;
+
+    /// One object; with `lock`, locked for writing until the transaction
+    /// ends (a row lock on PostgreSQL).
+    fn object(&mut self, kind: &str, id: &str, lock: bool) -> impl Future<Output = Result<Option<Object>>> + Send;
+    /// Inserts or replaces an object.
+    fn put_object(&mut self, object: &Object) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes an object (nothing if absent).
+    fn delete_object(&mut self, kind: &str, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Objects of `kind` matching `filter` with ids after `after`, by id.
+    fn objects(
+        &mut self,
+        kind: &str,
+        filter: &ObjectFilter,
+        after: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Object>>> + Send;
+    /// Ids of the objects of `kind` due at `now` (`due_at <= now`), by id.
+    fn due_objects(&mut self, kind: &str, now: Timestamp) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Deletes every object of a context (it was deleted).
+    fn delete_context_objects(&mut self, ctx: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Appends events to a stream (an inbox, the agents feed), each taking
+    /// the stream's next sequence number; returns them numbered. Appends to
+    /// one stream are serialized until the transaction ends.
+    fn append_stream(&mut self, stream: &str, events: Vec<Event>) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// Up to `limit` events of a stream after sequence number `after`.
+    fn stream(&mut self, stream: &str, after: u64, limit: usize) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    /// The last sequence number of a stream (0 when empty).
+    fn stream_head(&mut self, stream: &str) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// A stored object of the coordination layer (agent, lock, handoff, task):
+/// a JSON body plus the columns it is looked up by.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Object {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    /// The context it belongs to.
+    pub(crate) ctx: Option<String>,
+    /// The agent it belongs to (holder, target, assignee).
+    pub(crate) owner: Option<String>,
+    /// Its state, for filtering.
+    pub(crate) state: Option<String>,
+    /// When the sweeper must look at it (lease, TTL, deadline).
+    pub(crate) due_at: Option<Timestamp>,
+    /// The object as JSON.
+    pub(crate) body: String,
+}
+
+/// Which objects to list; `None` matches any.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ObjectFilter {
+    pub(crate) ctx: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) state: Option<String>,
 }
 
 /// Compiled schemas by context, reused while a context's schemas stay the
@@ -374,8 +428,28 @@ macro_rules! impl_store {
                 self.hub().subscribe(id.as_str())
             }
 
+            fn subscribe_stream(
+                &self,
+                stream: &str,
+            ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<$crate::notify::Committed>> {
+                self.hub().subscribe(stream)
+            }
+
             async fn ping(&self) -> $crate::Result<()> {
                 $crate::backend::Backend::ping(self).await
+            }
+
+            async fn coord_write(&self, op: $crate::coord::CoordWrite) -> $crate::Result<$crate::coord::CoordOutput> {
+                $crate::coord::run_write(self, op).await
+            }
+
+            async fn coord_read(&self, op: $crate::coord::CoordRead) -> $crate::Result<$crate::coord::CoordOutput> {
+                use $crate::ops::{ReadOp, ReadOutput};
+                $crate::backend::output!(self.read(ReadOp::Coord(op)).await, ReadOutput::Coord)
+            }
+
+            async fn sweep(&self, now: ctxmesh_core::Timestamp) -> $crate::Result<$crate::coord::SweepReport> {
+                $crate::coord::sweep(self, now).await
             }
         }
     };

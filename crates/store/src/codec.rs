@@ -175,3 +175,6 @@ pub(crate) fn version_inserts(plan: &ctxmesh_core::txn::Plan) -> Result<Vec<Vers
     }
     Ok(out)
 }
+
+/// The columns of an object row, in the order every backend selects them.
+pub(crate) const OBJECT_COLUMNS: &str = "kind, id, ctx, owner, state, due_at, body";

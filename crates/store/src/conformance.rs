@@ -499,6 +499,300 @@ pub async fn notifications_and_appended_events(store: TestStore) {
     assert_eq!(last.events[0].event.kind, "context.deleted");
 }
 
+// ---- coordination ----
+
+use crate::coord::{AgentQuery, CoordOutput, CoordQuery, CoordRead, CoordWrite, inbox_stream};
+use ctxmesh_core::agent::{Agent, AgentStatus};
+use ctxmesh_core::coord::{Handoff, HandoffAction, Lock, Task};
+
+async fn register(store: &TestStore, spec: Value) -> Agent {
+    match store.coord_write(CoordWrite::Register(serde_json::from_value(spec).unwrap())).await.unwrap() {
+        CoordOutput::Agent(a) => a,
+        other => panic!("expected an agent, got {other:?}"),
+    }
+}
+
+async fn acquire(store: &TestStore, ctx: &str, name: &str, agent: &str, ttl_ms: u64) -> (bool, Lock) {
+    let op = CoordWrite::Acquire { ctx: cid(ctx), name: name.into(), agent: agent.into(), ttl_ms };
+    match store.coord_write(op).await.unwrap() {
+        CoordOutput::Lock { acquired, lock } => (acquired, lock),
+        other => panic!("expected a lock, got {other:?}"),
+    }
+}
+
+async fn stream_of(store: &TestStore, read: CoordRead) -> Vec<ctxmesh_core::Event> {
+    match store.coord_read(read).await.unwrap() {
+        CoordOutput::Events(e) => e,
+        other => panic!("expected events, got {other:?}"),
+    }
+}
+
+async fn inbox(store: &TestStore, agent: &str, after: u64) -> Vec<ctxmesh_core::Event> {
+    stream_of(store, CoordRead::Inbox { agent: agent.into(), after, limit: 100 }).await
+}
+
+async fn log_types(store: &TestStore, ctx: &str, after: u64) -> Vec<String> {
+    store.events(&cid(ctx), after, 1000).await.unwrap().into_iter().map(|e| e.kind).collect()
+}
+
+fn handoff_of(out: crate::Result<CoordOutput>) -> crate::Result<Handoff> {
+    match out? {
+        CoordOutput::Handoff(h) => Ok(*h),
+        other => panic!("expected a handoff, got {other:?}"),
+    }
+}
+
+/// Register, read, list with filters, update, unregister; the agents feed.
+pub async fn agent_registry(store: TestStore) {
+    let a =
+        register(&store, json!({"id": "researcher", "capabilities": {"custom": ["search"]}, "trust": "high"})).await;
+    assert_eq!((a.status, a.capabilities.can_write), (AgentStatus::Active, true));
+    register(&store, json!({"id": "writer"})).await;
+    let dup = store.coord_write(CoordWrite::Register(serde_json::from_value(json!({"id": "writer"})).unwrap())).await;
+    assert_eq!(code(dup.unwrap_err()), "already_exists");
+    let bad: ctxmesh_core::agent::AgentSpec =
+        serde_json::from_value(json!({"id": "bad", "capabilities": {"max_concurrent_contexts": 0}})).unwrap();
+    assert_eq!(code(store.coord_write(CoordWrite::Register(bad)).await.unwrap_err()), "invalid_argument");
+
+    let list = |capability: Option<&str>| {
+        let q = AgentQuery { capability: capability.map(str::to_owned), limit: 10, ..Default::default() };
+        let store = store.clone();
+        async move {
+            match store.coord_read(CoordRead::Agents(q)).await.unwrap() {
+                CoordOutput::Agents(list, _) => list.into_iter().map(|a| a.id).collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(list(None).await, ["researcher", "writer"]);
+    assert_eq!(list(Some("search")).await, ["researcher"]);
+
+    let patch = serde_json::from_value(json!({"objective": "find sources", "status": "inactive"})).unwrap();
+    match store.coord_write(CoordWrite::UpdateAgent { id: "researcher".into(), patch }).await.unwrap() {
+        CoordOutput::Agent(a) => assert_eq!((a.objective.as_str(), a.status), ("find sources", AgentStatus::Inactive)),
+        other => panic!("{other:?}"),
+    }
+    let q = AgentQuery { status: Some(AgentStatus::Inactive), limit: 10, ..Default::default() };
+    match store.coord_read(CoordRead::Agents(q)).await.unwrap() {
+        CoordOutput::Agents(list, more) => {
+            assert_eq!((list.len(), list[0].id.as_str(), more), (1, "researcher", false))
+        }
+        other => panic!("{other:?}"),
+    }
+    store.coord_write(CoordWrite::Unregister { id: "writer".into() }).await.unwrap();
+    let gone = store.coord_read(CoordRead::Agent { id: "writer".into() }).await.unwrap_err();
+    assert_eq!(code(gone), "not_found");
+    let feed = stream_of(&store, CoordRead::AgentEvents { after: 0, limit: 10 }).await;
+    let kinds: Vec<(&str, Option<u64>)> = feed.iter().map(|e| (e.kind.as_str(), e.seq)).collect();
+    assert_eq!(kinds, [("agent.registered", Some(1)), ("agent.registered", Some(2)), ("agent.unregistered", Some(3))]);
+}
+
+/// Exactly one holder at a time; tokens grow; a stale holder is fenced.
+pub async fn locks_and_fencing(store: TestStore) {
+    new_context(&store, "lk").await;
+    register(&store, json!({"id": "a"})).await;
+    register(&store, json!({"id": "b"})).await;
+    let (got, lock) = acquire(&store, "lk", "deploy", "a", 60_000).await;
+    assert!(got);
+    assert_eq!((lock.fencing_token, lock.holder.as_deref(), lock.lock_id.as_deref()), (1, Some("a"), Some("deploy:1")));
+    let (got, held) = acquire(&store, "lk", "deploy", "b", 60_000).await;
+    assert!(!got, "held by a");
+    assert_eq!(held.holder.as_deref(), Some("a"));
+    let not_holder = CoordWrite::Release { ctx: cid("lk"), name: "deploy".into(), agent: "b".into(), lock_id: None };
+    assert_eq!(code(store.coord_write(not_holder).await.unwrap_err()), "not_holder");
+
+    // a pauses past its TTL; b takes the lock; a's late write is fenced.
+    let (_, short) = acquire(&store, "lk", "job", "a", 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (got, taken) = acquire(&store, "lk", "job", "b", 60_000).await;
+    assert!(got && taken.fencing_token == short.fencing_token + 1);
+    let fenced = |token: u64| {
+        txn(json!({"success": [{"op": "put", "key": "out", "value": token}], "fence": {"lock": "job", "token": token}}))
+    };
+    let late = store.txn(&cid("lk"), fenced(short.fencing_token), "a").await.unwrap_err();
+    assert_eq!(code(late), "fenced");
+    assert!(latest(&store, "lk", "out").await.is_none(), "the fenced write changed nothing");
+    store.txn(&cid("lk"), fenced(taken.fencing_token), "b").await.unwrap();
+    assert_eq!(latest(&store, "lk", "out").await.unwrap().value, json!(taken.fencing_token));
+
+    let release = CoordWrite::Release { ctx: cid("lk"), name: "deploy".into(), agent: "a".into(), lock_id: None };
+    store.coord_write(release).await.unwrap();
+    let (got, again) = acquire(&store, "lk", "deploy", "b", 60_000).await;
+    assert!(got && again.fencing_token == 2, "the token survives release and grows");
+    let types = log_types(&store, "lk", 1).await;
+    assert_eq!(
+        types,
+        [
+            "lock.acquired",
+            "lock.acquired",
+            "lock.expired",
+            "lock.acquired",
+            "context.updated",
+            "lock.released",
+            "lock.acquired"
+        ]
+    );
+    match store.coord_read(CoordRead::Locks { ctx: cid("lk") }).await.unwrap() {
+        CoordOutput::Locks(locks) => {
+            assert_eq!(locks.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["deploy", "job"])
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = CoordWrite::Acquire { ctx: cid("lk"), name: "x".into(), agent: "ghost".into(), ttl_ms: 10 };
+    assert_eq!(code(store.coord_write(unknown).await.unwrap_err()), "not_found");
+}
+
+/// A lapsed lease disconnects the agent and frees its locks; a heartbeat
+/// revives it.
+pub async fn lease_expiry(store: TestStore) {
+    new_context(&store, "ls").await;
+    register(&store, json!({"id": "sleepy", "lease_ms": 1000})).await;
+    acquire(&store, "ls", "db", "sleepy", 600_000).await;
+    let before = store.get_context(&cid("ls")).await.unwrap().revision;
+    let report = store.sweep(Utc::now()).await.unwrap();
+    assert_eq!(report.agents_disconnected, 0, "the lease is current");
+    let report = store.sweep(Utc::now() + chrono::Duration::seconds(2)).await.unwrap();
+    assert_eq!(report.agents_disconnected, 1);
+    match store.coord_read(CoordRead::Agent { id: "sleepy".into() }).await.unwrap() {
+        CoordOutput::Agent(a) => assert_eq!(a.status, AgentStatus::Disconnected),
+        other => panic!("{other:?}"),
+    }
+    let events = store.events(&cid("ls"), before, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].kind.as_str(), &events[0].data.as_ref().unwrap()["holder"]),
+        ("lock.expired", &json!("sleepy"))
+    );
+    let feed = stream_of(&store, CoordRead::AgentEvents { after: 1, limit: 10 }).await;
+    assert_eq!(feed.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["agent.disconnected"]);
+    register(&store, json!({"id": "other"})).await;
+    assert!(acquire(&store, "ls", "db", "other", 1000).await.0, "the lock is free");
+    match store.coord_write(CoordWrite::Heartbeat { id: "sleepy".into() }).await.unwrap() {
+        CoordOutput::Agent(a) => assert_eq!(a.status, AgentStatus::Active),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// requested -> accepted -> completed, with events on the context and in
+/// the inboxes; every illegal step refused; expiry by deadline.
+pub async fn handoff_lifecycle(store: TestStore) {
+    new_context(&store, "hf").await;
+    put(&store, "hf", "findings/a", json!("x")).await;
+    register(&store, json!({"id": "researcher"})).await;
+    register(&store, json!({"id": "writer"})).await;
+    let request = |deadline_ms: u64| CoordWrite::RequestHandoff {
+        source: "researcher".into(),
+        request: serde_json::from_value(json!({
+            "target": "writer", "context": "hf", "keys": ["findings/*"], "session": "s-1",
+            "user_intent": "write it up", "conversation_history": [{"role": "user", "content": "go"}],
+            "extracted_entities": {"company": "Apple"}, "deadline_ms": deadline_ms
+        }))
+        .unwrap(),
+    };
+    let h = handoff_of(store.coord_write(request(60_000)).await).unwrap();
+    assert_eq!((h.revision, h.handoff.extracted_entities["company"].as_str()), (2, Some("Apple")));
+    let step = |action: HandoffAction, agent: &str| CoordWrite::Handoff {
+        id: h.id.clone(),
+        action,
+        agent: agent.into(),
+        outcome: Some(json!({"note": agent})),
+    };
+    assert_eq!(
+        code(handoff_of(store.coord_write(step(HandoffAction::Complete, "writer")).await).unwrap_err()),
+        "invalid_transition"
+    );
+    assert_eq!(
+        code(handoff_of(store.coord_write(step(HandoffAction::Accept, "researcher")).await).unwrap_err()),
+        "forbidden"
+    );
+    handoff_of(store.coord_write(step(HandoffAction::Accept, "writer")).await).unwrap();
+    assert_eq!(
+        code(handoff_of(store.coord_write(step(HandoffAction::Reject, "writer")).await).unwrap_err()),
+        "invalid_transition"
+    );
+    let done = handoff_of(store.coord_write(step(HandoffAction::Complete, "writer")).await).unwrap();
+    assert_eq!(done.state, ctxmesh_core::coord::HandoffState::Completed);
+    assert_eq!(log_types(&store, "hf", 2).await, ["handoff.requested", "handoff.accepted", "handoff.completed"]);
+    let writer_inbox = inbox(&store, "writer", 0).await;
+    let kinds: Vec<&str> = writer_inbox.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["handoff.requested", "handoff.accepted", "handoff.completed"]);
+    assert_eq!(writer_inbox[0].data.as_ref().unwrap()["handoff"]["user_intent"], "write it up");
+    let source_inbox = inbox(&store, "researcher", 0).await;
+    assert_eq!(
+        source_inbox.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["handoff.accepted", "handoff.completed"]
+    );
+
+    let late = handoff_of(store.coord_write(request(1000)).await).unwrap();
+    let report = store.sweep(Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
+    assert_eq!(report.handoffs_expired, 1);
+    let expired = handoff_of(store.coord_read(CoordRead::Handoff { id: late.id.clone() }).await).unwrap();
+    assert_eq!(expired.state, ctxmesh_core::coord::HandoffState::Expired);
+    let accept_late =
+        CoordWrite::Handoff { id: late.id, action: HandoffAction::Accept, agent: "writer".into(), outcome: None };
+    assert_eq!(code(handoff_of(store.coord_write(accept_late).await).unwrap_err()), "invalid_transition");
+    let to_ghost = CoordWrite::RequestHandoff {
+        source: "researcher".into(),
+        request: serde_json::from_value(json!({"target": "ghost", "context": "hf"})).unwrap(),
+    };
+    assert_eq!(code(store.coord_write(to_ghost).await.unwrap_err()), "not_found");
+}
+
+/// Tasks go to the assignee's inbox and back; the inbox resumes by seq.
+pub async fn tasks_and_inbox(store: TestStore) {
+    new_context(&store, "tk").await;
+    register(&store, json!({"id": "boss"})).await;
+    register(&store, json!({"id": "worker"})).await;
+    let mut rx = store.subscribe_stream(&inbox_stream("worker"));
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let request = serde_json::from_value(json!({"assignee": "worker", "title": format!("job {i}")})).unwrap();
+        match store.coord_write(CoordWrite::AssignTask { ctx: cid("tk"), request, by: "boss".into() }).await.unwrap() {
+            CoordOutput::Task(t) => ids.push(t.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let first = rx.recv().await.unwrap();
+    assert_eq!((first.revision, first.events[0].event.kind.as_str()), (1, "task.assigned"));
+    let all = inbox(&store, "worker", 0).await;
+    assert_eq!(all.iter().map(|e| e.seq.unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    // Resuming after seq 1 yields exactly the rest: no gap, no repeat.
+    assert_eq!(inbox(&store, "worker", 1).await, all[1..].to_vec());
+
+    let complete =
+        |agent: &str| CoordWrite::CompleteTask { id: ids[1].clone(), agent: agent.into(), output: Some(json!(42)) };
+    assert_eq!(code(store.coord_write(complete("boss")).await.unwrap_err()), "forbidden");
+    store.coord_write(complete("worker")).await.unwrap();
+    assert_eq!(code(store.coord_write(complete("worker")).await.unwrap_err()), "invalid_transition");
+    let boss = inbox(&store, "boss", 0).await;
+    assert_eq!(boss.len(), 1);
+    assert_eq!(boss[0].data.as_ref().unwrap()["task"]["output"], 42);
+
+    let tasks = |q: CoordQuery| {
+        let store = store.clone();
+        async move {
+            match store.coord_read(CoordRead::Tasks(q)).await.unwrap() {
+                CoordOutput::Tasks(t, _) => t,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let by_ctx: Vec<Task> = tasks(CoordQuery { context: Some("tk".into()), limit: 10, ..Default::default() }).await;
+    assert_eq!(by_ctx.len(), 3);
+    let done = tasks(CoordQuery {
+        agent: Some("worker".into()),
+        state: Some("completed".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(done.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()]);
+    assert_eq!(
+        code(store.coord_read(CoordRead::Inbox { agent: "ghost".into(), after: 0, limit: 1 }).await.unwrap_err()),
+        "not_found"
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -509,7 +803,8 @@ macro_rules! conformance_tests {
             context_lifecycle, entry_versioning, txn_compare_and_branches, concurrent_increments,
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
-            event_log_is_gap_free, schema_enforced, notifications_and_appended_events);
+            event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
+            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

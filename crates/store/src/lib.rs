@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod backend;
 mod codec;
+pub mod coord;
 mod error;
 pub mod notify;
 mod ops;
@@ -143,8 +144,20 @@ pub trait Store: Send + Sync + 'static {
     /// began may come first (a node that learns of commits by polling
     /// cannot tell whether it is new); subscribers skip what they have.
     fn subscribe(&self, id: &ContextId) -> tokio::sync::broadcast::Receiver<std::sync::Arc<notify::Committed>>;
+    /// Notifications of a stream (an agent's inbox, `coord::inbox_stream`,
+    /// or the agents feed): each carries one item, its `revision` the
+    /// item's sequence number.
+    fn subscribe_stream(&self, stream: &str) -> tokio::sync::broadcast::Receiver<std::sync::Arc<notify::Committed>>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
+
+    /// A write of the coordination layer (agents, locks, handoffs, tasks).
+    async fn coord_write(&self, op: coord::CoordWrite) -> Result<coord::CoordOutput>;
+    /// A read of the coordination layer (and of inboxes and the agents feed).
+    async fn coord_read(&self, op: coord::CoordRead) -> Result<coord::CoordOutput>;
+    /// Disconnects agents whose lease lapsed (freeing their locks), frees
+    /// locks whose TTL ran out, expires handoffs past their deadline.
+    async fn sweep(&self, now: Timestamp) -> Result<coord::SweepReport>;
 }
 
 /// An event to append with [`Store::append_event`].

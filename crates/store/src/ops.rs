@@ -15,6 +15,7 @@ use ctxmesh_core::txn::{ChangeKind, Plan, PlanBuilder, PlanInput, Snapshot, TxnR
 use ctxmesh_core::{Entry, Event, Limits, Timestamp};
 
 use crate::backend::{SchemaCache, Tx};
+use crate::coord::{CoordOutput, CoordRead, CoordWrite};
 use crate::notify::{Committed, SharedEvent};
 use crate::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Result};
 
@@ -122,6 +123,7 @@ pub(crate) async fn delete_context(tx: &mut impl Tx, env: Env<'_>, id: &ContextI
         deleted: true,
     });
     tx.delete_context(id.as_str()).await?;
+    crate::coord::forget_context(tx, id.as_str()).await?;
     env.schemas.forget(id.as_str());
     Ok(())
 }
@@ -135,6 +137,9 @@ pub(crate) async fn txn(
 ) -> Result<TxnResponse> {
     txn.validate(env.limits)?;
     let mut ctx = tx.lock_context(id.as_str()).await?;
+    if let Some(fence) = &txn.fence {
+        crate::coord::check_fence(tx, &ctx.id, fence).await?;
+    }
     let schemas = env.schemas.get(&ctx)?;
     let now = now().max(ctx.updated_at);
     expire_in(tx, &mut ctx, now).await?;
@@ -242,7 +247,7 @@ async fn expire_in(tx: &mut impl Tx, ctx: &mut ContextInfo, now: Timestamp) -> R
 
 /// Writes `plan` and advances `ctx` to its revision; the plan's events are
 /// queued for publication.
-async fn apply_plan(tx: &mut impl Tx, ctx: &mut ContextInfo, plan: Plan) -> Result<()> {
+pub(crate) async fn apply_plan(tx: &mut impl Tx, ctx: &mut ContextInfo, plan: Plan) -> Result<()> {
     let entry_count = (ctx.entry_count as i64 + plan.entry_count_delta).max(0) as u64;
     tx.write_plan(&ctx.id, &plan, entry_count).await?;
     ctx.revision = plan.revision;
@@ -455,20 +460,24 @@ pub(crate) enum WriteOp {
         id: String,
         now: Timestamp,
     },
+    /// Agents, locks, handoffs, tasks.
+    Coord(CoordWrite),
 }
 
 impl WriteOp {
-    /// The context whose row the write locks (for a fork: the new one).
-    pub(crate) fn context(&self) -> &str {
+    /// What the write is queued under on a node: the context whose row it
+    /// locks (for a fork: the new one), or the object it changes.
+    pub(crate) fn queue(&self) -> String {
         match self {
-            WriteOp::CreateContext { new, .. } => new.id.as_str(),
+            WriteOp::CreateContext { new, .. } => new.id.as_str().to_owned(),
             WriteOp::UpdateContext { id, .. }
             | WriteOp::DeleteContext { id }
             | WriteOp::Txn { id, .. }
             | WriteOp::Rollback { id, .. }
-            | WriteOp::AppendEvent { id, .. } => id.as_str(),
-            WriteOp::Fork { new_id, .. } => new_id.as_str(),
-            WriteOp::Expire { id, .. } | WriteOp::Compact { id, .. } => id,
+            | WriteOp::AppendEvent { id, .. } => id.as_str().to_owned(),
+            WriteOp::Fork { new_id, .. } => new_id.as_str().to_owned(),
+            WriteOp::Expire { id, .. } | WriteOp::Compact { id, .. } => id.clone(),
+            WriteOp::Coord(op) => op.queue(),
         }
     }
 }
@@ -482,6 +491,7 @@ pub(crate) enum WriteOutput {
     Count(u64),
     Compaction(Option<Compaction>),
     Event(Event),
+    Coord(CoordOutput),
     Unit,
 }
 
@@ -502,6 +512,7 @@ pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: WriteOp) -> Result
         WriteOp::AppendEvent { id, event, author } => WriteOutput::Event(append_event(tx, &id, event, &author).await?),
         WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, &id, now).await?),
         WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, &id, now).await?),
+        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, op).await?),
     })
 }
 
@@ -549,6 +560,8 @@ pub(crate) enum ReadOp {
     },
     /// Contexts with a bounded retention policy.
     RetainedContexts,
+    /// Agents, locks, handoffs, tasks, inboxes.
+    Coord(CoordRead),
 }
 
 /// What a read returns.
@@ -562,6 +575,7 @@ pub(crate) enum ReadOutput {
     Diff(Vec<DiffChange>),
     Events(Vec<Event>),
     Ids(Vec<String>),
+    Coord(CoordOutput),
 }
 
 /// Runs one read inside `tx`.
@@ -579,5 +593,6 @@ pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
         ReadOp::Events { id, after, limit } => ReadOutput::Events(events(tx, &id, after, limit).await?),
         ReadOp::ExpiredContexts { now } => ReadOutput::Ids(tx.contexts_with_expired(now).await?),
         ReadOp::RetainedContexts => ReadOutput::Ids(contexts_with_retention(tx).await?),
+        ReadOp::Coord(op) => ReadOutput::Coord(crate::coord::read(tx, op).await?),
     })
 }

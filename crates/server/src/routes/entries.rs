@@ -205,8 +205,12 @@ async fn guarded_write(
             vec![c]
         }
     };
-    let txn =
-        TxnRequest { compare, success: vec![op], failure: vec![Op::Get { key: Some(key.clone()), prefix: None }] };
+    let txn = TxnRequest {
+        compare,
+        success: vec![op],
+        failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
+        fence: None,
+    };
     let response = state.store().txn(&ctx, txn, &caller.agent).await?;
     if !response.succeeded {
         let current = match response.results.first() {

@@ -147,13 +147,15 @@ impl Relay {
         let window = (CHANNEL_CAPACITY as u64).saturating_sub(1);
         let from = last.map_or(oldest, |l| l + 1).max(revision.saturating_sub(window));
         let client = self.pool.get().await.map_err(super::pool_error)?;
-        let rows = client
-            .query(
-                "SELECT revision, event FROM events WHERE ctx = $1 AND revision >= $2 AND revision <= $3 \
-                 ORDER BY revision, seq",
-                &[&context, &(from as i64), &(revision as i64)],
-            )
-            .await?;
+        // Streams (inboxes, the agents feed) are numbered by seq, one event
+        // each; contexts by revision.
+        let sql = if context.starts_with('@') {
+            "SELECT seq, event FROM streams WHERE stream = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
+        } else {
+            "SELECT revision, event FROM events WHERE ctx = $1 AND revision >= $2 AND revision <= $3 \
+             ORDER BY revision, seq"
+        };
+        let rows = client.query(sql, &[&context, &(from as i64), &(revision as i64)]).await?;
         let mut current: Option<Committed> = None;
         for row in rows {
             let rev = row.try_get::<_, i64>(0)? as u64;
@@ -212,7 +214,8 @@ impl Relay {
             return Ok(());
         }
         let client = self.pool.get().await.map_err(super::pool_error)?;
-        let rows = client.query("SELECT id, revision FROM contexts WHERE id = ANY($1)", &[&watched]).await?;
+        let mut rows = client.query("SELECT id, revision FROM contexts WHERE id = ANY($1)", &[&watched]).await?;
+        rows.extend(client.query("SELECT stream, seq FROM stream_heads WHERE stream = ANY($1)", &[&watched]).await?);
         drop(client);
         let mut revisions = HashMap::new();
         for row in rows {
@@ -231,6 +234,7 @@ impl Relay {
                 }
                 // Gone since this node last published it. (A context that
                 // never existed has nothing to end.)
+                None if context.starts_with('@') => {} // an empty stream
                 None => {
                     if let Some(last) = self.last(&context) {
                         self.publish_deletion(&context, last + 1);

@@ -190,7 +190,7 @@ impl Shared {
     /// Queues a write behind the other writes of its context on this node,
     /// starting a task to drain the queue if there is none.
     fn enqueue(self: &Arc<Self>, job: Job) {
-        let context = job.op.context().to_owned();
+        let context = job.op.queue();
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         let job = match queues.get(&context) {
             Some(queue) => match queue.send(job) {

@@ -9,7 +9,8 @@ use crate::{Result, StoreError};
 /// Each step moves the schema from version `index` to `index + 1`. Keys and
 /// ids compare bytewise (`COLLATE "C"`), as prefix ranges and pagination
 /// need, whatever the database's default collation.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE contexts (
     id                 TEXT COLLATE "C" PRIMARY KEY,
     revision           BIGINT NOT NULL,
@@ -66,7 +67,36 @@ CREATE TABLE events (
     event    TEXT NOT NULL,               -- JSON Event
     PRIMARY KEY (ctx, revision, seq)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE objects (
+    kind   TEXT COLLATE "C" NOT NULL,     -- agent | lock | handoff | task
+    id     TEXT COLLATE "C" NOT NULL,
+    ctx    TEXT COLLATE "C",
+    owner  TEXT COLLATE "C",
+    state  TEXT,
+    due_at BIGINT,                        -- unix microseconds: lease, TTL, deadline
+    body   TEXT NOT NULL,                 -- JSON
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX objects_by_ctx ON objects (kind, ctx, id);
+CREATE INDEX objects_by_owner ON objects (kind, owner, id);
+CREATE INDEX objects_due ON objects (kind, due_at) WHERE due_at IS NOT NULL;
+
+-- The head of each stream; its row lock orders appends across nodes.
+CREATE TABLE stream_heads (
+    stream TEXT COLLATE "C" PRIMARY KEY,
+    seq    BIGINT NOT NULL
+);
+
+CREATE TABLE streams (
+    stream TEXT COLLATE "C" NOT NULL,
+    seq    BIGINT NOT NULL,
+    event  TEXT NOT NULL,                 -- JSON Event with its seq
+    PRIMARY KEY (stream, seq)
+);
+"#,
+];
 
 /// The key of ctxmesh's migration lock ("ctxmesh" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0063_7478_6d65_7368;

@@ -13,9 +13,9 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::backend::Tx;
+use crate::backend::{Object, ObjectFilter, Tx};
 use crate::codec::{
-    CONTEXT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
+    CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
 };
 use crate::notify::Committed;
@@ -396,6 +396,109 @@ impl Tx for PgTx<'_, '_> {
     fn published(&mut self) -> &mut Vec<Committed> {
         &mut self.published
     }
+
+    async fn object(&mut self, kind: &str, id: &str, lock: bool) -> Result<Option<Object>> {
+        let sql = if lock {
+            format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = $1 AND id = $2 FOR UPDATE")
+        } else {
+            format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = $1 AND id = $2")
+        };
+        self.query(&sql, &[&kind, &id]).await?.first().map(object_row).transpose()
+    }
+
+    async fn put_object(&mut self, o: &Object) -> Result<()> {
+        self.execute(
+            "INSERT INTO objects (kind, id, ctx, owner, state, due_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (kind, id) DO UPDATE SET ctx = excluded.ctx, owner = excluded.owner, \
+             state = excluded.state, due_at = excluded.due_at, body = excluded.body",
+            &[&o.kind, &o.id, &o.ctx, &o.owner, &o.state, &o.due_at.map(micros), &o.body],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
+        self.execute("DELETE FROM objects WHERE kind = $1 AND id = $2", &[&kind, &id]).await?;
+        Ok(())
+    }
+
+    async fn objects(&mut self, kind: &str, filter: &ObjectFilter, after: &str, limit: usize) -> Result<Vec<Object>> {
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = $1 AND ($2::text IS NULL OR ctx = $2) \
+             AND ($3::text IS NULL OR owner = $3) AND ($4::text IS NULL OR state = $4) AND id > $5 \
+             ORDER BY id LIMIT $6"
+        );
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&kind, &filter.ctx, &filter.owner, &filter.state, &after, &big(limit as u64)];
+        self.query(&sql, &params).await?.iter().map(object_row).collect()
+    }
+
+    async fn due_objects(&mut self, kind: &str, now: Timestamp) -> Result<Vec<String>> {
+        self.strings(
+            "SELECT id FROM objects WHERE kind = $1 AND due_at IS NOT NULL AND due_at <= $2 ORDER BY id",
+            &[&kind, &micros(now)],
+        )
+        .await
+    }
+
+    async fn delete_context_objects(&mut self, ctx: &str) -> Result<()> {
+        self.execute("DELETE FROM objects WHERE ctx = $1", &[&ctx]).await?;
+        Ok(())
+    }
+
+    async fn append_stream(&mut self, stream: &str, events: Vec<Event>) -> Result<Vec<Event>> {
+        // Taking the head's row lock orders appends to the stream across
+        // nodes until this transaction ends.
+        let count = events.len() as i64;
+        let rows = self
+            .query(
+                "INSERT INTO stream_heads (stream, seq) VALUES ($1, $2) \
+                 ON CONFLICT (stream) DO UPDATE SET seq = stream_heads.seq + excluded.seq RETURNING seq",
+                &[&stream, &count],
+            )
+            .await?;
+        let head: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(count);
+        let mut seq = (head - count) as u64;
+        let mut numbered = Vec::with_capacity(events.len());
+        for mut event in events {
+            seq += 1;
+            event.seq = Some(seq);
+            numbered.push(event);
+        }
+        let seqs: Vec<i64> = numbered.iter().map(|e| e.seq.unwrap_or_default() as i64).collect();
+        let json = numbered.iter().map(serde_json::to_string).collect::<serde_json::Result<Vec<_>>>()?;
+        self.execute(
+            "INSERT INTO streams (stream, seq, event) SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])",
+            &[&stream, &seqs, &json],
+        )
+        .await?;
+        Ok(numbered)
+    }
+
+    async fn stream(&mut self, stream: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.event_rows(
+            "SELECT event FROM streams WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&stream, &big(after), &big(limit as u64)],
+        )
+        .await
+    }
+
+    async fn stream_head(&mut self, stream: &str) -> Result<u64> {
+        let rows = self.query("SELECT seq FROM stream_heads WHERE stream = $1", &[&stream]).await?;
+        Ok(rows.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0) as u64)
+    }
+}
+
+fn object_row(row: &Row) -> Result<Object> {
+    Ok(Object {
+        kind: row.try_get(0)?,
+        id: row.try_get(1)?,
+        ctx: row.try_get(2)?,
+        owner: row.try_get(3)?,
+        state: row.try_get(4)?,
+        due_at: row.try_get::<_, Option<i64>>(5)?.map(from_micros),
+        body: row.try_get(6)?,
+    })
 }
 
 /// The version rows of a plan, column by column, for `UNNEST`.

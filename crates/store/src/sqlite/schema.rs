@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Each step moves the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE contexts (
     id                 TEXT PRIMARY KEY,
     revision           INTEGER NOT NULL,
@@ -65,7 +66,32 @@ CREATE TABLE events (
     event    TEXT NOT NULL,                -- JSON Event
     PRIMARY KEY (ctx, revision, seq)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+-- Agents, locks, handoffs and tasks: a JSON body and its lookup columns.
+CREATE TABLE objects (
+    kind   TEXT NOT NULL,                  -- agent | lock | handoff | task
+    id     TEXT NOT NULL,
+    ctx    TEXT,
+    owner  TEXT,
+    state  TEXT,
+    due_at INTEGER,                        -- unix microseconds: lease, TTL, deadline
+    body   TEXT NOT NULL,                  -- JSON
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE INDEX objects_by_ctx ON objects (kind, ctx, id);
+CREATE INDEX objects_by_owner ON objects (kind, owner, id);
+CREATE INDEX objects_due ON objects (kind, due_at) WHERE due_at IS NOT NULL;
+
+-- Per-agent inboxes and the agents feed: events numbered per stream.
+CREATE TABLE streams (
+    stream TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    event  TEXT NOT NULL,                  -- JSON Event with its seq
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+"#,
+];
 
 /// Brings the database schema up to date.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {

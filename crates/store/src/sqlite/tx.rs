@@ -12,9 +12,9 @@ use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::backend::Tx;
+use crate::backend::{Object, ObjectFilter, Tx};
 use crate::codec::{
-    CONTEXT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
+    CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
 };
 use crate::notify::Committed;
@@ -365,4 +365,93 @@ impl Tx for SqliteTx<'_> {
     fn published(&mut self) -> &mut Vec<Committed> {
         &mut self.published
     }
+
+    async fn object(&mut self, kind: &str, id: &str, _lock: bool) -> Result<Option<Object>> {
+        // The writer thread is the only writer: no lock to take.
+        let sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND id = ?2");
+        Ok(self.conn.prepare_cached(&sql)?.query_row(params![kind, id], object_row).optional()?)
+    }
+
+    async fn put_object(&mut self, o: &Object) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO objects (kind, id, ctx, owner, state, due_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (kind, id) DO UPDATE SET ctx = excluded.ctx, owner = excluded.owner, \
+                 state = excluded.state, due_at = excluded.due_at, body = excluded.body",
+            )?
+            .execute(params![o.kind, o.id, o.ctx, o.owner, o.state, o.due_at.map(micros), o.body])?;
+        Ok(())
+    }
+
+    async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
+        self.conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?.execute(params![kind, id])?;
+        Ok(())
+    }
+
+    async fn objects(&mut self, kind: &str, filter: &ObjectFilter, after: &str, limit: usize) -> Result<Vec<Object>> {
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND (?2 IS NULL OR ctx = ?2) \
+             AND (?3 IS NULL OR owner = ?3) AND (?4 IS NULL OR state = ?4) AND id > ?5 ORDER BY id LIMIT ?6"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![kind, filter.ctx, filter.owner, filter.state, after, limit.min(i64::MAX as usize) as i64],
+            object_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    async fn due_objects(&mut self, kind: &str, now: Timestamp) -> Result<Vec<String>> {
+        strings(
+            self.conn,
+            "SELECT id FROM objects WHERE kind = ?1 AND due_at IS NOT NULL AND due_at <= ?2 ORDER BY id",
+            params![kind, micros(now)],
+        )
+    }
+
+    async fn delete_context_objects(&mut self, ctx: &str) -> Result<()> {
+        self.conn.prepare_cached("DELETE FROM objects WHERE ctx = ?1")?.execute([ctx])?;
+        Ok(())
+    }
+
+    async fn append_stream(&mut self, stream: &str, events: Vec<Event>) -> Result<Vec<Event>> {
+        let mut seq = self.stream_head(stream).await?;
+        let mut insert = self.conn.prepare_cached("INSERT INTO streams (stream, seq, event) VALUES (?1, ?2, ?3)")?;
+        let mut out = Vec::with_capacity(events.len());
+        for mut event in events {
+            seq += 1;
+            event.seq = Some(seq);
+            insert.execute(params![stream, seq as i64, serde_json::to_string(&event)?])?;
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    async fn stream(&mut self, stream: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+        events_of(
+            self.conn,
+            "SELECT event FROM streams WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            params![stream, after as i64, limit.min(i64::MAX as usize) as i64],
+        )
+    }
+
+    async fn stream_head(&mut self, stream: &str) -> Result<u64> {
+        let head: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT MAX(seq) FROM streams WHERE stream = ?1")?
+            .query_row([stream], |r| r.get(0))?;
+        Ok(head.unwrap_or(0) as u64)
+    }
+}
+
+fn object_row(row: &Row<'_>) -> rusqlite::Result<Object> {
+    Ok(Object {
+        kind: row.get(0)?,
+        id: row.get(1)?,
+        ctx: row.get(2)?,
+        owner: row.get(3)?,
+        state: row.get(4)?,
+        due_at: row.get::<_, Option<i64>>(5)?.map(from_micros),
+        body: row.get(6)?,
+    })
 }

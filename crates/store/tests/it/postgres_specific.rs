@@ -157,8 +157,9 @@ async fn nodes_starting_together_migrate_once() {
     drop((a, b, c));
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let rows = client.query("SELECT version FROM ctxmesh_migrations", &[]).await.unwrap();
-    assert_eq!(rows.len(), 1, "each migration applied once");
+    let rows = client.query("SELECT version FROM ctxmesh_migrations ORDER BY version", &[]).await.unwrap();
+    let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, [1, 2], "each migration applied once");
 
     client.execute("INSERT INTO ctxmesh_migrations (version) VALUES (999)", &[]).await.unwrap();
     let err = PostgresStore::connect(PostgresConfig::new(&url)).await.unwrap_err();
