@@ -1,4 +1,5 @@
-//! Background tasks: sweeping expired entries and applying retention.
+//! Background tasks: sweeping expired entries, lapsed agent leases, expired
+//! locks and handoffs past their deadline, and applying retention.
 
 use chrono::Utc;
 use tokio::task::JoinSet;
@@ -18,6 +19,11 @@ pub fn spawn(state: AppState) -> JoinSet<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(removed = n, "expired entries removed"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            }
+            match s.store().sweep(Utc::now()).await {
+                Ok(report) if report == Default::default() => {}
+                Ok(report) => tracing::debug!(?report, "leases, locks and handoffs swept"),
+                Err(e) => tracing::warn!(error = %e, "coordination sweep failed"),
             }
         }
     });

@@ -72,7 +72,10 @@ impl ApiError {
 fn status_for(code: &str) -> StatusCode {
     match code {
         "not_found" => StatusCode::NOT_FOUND,
-        "already_exists" | "conflict" => StatusCode::CONFLICT,
+        "already_exists" | "conflict" | "fenced" | "invalid_transition" | "not_holder" | "disconnected" => {
+            StatusCode::CONFLICT
+        }
+        "forbidden" => StatusCode::FORBIDDEN,
         "compacted" => StatusCode::GONE,
         "precondition_failed" => StatusCode::PRECONDITION_FAILED,
         "precondition_required" => StatusCode::PRECONDITION_REQUIRED,

@@ -83,6 +83,28 @@ where
     }
 }
 
+/// An optional JSON body: an empty body is `T::default()`, anything else
+/// must be JSON of type `T`.
+pub struct MaybeJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for MaybeJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let headers = req.headers().clone();
+        let bytes = read_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(T::default()));
+        }
+        require_content_type(&headers, &["application/json"])?;
+        parse_json(&bytes).map(MaybeJson)
+    }
+}
+
 /// A query string of type `T`; a bad one is `400 invalid_argument`.
 pub struct Q<T>(pub T);
 

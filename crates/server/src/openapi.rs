@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{contexts, entries, history, ops, watch, ws};
+use crate::routes::{agents, contexts, coord, entries, history, ops, watch, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,6 +12,12 @@ use crate::routes::{contexts, entries, history, ops, watch, ws};
         entries::list, entries::read, entries::put, entries::patch, entries::remove, entries::txn, entries::document,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
+        agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat,
+        agents::inbox, agents::inbox_watch, agents::feed, agents::feed_watch,
+        coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
+        coord::request_handoff, coord::read_handoff, coord::list_handoffs, coord::accept, coord::reject,
+        coord::complete_handoff, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
+        coord::complete_task,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     tags(
@@ -19,6 +25,10 @@ use crate::routes::{contexts, entries, history, ops, watch, ws};
         (name = "entries", description = "Entries, transactions and the assembled document"),
         (name = "history", description = "History, diffs, rollback and fork"),
         (name = "events", description = "The event log, live watches (SSE, WebSocket) and priority messages"),
+        (name = "agents", description = "The agent registry, leases, inboxes and the agents feed"),
+        (name = "locks", description = "Locks of a context with fencing tokens"),
+        (name = "handoffs", description = "Handing work from one agent to another"),
+        (name = "tasks", description = "Tasks assigned to agents"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

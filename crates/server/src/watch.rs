@@ -20,6 +20,7 @@ use std::time::Duration;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::{Event, Priority};
+use ctxmesh_store::coord::{AGENTS_FEED, CoordOutput, CoordRead, inbox_stream};
 use ctxmesh_store::notify::Committed;
 use ctxmesh_store::{Store, StoreError};
 use futures::Stream;
@@ -78,12 +79,54 @@ impl WatchFilter {
     }
 }
 
+/// What a watch follows.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A context's event log; positions are revisions.
+    Context(ContextId),
+    /// An agent's inbox; positions are its sequence numbers.
+    Inbox(String),
+    /// The agents feed; positions are its sequence numbers.
+    Agents,
+}
+
+impl Source {
+    /// The position of `event` in this source.
+    pub fn position(&self, event: &Event) -> u64 {
+        match self {
+            Source::Context(_) => event.revision,
+            Source::Inbox(_) | Source::Agents => event.seq.unwrap_or_default(),
+        }
+    }
+
+    /// The context id, or the stream's name.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Context(c) => c.to_string(),
+            Source::Inbox(agent) => inbox_stream(agent),
+            Source::Agents => AGENTS_FEED.to_owned(),
+        }
+    }
+
+    async fn read(&self, store: &dyn Store, after: u64) -> Result<Vec<Event>, StoreError> {
+        let read = match self {
+            Source::Context(c) => return store.events(c, after, CATCH_UP_BATCH).await,
+            Source::Inbox(agent) => CoordRead::Inbox { agent: agent.clone(), after, limit: CATCH_UP_BATCH },
+            Source::Agents => CoordRead::AgentEvents { after, limit: CATCH_UP_BATCH },
+        };
+        match store.coord_read(read).await? {
+            CoordOutput::Events(events) => Ok(events),
+            other => Err(StoreError::Backend(format!("unexpected output {other:?}"))),
+        }
+    }
+}
+
 /// What a watch starts from and how it delivers.
 #[derive(Clone, Debug)]
 pub struct WatchSpec {
-    /// The context watched.
-    pub context: ContextId,
-    /// Deliver events of revisions after this one.
+    /// What is watched.
+    pub source: Source,
+    /// Deliver events after this position.
     pub after: u64,
     /// Which events.
     pub filter: WatchFilter,
@@ -178,7 +221,10 @@ pub fn watch(
     spec: WatchSpec,
     closing: impl Future<Output = ()> + Send + 'static,
 ) -> impl Stream<Item = WatchItem> + Send + 'static {
-    let receiver = store.subscribe(&spec.context);
+    let receiver = match &spec.source {
+        Source::Context(c) => store.subscribe(c),
+        other => store.subscribe_stream(&other.name()),
+    };
     let mut progress = tokio::time::interval_at(Instant::now() + spec.progress_interval, spec.progress_interval);
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
@@ -239,7 +285,7 @@ impl Watcher {
 
     /// Reads the next batch from the durable log.
     async fn catch_up(&mut self) {
-        match self.store.events(&self.spec.context, self.position, CATCH_UP_BATCH).await {
+        match self.spec.source.read(self.store.as_ref(), self.position).await {
             Ok(events) if events.is_empty() => {
                 self.behind = false;
                 if !self.sent_initial_progress {
@@ -254,10 +300,10 @@ impl Watcher {
             Err(StoreError::Core(Error::Compacted { requested, compacted })) => {
                 self.ready.push_back(WatchItem::Compacted { requested, compacted });
             }
-            Err(StoreError::Core(Error::NotFound { .. })) => {
+            Err(StoreError::Core(Error::NotFound { .. })) if matches!(self.spec.source, Source::Context(_)) => {
                 let gone = Event {
                     kind: ctxmesh_core::event::types::CONTEXT_DELETED.to_owned(),
-                    context: self.spec.context.to_string(),
+                    context: self.spec.source.name(),
                     revision: self.position + 1,
                     key: None,
                     at: chrono::Utc::now(),
@@ -324,22 +370,23 @@ impl Watcher {
     /// Queues `events` (whole revisions, in log order) for delivery and
     /// advances the position past them.
     fn deliver(&mut self, events: Vec<Delivered>) {
-        let Some(last) = events.last().map(|d| d.event().revision) else { return };
+        let source = self.spec.source.clone();
+        let Some(last) = events.last().map(|d| source.position(d.event())) else { return };
         let mut kept: Vec<Delivered> = events.into_iter().filter(|d| self.spec.filter.matches(d.event())).collect();
         match self.spec.order {
             Order::Revision => {
                 let mut current: Vec<Delivered> = Vec::new();
                 for d in kept {
                     if let Some(prev) = current.last()
-                        && prev.event().revision != d.event().revision
+                        && source.position(prev.event()) != source.position(d.event())
                     {
-                        let revision = prev.event().revision;
+                        let revision = source.position(prev.event());
                         self.ready.push_back(WatchItem::Events { events: std::mem::take(&mut current), revision });
                     }
                     current.push(d);
                 }
                 if let Some(prev) = current.last() {
-                    let revision = prev.event().revision;
+                    let revision = source.position(prev.event());
                     self.ready.push_back(WatchItem::Events { events: current, revision });
                 }
             }

@@ -257,6 +257,11 @@ pub enum CoordRead {
         /// Most items.
         limit: usize,
     },
+    /// The last sequence number of an agent's inbox (0 when empty).
+    InboxHead {
+        /// The agent.
+        agent: String,
+    },
     /// The agents feed after a sequence number.
     AgentEvents {
         /// Items after this sequence number.
@@ -303,6 +308,8 @@ pub enum CoordOutput {
     Tasks(Vec<Task>, bool),
     /// Stream items, oldest first.
     Events(Vec<Event>),
+    /// The last sequence number of a stream.
+    Head(u64),
     /// What the sweeper must do.
     Due(Due),
     /// Nothing to return.
@@ -771,6 +778,10 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
             parse_agent_id(&id)?;
             agent(tx, &id, false).await?;
             CoordOutput::Events(tx.stream(&inbox_stream(&id), after, limit).await?)
+        }
+        CoordRead::InboxHead { agent: id } => {
+            agent(tx, &id, false).await?;
+            CoordOutput::Head(tx.stream_head(&inbox_stream(&id)).await?)
         }
         CoordRead::HeldLocks { agent } => CoordOutput::Locks(locks_held_by(tx, &agent).await?),
         CoordRead::AgentEvents { after, limit } => CoordOutput::Events(tx.stream(AGENTS_FEED, after, limit).await?),

@@ -144,6 +144,18 @@ fn with_etag(status: StatusCode, entry: Entry) -> Response {
     (status, [(header::ETAG, etag)], Json(entry)).into_response()
 }
 
+/// `X-Fencing-Token: <lock>=<token>`: the write is refused (`409 fenced`)
+/// when a newer token of that lock of the context has been issued.
+pub(crate) fn fence_header(headers: &HeaderMap) -> ApiResult<Option<ctxmesh_core::coord::Fence>> {
+    match headers.get("x-fencing-token") {
+        None => Ok(None),
+        Some(v) => {
+            let raw = v.to_str().map_err(|_| ApiError::invalid_argument("X-Fencing-Token", "not valid text"))?;
+            Ok(Some(ctxmesh_core::coord::Fence::parse(raw)?))
+        }
+    }
+}
+
 /// A precondition from `If-Match` / `If-None-Match`.
 enum Precondition {
     None,
@@ -209,7 +221,7 @@ async fn guarded_write(
         compare,
         success: vec![op],
         failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
-        fence: None,
+        fence: fence_header(headers)?,
     };
     let response = state.store().txn(&ctx, txn, &caller.agent).await?;
     if !response.succeeded {
@@ -322,9 +334,13 @@ pub(crate) async fn txn(
     State(state): State<AppState>,
     caller: Caller,
     P(ctx): P<String>,
-    JsonBody(txn): JsonBody<TxnRequest>,
+    headers: HeaderMap,
+    JsonBody(mut txn): JsonBody<TxnRequest>,
 ) -> ApiResult<Json<TxnResponse>> {
     let ctx = context_id(&ctx)?;
+    if let Some(fence) = fence_header(&headers)? {
+        txn.fence = Some(fence);
+    }
     Ok(Json(state.store().txn(&ctx, txn, &caller.agent).await?))
 }
 

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::error::ApiError;
 
+pub(crate) mod agents;
 pub(crate) mod contexts;
+pub(crate) mod coord;
 pub(crate) mod entries;
 pub(crate) mod history;
 pub(crate) mod ops;
@@ -39,6 +41,25 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/events", get(history::events))
         .route("/v1/contexts/{ctx}/watch", get(watch::sse))
         .route("/v1/messages", post(watch::message))
+        .route("/v1/agents", post(agents::register).get(agents::list))
+        .route("/v1/agents/events", get(agents::feed))
+        .route("/v1/agents/watch", get(agents::feed_watch))
+        .route("/v1/agents/{id}", get(agents::read).patch(agents::update).delete(agents::remove))
+        .route("/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route("/v1/agents/{id}/inbox", get(agents::inbox))
+        .route("/v1/agents/{id}/inbox/watch", get(agents::inbox_watch))
+        .route("/v1/contexts/{ctx}/locks", get(coord::list))
+        .route("/v1/contexts/{ctx}/locks/{name}", post(coord::acquire).get(coord::read).delete(coord::release))
+        .route("/v1/contexts/{ctx}/locks/{name}/refresh", post(coord::refresh))
+        .route("/v1/handoffs", post(coord::request_handoff).get(coord::list_handoffs))
+        .route("/v1/handoffs/{id}", get(coord::read_handoff))
+        .route("/v1/handoffs/{id}/accept", post(coord::accept))
+        .route("/v1/handoffs/{id}/reject", post(coord::reject))
+        .route("/v1/handoffs/{id}/complete", post(coord::complete_handoff))
+        .route("/v1/contexts/{ctx}/tasks", post(coord::assign).get(coord::list_context_tasks))
+        .route("/v1/tasks", get(coord::list_tasks))
+        .route("/v1/tasks/{id}", get(coord::read_task))
+        .route("/v1/tasks/{id}/complete", post(coord::complete_task))
         .route("/v1/ws", get(ws::upgrade))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

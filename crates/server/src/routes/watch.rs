@@ -19,7 +19,7 @@ use super::{P, context_id};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
-use crate::watch::{Order, WatchFilter, WatchItem, WatchSpec, watch};
+use crate::watch::{Order, Source, WatchFilter, WatchItem, WatchSpec, watch};
 
 /// Filters shared by the event history and the watch streams.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
@@ -76,24 +76,33 @@ pub(crate) async fn sse(
 ) -> ApiResult<Response> {
     let ctx = context_id(&ctx)?;
     let filter = filter.filter()?;
-    let last_event_id =
-        match headers.get("last-event-id") {
-            None => None,
-            Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
-                ApiError::invalid_argument("last-event-id", "Last-Event-ID must be a revision number")
-            })?),
-        };
+    let last_event_id = last_event_id(&headers)?;
     let spec = start_spec(&state, ctx, last_event_id.or(params.after), filter, params.order).await?;
+    Ok(sse_response(&state, spec))
+}
+
+/// `Last-Event-ID`, when the client sent one.
+pub(crate) fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(v) => Ok(Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::invalid_argument("last-event-id", "Last-Event-ID must be a revision or sequence number")
+        })?)),
+    }
+}
+
+/// The SSE response of a watch.
+pub(crate) fn sse_response(state: &AppState, spec: WatchSpec) -> Response {
     let order = spec.order;
-    let context = spec.context.to_string();
+    let source = spec.source.clone();
     let stream = watch(state.store_arc(), spec, state.closing())
-        .map(move |item| Ok::<Bytes, std::convert::Infallible>(sse_frame(&item, &context, order)));
+        .map(move |item| Ok::<Bytes, std::convert::Infallible>(sse_frame(&item, &source, order)));
     let mut response = Body::from_stream(stream).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static"));
     h.insert(header::CACHE_CONTROL, "no-cache".parse().expect("static"));
     h.insert("x-accel-buffering", "no".parse().expect("static"));
-    Ok(response)
+    response
 }
 
 /// Checks the context and the position, and builds the watch spec. With no
@@ -110,29 +119,36 @@ pub(crate) async fn start_spec(
     if after + 1 < info.compacted_revision {
         return Err(ctxmesh_core::Error::Compacted { requested: after, compacted: info.compacted_revision }.into());
     }
-    Ok(WatchSpec { context, after, filter, order, progress_interval: state.config().progress_interval })
+    let progress_interval = state.config().progress_interval;
+    Ok(WatchSpec { source: Source::Context(context), after, filter, order, progress_interval })
 }
 
 /// One watch item as SSE bytes. All events of an item go out in one write.
-fn sse_frame(item: &WatchItem, context: &str, order: Order) -> Bytes {
+/// The SSE `id` is the position: a revision, or a stream's sequence number.
+fn sse_frame(item: &WatchItem, source: &Source, order: Order) -> Bytes {
     let mut out = String::new();
+    let name = source.name();
+    let position = |p: u64| match source {
+        Source::Context(_) => json!({"type": "progress", "context": name, "revision": p}),
+        _ => json!({"type": "progress", "stream": name, "seq": p}),
+    };
     match item {
         WatchItem::Events { events, .. } => {
             for d in events {
                 let e = d.event();
                 if order == Order::Revision {
-                    let _ = writeln!(out, "id: {}", e.revision);
+                    let _ = writeln!(out, "id: {}", source.position(e));
                 }
                 let _ = write!(out, "event: {}\ndata: {}\n\n", e.kind, d.json());
             }
         }
-        WatchItem::Progress(revision) => {
-            let data = json!({"type": "progress", "context": context, "revision": revision});
-            let _ = write!(out, "id: {revision}\nevent: progress\ndata: {data}\n\n");
+        WatchItem::Progress(p) => {
+            let _ = write!(out, "id: {p}\nevent: progress\ndata: {}\n\n", position(*p));
         }
         WatchItem::KeepAlive => out.push_str(": keep-alive\n\n"),
         WatchItem::Compacted { requested, compacted } => {
-            let data = json!({"type": "compacted", "context": context, "requested": requested, "compacted_revision": compacted});
+            let data =
+                json!({"type": "compacted", "context": name, "requested": requested, "compacted_revision": compacted});
             let _ = write!(out, "event: compacted\ndata: {data}\n\n");
         }
         WatchItem::Deleted(d) => {

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::{StreamExt, StreamMap};
 
+use super::agents::inbox_spec;
 use super::context_id;
 use super::watch::{FilterParams, start_spec};
 use crate::AppState;
@@ -36,7 +37,9 @@ type Subscription = Pin<Box<dyn Stream<Item = WatchItem> + Send>>;
 enum Command {
     Subscribe {
         sub: String,
-        context: String,
+        context: Option<String>,
+        /// An agent whose inbox to follow instead of a context.
+        inbox: Option<String>,
         after: Option<u64>,
         #[serde(default)]
         order: Order,
@@ -110,7 +113,7 @@ async fn handle_command(state: &AppState, subs: &mut StreamMap<String, Subscript
             }
             vec![text_message(json!({"type": "unsubscribed", "sub": sub}))]
         }
-        Command::Subscribe { sub, context, after, order, types, prefix, min_priority } => {
+        Command::Subscribe { sub, context, inbox, after, order, types, prefix, min_priority } => {
             if subs.contains_key(&sub) {
                 let e = ApiError::new(
                     axum::http::StatusCode::CONFLICT,
@@ -130,13 +133,21 @@ async fn handle_command(state: &AppState, subs: &mut StreamMap<String, Subscript
             let params = FilterParams { types: types.map(|t| t.join(",")), prefix, min_priority };
             let spec = async {
                 let filter = params.filter()?;
-                start_spec(state, context_id(&context)?, after, filter, order).await
+                match (&context, &inbox) {
+                    (Some(context), None) => start_spec(state, context_id(context)?, after, filter, order).await,
+                    (None, Some(agent)) => inbox_spec(state, agent, after, filter).await,
+                    _ => Err(ApiError::invalid_argument("context", "subscribe to either a context or an inbox")),
+                }
             };
             match spec.await {
                 Ok(spec) => {
                     let after = spec.after;
                     subs.insert(sub.clone(), Box::pin(watch(state.store_arc(), spec, state.closing())));
-                    vec![text_message(json!({"type": "subscribed", "sub": sub, "context": context, "after": after}))]
+                    let what = match inbox {
+                        Some(agent) => json!({"type": "subscribed", "sub": sub, "inbox": agent, "after": after}),
+                        None => json!({"type": "subscribed", "sub": sub, "context": context, "after": after}),
+                    };
+                    vec![text_message(what)]
                 }
                 Err(e) => vec![error_message(Some(&sub), &e)],
             }

@@ -1,5 +1,6 @@
 //! Integration tests through the real HTTP server on an ephemeral port.
 
+mod agents;
 mod bad_input;
 mod concurrency;
 mod contexts;
@@ -20,11 +21,29 @@ use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
-/// A server on 127.0.0.1:<random port> over a fresh SQLite store.
+/// Which store a test server runs on.
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh schema of the test PostgreSQL (this URL).
+    Postgres(String),
+}
+
+impl Backend {
+    /// A fresh PostgreSQL schema.
+    pub(crate) async fn postgres() -> Self {
+        Backend::Postgres(ctxmesh_store::conformance::fresh_postgres_url().await)
+    }
+}
+
+/// A server on 127.0.0.1:<random port> over a fresh store (SQLite unless
+/// started with [`TestServer::on`]).
 pub(crate) struct TestServer {
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
     dir: tempfile::TempDir,
+    backend: Backend,
     limits: Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -36,17 +55,44 @@ impl TestServer {
     }
 
     pub(crate) async fn with_limits(limits: Limits) -> Self {
+        Self::build(Backend::Sqlite, limits).await
+    }
+
+    /// A server over `backend`.
+    pub(crate) async fn on(backend: Backend) -> Self {
+        Self::build(backend, Limits::default()).await
+    }
+
+    async fn build(backend: Backend, limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut server =
-            TestServer { base: String::new(), http: reqwest::Client::new(), dir, limits, shutdown: None, task: None };
+        let mut server = TestServer {
+            base: String::new(),
+            http: reqwest::Client::new(),
+            dir,
+            backend,
+            limits,
+            shutdown: None,
+            task: None,
+        };
         server.launch().await;
         server
     }
 
     async fn launch(&mut self) {
-        let mut store_config = SqliteConfig::new(self.dir.path().join("ctxmesh.db"));
-        store_config.limits = self.limits.clone();
-        let store = Arc::new(SqliteStore::open(store_config).unwrap());
+        let store: Arc<dyn ctxmesh_store::Store> = match &self.backend {
+            Backend::Sqlite => {
+                let mut store_config = SqliteConfig::new(self.dir.path().join("ctxmesh.db"));
+                store_config.limits = self.limits.clone();
+                Arc::new(SqliteStore::open(store_config).unwrap())
+            }
+            Backend::Postgres(url) => {
+                let config = ctxmesh_store::postgres::PostgresConfig {
+                    limits: self.limits.clone(),
+                    ..ctxmesh_store::postgres::PostgresConfig::new(url)
+                };
+                Arc::new(ctxmesh_store::postgres::PostgresStore::connect(config).await.unwrap())
+            }
+        };
         let config = ServerConfig {
             limits: self.limits.clone(),
             expiry_interval: Duration::from_millis(50),

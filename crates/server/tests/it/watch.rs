@@ -365,7 +365,7 @@ async fn a_watcher_whose_position_is_compacted_gets_compacted_and_ends() {
         .await
         .unwrap();
     let spec = WatchSpec {
-        context: ctx.clone(),
+        source: ctxmesh_server::watch::Source::Context(ctx.clone()),
         after: 1,
         filter: WatchFilter::default(),
         order: Order::Revision,

@@ -1,0 +1,235 @@
+//! `/v1/agents`: the registry, heartbeats, each agent's inbox and the
+//! agents feed (lifecycle events), as pages and as SSE watches.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ctxmesh_core::Event;
+use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
+use ctxmesh_store::coord::{AgentQuery, CoordOutput, CoordRead, CoordWrite};
+use serde::{Deserialize, Serialize};
+
+use super::watch::{FilterParams, last_event_id, sse_response};
+use super::{P, page_size};
+use crate::AppState;
+use crate::cursor;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{JsonBody, Q};
+use crate::watch::{Order, Source, WatchFilter, WatchSpec};
+
+/// The agent in a coordination output.
+pub(crate) fn agent_of(out: CoordOutput) -> ApiResult<Agent> {
+    match out {
+        CoordOutput::Agent(a) => Ok(a),
+        other => Err(ApiError::internal(format!("expected an agent, got {other:?}"))),
+    }
+}
+
+fn events_of(out: CoordOutput) -> ApiResult<Vec<Event>> {
+    match out {
+        CoordOutput::Events(e) => Ok(e),
+        other => Err(ApiError::internal(format!("expected events, got {other:?}"))),
+    }
+}
+
+fn agent_id(raw: &str) -> ApiResult<String> {
+    Ok(parse_agent_id(raw)?)
+}
+
+/// Register an agent. The answer is `201` with the agent and its
+/// `Location`; a taken id is `409 already_exists`.
+#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentSpec,
+    responses((status = 201, body = Agent), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    JsonBody(spec): JsonBody<AgentSpec>,
+) -> ApiResult<Response> {
+    let agent = agent_of(state.store().coord_write(CoordWrite::Register(spec)).await?)?;
+    let location = format!("/v1/agents/{}", agent.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(agent)).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct AgentListParams {
+    /// Only agents in this status: active, inactive, disconnected.
+    status: Option<AgentStatus>,
+    /// Only agents with this capability: a free capability string, or
+    /// can_read, can_write, can_share.
+    capability: Option<String>,
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of agents.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AgentList {
+    agents: Vec<Agent>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// List agents by id.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentListParams),
+    responses((status = 200, body = AgentList), (status = 400, body = ErrorBody)))]
+pub(crate) async fn list(State(state): State<AppState>, Q(p): Q<AgentListParams>) -> ApiResult<Json<AgentList>> {
+    let limit = page_size(&state, p.limit, 100)?;
+    let after = p.cursor.as_deref().map(cursor::decode).transpose()?;
+    let query = AgentQuery { status: p.status, capability: p.capability, after, limit };
+    match state.store().coord_read(CoordRead::Agents(query)).await? {
+        CoordOutput::Agents(agents, more) => {
+            let next_cursor = more.then(|| agents.last().map(|a| cursor::encode(&a.id))).flatten();
+            Ok(Json(AgentList { agents, next_cursor }))
+        }
+        other => Err(ApiError::internal(format!("expected agents, got {other:?}"))),
+    }
+}
+
+/// Read an agent.
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Agent>> {
+    let id = agent_id(&id)?;
+    Ok(Json(agent_of(state.store().coord_read(CoordRead::Agent { id }).await?)?))
+}
+
+/// Update an agent: the fields given replace the stored ones; `status`
+/// may be set to `active` or `inactive`.
+#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", request_body = AgentPatch,
+    responses((status = 200, body = Agent), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    P(id): P<String>,
+    JsonBody(patch): JsonBody<AgentPatch>,
+) -> ApiResult<Json<Agent>> {
+    let id = agent_id(&id)?;
+    Ok(Json(agent_of(state.store().coord_write(CoordWrite::UpdateAgent { id, patch }).await?)?))
+}
+
+/// Unregister an agent; the locks it held are released.
+#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub(crate) async fn remove(State(state): State<AppState>, P(id): P<String>) -> ApiResult<StatusCode> {
+    let id = agent_id(&id)?;
+    state.store().coord_write(CoordWrite::Unregister { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Renew the agent's lease; a disconnected agent becomes active again.
+#[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", tag = "agents",
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
+pub(crate) async fn heartbeat(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Agent>> {
+    let id = agent_id(&id)?;
+    Ok(Json(agent_of(state.store().coord_write(CoordWrite::Heartbeat { id }).await?)?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct StreamParams {
+    /// Items after this sequence number (default 0: from the start).
+    after: Option<u64>,
+    /// Most items (default 100).
+    limit: Option<usize>,
+}
+
+/// A page of a stream (an inbox, the agents feed).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct StreamPage {
+    /// The items, each with its `seq`; an inbox item also names the
+    /// context and revision it came from.
+    events: Vec<Event>,
+    /// Pass as `after` to read on; equals `after` when nothing is new.
+    next_after: u64,
+}
+
+fn stream_page(after: u64, events: Vec<Event>) -> StreamPage {
+    let next_after = events.last().and_then(|e| e.seq).unwrap_or(after);
+    StreamPage { events, next_after }
+}
+
+/// Read an agent's inbox: everything directed at it (handoffs, tasks,
+/// messages, broadcasts), numbered by its own sequence.
+#[utoipa::path(get, path = "/v1/agents/{id}/inbox", tag = "agents", params(StreamParams),
+    responses((status = 200, body = StreamPage), (status = 404, body = ErrorBody)))]
+pub(crate) async fn inbox(
+    State(state): State<AppState>,
+    P(id): P<String>,
+    Q(p): Q<StreamParams>,
+) -> ApiResult<Json<StreamPage>> {
+    let agent = agent_id(&id)?;
+    let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
+    let events = events_of(state.store().coord_read(CoordRead::Inbox { agent, after, limit }).await?)?;
+    Ok(Json(stream_page(after, events)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct StreamWatchParams {
+    /// Deliver items after this sequence number (default: from now on).
+    after: Option<u64>,
+}
+
+/// The watch of an agent's inbox, for SSE and the WebSocket: with no
+/// position, from the inbox's current end.
+pub(crate) async fn inbox_spec(
+    state: &AppState,
+    agent: &str,
+    after: Option<u64>,
+    filter: WatchFilter,
+) -> ApiResult<WatchSpec> {
+    let agent = agent_id(agent)?;
+    // Also checks that the agent exists.
+    let head = match state.store().coord_read(CoordRead::InboxHead { agent: agent.clone() }).await? {
+        CoordOutput::Head(head) => head,
+        other => return Err(ApiError::internal(format!("expected a head, got {other:?}"))),
+    };
+    let after = after.unwrap_or(head);
+    let progress_interval = state.config().progress_interval;
+    Ok(WatchSpec { source: Source::Inbox(agent), after, filter, order: Order::Revision, progress_interval })
+}
+
+/// Server-Sent Events of an agent's inbox: each item's SSE `id` is its
+/// sequence number; `Last-Event-ID` (or `after`) resumes without gap or
+/// repeat.
+#[utoipa::path(get, path = "/v1/agents/{id}/inbox/watch", tag = "agents", params(StreamWatchParams, FilterParams),
+    responses((status = 200, content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
+pub(crate) async fn inbox_watch(
+    State(state): State<AppState>,
+    P(id): P<String>,
+    Q(p): Q<StreamWatchParams>,
+    Q(filter): Q<FilterParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = last_event_id(&headers)?.or(p.after);
+    let spec = inbox_spec(&state, &id, after, filter.filter()?).await?;
+    Ok(sse_response(&state, spec))
+}
+
+/// Read the agents feed: `agent.registered`, `agent.disconnected`,
+/// `agent.unregistered`, numbered by its own sequence.
+#[utoipa::path(get, path = "/v1/agents/events", tag = "agents", params(StreamParams),
+    responses((status = 200, body = StreamPage)))]
+pub(crate) async fn feed(State(state): State<AppState>, Q(p): Q<StreamParams>) -> ApiResult<Json<StreamPage>> {
+    let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
+    let events = events_of(state.store().coord_read(CoordRead::AgentEvents { after, limit }).await?)?;
+    Ok(Json(stream_page(after, events)))
+}
+
+/// Server-Sent Events of the agents feed (from `after`, default 0).
+#[utoipa::path(get, path = "/v1/agents/watch", tag = "agents", params(StreamWatchParams),
+    responses((status = 200, content_type = "text/event-stream")))]
+pub(crate) async fn feed_watch(
+    State(state): State<AppState>,
+    Q(p): Q<StreamWatchParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let after = last_event_id(&headers)?.or(p.after).unwrap_or(0);
+    let spec = WatchSpec {
+        source: Source::Agents,
+        after,
+        filter: WatchFilter::default(),
+        order: Order::Revision,
+        progress_interval: state.config().progress_interval,
+    };
+    Ok(sse_response(&state, spec))
+}

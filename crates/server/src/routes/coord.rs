@@ -1,0 +1,436 @@
+//! Locks of a context (with fencing tokens and server-side waiting),
+//! handoffs and tasks.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ctxmesh_core::coord::{Handoff, HandoffAction, HandoffRequest, Lock, Task, TaskRequest};
+use ctxmesh_core::event::types;
+use ctxmesh_store::coord::{CoordOutput, CoordQuery, CoordRead, CoordWrite};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{P, context_id, page_size};
+use crate::AppState;
+use crate::cursor;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, MaybeJson, Q};
+
+/// Longest server-side wait for a lock.
+const MAX_WAIT_MS: u64 = 60_000;
+
+fn unexpected(other: CoordOutput) -> ApiError {
+    ApiError::internal(format!("unexpected coordination output {other:?}"))
+}
+
+// ---- locks ----
+
+/// `POST /v1/contexts/{ctx}/locks/{name}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcquireRequest {
+    /// How long the lock is held unless refreshed (1 ms to one day).
+    ttl_ms: u64,
+    /// How long the server waits for a held lock before answering
+    /// `acquired: false` (default 0: answer at once; at most 60000).
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// A lock as answered to an acquisition.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LockAnswer {
+    /// Whether this request holds the lock now.
+    acquired: bool,
+    /// The lock: holder, lock id, fencing token, expiry.
+    #[serde(flatten)]
+    lock: Lock,
+}
+
+fn lock_answer(out: CoordOutput) -> ApiResult<LockAnswer> {
+    match out {
+        CoordOutput::Lock { acquired, lock } => Ok(LockAnswer { acquired, lock }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Acquire a lock. The caller (`X-Agent-Id`) must be a registered agent.
+/// When another agent holds it, the server retries as the lock is released
+/// or expires, for up to `wait_ms`; the answer says whether the caller got
+/// it (`acquired`) and, either way, who holds it. Each acquisition takes a
+/// new fencing token; send it with writes as `X-Fencing-Token: name=token`.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks", request_body = AcquireRequest,
+    responses((status = 200, body = LockAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn acquire(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, name)): P<(String, String)>,
+    JsonBody(req): JsonBody<AcquireRequest>,
+) -> ApiResult<Json<LockAnswer>> {
+    let ctx = context_id(&ctx)?;
+    if req.wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::invalid_argument("wait_ms", format!("wait_ms must be at most {MAX_WAIT_MS}")));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
+    // Subscribed before the first try, so no release between a failed try
+    // and the wait goes unseen.
+    let mut events = state.store().subscribe(&ctx);
+    loop {
+        let op = CoordWrite::Acquire {
+            ctx: ctx.clone(),
+            name: name.clone(),
+            agent: caller.agent.clone(),
+            ttl_ms: req.ttl_ms,
+        };
+        let answer = lock_answer(state.store().coord_write(op).await?)?;
+        let now = tokio::time::Instant::now();
+        if answer.acquired || now >= deadline {
+            return Ok(Json(answer));
+        }
+        // Wake at the release or expiry event of this lock, at its expiry
+        // time (the sweeper may be later), or at the deadline.
+        let expiry = answer.lock.expires_at.map(|t| {
+            let left = (t - chrono::Utc::now()).to_std().unwrap_or_default();
+            now + left + Duration::from_millis(1)
+        });
+        let wake = expiry.map_or(deadline, |e| e.min(deadline));
+        let released = async {
+            loop {
+                match events.recv().await {
+                    Ok(c) => {
+                        let freed = c.events.iter().any(|e| {
+                            matches!(e.event.kind.as_str(), types::LOCK_RELEASED | types::LOCK_EXPIRED)
+                                && e.event.data.as_ref().is_some_and(|d| d["name"] == name.as_str())
+                        });
+                        if freed || c.deleted {
+                            return;
+                        }
+                    }
+                    // Missed notifications: just try again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = released => {}
+            () = tokio::time::sleep_until(wake) => {}
+            () = state.closing() => return Ok(Json(answer)),
+        }
+    }
+}
+
+/// Read a lock (a lock never taken is free with token 0).
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks",
+    responses((status = 200, body = Lock), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read(State(state): State<AppState>, P((ctx, name)): P<(String, String)>) -> ApiResult<Json<Lock>> {
+    let ctx = context_id(&ctx)?;
+    Ok(Json(lock_answer(state.store().coord_read(CoordRead::Lock { ctx, name }).await?)?.lock))
+}
+
+/// The locks of a context.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LockList {
+    /// Every lock ever taken in the context, by name; free ones have no holder.
+    locks: Vec<Lock>,
+}
+
+/// List a context's locks.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks", tag = "locks",
+    responses((status = 200, body = LockList), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<LockList>> {
+    let ctx = context_id(&ctx)?;
+    match state.store().coord_read(CoordRead::Locks { ctx }).await? {
+        CoordOutput::Locks(locks) => Ok(Json(LockList { locks })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ReleaseParams {
+    /// The acquisition to release (`lock_id`); default: the caller's.
+    lock_id: Option<String>,
+}
+
+/// Release a lock (holder only: else `409 not_holder`).
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks", params(ReleaseParams),
+    responses((status = 200, body = Lock), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, name)): P<(String, String)>,
+    Q(p): Q<ReleaseParams>,
+) -> ApiResult<Json<Lock>> {
+    let ctx = context_id(&ctx)?;
+    let op = CoordWrite::Release { ctx, name, agent: caller.agent, lock_id: p.lock_id };
+    Ok(Json(lock_answer(state.store().coord_write(op).await?)?.lock))
+}
+
+/// `POST /v1/contexts/{ctx}/locks/{name}/refresh`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    /// The new TTL, from now.
+    ttl_ms: u64,
+    /// The acquisition to extend; default: the caller's.
+    lock_id: Option<String>,
+}
+
+/// Extend a lock (holder only). The fencing token stays the same.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}/refresh", tag = "locks", request_body = RefreshRequest,
+    responses((status = 200, body = Lock), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    caller: Caller,
+    P((ctx, name)): P<(String, String)>,
+    JsonBody(req): JsonBody<RefreshRequest>,
+) -> ApiResult<Json<Lock>> {
+    let ctx = context_id(&ctx)?;
+    let op = CoordWrite::Refresh { ctx, name, agent: caller.agent, lock_id: req.lock_id, ttl_ms: req.ttl_ms };
+    Ok(Json(lock_answer(state.store().coord_write(op).await?)?.lock))
+}
+
+// ---- handoffs ----
+
+fn handoff_of(out: CoordOutput) -> ApiResult<Handoff> {
+    match out {
+        CoordOutput::Handoff(h) => Ok(*h),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Hand work to another agent. The caller is the source; the target must
+/// be registered. The handoff goes to the context's log and the target's
+/// inbox.
+#[utoipa::path(post, path = "/v1/handoffs", tag = "handoffs", request_body = HandoffRequest,
+    responses((status = 201, body = Handoff), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn request_handoff(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<HandoffRequest>,
+) -> ApiResult<Response> {
+    let op = CoordWrite::RequestHandoff { source: caller.agent, request };
+    let h = handoff_of(state.store().coord_write(op).await?)?;
+    let location = format!("/v1/handoffs/{}", h.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(h)).into_response())
+}
+
+/// Read a handoff.
+#[utoipa::path(get, path = "/v1/handoffs/{id}", tag = "handoffs",
+    responses((status = 200, body = Handoff), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read_handoff(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Handoff>> {
+    Ok(Json(handoff_of(state.store().coord_read(CoordRead::Handoff { id }).await?)?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct CoordListParams {
+    /// Only those of this context.
+    context: Option<String>,
+    /// Only those directed at this agent (handoff target, task assignee).
+    agent: Option<String>,
+    /// Only those in this state.
+    state: Option<String>,
+    /// Page size (default 100).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+impl CoordListParams {
+    fn query(self, state: &AppState) -> ApiResult<CoordQuery> {
+        Ok(CoordQuery {
+            context: self.context,
+            agent: self.agent,
+            state: self.state,
+            after: self.cursor.as_deref().map(cursor::decode).transpose()?,
+            limit: page_size(state, self.limit, 100)?,
+        })
+    }
+}
+
+/// A page of handoffs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct HandoffList {
+    handoffs: Vec<Handoff>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// List handoffs by id.
+#[utoipa::path(get, path = "/v1/handoffs", tag = "handoffs", params(CoordListParams),
+    responses((status = 200, body = HandoffList), (status = 400, body = ErrorBody)))]
+pub(crate) async fn list_handoffs(
+    State(state): State<AppState>,
+    Q(p): Q<CoordListParams>,
+) -> ApiResult<Json<HandoffList>> {
+    match state.store().coord_read(CoordRead::Handoffs(p.query(&state)?)).await? {
+        CoordOutput::Handoffs(handoffs, more) => {
+            let next_cursor = more.then(|| handoffs.last().map(|h| cursor::encode(&h.id))).flatten();
+            Ok(Json(HandoffList { handoffs, next_cursor }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The body of accept, reject and complete (all optional).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HandoffStep {
+    /// Why (reject), or what came of it (complete): any JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    outcome: Option<Value>,
+}
+
+async fn step(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    action: HandoffAction,
+    body: HandoffStep,
+) -> ApiResult<Json<Handoff>> {
+    let op = CoordWrite::Handoff { id, action, agent: caller.agent, outcome: body.outcome };
+    Ok(Json(handoff_of(state.store().coord_write(op).await?)?))
+}
+
+/// Accept a requested handoff (its target only: else `403 forbidden`;
+/// a handoff no longer requested is `409 invalid_transition`).
+#[utoipa::path(post, path = "/v1/handoffs/{id}/accept", tag = "handoffs", request_body = HandoffStep,
+    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+    MaybeJson(body): MaybeJson<HandoffStep>,
+) -> ApiResult<Json<Handoff>> {
+    step(state, caller, id, HandoffAction::Accept, body).await
+}
+
+/// Reject a requested handoff (its target only).
+#[utoipa::path(post, path = "/v1/handoffs/{id}/reject", tag = "handoffs", request_body = HandoffStep,
+    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+    MaybeJson(body): MaybeJson<HandoffStep>,
+) -> ApiResult<Json<Handoff>> {
+    step(state, caller, id, HandoffAction::Reject, body).await
+}
+
+/// Complete an accepted handoff (the agent that accepted it only).
+#[utoipa::path(post, path = "/v1/handoffs/{id}/complete", tag = "handoffs", request_body = HandoffStep,
+    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn complete_handoff(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+    MaybeJson(body): MaybeJson<HandoffStep>,
+) -> ApiResult<Json<Handoff>> {
+    step(state, caller, id, HandoffAction::Complete, body).await
+}
+
+// ---- tasks ----
+
+fn task_of(out: CoordOutput) -> ApiResult<Task> {
+    match out {
+        CoordOutput::Task(t) => Ok(*t),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Assign a task in a context to a registered agent; `task.assigned` goes
+/// to the context's log and the assignee's inbox.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/tasks", tag = "tasks", request_body = TaskRequest,
+    responses((status = 201, body = Task), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    JsonBody(request): JsonBody<TaskRequest>,
+) -> ApiResult<Response> {
+    let ctx = context_id(&ctx)?;
+    let task = task_of(state.store().coord_write(CoordWrite::AssignTask { ctx, request, by: caller.agent }).await?)?;
+    let location = format!("/v1/tasks/{}", task.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(task)).into_response())
+}
+
+/// A page of tasks.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskList {
+    tasks: Vec<Task>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+async fn tasks(state: &AppState, query: CoordQuery) -> ApiResult<Json<TaskList>> {
+    match state.store().coord_read(CoordRead::Tasks(query)).await? {
+        CoordOutput::Tasks(tasks, more) => {
+            let next_cursor = more.then(|| tasks.last().map(|t| cursor::encode(&t.id))).flatten();
+            Ok(Json(TaskList { tasks, next_cursor }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// List the tasks of a context.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/tasks", tag = "tasks", params(CoordListParams),
+    responses((status = 200, body = TaskList), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list_context_tasks(
+    State(state): State<AppState>,
+    P(ctx): P<String>,
+    Q(p): Q<CoordListParams>,
+) -> ApiResult<Json<TaskList>> {
+    let ctx = context_id(&ctx)?;
+    state.store().get_context(&ctx).await?;
+    let mut query = p.query(&state)?;
+    query.context = Some(ctx.as_str().to_owned());
+    tasks(&state, query).await
+}
+
+/// List tasks (by `agent`, `context`, `state`).
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(CoordListParams),
+    responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
+pub(crate) async fn list_tasks(State(state): State<AppState>, Q(p): Q<CoordListParams>) -> ApiResult<Json<TaskList>> {
+    let query = p.query(&state)?;
+    tasks(&state, query).await
+}
+
+/// Read a task.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
+pub(crate) async fn read_task(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Task>> {
+    Ok(Json(task_of(state.store().coord_read(CoordRead::Task { id }).await?)?))
+}
+
+/// `POST /v1/tasks/{id}/complete`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteTask {
+    /// What the task produced: any JSON.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    output: Option<Value>,
+}
+
+/// Complete a task (its assignee only, once); `task.completed` goes to the
+/// context's log and the assigner's inbox.
+#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "tasks", request_body = CompleteTask,
+    responses((status = 200, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn complete_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+    MaybeJson(body): MaybeJson<CompleteTask>,
+) -> ApiResult<Json<Task>> {
+    let output = body.output;
+    Ok(Json(task_of(state.store().coord_write(CoordWrite::CompleteTask { id, agent: caller.agent, output }).await?)?))
+}
