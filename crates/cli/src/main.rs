@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod coord;
 mod ctx;
 mod serve;
 mod table;
@@ -27,6 +28,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Work with contexts and entries on a running server.
     Ctx(ctx::CtxArgs),
+    /// Register, list and watch agents.
+    Agents(coord::AgentsArgs),
+    /// Acquire, release and list locks (with fencing tokens).
+    Locks(coord::LocksArgs),
+    /// Hand work from one agent to another.
+    Handoff(coord::HandoffArgs),
     /// Print a context's events as they arrive (resumes after disconnects).
     Watch(watch::WatchArgs),
     /// Run a benchmark scenario against a server (started for it by default).
@@ -47,6 +54,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Ctx(args) => ctx::run(args).await,
             Command::Watch(args) => watch::run(args).await,
+            Command::Agents(args) => coord::agents(args).await,
+            Command::Locks(args) => coord::locks(args).await,
+            Command::Handoff(args) => coord::handoff(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });
@@ -64,7 +74,15 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         Some(ctxmesh_client::ClientError::Transport(_)) => 5,
         Some(err) => match err.code() {
             Some("not_found") => 3,
-            Some("precondition_failed" | "conflict" | "already_exists") => 4,
+            Some(
+                "precondition_failed"
+                | "conflict"
+                | "already_exists"
+                | "fenced"
+                | "invalid_transition"
+                | "not_holder"
+                | "disconnected",
+            ) => 4,
             _ => 1,
         },
         None => 1,

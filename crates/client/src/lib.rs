@@ -4,7 +4,8 @@
 use ctxmesh_core::Entry;
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
-use reqwest::{Method, RequestBuilder, StatusCode};
+pub use reqwest::Method;
+use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -295,6 +296,112 @@ mod tests {
     fn keys_are_fully_encoded() {
         assert_eq!(encode_key("a/history"), "a%2Fhistory");
         assert_eq!(encode_key("x:y@z~1"), "x%3Ay%40z~1");
+    }
+}
+
+/// Agents, locks, handoffs and tasks. Bodies and answers are the JSON of
+/// docs/api.md.
+impl Client {
+    /// Any call: `method path` with an optional JSON body; the answer's JSON.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        self.send(req).await
+    }
+
+    /// `POST /v1/agents`.
+    pub async fn register_agent(&self, body: &Value) -> Result<Value> {
+        self.call(Method::POST, "/v1/agents", Some(body)).await
+    }
+
+    /// `GET /v1/agents` with filters (`status`, `capability`, `limit`, `cursor`).
+    pub async fn list_agents(&self, query: &[(&str, String)]) -> Result<Value> {
+        self.send(self.request(Method::GET, "/v1/agents").query(query)).await
+    }
+
+    /// `GET /v1/agents/{id}`.
+    pub async fn get_agent(&self, id: &str) -> Result<Value> {
+        self.call(Method::GET, &format!("/v1/agents/{id}"), None).await
+    }
+
+    /// `PATCH /v1/agents/{id}`.
+    pub async fn update_agent(&self, id: &str, patch: &Value) -> Result<Value> {
+        self.call(Method::PATCH, &format!("/v1/agents/{id}"), Some(patch)).await
+    }
+
+    /// `DELETE /v1/agents/{id}`.
+    pub async fn unregister_agent(&self, id: &str) -> Result<()> {
+        self.call(Method::DELETE, &format!("/v1/agents/{id}"), None).await.map(|_| ())
+    }
+
+    /// `POST /v1/agents/{id}/heartbeat`.
+    pub async fn heartbeat(&self, id: &str) -> Result<Value> {
+        self.call(Method::POST, &format!("/v1/agents/{id}/heartbeat"), None).await
+    }
+
+    /// `GET /v1/agents/{id}/inbox?after=&limit=`.
+    pub async fn inbox(&self, id: &str, after: u64, limit: Option<usize>) -> Result<Value> {
+        let mut q = vec![("after", after.to_string())];
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        self.send(self.request(Method::GET, &format!("/v1/agents/{id}/inbox")).query(&q)).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/locks/{name}`: `{acquired, holder, lock_id, fencing_token, expires_at}`.
+    pub async fn acquire_lock(&self, ctx: &str, name: &str, ttl_ms: u64, wait_ms: u64) -> Result<Value> {
+        let body = serde_json::json!({ "ttl_ms": ttl_ms, "wait_ms": wait_ms });
+        self.call(Method::POST, &format!("/v1/contexts/{ctx}/locks/{name}"), Some(&body)).await
+    }
+
+    /// `DELETE /v1/contexts/{ctx}/locks/{name}`.
+    pub async fn release_lock(&self, ctx: &str, name: &str) -> Result<Value> {
+        self.call(Method::DELETE, &format!("/v1/contexts/{ctx}/locks/{name}"), None).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/locks/{name}/refresh`.
+    pub async fn refresh_lock(&self, ctx: &str, name: &str, ttl_ms: u64) -> Result<Value> {
+        let body = serde_json::json!({ "ttl_ms": ttl_ms });
+        self.call(Method::POST, &format!("/v1/contexts/{ctx}/locks/{name}/refresh"), Some(&body)).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/locks`.
+    pub async fn list_locks(&self, ctx: &str) -> Result<Value> {
+        self.call(Method::GET, &format!("/v1/contexts/{ctx}/locks"), None).await
+    }
+
+    /// `POST /v1/handoffs` (the client's agent is the source).
+    pub async fn request_handoff(&self, body: &Value) -> Result<Value> {
+        self.call(Method::POST, "/v1/handoffs", Some(body)).await
+    }
+
+    /// `GET /v1/handoffs/{id}`.
+    pub async fn get_handoff(&self, id: &str) -> Result<Value> {
+        self.call(Method::GET, &format!("/v1/handoffs/{id}"), None).await
+    }
+
+    /// `GET /v1/handoffs` with filters (`context`, `agent`, `state`).
+    pub async fn list_handoffs(&self, query: &[(&str, String)]) -> Result<Value> {
+        self.send(self.request(Method::GET, "/v1/handoffs").query(query)).await
+    }
+
+    /// `POST /v1/handoffs/{id}/{accept|reject|complete}` with an optional outcome.
+    pub async fn handoff_step(&self, id: &str, action: &str, outcome: Option<Value>) -> Result<Value> {
+        let body = serde_json::json!({ "outcome": outcome });
+        self.call(Method::POST, &format!("/v1/handoffs/{id}/{action}"), Some(&body)).await
+    }
+
+    /// `POST /v1/contexts/{ctx}/tasks`.
+    pub async fn assign_task(&self, ctx: &str, body: &Value) -> Result<Value> {
+        self.call(Method::POST, &format!("/v1/contexts/{ctx}/tasks"), Some(body)).await
+    }
+
+    /// `POST /v1/tasks/{id}/complete`.
+    pub async fn complete_task(&self, id: &str, output: Option<Value>) -> Result<Value> {
+        let body = serde_json::json!({ "output": output });
+        self.call(Method::POST, &format!("/v1/tasks/{id}/complete"), Some(&body)).await
     }
 }
 

@@ -134,3 +134,65 @@ fn watch_prints_events_as_they_arrive() {
     let missing = Command::new(env!("CARGO_BIN_EXE_ctxmesh")).args(["watch", "nope", "--server", s]).output().unwrap();
     assert_eq!(missing.status.code(), Some(3));
 }
+
+fn run(server: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctxmesh")).args(args).args(["--server", server]).output().expect("runs")
+}
+
+#[test]
+fn agents_locks_and_handoffs_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let s = server.base.as_str();
+    assert!(ctxmesh(s, &["create", "launch"]).status.success());
+
+    let a = json_of(&run(s, &["agents", "register", "researcher", "--capability", "search", "--json"]));
+    assert_eq!((a["id"].as_str(), a["status"].as_str()), (Some("researcher"), Some("active")));
+    json_of(&run(s, &["agents", "register", "writer", "--objective", "write the post", "--json"]));
+    let dup = run(s, &["agents", "register", "writer"]);
+    assert_eq!(dup.status.code(), Some(4), "a taken id is a conflict");
+    let listed = String::from_utf8_lossy(&run(s, &["agents", "ls", "--capability", "search"]).stdout).into_owned();
+    assert!(listed.contains("researcher") && !listed.contains("writer"), "{listed}");
+
+    let got = json_of(&run(s, &["locks", "acquire", "launch", "deploy", "--agent", "researcher", "--json"]));
+    assert_eq!((got["acquired"].as_bool(), got["fencing_token"].as_u64()), (Some(true), Some(1)));
+    let busy = run(s, &["locks", "acquire", "launch", "deploy", "--agent", "writer"]);
+    assert_eq!(busy.status.code(), Some(4), "held by another agent");
+    assert!(String::from_utf8_lossy(&busy.stdout).contains("held by researcher"));
+    let not_holder = run(s, &["locks", "release", "launch", "deploy", "--agent", "writer"]);
+    assert_eq!(not_holder.status.code(), Some(4));
+    assert!(run(s, &["locks", "release", "launch", "deploy", "--agent", "researcher"]).status.success());
+    let locks = String::from_utf8_lossy(&run(s, &["locks", "ls", "launch"]).stdout).into_owned();
+    assert!(locks.contains("deploy"), "{locks}");
+
+    let h = json_of(&run(
+        s,
+        &[
+            "handoff",
+            "request",
+            "launch",
+            "writer",
+            "--intent",
+            "draft it",
+            "--key",
+            "findings/*",
+            "--agent",
+            "researcher",
+            "--json",
+        ],
+    ));
+    let id = h["id"].as_str().unwrap().to_owned();
+    let wrong = run(s, &["handoff", "accept", &id, "--agent", "researcher"]);
+    assert_eq!(wrong.status.code(), Some(1), "only the target accepts");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("forbidden"));
+    assert!(run(s, &["handoff", "accept", &id, "--agent", "writer"]).status.success());
+    let done = json_of(&run(s, &["handoff", "complete", &id, "--result", "drafts/1", "--agent", "writer", "--json"]));
+    assert_eq!((done["state"].as_str(), done["outcome"].as_str()), (Some("completed"), Some("drafts/1")));
+    let again = run(s, &["handoff", "complete", &id, "--agent", "writer"]);
+    assert_eq!(again.status.code(), Some(4), "an illegal transition is a conflict");
+    let inbox = json_of(&run(s, &["agents", "inbox", "writer", "--json"]));
+    let kinds: Vec<&str> = inbox["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["handoff.requested", "handoff.accepted", "handoff.completed"]);
+    assert!(run(s, &["agents", "rm", "writer"]).status.success());
+    assert_eq!(run(s, &["agents", "get", "writer"]).status.code(), Some(3));
+}

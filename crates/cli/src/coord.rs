@@ -1,0 +1,400 @@
+//! `ctxmesh agents ...`, `ctxmesh locks ...`, `ctxmesh handoff ...`:
+//! the coordination layer from the command line.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::ctx::{ClientOpts, output};
+use crate::table;
+
+/// `ctxmesh agents ...`.
+#[derive(Args, Debug)]
+pub(crate) struct AgentsArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    command: AgentsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AgentsCommand {
+    /// Register an agent.
+    Register {
+        /// The agent id.
+        id: String,
+        /// What it is for, in words.
+        #[arg(long)]
+        objective: Option<String>,
+        /// A free capability string (repeatable).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        /// Trust level: none, low, medium, high, full.
+        #[arg(long)]
+        trust: Option<String>,
+        /// Lease in milliseconds, renewed by heartbeats.
+        #[arg(long)]
+        lease_ms: Option<u64>,
+        /// Any other registration fields, as a JSON object.
+        #[arg(long)]
+        spec: Option<String>,
+    },
+    /// List agents.
+    Ls {
+        /// Only this status: active, inactive, disconnected.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only agents with this capability.
+        #[arg(long)]
+        capability: Option<String>,
+    },
+    /// Show one agent.
+    Get {
+        /// The agent id.
+        id: String,
+    },
+    /// Renew an agent's lease.
+    Heartbeat {
+        /// The agent id.
+        id: String,
+    },
+    /// Unregister an agent (its locks are released).
+    Rm {
+        /// The agent id.
+        id: String,
+    },
+    /// Show an agent's inbox.
+    Inbox {
+        /// The agent id.
+        id: String,
+        /// Items after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+/// `ctxmesh locks ...`.
+#[derive(Args, Debug)]
+pub(crate) struct LocksArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    command: LocksCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum LocksCommand {
+    /// Acquire a lock as --agent; prints the fencing token.
+    Acquire {
+        /// The context.
+        ctx: String,
+        /// The lock's name.
+        name: String,
+        /// How long to hold it, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        ttl_ms: u64,
+        /// How long the server may wait for it, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        wait_ms: u64,
+    },
+    /// Release a lock held by --agent.
+    Release {
+        /// The context.
+        ctx: String,
+        /// The lock's name.
+        name: String,
+    },
+    /// Extend a lock held by --agent.
+    Refresh {
+        /// The context.
+        ctx: String,
+        /// The lock's name.
+        name: String,
+        /// The new TTL from now, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        ttl_ms: u64,
+    },
+    /// List a context's locks.
+    Ls {
+        /// The context.
+        ctx: String,
+    },
+}
+
+/// `ctxmesh handoff ...`.
+#[derive(Args, Debug)]
+pub(crate) struct HandoffArgs {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    command: HandoffCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum HandoffCommand {
+    /// Hand work in a context to another agent (as --agent).
+    Request {
+        /// The context.
+        ctx: String,
+        /// The target agent.
+        target: String,
+        /// What the user wants.
+        #[arg(long)]
+        intent: Option<String>,
+        /// A key or pattern the target should read (repeatable).
+        #[arg(long = "key")]
+        keys: Vec<String>,
+        /// Any other handoff fields, as a JSON object.
+        #[arg(long)]
+        spec: Option<String>,
+    },
+    /// Show a handoff.
+    Show {
+        /// The handoff id.
+        id: String,
+    },
+    /// List handoffs directed at an agent (default: --agent).
+    Ls {
+        /// Only those of this context.
+        #[arg(long)]
+        context: Option<String>,
+        /// Only those in this state.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Accept a handoff (as its target).
+    Accept {
+        /// The handoff id.
+        id: String,
+    },
+    /// Reject a handoff (as its target).
+    Reject {
+        /// The handoff id.
+        id: String,
+        /// Why, as JSON (or a plain string).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Complete an accepted handoff.
+    Complete {
+        /// The handoff id.
+        id: String,
+        /// The result, as JSON (or a plain string).
+        #[arg(long)]
+        result: Option<String>,
+    },
+}
+
+/// JSON if it parses, else the text as a JSON string.
+fn json_or_text(raw: Option<String>) -> Option<Value> {
+    raw.map(|r| serde_json::from_str(&r).unwrap_or(Value::String(r)))
+}
+
+/// `base` with the fields of the JSON object `extra` added.
+fn merged(mut base: Value, extra: Option<&str>) -> anyhow::Result<Value> {
+    if let Some(extra) = extra {
+        let extra: Value = serde_json::from_str(extra).context("--spec must be a JSON object")?;
+        let Value::Object(fields) = extra else { anyhow::bail!("--spec must be a JSON object") };
+        for (k, v) in fields {
+            base[k] = v;
+        }
+    }
+    Ok(base)
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_agents(list: &Value) {
+    let rows: Vec<Vec<String>> = list["agents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|a| vec![s(&a["id"]), s(&a["status"]), s(&a["trust"]), table::clip(&s(&a["objective"]), 40)])
+                .collect()
+        })
+        .unwrap_or_default();
+    table::print(&["ID", "STATUS", "TRUST", "OBJECTIVE"], &rows);
+}
+
+fn print_lock(l: &Value) {
+    match l["holder"].as_str() {
+        Some(holder) => println!(
+            "{} held by {holder} (lock id {}, fencing token {}, expires {})",
+            s(&l["name"]),
+            s(&l["lock_id"]),
+            s(&l["fencing_token"]),
+            s(&l["expires_at"])
+        ),
+        None => println!("{} is free (last fencing token {})", s(&l["name"]), s(&l["fencing_token"])),
+    }
+}
+
+fn print_handoff(h: &Value) {
+    println!(
+        "{}  {}  {} -> {}  context {}@{}",
+        s(&h["id"]),
+        s(&h["state"]),
+        s(&h["source"]),
+        s(&h["target"]),
+        s(&h["context"]),
+        s(&h["revision"])
+    );
+    if let Some(intent) = h["user_intent"].as_str() {
+        println!("intent: {intent}");
+    }
+}
+
+pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
+    let client = args.opts.client();
+    let json_out = args.opts.json;
+    match args.command {
+        AgentsCommand::Register { id, objective, capabilities, trust, lease_ms, spec } => {
+            let mut body = json!({ "id": id, "capabilities": { "custom": capabilities } });
+            if let Some(o) = objective {
+                body["objective"] = o.into();
+            }
+            if let Some(t) = trust {
+                body["trust"] = t.into();
+            }
+            if let Some(l) = lease_ms {
+                body["lease_ms"] = l.into();
+            }
+            let agent = client.register_agent(&merged(body, spec.as_deref())?).await?;
+            output(json_out, &agent, || {
+                println!("registered {} (lease {} ms)", s(&agent["id"]), s(&agent["lease_ms"]))
+            });
+        }
+        AgentsCommand::Ls { status, capability } => {
+            let mut q = Vec::new();
+            if let Some(v) = status {
+                q.push(("status", v));
+            }
+            if let Some(v) = capability {
+                q.push(("capability", v));
+            }
+            let list = client.list_agents(&q).await?;
+            output(json_out, &list, || print_agents(&list));
+        }
+        AgentsCommand::Get { id } => {
+            let agent = client.get_agent(&id).await?;
+            output(json_out, &agent, || println!("{}", serde_json::to_string_pretty(&agent).unwrap_or_default()));
+        }
+        AgentsCommand::Heartbeat { id } => {
+            let agent = client.heartbeat(&id).await?;
+            output(json_out, &agent, || {
+                println!("{} {} until {}", s(&agent["id"]), s(&agent["status"]), s(&agent["lease_expires_at"]))
+            });
+        }
+        AgentsCommand::Rm { id } => {
+            client.unregister_agent(&id).await?;
+            output(json_out, &json!({ "unregistered": id }), || println!("unregistered {id}"));
+        }
+        AgentsCommand::Inbox { id, after } => {
+            let page = client.inbox(&id, after, None).await?;
+            output(json_out, &page, || {
+                let rows: Vec<Vec<String>> = page["events"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter().map(|e| vec![s(&e["seq"]), s(&e["type"]), s(&e["context"]), s(&e["agent"])]).collect()
+                    })
+                    .unwrap_or_default();
+                table::print(&["SEQ", "TYPE", "CONTEXT", "FROM"], &rows);
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn locks(args: LocksArgs) -> anyhow::Result<()> {
+    let client = args.opts.client();
+    let json_out = args.opts.json;
+    match args.command {
+        LocksCommand::Acquire { ctx, name, ttl_ms, wait_ms } => {
+            let answer = client.acquire_lock(&ctx, &name, ttl_ms, wait_ms).await?;
+            output(json_out, &answer, || print_lock(&answer));
+            if answer["acquired"] != true {
+                // Held by another agent: a conflict, for scripts.
+                std::process::exit(4);
+            }
+        }
+        LocksCommand::Release { ctx, name } => {
+            let lock = client.release_lock(&ctx, &name).await?;
+            output(json_out, &lock, || print_lock(&lock));
+        }
+        LocksCommand::Refresh { ctx, name, ttl_ms } => {
+            let lock = client.refresh_lock(&ctx, &name, ttl_ms).await?;
+            output(json_out, &lock, || print_lock(&lock));
+        }
+        LocksCommand::Ls { ctx } => {
+            let list = client.list_locks(&ctx).await?;
+            output(json_out, &list, || {
+                let rows: Vec<Vec<String>> = list["locks"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|l| vec![s(&l["name"]), s(&l["holder"]), s(&l["fencing_token"]), s(&l["expires_at"])])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table::print(&["NAME", "HOLDER", "TOKEN", "EXPIRES"], &rows);
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
+    let client = args.opts.client();
+    let json_out = args.opts.json;
+    match args.command {
+        HandoffCommand::Request { ctx, target, intent, keys, spec } => {
+            let mut body = json!({ "context": ctx, "target": target, "keys": keys });
+            if let Some(i) = intent {
+                body["user_intent"] = i.into();
+            }
+            let h = client.request_handoff(&merged(body, spec.as_deref())?).await?;
+            output(json_out, &h, || print_handoff(&h));
+        }
+        HandoffCommand::Show { id } => {
+            let h = client.get_handoff(&id).await?;
+            output(json_out, &h, || println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default()));
+        }
+        HandoffCommand::Ls { context, state } => {
+            let mut q = Vec::new();
+            if let Some(agent) = &args.opts.agent {
+                q.push(("agent", agent.clone()));
+            }
+            if let Some(c) = context {
+                q.push(("context", c));
+            }
+            if let Some(st) = state {
+                q.push(("state", st));
+            }
+            let list = client.list_handoffs(&q).await?;
+            output(json_out, &list, || {
+                for h in list["handoffs"].as_array().into_iter().flatten() {
+                    print_handoff(h);
+                }
+            });
+        }
+        HandoffCommand::Accept { id } => {
+            let h = client.handoff_step(&id, "accept", None).await?;
+            output(json_out, &h, || print_handoff(&h));
+        }
+        HandoffCommand::Reject { id, reason } => {
+            let h = client.handoff_step(&id, "reject", json_or_text(reason)).await?;
+            output(json_out, &h, || print_handoff(&h));
+        }
+        HandoffCommand::Complete { id, result } => {
+            let h = client.handoff_step(&id, "complete", json_or_text(result)).await?;
+            output(json_out, &h, || print_handoff(&h));
+        }
+    }
+    Ok(())
+}
