@@ -136,6 +136,20 @@ pub enum CoordWrite {
         /// What it produced.
         output: Option<Value>,
     },
+    /// A priority message to agents' inboxes (and, with a context, to its
+    /// log as well).
+    Message {
+        /// The context it concerns, if any.
+        ctx: Option<ContextId>,
+        /// The recipients (each must be registered).
+        agents: Vec<String>,
+        /// The sender.
+        from: String,
+        /// Its priority.
+        priority: Priority,
+        /// Its payload (`{"topic", "body"}`).
+        data: Value,
+    },
     /// Disconnects an agent whose lease lapsed at `now` (sweeper).
     ExpireAgent {
         /// The agent.
@@ -179,6 +193,8 @@ impl CoordWrite {
             | CoordWrite::ExpireAgent { id, .. } => format!("@agent:{id}"),
             CoordWrite::Handoff { id, .. } | CoordWrite::ExpireHandoff { id, .. } => format!("@handoff:{id}"),
             CoordWrite::CompleteTask { id, .. } => format!("@task:{id}"),
+            CoordWrite::Message { ctx: Some(ctx), .. } => ctx.as_str().to_owned(),
+            CoordWrite::Message { agents, .. } => format!("@message:{}", agents.join(",")),
         }
     }
 }
@@ -284,6 +300,7 @@ pub enum CoordRead {
 /// What a coordination read or write returns.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one value per call, moved once
 pub enum CoordOutput {
     /// One agent.
     Agent(Agent),
@@ -641,6 +658,36 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
             let event = log_event(tx, &mut info, types::TASK_ASSIGNED, &by, Some(task.priority), data).await?;
             deliver(tx, &[&task.assignee], &event).await?;
             Ok(CoordOutput::Task(Box::new(task)))
+        }
+        CoordWrite::Message { ctx, agents, from, priority, data } => {
+            if agents.is_empty() {
+                return Err(Error::invalid("agents", "name at least one recipient").into());
+            }
+            let event = match &ctx {
+                Some(ctx) => {
+                    let mut info = tx.lock_context(ctx.as_str()).await?;
+                    log_event(tx, &mut info, types::MESSAGE, &from, Some(priority), data).await?
+                }
+                None => Event {
+                    kind: types::MESSAGE.to_owned(),
+                    context: String::new(),
+                    revision: 0,
+                    key: None,
+                    at: now(),
+                    agent: Some(from.clone()),
+                    priority: Some(priority),
+                    data: Some(data),
+                    seq: None,
+                },
+            };
+            let mut recipients: Vec<&str> = agents.iter().map(String::as_str).collect();
+            recipients.sort_unstable();
+            recipients.dedup();
+            for recipient in &recipients {
+                agent(tx, recipient, false).await?;
+            }
+            deliver(tx, &recipients, &event).await?;
+            Ok(CoordOutput::Events(vec![event]))
         }
         CoordWrite::CompleteTask { id, agent: who, output } => {
             let task: Task = load(tx, TASK, &id, false).await?;

@@ -11,6 +11,7 @@ use ctxmesh_core::Priority;
 use ctxmesh_core::event::types;
 use ctxmesh_core::ids::{ContextId, validate_prefix};
 use ctxmesh_store::NewEvent;
+use ctxmesh_store::coord::{CoordOutput, CoordWrite};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -166,9 +167,12 @@ fn sse_frame(item: &WatchItem, source: &Source, order: Order) -> Bytes {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessageRequest {
-    /// The context whose subscribers receive the message.
-    #[schema(value_type = String)]
-    context: ContextId,
+    /// The context whose subscribers receive the message (its log).
+    #[schema(value_type = Option<String>)]
+    context: Option<ContextId>,
+    /// Agents whose inboxes receive the message (each must be registered).
+    #[serde(default)]
+    agents: Vec<String>,
     /// low, normal (default), high or critical.
     #[serde(default)]
     priority: Priority,
@@ -179,8 +183,10 @@ pub(crate) struct MessageRequest {
     body: Value,
 }
 
-/// Send a priority message to a context's subscribers. It is appended to
-/// the context's event log as a `message` event with a revision of its own.
+/// Send a priority message to a context's subscribers, to agents, or both.
+/// With a context it is appended to the context's event log as a `message`
+/// event with a revision of its own; with `agents` it also goes to each
+/// one's inbox. At least one of the two is required.
 #[utoipa::path(post, path = "/v1/messages", tag = "events", request_body = MessageRequest,
     responses((status = 201, body = ctxmesh_core::Event), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn message(
@@ -196,12 +202,24 @@ pub(crate) async fn message(
     if size > limit {
         return Err(ctxmesh_core::Error::TooLarge { what: "message body".into(), limit, actual: size }.into());
     }
-    let event = NewEvent {
-        kind: types::MESSAGE.to_owned(),
-        key: None,
-        priority: Some(req.priority),
-        data: Some(json!({ "topic": req.topic, "body": req.body })),
+    let data = json!({ "topic": req.topic, "body": req.body });
+    if !req.agents.is_empty() {
+        let op = CoordWrite::Message {
+            ctx: req.context,
+            agents: req.agents,
+            from: caller.agent,
+            priority: req.priority,
+            data,
+        };
+        return match state.store().coord_write(op).await? {
+            CoordOutput::Events(mut events) if events.len() == 1 => Ok((StatusCode::CREATED, Json(events.remove(0)))),
+            other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
+        };
+    }
+    let Some(context) = req.context else {
+        return Err(ApiError::invalid_argument("context", "name a context, agents, or both"));
     };
-    let logged = state.store().append_event(&req.context, event, &caller.agent).await?;
+    let event = NewEvent { kind: types::MESSAGE.to_owned(), key: None, priority: Some(req.priority), data: Some(data) };
+    let logged = state.store().append_event(&context, event, &caller.agent).await?;
     Ok((StatusCode::CREATED, Json(logged)))
 }

@@ -38,6 +38,7 @@ on_both_stores!(
     a_lapsed_lease_releases_locks_and_says_so,
     handoff_state_machine,
     tasks_and_inbox_resume,
+    messages_reach_inboxes_over_the_websocket,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, agent: &str, body: Option<Value>) -> (u16, Value) {
@@ -356,4 +357,43 @@ async fn tasks_and_inbox_resume(s: TestServer) {
     assert_eq!(status, 404);
     let bad = json!({"assignee": "ghost", "title": "x"});
     assert_eq!(send(&s, Method::POST, "/v1/contexts/work/tasks", "boss", Some(bad)).await.0, 404);
+}
+
+async fn messages_reach_inboxes_over_the_websocket(s: TestServer) {
+    s.create(json!({"id": "ops"})).await;
+    register(&s, json!({"id": "worker"})).await;
+    register(&s, json!({"id": "other"})).await;
+    let mut ws = crate::ws::connect(&s.base).await;
+    crate::ws::send(&mut ws, json!({"op": "subscribe", "sub": "in", "inbox": "worker", "after": 0})).await;
+    let subscribed = crate::ws::next_answer(&mut ws).await;
+    assert_eq!((subscribed["type"].as_str(), subscribed["inbox"].as_str()), (Some("subscribed"), Some("worker")));
+
+    let direct = json!({"agents": ["worker"], "priority": "critical", "topic": "stop", "body": "halt the deploy"});
+    let (status, sent) = send(&s, Method::POST, "/v1/messages", "boss", Some(direct)).await;
+    // The message as sent; each inbox numbers it in its own sequence.
+    assert_eq!((status, sent["type"].as_str(), sent["context"].as_str()), (201, Some("message"), Some("")), "{sent}");
+    let both = json!({"context": "ops", "agents": ["worker", "other"], "body": "shared"});
+    let (status, logged) = send(&s, Method::POST, "/v1/messages", "boss", Some(both)).await;
+    assert_eq!(status, 201);
+    assert_eq!(logged["revision"], s.revision("ops").await, "a message with a context is in its log");
+
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 {
+        let m = crate::ws::next_answer(&mut ws).await;
+        assert_eq!((m["type"].as_str(), m["sub"].as_str()), (Some("events"), Some("in")), "{m}");
+        for e in m["events"].as_array().unwrap() {
+            assert_eq!(e["type"], "message");
+            seqs.push(e["seq"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seqs, [1, 2], "the inbox in order, by its own sequence");
+    let (_, other) = s.get_json("/v1/agents/other/inbox").await;
+    assert_eq!(other["events"][0]["data"]["body"], "shared");
+
+    let ghost = json!({"agents": ["ghost"], "body": "x"});
+    assert_eq!(send(&s, Method::POST, "/v1/messages", "boss", Some(ghost)).await.0, 404);
+    let nowhere = json!({"body": "x"});
+    assert_eq!(send(&s, Method::POST, "/v1/messages", "boss", Some(nowhere)).await.0, 400);
+    crate::ws::send(&mut ws, json!({"op": "subscribe", "sub": "x", "inbox": "ghost"})).await;
+    assert_eq!(crate::ws::next_answer(&mut ws).await["error"]["code"], "not_found");
 }

@@ -11,12 +11,12 @@ use crate::TestServer;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(base: &str) -> Socket {
+pub(crate) async fn connect(base: &str) -> Socket {
     let url = format!("{}/v1/ws", base.replace("http://", "ws://"));
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-async fn send(ws: &mut Socket, command: Value) {
+pub(crate) async fn send(ws: &mut Socket, command: Value) {
     ws.send(Message::Text(command.to_string().into())).await.unwrap();
 }
 
@@ -31,7 +31,7 @@ async fn next_json(ws: &mut Socket) -> Value {
 }
 
 /// The next message that is not a progress bookmark.
-async fn next_answer(ws: &mut Socket) -> Value {
+pub(crate) async fn next_answer(ws: &mut Socket) -> Value {
     loop {
         let m = next_json(ws).await;
         if m["type"] != "progress" {
