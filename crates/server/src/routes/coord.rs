@@ -286,55 +286,43 @@ pub(crate) struct HandoffStep {
     outcome: Option<Value>,
 }
 
-async fn step(
-    state: AppState,
+/// What to do with a handoff.
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StepAction {
+    /// Take it (the target).
+    Accept,
+    /// Refuse it (the target).
+    Reject,
+    /// Finish it (the agent that accepted it).
+    Complete,
+}
+
+/// Accept or reject a requested handoff (its target only), or complete an
+/// accepted one (the agent that accepted it). Anyone else is `403
+/// forbidden`; a step the handoff's state does not allow is `409
+/// invalid_transition` and changes nothing.
+#[utoipa::path(post, path = "/v1/handoffs/{id}/{action}", tag = "handoffs", request_body = HandoffStep,
+    params(("id" = String, Path, description = "The handoff"),
+        ("action" = StepAction, Path, description = "accept, reject or complete")),
+    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn step(
+    State(state): State<AppState>,
     caller: Caller,
-    id: String,
-    action: HandoffAction,
-    body: HandoffStep,
+    P((id, action)): P<(String, String)>,
+    MaybeJson(body): MaybeJson<HandoffStep>,
 ) -> ApiResult<Json<Handoff>> {
+    let action = match action.as_str() {
+        "accept" => HandoffAction::Accept,
+        "reject" => HandoffAction::Reject,
+        "complete" => HandoffAction::Complete,
+        other => {
+            return Err(ApiError::not_found(format!("no handoff action {other:?}: use accept, reject or complete")));
+        }
+    };
     let op = CoordWrite::Handoff { id, action, agent: caller.agent, outcome: body.outcome };
     Ok(Json(handoff_of(state.store().coord_write(op).await?)?))
-}
-
-/// Accept a requested handoff (its target only: else `403 forbidden`;
-/// a handoff no longer requested is `409 invalid_transition`).
-#[utoipa::path(post, path = "/v1/handoffs/{id}/accept", tag = "handoffs", request_body = HandoffStep,
-    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
-pub(crate) async fn accept(
-    State(state): State<AppState>,
-    caller: Caller,
-    P(id): P<String>,
-    MaybeJson(body): MaybeJson<HandoffStep>,
-) -> ApiResult<Json<Handoff>> {
-    step(state, caller, id, HandoffAction::Accept, body).await
-}
-
-/// Reject a requested handoff (its target only).
-#[utoipa::path(post, path = "/v1/handoffs/{id}/reject", tag = "handoffs", request_body = HandoffStep,
-    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
-pub(crate) async fn reject(
-    State(state): State<AppState>,
-    caller: Caller,
-    P(id): P<String>,
-    MaybeJson(body): MaybeJson<HandoffStep>,
-) -> ApiResult<Json<Handoff>> {
-    step(state, caller, id, HandoffAction::Reject, body).await
-}
-
-/// Complete an accepted handoff (the agent that accepted it only).
-#[utoipa::path(post, path = "/v1/handoffs/{id}/complete", tag = "handoffs", request_body = HandoffStep,
-    responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
-pub(crate) async fn complete_handoff(
-    State(state): State<AppState>,
-    caller: Caller,
-    P(id): P<String>,
-    MaybeJson(body): MaybeJson<HandoffStep>,
-) -> ApiResult<Json<Handoff>> {
-    step(state, caller, id, HandoffAction::Complete, body).await
 }
 
 // ---- tasks ----

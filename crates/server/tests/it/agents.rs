@@ -273,6 +273,7 @@ async fn handoff_state_machine(s: TestServer) {
     assert_eq!(code(step("complete", "writer").await), (409, Some("invalid_transition".into())));
     assert_eq!(code(step("accept", "writer").await), (409, Some("invalid_transition".into())));
     assert_eq!(s.get_json("/v1/handoffs/nope").await.0, 404);
+    assert_eq!(code(step("explode", "writer").await), (404, Some("not_found".into())));
 
     let (_, inbox) = s.get_json("/v1/agents/writer/inbox?after=0").await;
     let items = inbox["events"].as_array().unwrap();
