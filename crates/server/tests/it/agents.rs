@@ -35,6 +35,7 @@ on_both_stores!(
     registry,
     racing_agents_never_both_hold_a_lock,
     a_paused_holder_is_fenced,
+    a_waiting_agent_gets_the_lock_when_it_is_released,
     a_lapsed_lease_releases_locks_and_says_so,
     handoff_state_machine,
     tasks_and_inbox_resume,
@@ -163,6 +164,27 @@ async fn racing_agents_never_both_hold_a_lock(s: TestServer) {
         let (status, freed) = send(&s, Method::DELETE, "/v1/contexts/race/locks/leader", winner, None).await;
         assert_eq!((status, freed["holder"].clone()), (200, Value::Null));
     }
+}
+
+async fn a_waiting_agent_gets_the_lock_when_it_is_released(s: TestServer) {
+    s.create(json!({"id": "queue"})).await;
+    register(&s, json!({"id": "first"})).await;
+    register(&s, json!({"id": "second"})).await;
+    acquire(&s, "queue", "printer", "first", json!({"ttl_ms": 600_000})).await;
+    let waiter = {
+        let req = s
+            .req(Method::POST, "/v1/contexts/queue/locks/printer")
+            .header("x-agent-id", "second")
+            .json(&json!({"ttl_ms": 60_000, "wait_ms": 60_000}));
+        tokio::spawn(async move { status_json(req.send().await.unwrap()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished(), "the lock is held: the second agent waits");
+    send(&s, Method::DELETE, "/v1/contexts/queue/locks/printer", "first", None).await;
+    // Woken by the release, long before its wait or the first TTL would end.
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(20), waiter).await.unwrap().unwrap();
+    assert_eq!((status, answer["acquired"].as_bool(), answer["holder"].as_str()), (200, Some(true), Some("second")));
+    assert_eq!(answer["fencing_token"], 2);
 }
 
 async fn a_paused_holder_is_fenced(s: TestServer) {
