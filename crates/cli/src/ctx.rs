@@ -20,11 +20,22 @@ pub(crate) struct ClientOpts {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Bearer token (an agent's, or the admin token). Default: the admin
+    /// token in the local data directory, if there is one.
+    #[arg(long, env = "CTXMESH_TOKEN", global = true, hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The local server's data directory, where the admin token is found.
+    #[arg(long, env = "CTXMESH_DATA_DIR", default_value = "./ctxmesh-data", global = true)]
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 impl ClientOpts {
     pub(crate) fn client(&self) -> Client {
-        let client = Client::new(&self.server);
+        let mut client = Client::new(&self.server);
+        let local = || std::fs::read_to_string(self.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok();
+        if let Some(token) = self.token.clone().or_else(local) {
+            client = client.with_token(token.trim());
+        }
         match &self.agent {
             Some(agent) => client.with_agent(agent),
             None => client,

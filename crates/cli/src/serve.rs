@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use ctxmesh_core::Limits;
+use ctxmesh_server::auth::Auth;
 use ctxmesh_server::{AppState, ServerConfig};
 use ctxmesh_store::{Durability, OpenOptions};
 
@@ -23,6 +24,11 @@ pub(crate) struct ServeArgs {
     /// database, or sqlite://PATH (default: ctxmesh.db in the data directory).
     #[arg(long, env = "CTXMESH_STORE")]
     store: Option<String>,
+    /// `on`: every /v1 request carries `Authorization: Bearer <token>`.
+    /// `off`: callers name themselves with X-Agent-Id; only on a loopback
+    /// address.
+    #[arg(long, env = "CTXMESH_AUTH", default_value = "on", value_parser = ["on", "off"])]
+    auth: String,
     /// Database connections of this node (PostgreSQL store).
     #[arg(long, env = "CTXMESH_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
@@ -80,6 +86,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(url) if url.contains("://") && !url.starts_with("sqlite:") => "cannot open the store".to_owned(),
             _ => format!("cannot open the store in {}", args.data_dir.display()),
         })?;
+    let auth = resolve_auth(&args)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}: is another server running there?", args.listen))?;
@@ -98,11 +105,62 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits,
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
+        auth,
         ..ServerConfig::default()
     };
     ctxmesh_server::run(listener, AppState::new(store, config), shutdown_signal()).await?;
     tracing::info!("ctxmesh stopped");
     Ok(())
+}
+
+/// The file in the data directory that holds a generated admin token.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Authentication from the flags: the admin token comes from
+/// `CTXMESH_ADMIN_TOKEN`, else from the data directory, where it is
+/// generated (mode 0600) and printed on first start.
+fn resolve_auth(args: &ServeArgs) -> anyhow::Result<Auth> {
+    if args.auth == "off" {
+        if !args.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {} without authentication: use --auth on (the default), \
+                 or listen on 127.0.0.1 / [::1]",
+                args.listen
+            );
+        }
+        tracing::warn!("authentication is OFF: any local process can act as any agent (X-Agent-Id)");
+        return Ok(Auth::Off);
+    }
+    if let Ok(token) = std::env::var("CTXMESH_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(Auth::with_admin_token(token.trim()));
+    }
+    let path = args.data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(Auth::with_admin_token(token.trim())),
+        Ok(_) => anyhow::bail!("{} is empty: delete it to generate a new admin token", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let token = ctxmesh_server::auth::new_token();
+    write_private(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    // Printed this once; the file keeps it for local CLI use.
+    eprintln!("admin token (also in {}, mode 0600): {token}", path.display());
+    Ok(Auth::with_admin_token(&token))
+}
+
+/// Writes `content` to a new file readable by its owner only.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.sync_all()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

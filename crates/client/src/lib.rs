@@ -73,6 +73,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     agent: Option<String>,
+    token: Option<String>,
 }
 
 /// Percent-encodes a key for a URL path (every `/` too, so that no key is
@@ -92,12 +93,19 @@ pub fn encode_key(key: &str) -> String {
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:7600`).
     pub fn new(base: &str) -> Self {
-        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), agent: None }
+        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), agent: None, token: None }
     }
 
     /// The same client acting as agent `agent` (`X-Agent-Id`).
     pub fn with_agent(mut self, agent: &str) -> Self {
         self.agent = Some(agent.to_owned());
+        self
+    }
+
+    /// The same client authenticating with `token` (`Authorization:
+    /// Bearer`): an agent's token or the admin token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
         self
     }
 
@@ -110,6 +118,9 @@ impl Client {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(agent) = &self.agent {
             req = req.header("x-agent-id", agent);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
         req
     }

@@ -123,33 +123,63 @@ where
     }
 }
 
-/// The agent on whose behalf a request is made.
-///
-/// Until token authentication is configured, the caller names itself with
-/// the `X-Agent-Id` header (default `anonymous`); the server records it as
-/// the author of writes.
+/// The agent on whose behalf a request is made, as authenticated by
+/// [`crate::auth`]: the owner of the request's agent token, or, for the
+/// admin token or with auth off, the agent named by `X-Agent-Id` (default
+/// `admin` or `anonymous`).
 #[derive(Clone, Debug)]
 pub struct Caller {
     /// The agent id.
     pub agent: String,
+    /// Whether the caller holds the admin token (or auth is off).
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Allows the admin, or the agent `id` itself.
+    pub fn require_self_or_admin(&self, id: &str) -> Result<(), ApiError> {
+        if self.admin || self.agent == id {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("only agent {id:?} or an admin can do this")))
+        }
+    }
+
+    /// Allows the admin only.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only an admin (the admin token) can do this"))
+        }
+    }
 }
 
 /// The header naming the calling agent.
 pub const AGENT_HEADER: &str = "x-agent-id";
 
+/// The agent `X-Agent-Id` names, if any; a malformed one is `400`.
+pub(crate) fn agent_header(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get(AGENT_HEADER) else { return Ok(None) };
+    let agent = raw.to_str().ok().and_then(|s| ctxmesh_core::ContextId::parse(s).ok()).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_id",
+            "X-Agent-Id must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit",
+        )
+    })?;
+    Ok(Some(agent.as_str().to_owned()))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(raw) = parts.headers.get(AGENT_HEADER) else {
-            return Ok(Caller { agent: "anonymous".into() });
-        };
-        let agent = raw.to_str().ok().and_then(|s| ctxmesh_core::ContextId::parse(s).ok()).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_id",
-                "X-Agent-Id must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit",
-            )
-        })?;
-        Ok(Caller { agent: agent.as_str().to_owned() })
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(caller.clone()),
+            // Outside the authenticated routes: nobody in particular.
+            None => {
+                Ok(Caller { agent: agent_header(&parts.headers)?.unwrap_or_else(|| "anonymous".into()), admin: false })
+            }
+        }
     }
 }

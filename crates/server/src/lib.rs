@@ -18,6 +18,7 @@ use ctxmesh_core::Limits;
 use ctxmesh_store::Store;
 use tokio::net::TcpListener;
 
+pub mod auth;
 pub mod background;
 mod cursor;
 pub mod error;
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub max_page_size: usize,
     /// How often watch streams send a progress (bookmark) event.
     pub progress_interval: Duration,
+    /// How requests are authenticated.
+    pub auth: auth::Auth,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             compaction_interval: Duration::from_secs(60),
             max_page_size: 1000,
             progress_interval: Duration::from_secs(5),
+            auth: auth::Auth::Off,
         }
     }
 }
@@ -109,6 +113,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config().limits.max_body_bytes).unwrap_or(usize::MAX);
     routes::router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -12,7 +12,7 @@ use crate::routes::{agents, contexts, coord, entries, history, ops, watch, ws};
         entries::list, entries::read, entries::put, entries::patch, entries::remove, entries::txn, entries::document,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
-        agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat,
+        agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
         agents::inbox, agents::inbox_watch, agents::feed, agents::feed_watch,
         coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
         coord::request_handoff, coord::read_handoff, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,

@@ -41,6 +41,7 @@ const AGENT: &str = "agent";
 const LOCK: &str = "lock";
 const HANDOFF: &str = "handoff";
 const TASK: &str = "task";
+const TOKEN: &str = "token";
 
 /// A write of the coordination layer.
 #[derive(Clone, Debug)]
@@ -59,6 +60,18 @@ pub enum CoordWrite {
     Unregister {
         /// The agent.
         id: String,
+    },
+    /// Makes `hash` (a SHA-256 of a token, hex) the agent's only token.
+    SetToken {
+        /// The agent.
+        agent: String,
+        /// The token's hash.
+        hash: String,
+    },
+    /// Revokes every token of an agent.
+    RevokeTokens {
+        /// The agent.
+        agent: String,
     },
     /// Renews an agent's lease (and revives a disconnected agent).
     Heartbeat {
@@ -187,6 +200,7 @@ impl CoordWrite {
             CoordWrite::ExpireLock { ctx, .. } => ctx.clone(),
             CoordWrite::RequestHandoff { request, .. } => request.context.clone(),
             CoordWrite::Register(spec) => format!("@agent:{}", spec.id),
+            CoordWrite::SetToken { agent: id, .. } | CoordWrite::RevokeTokens { agent: id } => format!("@agent:{id}"),
             CoordWrite::UpdateAgent { id, .. }
             | CoordWrite::Unregister { id }
             | CoordWrite::Heartbeat { id }
@@ -277,6 +291,11 @@ pub enum CoordRead {
     InboxHead {
         /// The agent.
         agent: String,
+    },
+    /// The agent a token hash belongs to (`not_found` if none).
+    TokenOwner {
+        /// The token's hash.
+        hash: String,
     },
     /// The agents feed after a sequence number.
     AgentEvents {
@@ -528,8 +547,23 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
             tx.put_object(&agent_object(&a)?).await?;
             Ok(CoordOutput::Agent(a))
         }
+        CoordWrite::SetToken { agent: id, hash } => {
+            agent(tx, &id, true).await?;
+            revoke_tokens(tx, &id).await?;
+            let body = json!({ "agent": id, "created_at": now() }).to_string();
+            let token =
+                Object { kind: TOKEN.into(), id: hash, ctx: None, owner: Some(id), state: None, due_at: None, body };
+            tx.put_object(&token).await?;
+            Ok(CoordOutput::Unit)
+        }
+        CoordWrite::RevokeTokens { agent: id } => {
+            agent(tx, &id, true).await?;
+            revoke_tokens(tx, &id).await?;
+            Ok(CoordOutput::Unit)
+        }
         CoordWrite::Unregister { id } => {
             let a = agent(tx, &id, true).await?;
+            revoke_tokens(tx, &id).await?;
             tx.delete_object(AGENT, &id).await?;
             append(tx, AGENTS_FEED, feed_event(types::AGENT_UNREGISTERED, &a)).await?;
             Ok(CoordOutput::Unit)
@@ -703,6 +737,14 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
     }
 }
 
+async fn revoke_tokens(tx: &mut impl Tx, agent: &str) -> Result<()> {
+    let filter = ObjectFilter { owner: Some(agent.to_owned()), ..Default::default() };
+    for token in tx.objects(TOKEN, &filter, "", usize::MAX >> 1).await? {
+        tx.delete_object(TOKEN, &token.id).await?;
+    }
+    Ok(())
+}
+
 /// Moves a handoff along; the event goes to the context's log and to the
 /// inboxes of the agents on both ends.
 async fn transition(
@@ -829,6 +871,13 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
         CoordRead::InboxHead { agent: id } => {
             agent(tx, &id, false).await?;
             CoordOutput::Head(tx.stream_head(&inbox_stream(&id)).await?)
+        }
+        CoordRead::TokenOwner { hash } => {
+            let Some(token) = tx.object(TOKEN, &hash, false).await? else {
+                return Err(Error::not_found("token").into());
+            };
+            let owner = token.owner.unwrap_or_default();
+            CoordOutput::Agent(agent(tx, &owner, false).await?)
         }
         CoordRead::HeldLocks { agent } => CoordOutput::Locks(locks_held_by(tx, &agent).await?),
         CoordRead::AgentEvents { after, limit } => CoordOutput::Events(tx.stream(AGENTS_FEED, after, limit).await?),

@@ -40,7 +40,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = match &args.server {
         Some(url) => Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None },
         None => {
-            let mut flags = vec!["--durability", "full"];
+            // A bench server on loopback, without tokens.
+            let mut flags = vec!["--durability", "full", "--auth", "off"];
             if let Some(store) = &args.store {
                 flags.extend(["--store", store]);
             }

@@ -196,3 +196,44 @@ fn agents_locks_and_handoffs_from_the_command_line() {
     assert!(run(s, &["agents", "rm", "writer"]).status.success());
     assert_eq!(run(s, &["agents", "get", "writer"]).status.code(), Some(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &["--auth", "on"]);
+    let s = server.base.as_str();
+    let token_file = dir.path().join("admin.token");
+    let token = std::fs::read_to_string(&token_file).expect("the admin token is generated");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let r = reqwest::get(format!("{s}/v1/contexts")).await.unwrap();
+    assert_eq!(r.status(), 401, "no token, no access");
+
+    // The CLI finds the admin token in the local data directory.
+    let data_dir = dir.path().to_str().unwrap();
+    let created = run(s, &["ctx", "create", "secure", "--data-dir", data_dir, "--json"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let denied = run(s, &["ctx", "ls", "--data-dir", "/nonexistent"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("unauthenticated"));
+    let explicit = run(s, &["ctx", "ls", "--token", token.trim(), "--data-dir", "/nonexistent"]);
+    assert!(explicit.status.success());
+    drop(server);
+
+    // A restart keeps the same token.
+    let server = ServerProcess::start(dir.path(), &["--auth", "on"]);
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    assert!(run(&server.base, &["ctx", "ls", "--data-dir", data_dir]).status.success());
+
+    // No authentication is refused on a non-loopback address.
+    let refused = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .args(["serve", "--auth", "off", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("without authentication"));
+}

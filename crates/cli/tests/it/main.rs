@@ -24,6 +24,8 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            // Tests speak plain HTTP with X-Agent-Id unless they test auth.
+            .args(if extra.contains(&"--auth") { &[][..] } else { &["--auth", "off"][..] })
             .args(extra)
             .env("CTXMESH_LOG", "info")
             .stdout(Stdio::null())

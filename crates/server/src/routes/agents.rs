@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::watch::{FilterParams, last_event_id, sse_response};
 use super::{P, page_size};
 use crate::AppState;
+use crate::auth::{hash_token, new_token};
 use crate::cursor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{JsonBody, Q};
+use crate::extract::{Caller, JsonBody, Q};
 use crate::watch::{Order, Source, WatchFilter, WatchSpec};
 
 /// The agent in a coordination output.
@@ -37,17 +38,77 @@ fn agent_id(raw: &str) -> ApiResult<String> {
     Ok(parse_agent_id(raw)?)
 }
 
-/// Register an agent. The answer is `201` with the agent and its
-/// `Location`; a taken id is `409 already_exists`.
+/// An agent with its token, shown once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AgentWithToken {
+    #[serde(flatten)]
+    agent: Agent,
+    /// The agent's bearer token. Only its hash is kept: store it now.
+    token: String,
+}
+
+/// Issues a new token for `agent`, replacing any other.
+async fn issue_token(state: &AppState, agent: &str) -> ApiResult<String> {
+    let token = new_token();
+    let op = CoordWrite::SetToken { agent: agent.to_owned(), hash: hash_token(&token) };
+    state.store().coord_write(op).await?;
+    Ok(token)
+}
+
+/// Register an agent (admin only). The answer is `201` with the agent,
+/// its `Location` and, this once, its `token`; a taken id is `409
+/// already_exists`.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentSpec,
-    responses((status = 201, body = Agent), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AgentWithToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    caller: Caller,
     JsonBody(spec): JsonBody<AgentSpec>,
 ) -> ApiResult<Response> {
+    caller.require_admin()?;
     let agent = agent_of(state.store().coord_write(CoordWrite::Register(spec)).await?)?;
+    let token = issue_token(&state, &agent.id).await?;
     let location = format!("/v1/agents/{}", agent.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(agent)).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(AgentWithToken { agent, token })).into_response())
+}
+
+/// The answer to a token rotation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct NewToken {
+    agent: String,
+    /// The new bearer token; the old one no longer works.
+    token: String,
+}
+
+/// Rotate an agent's token (the agent itself or an admin): the old token
+/// stops working at once.
+#[utoipa::path(post, path = "/v1/agents/{id}/token", tag = "agents",
+    responses((status = 200, body = NewToken), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn rotate_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<Json<NewToken>> {
+    let id = agent_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    let token = issue_token(&state, &id).await?;
+    Ok(Json(NewToken { agent: id, token }))
+}
+
+/// Revoke an agent's token (the agent itself or an admin); a new one is
+/// issued by rotation.
+#[utoipa::path(delete, path = "/v1/agents/{id}/token", tag = "agents",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<StatusCode> {
+    let id = agent_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    state.store().coord_write(CoordWrite::RevokeTokens { agent: id }).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -101,18 +162,25 @@ pub(crate) async fn read(State(state): State<AppState>, P(id): P<String>) -> Api
     responses((status = 200, body = Agent), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     P(id): P<String>,
     JsonBody(patch): JsonBody<AgentPatch>,
 ) -> ApiResult<Json<Agent>> {
     let id = agent_id(&id)?;
+    caller.require_self_or_admin(&id)?;
+    if patch.trust.is_some() {
+        // An agent does not raise its own trust.
+        caller.require_admin()?;
+    }
     Ok(Json(agent_of(state.store().coord_write(CoordWrite::UpdateAgent { id, patch }).await?)?))
 }
 
 /// Unregister an agent; the locks it held are released.
 #[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub(crate) async fn remove(State(state): State<AppState>, P(id): P<String>) -> ApiResult<StatusCode> {
+pub(crate) async fn remove(State(state): State<AppState>, caller: Caller, P(id): P<String>) -> ApiResult<StatusCode> {
     let id = agent_id(&id)?;
+    caller.require_self_or_admin(&id)?;
     state.store().coord_write(CoordWrite::Unregister { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -120,8 +188,13 @@ pub(crate) async fn remove(State(state): State<AppState>, P(id): P<String>) -> A
 /// Renew the agent's lease; a disconnected agent becomes active again.
 #[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", tag = "agents",
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
-pub(crate) async fn heartbeat(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Agent>> {
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<Json<Agent>> {
     let id = agent_id(&id)?;
+    caller.require_self_or_admin(&id)?;
     Ok(Json(agent_of(state.store().coord_write(CoordWrite::Heartbeat { id }).await?)?))
 }
 
@@ -154,10 +227,12 @@ fn stream_page(after: u64, events: Vec<Event>) -> StreamPage {
     responses((status = 200, body = StreamPage), (status = 404, body = ErrorBody)))]
 pub(crate) async fn inbox(
     State(state): State<AppState>,
+    caller: Caller,
     P(id): P<String>,
     Q(p): Q<StreamParams>,
 ) -> ApiResult<Json<StreamPage>> {
     let agent = agent_id(&id)?;
+    caller.require_self_or_admin(&agent)?;
     let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
     let events = events_of(state.store().coord_read(CoordRead::Inbox { agent, after, limit }).await?)?;
     Ok(Json(stream_page(after, events)))
@@ -170,14 +245,16 @@ pub(crate) struct StreamWatchParams {
 }
 
 /// The watch of an agent's inbox, for SSE and the WebSocket: with no
-/// position, from the inbox's current end.
+/// position, from the inbox's current end. Only the agent or an admin.
 pub(crate) async fn inbox_spec(
     state: &AppState,
+    caller: &Caller,
     agent: &str,
     after: Option<u64>,
     filter: WatchFilter,
 ) -> ApiResult<WatchSpec> {
     let agent = agent_id(agent)?;
+    caller.require_self_or_admin(&agent)?;
     // Also checks that the agent exists.
     let head = match state.store().coord_read(CoordRead::InboxHead { agent: agent.clone() }).await? {
         CoordOutput::Head(head) => head,
@@ -195,13 +272,14 @@ pub(crate) async fn inbox_spec(
     responses((status = 200, content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn inbox_watch(
     State(state): State<AppState>,
+    caller: Caller,
     P(id): P<String>,
     Q(p): Q<StreamWatchParams>,
     Q(filter): Q<FilterParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let after = last_event_id(&headers)?.or(p.after);
-    let spec = inbox_spec(&state, &id, after, filter.filter()?).await?;
+    let spec = inbox_spec(&state, &caller, &id, after, filter.filter()?).await?;
     Ok(sse_response(&state, spec))
 }
 

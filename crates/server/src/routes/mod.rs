@@ -46,6 +46,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/agents/watch", get(agents::feed_watch))
         .route("/v1/agents/{id}", get(agents::read).patch(agents::update).delete(agents::remove))
         .route("/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route("/v1/agents/{id}/token", post(agents::rotate_token).delete(agents::revoke_token))
         .route("/v1/agents/{id}/inbox", get(agents::inbox))
         .route("/v1/agents/{id}/inbox/watch", get(agents::inbox_watch))
         .route("/v1/contexts/{ctx}/locks", get(coord::list))

@@ -21,6 +21,7 @@ use super::context_id;
 use super::watch::{FilterParams, start_spec};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::Caller;
 use crate::watch::{Order, WatchItem, watch};
 
 /// Largest command a client may send.
@@ -55,13 +56,13 @@ enum Command {
 
 /// Upgrade to the multiplexed watch protocol.
 #[utoipa::path(get, path = "/v1/ws", tag = "events", responses((status = 101, description = "WebSocket; see docs/api.md")))]
-pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_COMMAND_BYTES)
         .max_frame_size(MAX_COMMAND_BYTES)
-        .on_upgrade(move |socket| serve(socket, state))
+        .on_upgrade(move |socket| serve(socket, state, caller))
 }
 
-async fn serve(mut socket: WebSocket, state: AppState) {
+async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
     let mut subs: StreamMap<String, Subscription> = StreamMap::new();
     let mut closing = Box::pin(state.closing());
     loop {
@@ -76,7 +77,7 @@ async fn serve(mut socket: WebSocket, state: AppState) {
                 return;
             }
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => handle_command(&state, &mut subs, text.as_str()).await,
+                Some(Ok(Message::Text(text))) => handle_command(&state, &caller, &mut subs, text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => vec![error_message(None, &ApiError::bad_request("invalid_json", "send commands as text frames"))],
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return,
@@ -98,7 +99,12 @@ async fn serve(mut socket: WebSocket, state: AppState) {
     }
 }
 
-async fn handle_command(state: &AppState, subs: &mut StreamMap<String, Subscription>, text: &str) -> Vec<Message> {
+async fn handle_command(
+    state: &AppState,
+    caller: &Caller,
+    subs: &mut StreamMap<String, Subscription>,
+    text: &str,
+) -> Vec<Message> {
     let command: Command = match serde_json::from_str(text) {
         Ok(c) => c,
         Err(e) => {
@@ -135,7 +141,7 @@ async fn handle_command(state: &AppState, subs: &mut StreamMap<String, Subscript
                 let filter = params.filter()?;
                 match (&context, &inbox) {
                     (Some(context), None) => start_spec(state, context_id(context)?, after, filter, order).await,
-                    (None, Some(agent)) => inbox_spec(state, agent, after, filter).await,
+                    (None, Some(agent)) => inbox_spec(state, caller, agent, after, filter).await,
                     _ => Err(ApiError::invalid_argument("context", "subscribe to either a context or an inbox")),
                 }
             };

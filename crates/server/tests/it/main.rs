@@ -1,6 +1,7 @@
 //! Integration tests through the real HTTP server on an ephemeral port.
 
 mod agents;
+mod auth;
 mod bad_input;
 mod concurrency;
 mod contexts;
@@ -44,6 +45,7 @@ pub(crate) struct TestServer {
     pub(crate) http: reqwest::Client,
     dir: tempfile::TempDir,
     backend: Backend,
+    auth: ctxmesh_server::auth::Auth,
     limits: Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -63,19 +65,31 @@ impl TestServer {
         Self::build(backend, Limits::default()).await
     }
 
+    /// A server over `backend` that requires tokens, with `admin_token`.
+    pub(crate) async fn with_tokens(backend: Backend, admin_token: &str) -> Self {
+        let mut server = Self::unstarted(backend, Limits::default());
+        server.auth = ctxmesh_server::auth::Auth::with_admin_token(admin_token);
+        server.launch().await;
+        server
+    }
+
     async fn build(backend: Backend, limits: Limits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = TestServer {
+        let mut server = Self::unstarted(backend, limits);
+        server.launch().await;
+        server
+    }
+
+    fn unstarted(backend: Backend, limits: Limits) -> Self {
+        TestServer {
             base: String::new(),
             http: reqwest::Client::new(),
-            dir,
+            dir: tempfile::tempdir().unwrap(),
             backend,
+            auth: ctxmesh_server::auth::Auth::Off,
             limits,
             shutdown: None,
             task: None,
-        };
-        server.launch().await;
-        server
+        }
     }
 
     async fn launch(&mut self) {
@@ -99,6 +113,7 @@ impl TestServer {
             compaction_interval: Duration::from_secs(3600),
             max_page_size: 1000,
             progress_interval: Duration::from_millis(100),
+            auth: self.auth.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
