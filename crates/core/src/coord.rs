@@ -571,3 +571,56 @@ mod tests {
         assert_eq!(task.complete("w", None, now()).unwrap_err().code(), "invalid_transition");
     }
 }
+
+/// What a grant allows on a context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// Read entries, history, events, watches, locks and tasks.
+    Read,
+    /// Write entries, run transactions, take locks, assign tasks.
+    Write,
+    /// Grant and revoke access for other agents.
+    Share,
+    /// Everything, including settings and deletion.
+    Admin,
+}
+
+impl Permission {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+            Permission::Share => "share",
+            Permission::Admin => "admin",
+        }
+    }
+}
+
+/// Access of one agent to one context.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Grant {
+    /// The context.
+    pub context: String,
+    /// The agent.
+    pub agent: String,
+    /// What it may do; `admin` implies the others.
+    pub permissions: Vec<Permission>,
+    /// When the grant lapses, if ever.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub granted_at: Timestamp,
+}
+
+impl Grant {
+    /// Whether the grant allows `needed` at `now`.
+    pub fn allows(&self, needed: Permission, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+            && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
+    }
+}

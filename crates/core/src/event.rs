@@ -19,6 +19,10 @@ pub mod types {
     pub const CONTEXT_ROLLED_BACK: &str = "context.rolled_back";
     /// A priority message to the context's subscribers.
     pub const MESSAGE: &str = "message";
+    /// A context was shared with agents (a grant).
+    pub const CONTEXT_SHARED: &str = "context.shared";
+    /// An agent's grant on a context was revoked.
+    pub const CONTEXT_REVOKED: &str = "context.revoked";
     /// A lock was taken.
     pub const LOCK_ACQUIRED: &str = "lock.acquired";
     /// A lock was released by its holder.

@@ -19,6 +19,7 @@ use ctxmesh_store::Store;
 use tokio::net::TcpListener;
 
 pub mod auth;
+mod authz;
 pub mod background;
 mod cursor;
 pub mod error;
@@ -112,7 +113,9 @@ impl AppState {
 /// The application: every route, with limits and metrics.
 pub fn app(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config().limits.max_body_bytes).unwrap_or(usize::MAX);
+    // Layers run outside in: authenticate, then authorize context routes.
     routes::router()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authz::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{agents, contexts, coord, entries, history, ops, watch, ws};
+use crate::routes::{agents, contexts, coord, entries, grants, history, ops, watch, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use crate::routes::{agents, contexts, coord, entries, history, ops, watch, ws};
         watch::sse, watch::message, ws::upgrade,
         agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
         agents::inbox, agents::inbox_watch, agents::feed, agents::feed_watch,
+        grants::grant, grants::list, grants::revoke, grants::shared,
         coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
         coord::request_handoff, coord::read_handoff, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
         coord::complete_task,
@@ -25,6 +26,7 @@ use crate::routes::{agents, contexts, coord, entries, history, ops, watch, ws};
         (name = "history", description = "History, diffs, rollback and fork"),
         (name = "events", description = "The event log, live watches (SSE, WebSocket) and priority messages"),
         (name = "agents", description = "The agent registry, leases, inboxes and the agents feed"),
+        (name = "security", description = "Sharing contexts with agents"),
         (name = "locks", description = "Locks of a context with fencing tokens"),
         (name = "handoffs", description = "Handing work from one agent to another"),
         (name = "tasks", description = "Tasks assigned to agents"),

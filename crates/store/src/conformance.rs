@@ -793,6 +793,52 @@ pub async fn tasks_and_inbox(store: TestStore) {
     );
 }
 
+/// Grants: creator access, permissions, expiry, revocation, capabilities.
+pub async fn grants_and_access(store: TestStore) {
+    use ctxmesh_core::coord::Permission;
+    new_context(&store, "g").await; // created by "tester"
+    register(&store, json!({"id": "tester"})).await;
+    register(&store, json!({"id": "reader"})).await;
+    register(&store, json!({"id": "mute", "capabilities": {"can_read": false}})).await;
+    let access = |agent: &str| {
+        let (store, agent) = (store.clone(), agent.to_owned());
+        async move {
+            match store.coord_read(CoordRead::Access { ctx: cid("g"), agent }).await.unwrap() {
+                CoordOutput::Access(a) => a,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let now = Utc::now();
+    assert!(access("tester").await.allows(Permission::Admin, now), "the creator administers");
+    assert!(!access("reader").await.allows(Permission::Read, now));
+    let grant = CoordWrite::Grant {
+        ctx: cid("g"),
+        agents: vec!["reader".into(), "mute".into()],
+        permissions: vec![Permission::Read],
+        expires_at: Some(now + chrono::Duration::hours(1)),
+        by: "tester".into(),
+    };
+    store.coord_write(grant).await.unwrap();
+    let reader = access("reader").await;
+    assert!(reader.allows(Permission::Read, now) && !reader.allows(Permission::Write, now));
+    assert!(!reader.allows(Permission::Read, now + chrono::Duration::hours(2)), "expired");
+    assert!(!access("mute").await.allows(Permission::Read, now), "capabilities bound grants");
+    match store.coord_read(CoordRead::Shared { agent: "reader".into() }).await.unwrap() {
+        CoordOutput::Grants(g) => assert_eq!(g.iter().map(|g| g.context.as_str()).collect::<Vec<_>>(), ["g"]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log_types(&store, "g", 1).await, ["context.shared"]);
+    store.coord_write(CoordWrite::Revoke { ctx: cid("g"), agent: "reader".into(), by: "tester".into() }).await.unwrap();
+    assert!(!access("reader").await.allows(Permission::Read, now));
+    let again = CoordWrite::Revoke { ctx: cid("g"), agent: "reader".into(), by: "tester".into() };
+    assert_eq!(code(store.coord_write(again).await.unwrap_err()), "not_found");
+    assert_eq!(
+        inbox(&store, "reader", 0).await.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["context.shared", "context.revoked"]
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -804,7 +850,7 @@ macro_rules! conformance_tests {
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
-            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox);
+            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

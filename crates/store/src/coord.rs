@@ -12,7 +12,8 @@
 use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::coord::{
-    Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Task, TaskRequest, check_ttl, parse_lock_name,
+    Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, Task, TaskRequest, check_ttl,
+    parse_lock_name,
 };
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
@@ -42,6 +43,19 @@ const LOCK: &str = "lock";
 const HANDOFF: &str = "handoff";
 const TASK: &str = "task";
 const TOKEN: &str = "token";
+const GRANT: &str = "grant";
+
+fn grant_object(g: &Grant) -> Result<Object> {
+    Ok(Object {
+        kind: GRANT.into(),
+        id: format!("{}/{}", g.context, g.agent),
+        ctx: Some(g.context.clone()),
+        owner: Some(g.agent.clone()),
+        state: None,
+        due_at: None,
+        body: serde_json::to_string(g)?,
+    })
+}
 
 /// A write of the coordination layer.
 #[derive(Clone, Debug)]
@@ -67,6 +81,28 @@ pub enum CoordWrite {
         agent: String,
         /// The token's hash.
         hash: String,
+    },
+    /// Grants agents permissions on a context (replacing their grants).
+    Grant {
+        /// The context.
+        ctx: ContextId,
+        /// The agents (each must be registered).
+        agents: Vec<String>,
+        /// What they may do.
+        permissions: Vec<Permission>,
+        /// When the grants lapse, if ever.
+        expires_at: Option<Timestamp>,
+        /// Who grants.
+        by: String,
+    },
+    /// Revokes an agent's grant on a context.
+    Revoke {
+        /// The context.
+        ctx: ContextId,
+        /// The agent.
+        agent: String,
+        /// Who revokes.
+        by: String,
     },
     /// Revokes every token of an agent.
     RevokeTokens {
@@ -194,6 +230,8 @@ impl CoordWrite {
     pub(crate) fn queue(&self) -> String {
         match self {
             CoordWrite::Acquire { ctx, .. }
+            | CoordWrite::Grant { ctx, .. }
+            | CoordWrite::Revoke { ctx, .. }
             | CoordWrite::Release { ctx, .. }
             | CoordWrite::Refresh { ctx, .. }
             | CoordWrite::AssignTask { ctx, .. } => ctx.as_str().to_owned(),
@@ -292,6 +330,24 @@ pub enum CoordRead {
         /// The agent.
         agent: String,
     },
+    /// The grants of a context.
+    Grants {
+        /// The context.
+        ctx: ContextId,
+    },
+    /// The current grants of an agent, by context.
+    Shared {
+        /// The agent.
+        agent: String,
+    },
+    /// What an agent may do on a context (`not_found` if the context is
+    /// missing).
+    Access {
+        /// The context.
+        ctx: ContextId,
+        /// The agent.
+        agent: String,
+    },
     /// The agent a token hash belongs to (`not_found` if none).
     TokenOwner {
         /// The token's hash.
@@ -346,10 +402,40 @@ pub enum CoordOutput {
     Events(Vec<Event>),
     /// The last sequence number of a stream.
     Head(u64),
+    /// Grants.
+    Grants(Vec<Grant>),
+    /// An agent's access to a context.
+    Access(Access),
     /// What the sweeper must do.
     Due(Due),
     /// Nothing to return.
     Unit,
+}
+
+/// What an agent may do on a context, before its capabilities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// It created the context (and administers it).
+    pub creator: bool,
+    /// Its current grant, if any.
+    pub grant: Option<Grant>,
+    /// Its registration, if it is registered.
+    pub agent: Option<Agent>,
+}
+
+impl Access {
+    /// Whether the agent may do `needed` at `now`: as creator or by grant,
+    /// and only if its capabilities allow the kind of access.
+    pub fn allows(&self, needed: Permission, now: Timestamp) -> bool {
+        let granted = self.creator || self.grant.as_ref().is_some_and(|g| g.allows(needed, now));
+        let capable = self.agent.as_ref().is_none_or(|a| match needed {
+            Permission::Read => a.capabilities.can_read,
+            Permission::Write => a.capabilities.can_write,
+            Permission::Share => a.capabilities.can_share || self.creator,
+            Permission::Admin => true,
+        });
+        granted && capable
+    }
 }
 
 /// The objects whose time ran out.
@@ -556,6 +642,48 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
             tx.put_object(&token).await?;
             Ok(CoordOutput::Unit)
         }
+        CoordWrite::Grant { ctx, agents, permissions, expires_at, by } => {
+            if agents.is_empty() || permissions.is_empty() {
+                return Err(Error::invalid("agents", "name at least one agent and one permission").into());
+            }
+            let at = now();
+            if expires_at.is_some_and(|t| t <= at) {
+                return Err(Error::invalid("expires_at", "must be in the future").into());
+            }
+            let mut info = tx.lock_context(ctx.as_str()).await?;
+            let mut targets: Vec<&str> = agents.iter().map(String::as_str).collect();
+            targets.sort_unstable();
+            targets.dedup();
+            let mut grants = Vec::new();
+            for who in &targets {
+                agent(tx, who, false).await?;
+                let grant = Grant {
+                    context: ctx.as_str().to_owned(),
+                    agent: (*who).to_owned(),
+                    permissions: permissions.clone(),
+                    expires_at,
+                    granted_by: by.clone(),
+                    granted_at: at,
+                };
+                tx.put_object(&grant_object(&grant)?).await?;
+                grants.push(grant);
+            }
+            let data = json!({ "agents": targets, "permissions": permissions, "expires_at": expires_at });
+            let event = log_event(tx, &mut info, types::CONTEXT_SHARED, &by, None, data).await?;
+            deliver(tx, &targets, &event).await?;
+            Ok(CoordOutput::Grants(grants))
+        }
+        CoordWrite::Revoke { ctx, agent: who, by } => {
+            let mut info = tx.lock_context(ctx.as_str()).await?;
+            let id = format!("{}/{who}", ctx.as_str());
+            if tx.object(GRANT, &id, true).await?.is_none() {
+                return Err(Error::not_found(format!("a grant of {who:?} on context {:?}", ctx.as_str())).into());
+            }
+            tx.delete_object(GRANT, &id).await?;
+            let event = log_event(tx, &mut info, types::CONTEXT_REVOKED, &by, None, json!({ "agent": who })).await?;
+            deliver(tx, &[&who], &event).await?;
+            Ok(CoordOutput::Unit)
+        }
         CoordWrite::RevokeTokens { agent: id } => {
             agent(tx, &id, true).await?;
             revoke_tokens(tx, &id).await?;
@@ -564,6 +692,8 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
         CoordWrite::Unregister { id } => {
             let a = agent(tx, &id, true).await?;
             revoke_tokens(tx, &id).await?;
+            // A later agent of the same id starts with no access.
+            delete_owned(tx, GRANT, &id).await?;
             tx.delete_object(AGENT, &id).await?;
             append(tx, AGENTS_FEED, feed_event(types::AGENT_UNREGISTERED, &a)).await?;
             Ok(CoordOutput::Unit)
@@ -738,9 +868,14 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
 }
 
 async fn revoke_tokens(tx: &mut impl Tx, agent: &str) -> Result<()> {
+    delete_owned(tx, TOKEN, agent).await
+}
+
+/// Deletes the objects of `kind` owned by `agent`.
+async fn delete_owned(tx: &mut impl Tx, kind: &str, agent: &str) -> Result<()> {
     let filter = ObjectFilter { owner: Some(agent.to_owned()), ..Default::default() };
-    for token in tx.objects(TOKEN, &filter, "", usize::MAX >> 1).await? {
-        tx.delete_object(TOKEN, &token.id).await?;
+    for object in tx.objects(kind, &filter, "", usize::MAX >> 1).await? {
+        tx.delete_object(kind, &object.id).await?;
     }
     Ok(())
 }
@@ -871,6 +1006,32 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
         CoordRead::InboxHead { agent: id } => {
             agent(tx, &id, false).await?;
             CoordOutput::Head(tx.stream_head(&inbox_stream(&id)).await?)
+        }
+        CoordRead::Grants { ctx } => {
+            tx.context(ctx.as_str()).await?;
+            let filter = ObjectFilter { ctx: Some(ctx.as_str().to_owned()), ..Default::default() };
+            let objects = tx.objects(GRANT, &filter, "", usize::MAX >> 1).await?;
+            CoordOutput::Grants(objects.iter().map(decode).collect::<Result<_>>()?)
+        }
+        CoordRead::Shared { agent: who } => {
+            agent(tx, &who, false).await?;
+            let filter = ObjectFilter { owner: Some(who), ..Default::default() };
+            let at = now();
+            let grants: Vec<Grant> =
+                tx.objects(GRANT, &filter, "", usize::MAX >> 1).await?.iter().map(decode).collect::<Result<_>>()?;
+            CoordOutput::Grants(grants.into_iter().filter(|g| g.expires_at.is_none_or(|t| t > at)).collect())
+        }
+        CoordRead::Access { ctx, agent: who } => {
+            let info = tx.context(ctx.as_str()).await?;
+            let grant = match tx.object(GRANT, &format!("{}/{who}", ctx.as_str()), false).await? {
+                Some(o) => Some(decode(&o)?),
+                None => None,
+            };
+            let registered = match tx.object(AGENT, &who, false).await? {
+                Some(o) => Some(decode(&o)?),
+                None => None,
+            };
+            CoordOutput::Access(Access { creator: info.created_by == who, grant, agent: registered })
         }
         CoordRead::TokenOwner { hash } => {
             let Some(token) = tx.object(TOKEN, &hash, false).await? else {

@@ -565,6 +565,7 @@ pub(crate) enum ReadOp {
 }
 
 /// What a read returns.
+#[allow(clippy::large_enum_variant)] // one value per read, moved once
 pub(crate) enum ReadOutput {
     Context(ContextInfo),
     Contexts((Vec<ContextInfo>, bool)),

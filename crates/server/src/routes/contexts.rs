@@ -44,10 +44,24 @@ pub(crate) async fn create(
 /// List contexts by id.
 #[utoipa::path(get, path = "/v1/contexts", tag = "contexts", params(ListParams),
     responses((status = 200, body = ContextList), (status = 400, body = ErrorBody)))]
-pub(crate) async fn list(State(state): State<AppState>, Q(params): Q<ListParams>) -> ApiResult<Json<ContextList>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<ListParams>,
+) -> ApiResult<Json<ContextList>> {
     let limit = page_size(&state, params.limit, 100)?;
     let after: Option<String> = params.cursor.as_deref().map(cursor::decode).transpose()?;
-    let (contexts, more) = state.store().list_contexts(after.as_deref(), limit).await?;
+    let (mut contexts, more) = state.store().list_contexts(after.as_deref(), limit).await?;
+    if !caller.admin {
+        // Only what the caller may read; a page may come out short.
+        let mut readable = Vec::with_capacity(contexts.len());
+        for c in contexts {
+            if crate::authz::can_read(&state, &caller, &c.id).await? {
+                readable.push(c);
+            }
+        }
+        contexts = readable;
+    }
     let next_cursor = more.then(|| contexts.last().map(|c| cursor::encode(&c.id))).flatten();
     Ok(Json(ContextList { contexts, next_cursor }))
 }

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::coord::{Handoff, HandoffAction, HandoffRequest, Lock, Task, TaskRequest};
+use ctxmesh_core::coord::{Handoff, HandoffAction, HandoffRequest, Lock, Permission, Task, TaskRequest};
 use ctxmesh_core::event::types;
 use ctxmesh_store::coord::{CoordOutput, CoordQuery, CoordRead, CoordWrite};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{P, context_id, page_size};
 use crate::AppState;
+use crate::authz::authorize;
 use crate::cursor;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, MaybeJson, Q};
@@ -213,6 +214,8 @@ pub(crate) async fn request_handoff(
     caller: Caller,
     JsonBody(request): JsonBody<HandoffRequest>,
 ) -> ApiResult<Response> {
+    let ctx = context_id(&request.context)?;
+    authorize(&state, &caller, &ctx, Permission::Read).await?;
     let op = CoordWrite::RequestHandoff { source: caller.agent, request };
     let h = handoff_of(state.store().coord_write(op).await?)?;
     let location = format!("/v1/handoffs/{}", h.id);
@@ -222,8 +225,32 @@ pub(crate) async fn request_handoff(
 /// Read a handoff.
 #[utoipa::path(get, path = "/v1/handoffs/{id}", tag = "handoffs",
     responses((status = 200, body = Handoff), (status = 404, body = ErrorBody)))]
-pub(crate) async fn read_handoff(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Handoff>> {
-    Ok(Json(handoff_of(state.store().coord_read(CoordRead::Handoff { id }).await?)?))
+pub(crate) async fn read_handoff(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<Json<Handoff>> {
+    let h = handoff_of(state.store().coord_read(CoordRead::Handoff { id }).await?)?;
+    if caller.agent != h.source && caller.agent != h.target {
+        authorize(&state, &caller, &context_id(&h.context)?, Permission::Read).await?;
+    }
+    Ok(Json(h))
+}
+
+/// A non-admin lists only what is directed at it, or what is in a
+/// context it may read.
+async fn check_listing(state: &AppState, caller: &Caller, q: &CoordQuery) -> ApiResult<()> {
+    if caller.admin || q.agent.as_deref() == Some(caller.agent.as_str()) {
+        return Ok(());
+    }
+    match &q.context {
+        Some(ctx) => authorize(state, caller, &context_id(ctx)?, Permission::Read).await,
+        None => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "list by agent=<yourself> or by a context you may read",
+        )),
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -265,9 +292,12 @@ pub(crate) struct HandoffList {
     responses((status = 200, body = HandoffList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_handoffs(
     State(state): State<AppState>,
+    caller: Caller,
     Q(p): Q<CoordListParams>,
 ) -> ApiResult<Json<HandoffList>> {
-    match state.store().coord_read(CoordRead::Handoffs(p.query(&state)?)).await? {
+    let query = p.query(&state)?;
+    check_listing(&state, &caller, &query).await?;
+    match state.store().coord_read(CoordRead::Handoffs(query)).await? {
         CoordOutput::Handoffs(handoffs, more) => {
             let next_cursor = more.then(|| handoffs.last().map(|h| cursor::encode(&h.id))).flatten();
             Ok(Json(HandoffList { handoffs, next_cursor }))
@@ -386,16 +416,29 @@ pub(crate) async fn list_context_tasks(
 /// List tasks (by `agent`, `context`, `state`).
 #[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(CoordListParams),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
-pub(crate) async fn list_tasks(State(state): State<AppState>, Q(p): Q<CoordListParams>) -> ApiResult<Json<TaskList>> {
+pub(crate) async fn list_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(p): Q<CoordListParams>,
+) -> ApiResult<Json<TaskList>> {
     let query = p.query(&state)?;
+    check_listing(&state, &caller, &query).await?;
     tasks(&state, query).await
 }
 
 /// Read a task.
 #[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
     responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
-pub(crate) async fn read_task(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Task>> {
-    Ok(Json(task_of(state.store().coord_read(CoordRead::Task { id }).await?)?))
+pub(crate) async fn read_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<Json<Task>> {
+    let task = task_of(state.store().coord_read(CoordRead::Task { id }).await?)?;
+    if caller.agent != task.assignee && caller.agent != task.assigned_by {
+        authorize(&state, &caller, &context_id(&task.context)?, Permission::Read).await?;
+    }
+    Ok(Json(task))
 }
 
 /// `POST /v1/tasks/{id}/complete`.

@@ -16,6 +16,7 @@ pub(crate) mod agents;
 pub(crate) mod contexts;
 pub(crate) mod coord;
 pub(crate) mod entries;
+pub(crate) mod grants;
 pub(crate) mod history;
 pub(crate) mod ops;
 pub(crate) mod watch;
@@ -49,6 +50,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/agents/{id}/token", post(agents::rotate_token).delete(agents::revoke_token))
         .route("/v1/agents/{id}/inbox", get(agents::inbox))
         .route("/v1/agents/{id}/inbox/watch", get(agents::inbox_watch))
+        .route("/v1/contexts/{ctx}/grants", post(grants::grant).get(grants::list).delete(grants::revoke))
+        .route("/v1/agents/{id}/shared", get(grants::shared))
         .route("/v1/contexts/{ctx}/locks", get(coord::list))
         .route("/v1/contexts/{ctx}/locks/{name}", post(coord::acquire).get(coord::read).delete(coord::release))
         .route("/v1/contexts/{ctx}/locks/{name}/refresh", post(coord::refresh))

@@ -202,6 +202,9 @@ pub(crate) async fn message(
     if size > limit {
         return Err(ctxmesh_core::Error::TooLarge { what: "message body".into(), limit, actual: size }.into());
     }
+    if let Some(context) = &req.context {
+        crate::authz::authorize(&state, &caller, context, ctxmesh_core::coord::Permission::Write).await?;
+    }
     let data = json!({ "topic": req.topic, "body": req.body });
     if !req.agents.is_empty() {
         let op = CoordWrite::Message {

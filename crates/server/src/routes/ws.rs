@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use ctxmesh_core::Priority;
+use ctxmesh_core::coord::Permission;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -140,7 +141,11 @@ async fn handle_command(
             let spec = async {
                 let filter = params.filter()?;
                 match (&context, &inbox) {
-                    (Some(context), None) => start_spec(state, context_id(context)?, after, filter, order).await,
+                    (Some(context), None) => {
+                        let context = context_id(context)?;
+                        crate::authz::authorize(state, caller, &context, Permission::Read).await?;
+                        start_spec(state, context, after, filter, order).await
+                    }
                     (None, Some(agent)) => inbox_spec(state, caller, agent, after, filter).await,
                     _ => Err(ApiError::invalid_argument("context", "subscribe to either a context or an inbox")),
                 }

@@ -111,3 +111,147 @@ async fn tokens(s: TestServer) {
     assert_eq!(call(&s, Method::DELETE, "/v1/agents/bob", Some(ADMIN), None).await.0, 204);
     assert_eq!(call(&s, Method::GET, "/v1/contexts", Some(&bob), None).await.0, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_on_sqlite() {
+    grants(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_on_postgres() {
+    grants(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
+}
+
+async fn register(s: &TestServer, spec: Value) -> String {
+    let (status, a) = call(s, Method::POST, "/v1/agents", Some(ADMIN), Some(spec)).await;
+    assert_eq!(status, 201, "{a}");
+    a["token"].as_str().unwrap().to_owned()
+}
+
+/// Every context read a stranger might try, and its status.
+async fn reads(s: &TestServer, token: &str, ctx: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for path in [
+        format!("/v1/contexts/{ctx}"),
+        format!("/v1/contexts/{ctx}/entries"),
+        format!("/v1/contexts/{ctx}/entries/secret"),
+        format!("/v1/contexts/{ctx}/entries/secret/history"),
+        format!("/v1/contexts/{ctx}/history"),
+        format!("/v1/contexts/{ctx}/diff?from=1&to=2"),
+        format!("/v1/contexts/{ctx}/document"),
+        format!("/v1/contexts/{ctx}/events?after=0"),
+        format!("/v1/contexts/{ctx}/watch?after=0"),
+        format!("/v1/contexts/{ctx}/locks"),
+        format!("/v1/contexts/{ctx}/tasks"),
+    ] {
+        let r = s.req(Method::GET, &path).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        if status == 403 {
+            let body = r.text().await.unwrap();
+            assert!(!body.contains("classified"), "a refusal leaks nothing: {body}");
+        }
+        out.push(status);
+    }
+    out
+}
+
+async fn grants(s: TestServer) {
+    let alice = register(&s, json!({"id": "alice", "capabilities": {"can_share": true}})).await;
+    let bob = register(&s, json!({"id": "bob"})).await;
+    let carol = register(&s, json!({"id": "carol", "capabilities": {"can_write": false}})).await;
+    for ctx in ["a", "b"] {
+        call(&s, Method::POST, "/v1/contexts", Some(&alice), Some(json!({"id": ctx}))).await;
+        let (status, _) = call(
+            &s,
+            Method::PUT,
+            &format!("/v1/contexts/{ctx}/entries/secret"),
+            Some(&alice),
+            Some(json!({"value": "classified"})),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // The creator reads everything; a stranger nothing.
+    assert!(reads(&s, &alice, "a").await.iter().all(|s| *s == 200));
+    assert!(reads(&s, &bob, "a").await.iter().all(|s| *s == 403), "no grant, no read");
+    let (_, listed) = call(&s, Method::GET, "/v1/contexts", Some(&bob), None).await;
+    assert_eq!(listed["contexts"].as_array().unwrap().len(), 0, "the list hides what bob cannot read");
+    let write = |token: &str, ctx: &str| {
+        let req = s
+            .req(Method::PUT, &format!("/v1/contexts/{ctx}/entries/note"))
+            .bearer_auth(token)
+            .json(&json!({"value": 1}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(write(&bob, "a").await, 403);
+    let encoded = s.req(Method::GET, "/v1/contexts/%61/entries/secret").bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(encoded.status(), 403, "an encoded id is the same context");
+
+    // A read grant: reads, not writes, and only on that context.
+    let (status, granted) = call(
+        &s,
+        Method::POST,
+        "/v1/contexts/a/grants",
+        Some(&alice),
+        Some(json!({"agents": ["bob", "carol"], "permissions": ["read"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{granted}");
+    assert!(reads(&s, &bob, "a").await.iter().all(|s| *s == 200));
+    assert_eq!(write(&bob, "a").await, 403, "read is not write");
+    assert!(reads(&s, &bob, "b").await.iter().all(|s| *s == 403), "a grant on a is nothing on b");
+    let (_, shared) = call(&s, Method::GET, "/v1/agents/bob/shared", Some(&bob), None).await;
+    assert_eq!(shared["grants"][0]["context"], "a");
+    let (_, inbox) = call(&s, Method::GET, "/v1/agents/bob/inbox", Some(&bob), None).await;
+    assert_eq!(inbox["events"][0]["type"], "context.shared");
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/v1/contexts/a/grants",
+        Some(&bob),
+        Some(json!({"agents": ["bob"], "permissions": ["admin"]})),
+    )
+    .await;
+    assert_eq!(status, 403, "bob cannot share what he was only allowed to read");
+
+    // Write, within capabilities.
+    call(
+        &s,
+        Method::POST,
+        "/v1/contexts/a/grants",
+        Some(&alice),
+        Some(json!({"agents": ["bob", "carol"], "permissions": ["read", "write"]})),
+    )
+    .await;
+    assert_eq!(write(&bob, "a").await, 201);
+    assert_eq!(write(&carol, "a").await, 403, "carol cannot write at all (can_write false)");
+
+    // Elsewhere than under /v1/contexts/{ctx}: messages, handoffs, lists, the WebSocket.
+    let to_b = json!({"context": "b", "body": "hi"});
+    assert_eq!(call(&s, Method::POST, "/v1/messages", Some(&bob), Some(to_b)).await.0, 403);
+    let handoff = json!({"target": "alice", "context": "b"});
+    assert_eq!(call(&s, Method::POST, "/v1/handoffs", Some(&bob), Some(handoff)).await.0, 403);
+    assert_eq!(call(&s, Method::GET, "/v1/tasks", Some(&bob), None).await.0, 403);
+    assert_eq!(call(&s, Method::GET, "/v1/tasks?agent=bob", Some(&bob), None).await.0, 200);
+    assert_eq!(call(&s, Method::GET, "/v1/tasks?context=b", Some(&bob), None).await.0, 403);
+
+    // An expired grant, and a revoked one, allow nothing.
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(400)).to_rfc3339();
+    call(
+        &s,
+        Method::POST,
+        "/v1/contexts/b/grants",
+        Some(&alice),
+        Some(json!({"agents": ["bob"], "permissions": ["read"], "expires_at": soon})),
+    )
+    .await;
+    assert_eq!(reads(&s, &bob, "b").await[1], 200);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(reads(&s, &bob, "b").await.iter().all(|s| *s == 403), "the grant lapsed");
+    let r = s.req(Method::DELETE, "/v1/contexts/a/grants?agent=bob").bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(reads(&s, &bob, "a").await.iter().all(|s| *s == 403), "revoked");
+    let (_, inbox) = call(&s, Method::GET, "/v1/agents/bob/inbox?after=1", Some(&bob), None).await;
+    let kinds: Vec<&str> = inbox["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"context.revoked"), "{kinds:?}");
+}

@@ -1,0 +1,111 @@
+//! Sharing: grants of a context to agents, and what an agent can reach.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use ctxmesh_core::Timestamp;
+use ctxmesh_core::agent::parse_agent_id;
+use ctxmesh_core::coord::{Grant, Permission};
+use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
+use serde::{Deserialize, Serialize};
+
+use super::{P, context_id};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Caller, JsonBody, Q};
+
+/// `POST /v1/contexts/{ctx}/grants`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantRequest {
+    /// The agents to share with (each must be registered).
+    agents: Vec<String>,
+    /// read, write, share, admin (`admin` implies the others).
+    permissions: Vec<Permission>,
+    /// When the grants lapse (RFC 3339), if ever.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<Timestamp>,
+}
+
+/// Grants.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct GrantList {
+    grants: Vec<Grant>,
+}
+
+fn grants_of(out: CoordOutput) -> ApiResult<GrantList> {
+    match out {
+        CoordOutput::Grants(grants) => Ok(GrantList { grants }),
+        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
+    }
+}
+
+/// Share a context: the agents get the permissions (replacing earlier
+/// grants); `context.shared` goes to the log and their inboxes. Needs
+/// `share` on the context (its creator has it).
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/grants", tag = "security", request_body = GrantRequest,
+    responses((status = 201, body = GrantList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub(crate) async fn grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    JsonBody(req): JsonBody<GrantRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let ctx = context_id(&ctx)?;
+    for agent in &req.agents {
+        parse_agent_id(agent)?;
+    }
+    let op = CoordWrite::Grant {
+        ctx,
+        agents: req.agents,
+        permissions: req.permissions,
+        expires_at: req.expires_at,
+        by: caller.agent,
+    };
+    Ok((StatusCode::CREATED, Json(grants_of(state.store().coord_write(op).await?)?)))
+}
+
+/// The grants of a context (needs `share`).
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/grants", tag = "security",
+    responses((status = 200, body = GrantList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<GrantList>> {
+    let ctx = context_id(&ctx)?;
+    Ok(Json(grants_of(state.store().coord_read(CoordRead::Grants { ctx }).await?)?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct RevokeParams {
+    /// The agent whose grant ends.
+    agent: String,
+}
+
+/// Revoke an agent's grant (needs `share`); `context.revoked` goes to the
+/// log and the agent's inbox.
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/grants", tag = "security", params(RevokeParams),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(ctx): P<String>,
+    Q(p): Q<RevokeParams>,
+) -> ApiResult<StatusCode> {
+    let ctx = context_id(&ctx)?;
+    let agent = parse_agent_id(&p.agent)?;
+    state.store().coord_write(CoordWrite::Revoke { ctx, agent, by: caller.agent }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The contexts an agent can reach by grant (the agent itself or an admin).
+#[utoipa::path(get, path = "/v1/agents/{id}/shared", tag = "security",
+    responses((status = 200, body = GrantList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn shared(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<Json<GrantList>> {
+    let agent = parse_agent_id(&id)?;
+    caller.require_self_or_admin(&agent)?;
+    Ok(Json(grants_of(state.store().coord_read(CoordRead::Shared { agent }).await?)?))
+}
