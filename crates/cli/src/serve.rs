@@ -29,6 +29,13 @@ pub(crate) struct ServeArgs {
     /// address.
     #[arg(long, env = "CTXMESH_AUTH", default_value = "on", value_parser = ["on", "off"])]
     auth: String,
+    /// Requests per second each agent token may make, on average (0: no
+    /// limit). The admin token is not limited.
+    #[arg(long, env = "CTXMESH_RATE_LIMIT", default_value_t = 100.0)]
+    rate_limit: f64,
+    /// Requests an agent may make at once, above its rate.
+    #[arg(long, env = "CTXMESH_RATE_BURST", default_value_t = 200.0)]
+    rate_burst: f64,
     /// Database connections of this node (PostgreSQL store).
     #[arg(long, env = "CTXMESH_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
@@ -106,6 +113,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         auth,
+        rate_limit: (args.rate_limit > 0.0).then_some(ctxmesh_server::limits::RateLimit {
+            per_second: args.rate_limit,
+            burst: args.rate_burst.max(1.0),
+        }),
         ..ServerConfig::default()
     };
     ctxmesh_server::run(listener, AppState::new(store, config), shutdown_signal()).await?;

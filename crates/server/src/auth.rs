@@ -100,6 +100,16 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
             }
         }
     };
+    if let Some(limit) = state.config().rate_limit
+        && !caller.admin
+        && let Err(wait) = state.limiter().take(&caller.agent, limit, std::time::Instant::now())
+    {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let message = format!("agent {:?} is over its request rate: retry in {seconds} s", caller.agent);
+        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return response;
+    }
     req.extensions_mut().insert(caller);
     next.run(req).await
 }

@@ -24,6 +24,7 @@ pub mod background;
 mod cursor;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 mod routes;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub progress_interval: Duration,
     /// How requests are authenticated.
     pub auth: auth::Auth,
+    /// Requests per agent token (`None`: unlimited).
+    pub rate_limit: Option<limits::RateLimit>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             max_page_size: 1000,
             progress_interval: Duration::from_secs(5),
             auth: auth::Auth::Off,
+            rate_limit: None,
         }
     }
 }
@@ -72,13 +76,20 @@ struct Inner {
     config: ServerConfig,
     /// Set when the server shuts down: long-lived streams end on it.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Per-agent request buckets.
+    limiter: limits::RateLimiter,
 }
 
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
         let (closing, _) = tokio::sync::watch::channel(false);
-        AppState { inner: Arc::new(Inner { store, config, closing }) }
+        AppState { inner: Arc::new(Inner { store, config, closing, limiter: Default::default() }) }
+    }
+
+    /// The node's per-agent request buckets.
+    pub(crate) fn limiter(&self) -> &limits::RateLimiter {
+        &self.inner.limiter
     }
 
     /// Resolves once the server has begun to shut down.

@@ -255,3 +255,32 @@ async fn grants(s: TestServer) {
     let kinds: Vec<&str> = inbox["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"context.revoked"), "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_over_their_rate_get_429_with_retry_after() {
+    let limit = ctxmesh_server::limits::RateLimit { per_second: 1.0, burst: 3.0 };
+    let s = TestServer::with_rate_limit(ADMIN, limit).await;
+    let token = register(&s, json!({"id": "chatty"})).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = s.req(Method::GET, "/v1/agents/chatty").bearer_auth(&token).send().await.unwrap();
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(status_json(r).await.1["error"]["code"], "rate_limited");
+            statuses.push(429);
+        } else {
+            statuses.push(r.status().as_u16());
+        }
+    }
+    assert_eq!(&statuses[..3], [200, 200, 200], "the burst passes");
+    assert!(statuses[3..].contains(&429), "then the rate holds: {statuses:?}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    for _ in 0..10 {
+        assert_eq!(
+            call(&s, Method::GET, "/v1/agents/chatty", Some(ADMIN), None).await.0,
+            200,
+            "the admin is not limited"
+        );
+    }
+}

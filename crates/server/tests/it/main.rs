@@ -46,6 +46,7 @@ pub(crate) struct TestServer {
     dir: tempfile::TempDir,
     backend: Backend,
     auth: ctxmesh_server::auth::Auth,
+    rate_limit: Option<ctxmesh_server::limits::RateLimit>,
     limits: Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -73,6 +74,15 @@ impl TestServer {
         server
     }
 
+    /// A server with tokens and a per-agent rate limit.
+    pub(crate) async fn with_rate_limit(admin_token: &str, limit: ctxmesh_server::limits::RateLimit) -> Self {
+        let mut server = Self::unstarted(Backend::Sqlite, Limits::default());
+        server.auth = ctxmesh_server::auth::Auth::with_admin_token(admin_token);
+        server.rate_limit = Some(limit);
+        server.launch().await;
+        server
+    }
+
     async fn build(backend: Backend, limits: Limits) -> Self {
         let mut server = Self::unstarted(backend, limits);
         server.launch().await;
@@ -86,6 +96,7 @@ impl TestServer {
             dir: tempfile::tempdir().unwrap(),
             backend,
             auth: ctxmesh_server::auth::Auth::Off,
+            rate_limit: None,
             limits,
             shutdown: None,
             task: None,
@@ -114,6 +125,7 @@ impl TestServer {
             max_page_size: 1000,
             progress_interval: Duration::from_millis(100),
             auth: self.auth.clone(),
+            rate_limit: self.rate_limit,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
