@@ -36,6 +36,9 @@ pub(crate) struct ServeArgs {
     /// Requests an agent may make at once, above its rate.
     #[arg(long, env = "CTXMESH_RATE_BURST", default_value_t = 200.0)]
     rate_burst: f64,
+    /// Days the audit log of access decisions is kept.
+    #[arg(long, env = "CTXMESH_AUDIT_RETENTION_DAYS", default_value_t = 30)]
+    audit_retention_days: u64,
     /// Database connections of this node (PostgreSQL store).
     #[arg(long, env = "CTXMESH_POOL_SIZE", default_value_t = 16)]
     pool_size: usize,
@@ -113,6 +116,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         auth,
+        audit_retention: Duration::from_secs(args.audit_retention_days.max(1).saturating_mul(86_400)),
         rate_limit: (args.rate_limit > 0.0).then_some(ctxmesh_server::limits::RateLimit {
             per_second: args.rate_limit,
             burst: args.rate_burst.max(1.0),

@@ -624,3 +624,26 @@ impl Grant {
             && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
     }
 }
+
+/// One access decision, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    /// Its position in the log (assigned when stored; 0 before).
+    #[serde(default)]
+    pub seq: u64,
+    /// When the decision was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The agent that asked.
+    pub agent: String,
+    /// What it asked to do: `read`, `write`, `share`, `admin`.
+    pub action: String,
+    /// The request (`GET /v1/contexts/c/entries/k`).
+    pub resource: String,
+    /// The context concerned.
+    pub context: String,
+    /// Whether it was allowed.
+    pub allowed: bool,
+    /// Why: `admin`, `creator`, `grant`, or what was missing.
+    pub reason: String,
+}

@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::coord::Permission;
+use ctxmesh_core::coord::{AuditRecord, Permission};
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_store::coord::{CoordOutput, CoordRead};
 
@@ -19,32 +19,75 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
 
-/// Checks that `caller` may do `needed` on `ctx`.
-pub(crate) async fn authorize(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Permission) -> ApiResult<()> {
+/// Checks that `caller` may do `needed` on `ctx` (for the request
+/// `resource`), and records the decision in the audit log.
+pub(crate) async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &ContextId,
+    needed: Permission,
+    resource: &str,
+) -> ApiResult<()> {
     if caller.admin {
+        if !matches!(state.config().auth, crate::auth::Auth::Off) {
+            record(state, caller, ctx, needed, resource, true, "admin");
+        }
         return Ok(());
     }
     let read = CoordRead::Access { ctx: ctx.clone(), agent: caller.agent.clone() };
-    match state.store().coord_read(read).await? {
-        CoordOutput::Access(access) if access.allows(needed, chrono::Utc::now()) => Ok(()),
-        CoordOutput::Access(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "agent {:?} may not {} context {:?}: ask its creator for a grant",
-                caller.agent,
-                needed.as_str(),
-                ctx.as_str()
-            ),
-        )),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
+    let access = match state.store().coord_read(read).await {
+        Ok(CoordOutput::Access(access)) => access,
+        Ok(other) => return Err(ApiError::internal(format!("unexpected output {other:?}"))),
+        Err(e) => {
+            record(state, caller, ctx, needed, resource, false, "no such context");
+            return Err(e.into());
+        }
+    };
+    let now = chrono::Utc::now();
+    if access.allows(needed, now) {
+        let reason = if access.creator { "creator" } else { "grant" };
+        record(state, caller, ctx, needed, resource, true, reason);
+        return Ok(());
     }
+    let reason = match (&access.grant, access.creator) {
+        (Some(g), false) if g.expires_at.is_some_and(|t| t <= now) => "grant expired".to_owned(),
+        (Some(_), false) | (None, true) => format!("capability or grant lacks {}", needed.as_str()),
+        (None, false) => "no grant".to_owned(),
+        (Some(_), true) => format!("capabilities forbid {}", needed.as_str()),
+    };
+    record(state, caller, ctx, needed, resource, false, &reason);
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str()),
+    ))
+}
+
+fn record(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &ContextId,
+    needed: Permission,
+    resource: &str,
+    allowed: bool,
+    reason: &str,
+) {
+    state.audit(AuditRecord {
+        seq: 0,
+        at: chrono::Utc::now(),
+        agent: caller.agent.clone(),
+        action: needed.as_str().to_owned(),
+        resource: resource.to_owned(),
+        context: ctx.as_str().to_owned(),
+        allowed,
+        reason: reason.to_owned(),
+    });
 }
 
 /// Whether `caller` may read `ctx` (for filtering lists).
 pub(crate) async fn can_read(state: &AppState, caller: &Caller, ctx: &str) -> ApiResult<bool> {
     let Ok(ctx) = ContextId::parse(ctx) else { return Ok(false) };
-    match authorize(state, caller, &ctx, Permission::Read).await {
+    match authorize(state, caller, &ctx, Permission::Read, "GET /v1/contexts").await {
         Ok(()) => Ok(true),
         Err(e) if e.code == "forbidden" || e.code == "not_found" => Ok(false),
         Err(e) => Err(e),
@@ -94,7 +137,8 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
     let Some(ctx) = percent_decode(segment).and_then(|s| ContextId::parse(&s).ok()) else {
         return next.run(req).await;
     };
-    match authorize(&state, &caller, &ctx, needed(req.method(), tail)).await {
+    let resource = format!("{} {}", req.method(), req.uri().path());
+    match authorize(&state, &caller, &ctx, needed(req.method(), tail), &resource).await {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
     }

@@ -5,6 +5,10 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 
 use crate::AppState;
+use ctxmesh_store::coord::{CoordOutput, CoordWrite};
+
+/// How often queued access decisions are written to the audit log.
+pub const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Starts the background tasks; aborting the set stops them.
 pub fn spawn(state: AppState) -> JoinSet<()> {
@@ -27,11 +31,27 @@ pub fn spawn(state: AppState) -> JoinSet<()> {
             }
         }
     });
+    let s = state.clone();
+    set.spawn(async move {
+        // Access decisions are written in batches, a fraction of a second
+        // after they are made.
+        let mut tick = tokio::time::interval(AUDIT_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            s.flush_audit().await;
+        }
+    });
     set.spawn(async move {
         let mut tick = tokio::time::interval(state.config().compaction_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let before = Utc::now() - chrono::Duration::from_std(state.config().audit_retention).unwrap_or_default();
+            match state.store().coord_write(CoordWrite::TrimAudit { before }).await {
+                Ok(CoordOutput::Count(0)) | Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            }
             match state.store().compact(None, Utc::now()).await {
                 Ok(done) => {
                     for c in done {

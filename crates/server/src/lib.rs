@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub auth: auth::Auth,
     /// Requests per agent token (`None`: unlimited).
     pub rate_limit: Option<limits::RateLimit>,
+    /// How long audit records are kept.
+    pub audit_retention: Duration,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             progress_interval: Duration::from_secs(5),
             auth: auth::Auth::Off,
             rate_limit: None,
+            audit_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -78,13 +81,34 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     /// Per-agent request buckets.
     limiter: limits::RateLimiter,
+    /// Access decisions not yet written to the audit log.
+    audit: std::sync::Mutex<Vec<ctxmesh_core::coord::AuditRecord>>,
 }
 
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
         let (closing, _) = tokio::sync::watch::channel(false);
-        AppState { inner: Arc::new(Inner { store, config, closing, limiter: Default::default() }) }
+        AppState {
+            inner: Arc::new(Inner { store, config, closing, limiter: Default::default(), audit: Default::default() }),
+        }
+    }
+
+    /// Queues an access decision for the audit log.
+    pub(crate) fn audit(&self, record: ctxmesh_core::coord::AuditRecord) {
+        self.inner.audit.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    }
+
+    /// Writes the queued access decisions to the audit log.
+    pub async fn flush_audit(&self) {
+        let records = std::mem::take(&mut *self.inner.audit.lock().unwrap_or_else(|e| e.into_inner()));
+        if records.is_empty() {
+            return;
+        }
+        let count = records.len();
+        if let Err(e) = self.store().coord_write(ctxmesh_store::coord::CoordWrite::Audit(records)).await {
+            tracing::warn!(error = %e, count, "could not write access decisions to the audit log");
+        }
     }
 
     /// The node's per-agent request buckets.
@@ -151,8 +175,10 @@ pub async fn run(
         // (clients resume from their last revision elsewhere or later).
         closer.close();
     };
-    serve(listener, app(state), shutdown).await;
+    serve(listener, app(state.clone()), shutdown).await;
     tasks.abort_all();
+    // The decisions of the last requests.
+    state.flush_audit().await;
     Ok(())
 }
 

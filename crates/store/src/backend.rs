@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
+use ctxmesh_core::coord::AuditRecord;
 use ctxmesh_core::history::Commit;
 use ctxmesh_core::schema::CompiledSchemas;
 use ctxmesh_core::txn::Plan;
@@ -136,6 +137,30 @@ pub(crate) trait Tx: Send {
     fn stream(&mut self, stream: &str, after: u64, limit: usize) -> impl Future<Output = Result<Vec<Event>>> + Send;
     /// The last sequence number of a stream (0 when empty).
     fn stream_head(&mut self, stream: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Appends access decisions to the audit log (numbering them).
+    fn append_audit(&mut self, records: &[AuditRecord]) -> impl Future<Output = Result<()>> + Send;
+    /// Audit records after `after` matching `query`, oldest first.
+    fn audit(&mut self, query: &AuditQuery) -> impl Future<Output = Result<Vec<AuditRecord>>> + Send;
+    /// Removes audit records older than `before`; returns how many.
+    fn trim_audit(&mut self, before: Timestamp) -> impl Future<Output = Result<u64>> + Send;
+}
+
+/// Which audit records to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only this agent's.
+    pub agent: Option<String>,
+    /// Only about this context.
+    pub context: Option<String>,
+    /// Only allowed (true) or denied (false) decisions.
+    pub allowed: Option<bool>,
+    /// Only records at or after this time.
+    pub since: Option<Timestamp>,
+    /// Records after this position.
+    pub after: u64,
+    /// Most records.
+    pub limit: usize,
 }
 
 /// A stored object of the coordination layer (agent, lock, handoff, task):

@@ -839,6 +839,52 @@ pub async fn grants_and_access(store: TestStore) {
     );
 }
 
+/// The audit log: appended in order, filtered, trimmed by age.
+pub async fn audit_log(store: TestStore) {
+    use ctxmesh_core::coord::AuditRecord;
+    let at = Utc::now();
+    let record = |agent: &str, ctx: &str, allowed: bool, age_s: i64| AuditRecord {
+        seq: 0,
+        at: at - chrono::Duration::seconds(age_s),
+        agent: agent.into(),
+        action: "read".into(),
+        resource: format!("GET /v1/contexts/{ctx}"),
+        context: ctx.into(),
+        allowed,
+        reason: if allowed { "grant".into() } else { "no grant".into() },
+    };
+    let batch = vec![record("a", "x", true, 100), record("b", "x", false, 50), record("a", "y", false, 0)];
+    store.coord_write(CoordWrite::Audit(batch)).await.unwrap();
+    let read = |q: crate::coord::AuditQuery| {
+        let store = store.clone();
+        async move {
+            match store.coord_read(CoordRead::Audit(q)).await.unwrap() {
+                CoordOutput::Audit(r) => r,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let all = read(crate::coord::AuditQuery { limit: 10, ..Default::default() }).await;
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "numbered in order");
+    assert_eq!(all[1].reason, "no grant");
+    let denied_a = read(crate::coord::AuditQuery {
+        agent: Some("a".into()),
+        allowed: Some(false),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(denied_a.iter().map(|r| r.context.as_str()).collect::<Vec<_>>(), ["y"]);
+    let after = read(crate::coord::AuditQuery { after: all[0].seq, limit: 10, ..Default::default() }).await;
+    assert_eq!(after.len(), 2);
+    match store.coord_write(CoordWrite::TrimAudit { before: at - chrono::Duration::seconds(60) }).await.unwrap() {
+        CoordOutput::Count(n) => assert_eq!(n, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(read(crate::coord::AuditQuery { limit: 10, ..Default::default() }).await.len(), 2);
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -850,7 +896,7 @@ macro_rules! conformance_tests {
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
-            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access);
+            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -12,8 +12,8 @@
 use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::coord::{
-    Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, Task, TaskRequest, check_ttl,
-    parse_lock_name,
+    AuditRecord, Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, Task, TaskRequest,
+    check_ttl, parse_lock_name,
 };
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use crate::backend::AuditQuery;
 use crate::backend::{Object, ObjectFilter, Tx};
 use crate::notify::{Committed, SharedEvent};
 use crate::ops::{SYSTEM_AGENT, apply_plan, now};
@@ -103,6 +104,13 @@ pub enum CoordWrite {
         agent: String,
         /// Who revokes.
         by: String,
+    },
+    /// Appends access decisions to the audit log.
+    Audit(Vec<AuditRecord>),
+    /// Removes audit records older than `before`.
+    TrimAudit {
+        /// The cut-off.
+        before: Timestamp,
     },
     /// Revokes every token of an agent.
     RevokeTokens {
@@ -245,6 +253,7 @@ impl CoordWrite {
             | CoordWrite::ExpireAgent { id, .. } => format!("@agent:{id}"),
             CoordWrite::Handoff { id, .. } | CoordWrite::ExpireHandoff { id, .. } => format!("@handoff:{id}"),
             CoordWrite::CompleteTask { id, .. } => format!("@task:{id}"),
+            CoordWrite::Audit(_) | CoordWrite::TrimAudit { .. } => "@audit".to_owned(),
             CoordWrite::Message { ctx: Some(ctx), .. } => ctx.as_str().to_owned(),
             CoordWrite::Message { agents, .. } => format!("@message:{}", agents.join(",")),
         }
@@ -330,6 +339,8 @@ pub enum CoordRead {
         /// The agent.
         agent: String,
     },
+    /// Audit records.
+    Audit(AuditQuery),
     /// The grants of a context.
     Grants {
         /// The context.
@@ -404,6 +415,10 @@ pub enum CoordOutput {
     Head(u64),
     /// Grants.
     Grants(Vec<Grant>),
+    /// Audit records, oldest first.
+    Audit(Vec<AuditRecord>),
+    /// A count (of records removed).
+    Count(u64),
     /// An agent's access to a context.
     Access(Access),
     /// What the sweeper must do.
@@ -684,6 +699,11 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
             deliver(tx, &[&who], &event).await?;
             Ok(CoordOutput::Unit)
         }
+        CoordWrite::Audit(records) => {
+            tx.append_audit(&records).await?;
+            Ok(CoordOutput::Unit)
+        }
+        CoordWrite::TrimAudit { before } => Ok(CoordOutput::Count(tx.trim_audit(before).await?)),
         CoordWrite::RevokeTokens { agent: id } => {
             agent(tx, &id, true).await?;
             revoke_tokens(tx, &id).await?;
@@ -1007,6 +1027,7 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
             agent(tx, &id, false).await?;
             CoordOutput::Head(tx.stream_head(&inbox_stream(&id)).await?)
         }
+        CoordRead::Audit(q) => CoordOutput::Audit(tx.audit(&q).await?),
         CoordRead::Grants { ctx } => {
             tx.context(ctx.as_str()).await?;
             let filter = ObjectFilter { ctx: Some(ctx.as_str().to_owned()), ..Default::default() };

@@ -215,7 +215,7 @@ pub(crate) async fn request_handoff(
     JsonBody(request): JsonBody<HandoffRequest>,
 ) -> ApiResult<Response> {
     let ctx = context_id(&request.context)?;
-    authorize(&state, &caller, &ctx, Permission::Read).await?;
+    authorize(&state, &caller, &ctx, Permission::Read, "POST /v1/handoffs").await?;
     let op = CoordWrite::RequestHandoff { source: caller.agent, request };
     let h = handoff_of(state.store().coord_write(op).await?)?;
     let location = format!("/v1/handoffs/{}", h.id);
@@ -232,7 +232,7 @@ pub(crate) async fn read_handoff(
 ) -> ApiResult<Json<Handoff>> {
     let h = handoff_of(state.store().coord_read(CoordRead::Handoff { id }).await?)?;
     if caller.agent != h.source && caller.agent != h.target {
-        authorize(&state, &caller, &context_id(&h.context)?, Permission::Read).await?;
+        authorize(&state, &caller, &context_id(&h.context)?, Permission::Read, "GET /v1/handoffs/{id}").await?;
     }
     Ok(Json(h))
 }
@@ -244,7 +244,7 @@ async fn check_listing(state: &AppState, caller: &Caller, q: &CoordQuery) -> Api
         return Ok(());
     }
     match &q.context {
-        Some(ctx) => authorize(state, caller, &context_id(ctx)?, Permission::Read).await,
+        Some(ctx) => authorize(state, caller, &context_id(ctx)?, Permission::Read, "list handoffs or tasks").await,
         None => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -436,7 +436,7 @@ pub(crate) async fn read_task(
 ) -> ApiResult<Json<Task>> {
     let task = task_of(state.store().coord_read(CoordRead::Task { id }).await?)?;
     if caller.agent != task.assignee && caller.agent != task.assigned_by {
-        authorize(&state, &caller, &context_id(&task.context)?, Permission::Read).await?;
+        authorize(&state, &caller, &context_id(&task.context)?, Permission::Read, "GET /v1/tasks/{id}").await?;
     }
     Ok(Json(task))
 }

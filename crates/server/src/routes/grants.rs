@@ -109,3 +109,63 @@ pub(crate) async fn shared(
     caller.require_self_or_admin(&agent)?;
     Ok(Json(grants_of(state.store().coord_read(CoordRead::Shared { agent }).await?)?))
 }
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct AuditParams {
+    /// Only this agent's decisions.
+    agent: Option<String>,
+    /// Only decisions about this context.
+    context: Option<String>,
+    /// Only allowed (true) or denied (false) decisions.
+    allowed: Option<bool>,
+    /// Only decisions at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Records after this position (default 0).
+    after: Option<u64>,
+    /// Page size (default 100).
+    limit: Option<usize>,
+}
+
+/// A page of the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditPage {
+    records: Vec<ctxmesh_core::coord::AuditRecord>,
+    /// Pass as `after` to read on.
+    next_after: u64,
+}
+
+/// The audit log of access decisions on contexts (admin only), oldest
+/// first. Decisions reach it within a fraction of a second.
+#[utoipa::path(get, path = "/v1/audit", tag = "security", params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(p): Q<AuditParams>,
+) -> ApiResult<Json<AuditPage>> {
+    caller.require_admin()?;
+    let since = match &p.since {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| ApiError::invalid_argument("since", format!("since must be an RFC 3339 time: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let after = p.after.unwrap_or(0);
+    let query = ctxmesh_store::coord::AuditQuery {
+        agent: p.agent,
+        context: p.context,
+        allowed: p.allowed,
+        since,
+        after,
+        limit: super::page_size(&state, p.limit, 100)?,
+    };
+    match state.store().coord_read(CoordRead::Audit(query)).await? {
+        CoordOutput::Audit(records) => {
+            let next_after = records.last().map_or(after, |r| r.seq);
+            Ok(Json(AuditPage { records, next_after }))
+        }
+        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
+    }
+}

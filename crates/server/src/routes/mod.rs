@@ -52,6 +52,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/agents/{id}/inbox/watch", get(agents::inbox_watch))
         .route("/v1/contexts/{ctx}/grants", post(grants::grant).get(grants::list).delete(grants::revoke))
         .route("/v1/agents/{id}/shared", get(grants::shared))
+        .route("/v1/audit", get(grants::audit))
         .route("/v1/contexts/{ctx}/locks", get(coord::list))
         .route("/v1/contexts/{ctx}/locks/{name}", post(coord::acquire).get(coord::read).delete(coord::release))
         .route("/v1/contexts/{ctx}/locks/{name}/refresh", post(coord::refresh))

@@ -203,7 +203,8 @@ pub(crate) async fn message(
         return Err(ctxmesh_core::Error::TooLarge { what: "message body".into(), limit, actual: size }.into());
     }
     if let Some(context) = &req.context {
-        crate::authz::authorize(&state, &caller, context, ctxmesh_core::coord::Permission::Write).await?;
+        crate::authz::authorize(&state, &caller, context, ctxmesh_core::coord::Permission::Write, "POST /v1/messages")
+            .await?;
     }
     let data = json!({ "topic": req.topic, "body": req.body });
     if !req.agents.is_empty() {

@@ -254,6 +254,29 @@ async fn grants(s: TestServer) {
     let (_, inbox) = call(&s, Method::GET, "/v1/agents/bob/inbox?after=1", Some(&bob), None).await;
     let kinds: Vec<&str> = inbox["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"context.revoked"), "{kinds:?}");
+
+    // Every decision is in the audit log, for admins only.
+    assert_eq!(call(&s, Method::GET, "/v1/audit", Some(&bob), None).await.0, 403);
+    let denied = async {
+        loop {
+            let (status, page) =
+                call(&s, Method::GET, "/v1/audit?agent=bob&allowed=false&context=a", Some(ADMIN), None).await;
+            assert_eq!(status, 200, "{page}");
+            if page["records"].as_array().unwrap().len() >= 11 {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let page = tokio::time::timeout(std::time::Duration::from_secs(10), denied).await.expect("decisions are logged");
+    let first = &page["records"][0];
+    assert_eq!(
+        (first["agent"].as_str(), first["allowed"].as_bool(), first["reason"].as_str()),
+        (Some("bob"), Some(false), Some("no grant"))
+    );
+    assert!(first["resource"].as_str().unwrap().starts_with("GET /v1/contexts/a"));
+    let (_, allowed) = call(&s, Method::GET, "/v1/audit?agent=bob&allowed=true", Some(ADMIN), None).await;
+    assert!(allowed["records"].as_array().unwrap().iter().all(|r| r["reason"] == "grant"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

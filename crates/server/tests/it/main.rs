@@ -126,6 +126,7 @@ impl TestServer {
             progress_interval: Duration::from_millis(100),
             auth: self.auth.clone(),
             rate_limit: self.rate_limit,
+            audit_retention: Duration::from_secs(86_400),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());

@@ -96,6 +96,21 @@ CREATE TABLE streams (
     PRIMARY KEY (stream, seq)
 );
 "#,
+    r#"
+CREATE TABLE audit (
+    seq      BIGSERIAL PRIMARY KEY,
+    at       BIGINT NOT NULL,             -- unix microseconds
+    agent    TEXT COLLATE "C" NOT NULL,
+    action   TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    ctx      TEXT COLLATE "C" NOT NULL,
+    allowed  BOOLEAN NOT NULL,
+    reason   TEXT NOT NULL
+);
+CREATE INDEX audit_by_agent ON audit (agent, seq);
+CREATE INDEX audit_by_ctx ON audit (ctx, seq);
+CREATE INDEX audit_by_time ON audit (at);
+"#,
 ];
 
 /// The key of ctxmesh's migration lock ("ctxmesh" in ASCII).

@@ -4,6 +4,7 @@
 //! context's row lock.
 
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
+use ctxmesh_core::coord::AuditRecord;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::history::Commit;
 use ctxmesh_core::ids::prefix_end;
@@ -13,7 +14,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::backend::{Object, ObjectFilter, Tx};
+use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
@@ -481,6 +482,53 @@ impl Tx for PgTx<'_, '_> {
             &[&stream, &big(after), &big(limit as u64)],
         )
         .await
+    }
+
+    async fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
+        let at: Vec<i64> = records.iter().map(|r| micros(r.at)).collect();
+        let agent: Vec<&str> = records.iter().map(|r| r.agent.as_str()).collect();
+        let action: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+        let resource: Vec<&str> = records.iter().map(|r| r.resource.as_str()).collect();
+        let ctx: Vec<&str> = records.iter().map(|r| r.context.as_str()).collect();
+        let allowed: Vec<bool> = records.iter().map(|r| r.allowed).collect();
+        let reason: Vec<&str> = records.iter().map(|r| r.reason.as_str()).collect();
+        self.execute(
+            "INSERT INTO audit (at, agent, action, resource, ctx, allowed, reason) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[])",
+            &[&at, &agent, &action, &resource, &ctx, &allowed, &reason],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn audit(&mut self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let since = q.since.map(micros);
+        let rows = self
+            .query(
+                "SELECT seq, at, agent, action, resource, ctx, allowed, reason FROM audit WHERE seq > $1 \
+                 AND ($2::text IS NULL OR agent = $2) AND ($3::text IS NULL OR ctx = $3) \
+                 AND ($4::bool IS NULL OR allowed = $4) AND ($5::bigint IS NULL OR at >= $5) ORDER BY seq LIMIT $6",
+                &[&big(q.after), &q.agent, &q.context, &q.allowed, &since, &big(q.limit as u64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    seq: r.try_get::<_, i64>(0)? as u64,
+                    at: from_micros(r.try_get(1)?),
+                    agent: r.try_get(2)?,
+                    action: r.try_get(3)?,
+                    resource: r.try_get(4)?,
+                    context: r.try_get(5)?,
+                    allowed: r.try_get(6)?,
+                    reason: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn trim_audit(&mut self, before: Timestamp) -> Result<u64> {
+        self.execute("DELETE FROM audit WHERE at < $1", &[&micros(before)]).await
     }
 
     async fn stream_head(&mut self, stream: &str) -> Result<u64> {

@@ -91,6 +91,22 @@ CREATE TABLE streams (
     PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Access decisions on contexts.
+CREATE TABLE audit (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,             -- unix microseconds
+    agent    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    ctx      TEXT NOT NULL,
+    allowed  INTEGER NOT NULL,
+    reason   TEXT NOT NULL
+);
+CREATE INDEX audit_by_agent ON audit (agent, seq);
+CREATE INDEX audit_by_ctx ON audit (ctx, seq);
+CREATE INDEX audit_by_time ON audit (at);
+"#,
 ];
 
 /// Brings the database schema up to date.

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
+use ctxmesh_core::coord::AuditRecord;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::history::Commit;
 use ctxmesh_core::ids::prefix_end;
@@ -12,7 +13,7 @@ use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::backend::{Object, ObjectFilter, Tx};
+use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
@@ -433,6 +434,49 @@ impl Tx for SqliteTx<'_> {
             "SELECT event FROM streams WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             params![stream, after as i64, limit.min(i64::MAX as usize) as i64],
         )
+    }
+
+    async fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO audit (at, agent, action, resource, ctx, allowed, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for r in records {
+            insert.execute(params![micros(r.at), r.agent, r.action, r.resource, r.context, r.allowed, r.reason])?;
+        }
+        Ok(())
+    }
+
+    async fn audit(&mut self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at, agent, action, resource, ctx, allowed, reason FROM audit WHERE seq > ?1 \
+             AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR ctx = ?3) AND (?4 IS NULL OR allowed = ?4) \
+             AND (?5 IS NULL OR at >= ?5) ORDER BY seq LIMIT ?6",
+        )?;
+        let params = params![
+            q.after.min(i64::MAX as u64) as i64,
+            q.agent,
+            q.context,
+            q.allowed,
+            q.since.map(micros),
+            q.limit.min(i64::MAX as usize) as i64
+        ];
+        let rows = stmt.query_map(params, |r| {
+            Ok(AuditRecord {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: from_micros(r.get(1)?),
+                agent: r.get(2)?,
+                action: r.get(3)?,
+                resource: r.get(4)?,
+                context: r.get(5)?,
+                allowed: r.get(6)?,
+                reason: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    async fn trim_audit(&mut self, before: Timestamp) -> Result<u64> {
+        Ok(self.conn.prepare_cached("DELETE FROM audit WHERE at < ?1")?.execute([micros(before)])? as u64)
     }
 
     async fn stream_head(&mut self, stream: &str) -> Result<u64> {
