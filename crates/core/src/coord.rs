@@ -647,3 +647,134 @@ pub struct AuditRecord {
     /// Why: `admin`, `creator`, `grant`, or what was missing.
     pub reason: String,
 }
+
+/// Whether a policy rule allows or denies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Grants access to the agents and contexts it matches.
+    Allow,
+    /// Refuses access, whatever else allows it (deny wins).
+    Deny,
+}
+
+/// An access policy rule over context ids, agent ids and trust levels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// The rule's id (the alphabet of context ids).
+    pub id: String,
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Context ids it applies to; `*` matches any run of characters
+    /// (default `*`).
+    #[serde(default = "any")]
+    pub contexts: String,
+    /// Agent ids it applies to, with `*` (default `*`).
+    #[serde(default = "any")]
+    pub agents: String,
+    /// Only agents trusted at least this much.
+    #[serde(default)]
+    pub min_trust: Option<crate::agent::Trust>,
+    /// Only agents trusted at most this much.
+    #[serde(default)]
+    pub max_trust: Option<crate::agent::Trust>,
+    /// The permissions it concerns (default: all).
+    #[serde(default = "all_permissions")]
+    pub permissions: Vec<Permission>,
+    /// Why the rule exists.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn any() -> String {
+    "*".to_owned()
+}
+
+fn all_permissions() -> Vec<Permission> {
+    vec![Permission::Read, Permission::Write, Permission::Share, Permission::Admin]
+}
+
+/// `pattern` with `*` matching any run of characters, against `text`.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|b| *b == b'*')
+}
+
+impl PolicyRule {
+    /// Checks the rule.
+    pub fn validate(&self) -> Result<()> {
+        crate::agent::parse_agent_id(&self.id)
+            .map_err(|_| Error::invalid("id", "a rule id uses the alphabet of context ids"))?;
+        for (field, pattern) in [("contexts", &self.contexts), ("agents", &self.agents)] {
+            let ok = !pattern.is_empty()
+                && pattern.len() <= 128
+                && pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-*".contains(&b));
+            if !ok {
+                return Err(Error::invalid(field, "a pattern is 1 to 128 characters of ids and *"));
+            }
+        }
+        if self.permissions.is_empty() {
+            return Err(Error::invalid("permissions", "name at least one permission"));
+        }
+        Ok(())
+    }
+
+    /// Whether the rule applies to `agent` (with `trust`) doing `needed`
+    /// on `context`.
+    pub fn applies(&self, context: &str, agent: &str, trust: crate::agent::Trust, needed: Permission) -> bool {
+        glob_match(&self.contexts, context)
+            && glob_match(&self.agents, agent)
+            && self.min_trust.is_none_or(|m| trust >= m)
+            && self.max_trust.is_none_or(|m| trust <= m)
+            && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use crate::agent::Trust;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("prod-*", "prod-eu"));
+        assert!(!glob_match("prod-*", "dev-eu"));
+        assert!(glob_match("*-eu", "prod-eu") && glob_match("a*b*c", "aXXbYc") && !glob_match("a*b*c", "aXXbY"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn rules_match_context_agent_trust_and_permission() {
+        let rule: PolicyRule = serde_json::from_value(serde_json::json!({
+            "id": "r", "effect": "deny", "contexts": "prod-*", "max_trust": "low", "permissions": ["write"]
+        }))
+        .unwrap();
+        rule.validate().unwrap();
+        assert!(rule.applies("prod-eu", "x", Trust::Low, Permission::Write));
+        assert!(!rule.applies("prod-eu", "x", Trust::High, Permission::Write), "trusted agents are not matched");
+        assert!(!rule.applies("prod-eu", "x", Trust::Low, Permission::Read));
+        assert!(!rule.applies("dev", "x", Trust::Low, Permission::Write));
+        let bad: PolicyRule =
+            serde_json::from_value(serde_json::json!({"id": "r", "effect": "allow", "agents": "a b"})).unwrap();
+        assert!(bad.validate().is_err());
+    }
+}

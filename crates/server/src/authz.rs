@@ -43,18 +43,11 @@ pub(crate) async fn authorize(
             return Err(e.into());
         }
     };
-    let now = chrono::Utc::now();
-    if access.allows(needed, now) {
-        let reason = if access.creator { "creator" } else { "grant" };
-        record(state, caller, ctx, needed, resource, true, reason);
+    let (allowed, reason) = access.decide(needed, chrono::Utc::now());
+    if allowed {
+        record(state, caller, ctx, needed, resource, true, &reason);
         return Ok(());
     }
-    let reason = match (&access.grant, access.creator) {
-        (Some(g), false) if g.expires_at.is_some_and(|t| t <= now) => "grant expired".to_owned(),
-        (Some(_), false) | (None, true) => format!("capability or grant lacks {}", needed.as_str()),
-        (None, false) => "no grant".to_owned(),
-        (Some(_), true) => format!("capabilities forbid {}", needed.as_str()),
-    };
     record(state, caller, ctx, needed, resource, false, &reason);
     Err(ApiError::new(
         StatusCode::FORBIDDEN,

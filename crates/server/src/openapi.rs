@@ -15,6 +15,7 @@ use crate::routes::{agents, contexts, coord, entries, grants, history, ops, watc
         agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
         agents::inbox, agents::inbox_watch, agents::feed, agents::feed_watch,
         grants::grant, grants::list, grants::revoke, grants::shared, grants::audit,
+        grants::add_policy, grants::policies, grants::delete_policy,
         coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
         coord::request_handoff, coord::read_handoff, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
         coord::complete_task,

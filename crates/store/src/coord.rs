@@ -12,8 +12,8 @@
 use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::coord::{
-    AuditRecord, Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, Task, TaskRequest,
-    check_ttl, parse_lock_name,
+    AuditRecord, Effect, Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, PolicyRule,
+    Task, TaskRequest, check_ttl, parse_lock_name,
 };
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
@@ -45,6 +45,11 @@ const HANDOFF: &str = "handoff";
 const TASK: &str = "task";
 const TOKEN: &str = "token";
 const GRANT: &str = "grant";
+const POLICY: &str = "policy";
+
+async fn policies(tx: &mut impl Tx) -> Result<Vec<PolicyRule>> {
+    tx.objects(POLICY, &ObjectFilter::default(), "", usize::MAX >> 1).await?.iter().map(decode).collect()
+}
 
 fn grant_object(g: &Grant) -> Result<Object> {
     Ok(Object {
@@ -104,6 +109,13 @@ pub enum CoordWrite {
         agent: String,
         /// Who revokes.
         by: String,
+    },
+    /// Creates a policy rule (`already_exists` if its id is taken).
+    PutPolicy(PolicyRule),
+    /// Deletes a policy rule.
+    DeletePolicy {
+        /// The rule's id.
+        id: String,
     },
     /// Appends access decisions to the audit log.
     Audit(Vec<AuditRecord>),
@@ -254,6 +266,7 @@ impl CoordWrite {
             CoordWrite::Handoff { id, .. } | CoordWrite::ExpireHandoff { id, .. } => format!("@handoff:{id}"),
             CoordWrite::CompleteTask { id, .. } => format!("@task:{id}"),
             CoordWrite::Audit(_) | CoordWrite::TrimAudit { .. } => "@audit".to_owned(),
+            CoordWrite::PutPolicy(_) | CoordWrite::DeletePolicy { .. } => "@policies".to_owned(),
             CoordWrite::Message { ctx: Some(ctx), .. } => ctx.as_str().to_owned(),
             CoordWrite::Message { agents, .. } => format!("@message:{}", agents.join(",")),
         }
@@ -341,6 +354,8 @@ pub enum CoordRead {
     },
     /// Audit records.
     Audit(AuditQuery),
+    /// Every policy rule, by id.
+    Policies,
     /// The grants of a context.
     Grants {
         /// The context.
@@ -417,6 +432,8 @@ pub enum CoordOutput {
     Grants(Vec<Grant>),
     /// Audit records, oldest first.
     Audit(Vec<AuditRecord>),
+    /// Policy rules.
+    Policies(Vec<PolicyRule>),
     /// A count (of records removed).
     Count(u64),
     /// An agent's access to a context.
@@ -427,29 +444,73 @@ pub enum CoordOutput {
     Unit,
 }
 
-/// What an agent may do on a context, before its capabilities.
+/// What decides an agent's access to a context: its grant, whether it
+/// created the context, its registration (capabilities, trust) and the
+/// policy rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Access {
-    /// It created the context (and administers it).
+    /// The context.
+    pub context: String,
+    /// The agent created the context (and administers it).
     pub creator: bool,
     /// Its current grant, if any.
     pub grant: Option<Grant>,
     /// Its registration, if it is registered.
     pub agent: Option<Agent>,
+    /// Every policy rule.
+    pub policies: Vec<PolicyRule>,
 }
 
 impl Access {
-    /// Whether the agent may do `needed` at `now`: as creator or by grant,
-    /// and only if its capabilities allow the kind of access.
+    /// Decides whether the agent may do `needed` at `now`, and why:
+    /// 1. its capabilities must allow the kind of access (`can_read`,
+    ///    `can_write`, `can_share`; sharing is also open to the creator);
+    /// 2. a deny rule that matches refuses, whatever else allows (deny wins);
+    /// 3. the creator, a current grant, or an allow rule that matches
+    ///    allows;
+    /// 4. anything else is refused.
+    pub fn decide(&self, needed: Permission, now: Timestamp) -> (bool, String) {
+        let (id, trust) = match &self.agent {
+            Some(a) => (a.id.as_str(), a.trust),
+            None => ("", ctxmesh_core::agent::Trust::None),
+        };
+        if let Some(a) = &self.agent {
+            let capable = match needed {
+                Permission::Read => a.capabilities.can_read,
+                Permission::Write => a.capabilities.can_write,
+                Permission::Share => a.capabilities.can_share || self.creator,
+                Permission::Admin => true,
+            };
+            if !capable {
+                return (false, format!("capabilities forbid {}", needed.as_str()));
+            }
+        }
+        let applies = |effect: Effect| {
+            self.policies.iter().find(|r| r.effect == effect && r.applies(&self.context, id, trust, needed))
+        };
+        if let Some(rule) = applies(Effect::Deny) {
+            return (false, format!("denied by policy {}", rule.id));
+        }
+        if self.creator {
+            return (true, "creator".into());
+        }
+        match &self.grant {
+            Some(g) if g.allows(needed, now) => return (true, "grant".into()),
+            Some(g) if g.expires_at.is_some_and(|t| t <= now) && applies(Effect::Allow).is_none() => {
+                return (false, "grant expired".into());
+            }
+            _ => {}
+        }
+        match applies(Effect::Allow) {
+            Some(rule) => (true, format!("allowed by policy {}", rule.id)),
+            None if self.grant.is_some() => (false, format!("the grant lacks {}", needed.as_str())),
+            None => (false, "no grant".into()),
+        }
+    }
+
+    /// Whether the agent may do `needed` at `now` (see [`Access::decide`]).
     pub fn allows(&self, needed: Permission, now: Timestamp) -> bool {
-        let granted = self.creator || self.grant.as_ref().is_some_and(|g| g.allows(needed, now));
-        let capable = self.agent.as_ref().is_none_or(|a| match needed {
-            Permission::Read => a.capabilities.can_read,
-            Permission::Write => a.capabilities.can_write,
-            Permission::Share => a.capabilities.can_share || self.creator,
-            Permission::Admin => true,
-        });
-        granted && capable
+        self.decide(needed, now).0
     }
 }
 
@@ -697,6 +758,31 @@ pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutpu
             tx.delete_object(GRANT, &id).await?;
             let event = log_event(tx, &mut info, types::CONTEXT_REVOKED, &by, None, json!({ "agent": who })).await?;
             deliver(tx, &[&who], &event).await?;
+            Ok(CoordOutput::Unit)
+        }
+        CoordWrite::PutPolicy(rule) => {
+            rule.validate()?;
+            if tx.object(POLICY, &rule.id, true).await?.is_some() {
+                return Err(Error::AlreadyExists { what: format!("policy {:?}", rule.id) }.into());
+            }
+            let body = serde_json::to_string(&rule)?;
+            let object = Object {
+                kind: POLICY.into(),
+                id: rule.id.clone(),
+                ctx: None,
+                owner: None,
+                state: None,
+                due_at: None,
+                body,
+            };
+            tx.put_object(&object).await?;
+            Ok(CoordOutput::Policies(vec![rule]))
+        }
+        CoordWrite::DeletePolicy { id } => {
+            if tx.object(POLICY, &id, true).await?.is_none() {
+                return Err(Error::not_found(format!("policy {id:?}")).into());
+            }
+            tx.delete_object(POLICY, &id).await?;
             Ok(CoordOutput::Unit)
         }
         CoordWrite::Audit(records) => {
@@ -1028,6 +1114,7 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
             CoordOutput::Head(tx.stream_head(&inbox_stream(&id)).await?)
         }
         CoordRead::Audit(q) => CoordOutput::Audit(tx.audit(&q).await?),
+        CoordRead::Policies => CoordOutput::Policies(policies(tx).await?),
         CoordRead::Grants { ctx } => {
             tx.context(ctx.as_str()).await?;
             let filter = ObjectFilter { ctx: Some(ctx.as_str().to_owned()), ..Default::default() };
@@ -1052,7 +1139,13 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
                 Some(o) => Some(decode(&o)?),
                 None => None,
             };
-            CoordOutput::Access(Access { creator: info.created_by == who, grant, agent: registered })
+            CoordOutput::Access(Access {
+                context: info.id.clone(),
+                creator: info.created_by == who,
+                grant,
+                agent: registered,
+                policies: policies(tx).await?,
+            })
         }
         CoordRead::TokenOwner { hash } => {
             let Some(token) = tx.object(TOKEN, &hash, false).await? else {

@@ -169,3 +169,52 @@ pub(crate) async fn audit(
         other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
     }
 }
+
+/// Policy rules.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct PolicyList {
+    policies: Vec<ctxmesh_core::coord::PolicyRule>,
+}
+
+fn policies_of(out: CoordOutput) -> ApiResult<PolicyList> {
+    match out {
+        CoordOutput::Policies(policies) => Ok(PolicyList { policies }),
+        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
+    }
+}
+
+/// Add an access policy rule (admin only): allow or deny a permission on
+/// contexts matching a pattern to agents matching a pattern and a trust
+/// range. Deny wins; see docs/security.md for the order of evaluation.
+#[utoipa::path(post, path = "/v1/policies", tag = "security", request_body = ctxmesh_core::coord::PolicyRule,
+    responses((status = 201, body = PolicyList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub(crate) async fn add_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(rule): JsonBody<ctxmesh_core::coord::PolicyRule>,
+) -> ApiResult<impl IntoResponse> {
+    caller.require_admin()?;
+    Ok((StatusCode::CREATED, Json(policies_of(state.store().coord_write(CoordWrite::PutPolicy(rule)).await?)?)))
+}
+
+/// The policy rules (admin only).
+#[utoipa::path(get, path = "/v1/policies", tag = "security",
+    responses((status = 200, body = PolicyList), (status = 403, body = ErrorBody)))]
+pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyList>> {
+    caller.require_admin()?;
+    Ok(Json(policies_of(state.store().coord_read(CoordRead::Policies).await?)?))
+}
+
+/// Delete a policy rule (admin only).
+#[utoipa::path(delete, path = "/v1/policies/{id}", tag = "security",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    state.store().coord_write(CoordWrite::DeletePolicy { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -53,6 +53,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/grants", post(grants::grant).get(grants::list).delete(grants::revoke))
         .route("/v1/agents/{id}/shared", get(grants::shared))
         .route("/v1/audit", get(grants::audit))
+        .route("/v1/policies", post(grants::add_policy).get(grants::policies))
+        .route("/v1/policies/{id}", axum::routing::delete(grants::delete_policy))
         .route("/v1/contexts/{ctx}/locks", get(coord::list))
         .route("/v1/contexts/{ctx}/locks/{name}", post(coord::acquire).get(coord::read).delete(coord::release))
         .route("/v1/contexts/{ctx}/locks/{name}/refresh", post(coord::refresh))

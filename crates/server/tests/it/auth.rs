@@ -307,3 +307,62 @@ async fn agents_over_their_rate_get_429_with_retry_after() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_on_sqlite() {
+    policies(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_on_postgres() {
+    policies(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
+}
+
+async fn policies(s: TestServer) {
+    let alice = register(&s, json!({"id": "alice", "trust": "high", "capabilities": {"can_share": true}})).await;
+    let bob = register(&s, json!({"id": "bob", "trust": "low"})).await;
+    let carol = register(&s, json!({"id": "carol", "trust": "high"})).await;
+    for ctx in ["prod-eu", "dev"] {
+        call(&s, Method::POST, "/v1/contexts", Some(&alice), Some(json!({"id": ctx}))).await;
+    }
+    let get = |token: &str, ctx: &str| {
+        let req = s.req(Method::GET, &format!("/v1/contexts/{ctx}/entries")).bearer_auth(token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let put = |token: &str, ctx: &str| {
+        let req =
+            s.req(Method::PUT, &format!("/v1/contexts/{ctx}/entries/k")).bearer_auth(token).json(&json!({"value": 1}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(&bob, "dev").await, 403);
+
+    // Only the admin manages policies.
+    let open_dev = json!({"id": "open-dev", "effect": "allow", "contexts": "dev", "permissions": ["read"]});
+    assert_eq!(call(&s, Method::POST, "/v1/policies", Some(&alice), Some(open_dev.clone())).await.0, 403);
+    assert_eq!(call(&s, Method::POST, "/v1/policies", Some(ADMIN), Some(open_dev.clone())).await.0, 201);
+    assert_eq!(call(&s, Method::POST, "/v1/policies", Some(ADMIN), Some(open_dev)).await.0, 409);
+    let bad = json!({"id": "bad", "effect": "allow", "agents": "no spaces"});
+    assert_eq!(call(&s, Method::POST, "/v1/policies", Some(ADMIN), Some(bad)).await.0, 400);
+
+    // An allow rule opens dev for reading to everyone, and only that.
+    assert_eq!(get(&bob, "dev").await, 200);
+    assert_eq!(put(&bob, "dev").await, 403);
+    assert_eq!(get(&bob, "prod-eu").await, 403);
+
+    // A deny rule wins over grants: low-trust agents never write prod-*.
+    let rw = json!({"agents": ["bob", "carol"], "permissions": ["read", "write"]});
+    call(&s, Method::POST, "/v1/contexts/prod-eu/grants", Some(&alice), Some(rw)).await;
+    let guard = json!({"id": "no-low-writes", "effect": "deny", "contexts": "prod-*", "max_trust": "low", "permissions": ["write"]});
+    call(&s, Method::POST, "/v1/policies", Some(ADMIN), Some(guard)).await;
+    assert_eq!(put(&bob, "prod-eu").await, 403, "deny wins over the grant");
+    assert_eq!(get(&bob, "prod-eu").await, 200, "the rule denies writes only");
+    assert_eq!(put(&carol, "prod-eu").await, 201, "trusted agents are not matched");
+    let (_, e) = call(&s, Method::PUT, "/v1/contexts/prod-eu/entries/k", Some(&bob), Some(json!({"value": 2}))).await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("no-low-writes"), "{e}");
+
+    let (_, listed) = call(&s, Method::GET, "/v1/policies", Some(ADMIN), None).await;
+    assert_eq!(listed["policies"].as_array().unwrap().len(), 2);
+    assert_eq!(call(&s, Method::DELETE, "/v1/policies/open-dev", Some(ADMIN), None).await.0, 204);
+    assert_eq!(get(&bob, "dev").await, 403, "without the rule, no access");
+    assert_eq!(call(&s, Method::DELETE, "/v1/policies/open-dev", Some(ADMIN), None).await.0, 404);
+}
