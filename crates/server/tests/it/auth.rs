@@ -366,3 +366,127 @@ async fn policies(s: TestServer) {
     assert_eq!(get(&bob, "dev").await, 403, "without the rule, no access");
     assert_eq!(call(&s, Method::DELETE, "/v1/policies/open-dev", Some(ADMIN), None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_matrix_on_sqlite() {
+    permission_matrix(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_matrix_on_postgres() {
+    permission_matrix(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
+}
+
+/// Every context endpoint against every kind of caller: the status class
+/// is right, and no refusal carries any of the context's data.
+async fn permission_matrix(s: TestServer) {
+    use ctxmesh_core::coord::Permission::{self, Admin, Read, Share, Write};
+    for id in ["owner", "bystander"] {
+        register(&s, json!({"id": id})).await;
+    }
+    let mut tokens: Vec<(&str, Option<String>, Vec<Permission>)> =
+        vec![("no token", None, vec![]), ("bad token", Some("cmt_not_a_token".into()), vec![])];
+    for (name, perms) in [
+        ("no-grant", vec![]),
+        ("reader", vec![Read]),
+        ("writer", vec![Write]),
+        ("sharer", vec![Share]),
+        ("administrator", vec![Admin]),
+        ("expired", vec![Admin]),
+        ("revoked", vec![Admin]),
+    ] {
+        let token = register(&s, json!({"id": name, "capabilities": {"can_share": true}})).await;
+        // Expired and revoked principals hold admin grants that no longer count.
+        let effective = if name == "expired" || name == "revoked" { vec![] } else { perms };
+        tokens.push((name, Some(token), effective));
+    }
+    // The context, owned by "owner", with a secret.
+    let create = s.req(Method::POST, "/v1/contexts").bearer_auth(ADMIN).header("x-agent-id", "owner");
+    assert_eq!(create.json(&json!({"id": "m"})).send().await.unwrap().status(), 201);
+    call(&s, Method::PUT, "/v1/contexts/m/entries/secret", Some(ADMIN), Some(json!({"value": "classified"}))).await;
+    call(&s, Method::PUT, "/v1/contexts/m/entries/secret", Some(ADMIN), Some(json!({"value": "classified too"}))).await;
+    for (name, perms) in [
+        ("reader", vec![Read]),
+        ("writer", vec![Write]),
+        ("sharer", vec![Share]),
+        ("administrator", vec![Admin]),
+        ("expired", vec![Admin]),
+        ("revoked", vec![Admin]),
+    ] {
+        let mut grant = json!({"agents": [name], "permissions": perms});
+        if name == "expired" {
+            grant["expires_at"] = json!((chrono::Utc::now() + chrono::Duration::milliseconds(300)).to_rfc3339());
+        }
+        assert_eq!(call(&s, Method::POST, "/v1/contexts/m/grants", Some(ADMIN), Some(grant)).await.0, 201);
+    }
+    assert_eq!(call(&s, Method::DELETE, "/v1/agents/revoked/token", Some(ADMIN), None).await.0, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await; // the expired grant lapses
+
+    let endpoints: Vec<(Method, &str, Option<Value>, Permission)> = vec![
+        (Method::GET, "/v1/contexts/m", None, Read),
+        (Method::PATCH, "/v1/contexts/m", Some(json!({"labels": {"a": "b"}})), Admin),
+        (Method::GET, "/v1/contexts/m/entries", None, Read),
+        (Method::GET, "/v1/contexts/m/entries/secret", None, Read),
+        (Method::GET, "/v1/contexts/m/entries/secret?at=2", None, Read),
+        (Method::PUT, "/v1/contexts/m/entries/new", Some(json!({"value": 1})), Write),
+        (Method::DELETE, "/v1/contexts/m/entries/missing", None, Write),
+        (Method::POST, "/v1/contexts/m/txn", Some(json!({"success": [{"op": "get", "key": "secret"}]})), Write),
+        (Method::GET, "/v1/contexts/m/document", None, Read),
+        (Method::GET, "/v1/contexts/m/history", None, Read),
+        (Method::GET, "/v1/contexts/m/entries/secret/history", None, Read),
+        (Method::GET, "/v1/contexts/m/diff?from=1&to=3", None, Read),
+        (Method::POST, "/v1/contexts/m/rollback", Some(json!({"to": 3})), Write),
+        (Method::GET, "/v1/contexts/m/events?after=0", None, Read),
+        (Method::GET, "/v1/contexts/m/locks", None, Read),
+        (Method::POST, "/v1/contexts/m/locks/l", Some(json!({"ttl_ms": 10})), Write),
+        (Method::GET, "/v1/contexts/m/tasks", None, Read),
+        (Method::POST, "/v1/contexts/m/tasks", Some(json!({"assignee": "bystander", "title": "t"})), Write),
+        (Method::GET, "/v1/contexts/m/grants", None, Share),
+        (Method::POST, "/v1/contexts/m/grants", Some(json!({"agents": ["bystander"], "permissions": ["read"]})), Share),
+        (Method::DELETE, "/v1/contexts/m/grants?agent=nobody", None, Share),
+        (Method::POST, "/v1/contexts/m/compact", None, Admin),
+        (Method::POST, "/v1/messages", Some(json!({"context": "m", "body": "x"})), Write),
+        (Method::POST, "/v1/handoffs", Some(json!({"target": "bystander", "context": "m"})), Read),
+    ];
+    let mut fork = 0;
+    for (who, token, perms) in &tokens {
+        for (method, path, body, needed) in &endpoints {
+            let allowed = perms.iter().any(|p| p == needed || *p == Admin);
+            let mut req = s.req(method.clone(), path);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            let expected_refusal = if token.is_none() || *who == "bad token" || *who == "revoked" { 401 } else { 403 };
+            if allowed {
+                assert!(status != 401 && status != 403, "{who} {method} {path}: {status} {text}");
+            } else {
+                assert_eq!(status, expected_refusal, "{who} {method} {path}: {text}");
+                assert!(!text.contains("classified"), "{who} {method} {path} leaked: {text}");
+            }
+        }
+        // Forks and the watch stream, which do not fit the loop.
+        fork += 1;
+        let body = json!({"id": format!("fork-{fork}"), "at": 2});
+        let mut req = s.req(Method::POST, "/v1/contexts/m/fork").json(&body);
+        let mut watch = s.req(Method::GET, "/v1/contexts/m/watch?after=0");
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+            watch = watch.bearer_auth(token);
+        }
+        let can_read = perms.iter().any(|p| *p == Read || *p == Admin);
+        let forked = req.send().await.unwrap().status().as_u16();
+        let watched = watch.send().await.unwrap().status().as_u16();
+        if can_read {
+            assert_eq!((forked, watched), (201, 200), "{who}");
+        } else {
+            assert!(forked == 401 || forked == 403, "{who} fork: {forked}");
+            assert!(watched == 401 || watched == 403, "{who} watch: {watched}");
+        }
+    }
+}
