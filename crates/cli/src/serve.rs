@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// Requests an agent may make at once, above its rate.
     #[arg(long, env = "CTXMESH_RATE_BURST", default_value_t = 200.0)]
     rate_burst: f64,
+    /// Most streams (SSE watches, WebSocket connections) each agent token
+    /// may have open on this node.
+    #[arg(long, env = "CTXMESH_MAX_STREAMS_PER_AGENT", default_value_t = 64)]
+    max_streams_per_agent: usize,
     /// Days the audit log of access decisions is kept.
     #[arg(long, env = "CTXMESH_AUDIT_RETENTION_DAYS", default_value_t = 30)]
     audit_retention_days: u64,
@@ -116,6 +120,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         auth,
+        max_streams_per_agent: args.max_streams_per_agent.max(1),
         audit_retention: Duration::from_secs(args.audit_retention_days.max(1).saturating_mul(86_400)),
         rate_limit: (args.rate_limit > 0.0).then_some(ctxmesh_server::limits::RateLimit {
             per_second: args.rate_limit,

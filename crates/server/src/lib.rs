@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub rate_limit: Option<limits::RateLimit>,
     /// How long audit records are kept.
     pub audit_retention: Duration,
+    /// Most streams (SSE watches, WebSocket connections) an agent token
+    /// may have open on a node.
+    pub max_streams_per_agent: usize,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             auth: auth::Auth::Off,
             rate_limit: None,
             audit_retention: Duration::from_secs(30 * 86_400),
+            max_streams_per_agent: 64,
         }
     }
 }
@@ -81,6 +85,8 @@ struct Inner {
     closing: tokio::sync::watch::Sender<bool>,
     /// Per-agent request buckets.
     limiter: limits::RateLimiter,
+    /// Per-agent open streams.
+    streams: limits::StreamCounts,
     /// Access decisions not yet written to the audit log.
     audit: std::sync::Mutex<Vec<ctxmesh_core::coord::AuditRecord>>,
 }
@@ -90,7 +96,14 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
         let (closing, _) = tokio::sync::watch::channel(false);
         AppState {
-            inner: Arc::new(Inner { store, config, closing, limiter: Default::default(), audit: Default::default() }),
+            inner: Arc::new(Inner {
+                store,
+                config,
+                closing,
+                limiter: Default::default(),
+                streams: Default::default(),
+                audit: Default::default(),
+            }),
         }
     }
 
@@ -108,6 +121,26 @@ impl AppState {
         let count = records.len();
         if let Err(e) = self.store().coord_write(ctxmesh_store::coord::CoordWrite::Audit(records)).await {
             tracing::warn!(error = %e, count, "could not write access decisions to the audit log");
+        }
+    }
+
+    /// A place for one more open stream of `caller` (`429` when it has its
+    /// maximum open); the admin and `--auth off` are not limited.
+    pub(crate) fn open_stream(&self, caller: &extract::Caller) -> Result<Option<limits::StreamGuard>, ApiError> {
+        if caller.admin {
+            return Ok(None);
+        }
+        let max = self.inner.config.max_streams_per_agent;
+        match self.inner.streams.open(&caller.agent, max) {
+            Some(guard) => Ok(Some(guard)),
+            None => Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "agent {:?} has {max} streams open: close one (the WebSocket multiplexes many subscriptions)",
+                    caller.agent
+                ),
+            )),
         }
     }
 

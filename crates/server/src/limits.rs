@@ -49,6 +49,46 @@ impl RateLimiter {
     }
 }
 
+/// Open streams (SSE watches, WebSocket connections) per agent on a node.
+#[derive(Debug, Default)]
+pub(crate) struct StreamCounts {
+    open: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream of an agent; dropping it (the stream ended) frees its
+/// place.
+#[derive(Debug)]
+pub struct StreamGuard {
+    open: std::sync::Arc<Mutex<HashMap<String, usize>>>,
+    agent: String,
+}
+
+impl StreamCounts {
+    /// Takes a place for a stream of `agent`, or `None` when it already
+    /// has `max` open.
+    pub(crate) fn open(&self, agent: &str, max: usize) -> Option<StreamGuard> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(agent.to_owned()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(StreamGuard { open: self.open.clone(), agent: agent.to_owned() })
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.agent) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.agent);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +105,16 @@ mod tests {
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100));
         assert!(limiter.take("b", limit, t).is_ok(), "agents have their own buckets");
         assert!(limiter.take("a", limit, t + Duration::from_millis(100)).is_ok(), "refilled at the rate");
+    }
+
+    #[test]
+    fn streams_are_counted_until_they_end() {
+        let counts = StreamCounts::default();
+        let first = counts.open("a", 2).unwrap();
+        let _second = counts.open("a", 2).unwrap();
+        assert!(counts.open("a", 2).is_none());
+        assert!(counts.open("b", 2).is_some());
+        drop(first);
+        assert!(counts.open("a", 2).is_some(), "an ended stream frees its place");
     }
 }

@@ -280,7 +280,8 @@ pub(crate) async fn inbox_watch(
 ) -> ApiResult<Response> {
     let after = last_event_id(&headers)?.or(p.after);
     let spec = inbox_spec(&state, &caller, &id, after, filter.filter()?).await?;
-    Ok(sse_response(&state, spec))
+    let guard = state.open_stream(&caller)?;
+    Ok(sse_response(&state, spec, guard))
 }
 
 /// Read the agents feed: `agent.registered`, `agent.disconnected`,
@@ -298,6 +299,7 @@ pub(crate) async fn feed(State(state): State<AppState>, Q(p): Q<StreamParams>) -
     responses((status = 200, content_type = "text/event-stream")))]
 pub(crate) async fn feed_watch(
     State(state): State<AppState>,
+    caller: Caller,
     Q(p): Q<StreamWatchParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -309,5 +311,6 @@ pub(crate) async fn feed_watch(
         order: Order::Revision,
         progress_interval: state.config().progress_interval,
     };
-    Ok(sse_response(&state, spec))
+    let guard = state.open_stream(&caller)?;
+    Ok(sse_response(&state, spec, guard))
 }

@@ -70,6 +70,7 @@ pub(crate) struct WatchParams {
         (status = 410, body = ErrorBody)))]
 pub(crate) async fn sse(
     State(state): State<AppState>,
+    caller: Caller,
     P(ctx): P<String>,
     Q(params): Q<WatchParams>,
     Q(filter): Q<FilterParams>,
@@ -79,7 +80,8 @@ pub(crate) async fn sse(
     let filter = filter.filter()?;
     let last_event_id = last_event_id(&headers)?;
     let spec = start_spec(&state, ctx, last_event_id.or(params.after), filter, params.order).await?;
-    Ok(sse_response(&state, spec))
+    let guard = state.open_stream(&caller)?;
+    Ok(sse_response(&state, spec, guard))
 }
 
 /// `Last-Event-ID`, when the client sent one.
@@ -92,12 +94,15 @@ pub(crate) fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     }
 }
 
-/// The SSE response of a watch.
-pub(crate) fn sse_response(state: &AppState, spec: WatchSpec) -> Response {
+/// The SSE response of a watch; `guard` (the stream's place in its
+/// agent's limit) lives as long as the stream.
+pub(crate) fn sse_response(state: &AppState, spec: WatchSpec, guard: Option<crate::limits::StreamGuard>) -> Response {
     let order = spec.order;
     let source = spec.source.clone();
-    let stream = watch(state.store_arc(), spec, state.closing())
-        .map(move |item| Ok::<Bytes, std::convert::Infallible>(sse_frame(&item, &source, order)));
+    let stream = watch(state.store_arc(), spec, state.closing()).map(move |item| {
+        let _place = &guard;
+        Ok::<Bytes, std::convert::Infallible>(sse_frame(&item, &source, order))
+    });
     let mut response = Body::from_stream(stream).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static"));

@@ -58,9 +58,15 @@ enum Command {
 /// Upgrade to the multiplexed watch protocol.
 #[utoipa::path(get, path = "/v1/ws", tag = "events", responses((status = 101, description = "WebSocket; see docs/api.md")))]
 pub(crate) async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_COMMAND_BYTES)
-        .max_frame_size(MAX_COMMAND_BYTES)
-        .on_upgrade(move |socket| serve(socket, state, caller))
+    let guard = match state.open_stream(&caller) {
+        Ok(guard) => guard,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    ws.max_message_size(MAX_COMMAND_BYTES).max_frame_size(MAX_COMMAND_BYTES).on_upgrade(move |socket| async move {
+        // The connection's place in its agent's stream limit.
+        let _place = guard;
+        serve(socket, state, caller).await
+    })
 }
 
 async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {

@@ -490,3 +490,38 @@ async fn permission_matrix(s: TestServer) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_has_a_bounded_number_of_open_streams() {
+    // Test servers allow 2 streams per agent.
+    let s = TestServer::with_tokens(Backend::Sqlite, ADMIN).await;
+    let token = register(&s, json!({"id": "watcher"})).await;
+    call(&s, Method::POST, "/v1/contexts", Some(&token), Some(json!({"id": "w"}))).await;
+    let open = || s.req(Method::GET, "/v1/contexts/w/watch").bearer_auth(&token).send();
+    let first = open().await.unwrap();
+    let second = s.req(Method::GET, "/v1/agents/watcher/inbox/watch").bearer_auth(&token).send().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert_eq!(status_json(third).await.1["error"]["code"], "rate_limited");
+    let url = format!("{}/v1/ws", s.base.replace("http://", "ws://"));
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request.clone()).await.is_err(), "the WebSocket counts too");
+    let admin = s.req(Method::GET, "/v1/contexts/w/watch").bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(admin.status(), 200, "the admin is not limited");
+
+    // A closed stream frees its place (once the server notices: at its next
+    // write, a progress bookmark every 100 ms here).
+    drop(first);
+    let reopened = async {
+        loop {
+            if let Ok((_socket, _)) = tokio_tungstenite::connect_async(request.clone()).await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), reopened).await.expect("the place is freed");
+    drop(second);
+}

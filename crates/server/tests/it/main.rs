@@ -127,6 +127,7 @@ impl TestServer {
             auth: self.auth.clone(),
             rate_limit: self.rate_limit,
             audit_retention: Duration::from_secs(86_400),
+            max_streams_per_agent: 2,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
