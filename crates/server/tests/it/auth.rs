@@ -9,15 +9,31 @@ use crate::{Backend, TestServer, status_json};
 
 const ADMIN: &str = "admin-secret-for-tests";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_on_sqlite() {
-    tokens(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
+/// Runs each test against a server with tokens on SQLite and one on
+/// PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::TestServer::with_tokens(crate::Backend::Sqlite, super::ADMIN).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = crate::Backend::postgres().await;
+                    super::$name(crate::TestServer::with_tokens(backend, super::ADMIN).await).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_on_postgres() {
-    tokens(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
-}
+on_both_stores!(tokens, grants, policies, permission_matrix);
 
 async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
     let mut req = s.req(method, path);
@@ -110,16 +126,6 @@ async fn tokens(s: TestServer) {
     assert_eq!(call(&s, Method::GET, "/v1/contexts", Some(&new_alice), None).await.0, 401);
     assert_eq!(call(&s, Method::DELETE, "/v1/agents/bob", Some(ADMIN), None).await.0, 204);
     assert_eq!(call(&s, Method::GET, "/v1/contexts", Some(&bob), None).await.0, 401);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grants_on_sqlite() {
-    grants(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grants_on_postgres() {
-    grants(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
 }
 
 async fn register(s: &TestServer, spec: Value) -> String {
@@ -308,16 +314,6 @@ async fn agents_over_their_rate_get_429_with_retry_after() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policies_on_sqlite() {
-    policies(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn policies_on_postgres() {
-    policies(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
-}
-
 async fn policies(s: TestServer) {
     let alice = register(&s, json!({"id": "alice", "trust": "high", "capabilities": {"can_share": true}})).await;
     let bob = register(&s, json!({"id": "bob", "trust": "low"})).await;
@@ -365,16 +361,6 @@ async fn policies(s: TestServer) {
     assert_eq!(call(&s, Method::DELETE, "/v1/policies/open-dev", Some(ADMIN), None).await.0, 204);
     assert_eq!(get(&bob, "dev").await, 403, "without the rule, no access");
     assert_eq!(call(&s, Method::DELETE, "/v1/policies/open-dev", Some(ADMIN), None).await.0, 404);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permission_matrix_on_sqlite() {
-    permission_matrix(TestServer::with_tokens(Backend::Sqlite, ADMIN).await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn permission_matrix_on_postgres() {
-    permission_matrix(TestServer::with_tokens(Backend::postgres().await, ADMIN).await).await;
 }
 
 /// Every context endpoint against every kind of caller: the status class
