@@ -610,18 +610,9 @@ async fn agent(tx: &mut impl Tx, id: &str, lock: bool) -> Result<Agent> {
 
 /// A fresh id: time-ordered, unique across nodes.
 fn new_id(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
     let micros = now().timestamp_micros();
-    let salt = std::process::id() ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(16) ^ rand_bits();
-    format!("{prefix}-{micros:x}-{salt:08x}")
-}
-
-fn rand_bits() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now().timestamp_nanos_opt().unwrap_or_default() as u64);
-    h.finish() as u32
+    let salt: u64 = rand::random();
+    format!("{prefix}-{micros:x}-{salt:016x}")
 }
 
 // ---- events ----
