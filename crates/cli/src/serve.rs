@@ -40,6 +40,12 @@ pub(crate) struct ServeArgs {
     /// may have open on this node.
     #[arg(long, env = "CTXMESH_MAX_STREAMS_PER_AGENT", default_value_t = 64)]
     max_streams_per_agent: usize,
+    /// How often each open stream of an agent decides its access again, in
+    /// milliseconds: token revocations, policy changes and expiries end or
+    /// narrow open streams within this (grant changes on the watched
+    /// context take effect at once).
+    #[arg(long, env = "CTXMESH_ACCESS_RECHECK_MS", default_value_t = 5000)]
+    access_recheck_ms: u64,
     /// Days the audit log of access decisions is kept.
     #[arg(long, env = "CTXMESH_AUDIT_RETENTION_DAYS", default_value_t = 30)]
     audit_retention_days: u64,
@@ -121,6 +127,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         auth,
         max_streams_per_agent: args.max_streams_per_agent.max(1),
+        access_recheck_interval: Duration::from_millis(args.access_recheck_ms.max(10)),
         audit_retention: Duration::from_secs(args.audit_retention_days.max(1).saturating_mul(86_400)),
         rate_limit: (args.rate_limit > 0.0).then_some(ctxmesh_server::limits::RateLimit {
             per_second: args.rate_limit,

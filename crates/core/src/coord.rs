@@ -682,6 +682,15 @@ pub struct PolicyRule {
     /// The permissions it concerns (default: all).
     #[serde(default = "all_permissions")]
     pub permissions: Vec<Permission>,
+    /// Only entries whose key matches this pattern (see
+    /// [`crate::ids::KeyPattern`]). A rule with `keys` or `tags` is decided
+    /// entry by entry, and concerns `read` and `write` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub keys: Option<crate::ids::KeyPattern>,
+    /// Only entries carrying at least one of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// Why the rule exists.
     #[serde(default)]
     pub description: Option<String>,
@@ -734,7 +743,22 @@ impl PolicyRule {
         if self.permissions.is_empty() {
             return Err(Error::invalid("permissions", "name at least one permission"));
         }
+        if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) {
+            return Err(Error::invalid("tags", "a tag has 1 to 128 bytes"));
+        }
         Ok(())
+    }
+
+    /// Whether the rule names entries (by `keys` or `tags`) rather than
+    /// whole contexts.
+    pub fn is_entry_rule(&self) -> bool {
+        self.keys.is_some() || !self.tags.is_empty()
+    }
+
+    /// Whether the entry at `key` carrying `tags` is one the rule names.
+    pub fn names_entry(&self, key: &str, tags: &[String]) -> bool {
+        self.keys.as_ref().is_none_or(|p| p.matches(key))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| tags.contains(t)))
     }
 
     /// Whether the rule applies to `agent` (with `trust`) doing `needed`
@@ -745,6 +769,81 @@ impl PolicyRule {
             && self.min_trust.is_none_or(|m| trust >= m)
             && self.max_trust.is_none_or(|m| trust <= m)
             && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
+    }
+}
+
+/// Which entries of one context an agent may read, or write: the
+/// entry-level half of an access decision, made once per request (or per
+/// stream) and then applied to each entry without reading the store.
+///
+/// An entry is permitted when no deny rule that names entries names it;
+/// it is confidential, then only for an agent that may read confidential
+/// entries (the admin, the context's creator, the holder of a grant with
+/// `read`; never a policy) or that wrote it last; and the agent may use
+/// every entry of the context (`whole`) or an allow rule names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryScope {
+    /// Every entry (the admin, the creator, a grant, a context-wide allow
+    /// rule), unless a deny rule names it.
+    pub whole: bool,
+    /// Allow rules that name entries.
+    pub allow: Vec<PolicyRule>,
+    /// Deny rules that name entries.
+    pub deny: Vec<PolicyRule>,
+    /// May read confidential entries.
+    pub confidential: bool,
+    /// The agent (the last writer of a confidential entry reads it).
+    pub agent: String,
+}
+
+impl EntryScope {
+    /// Every entry: the admin, or a server without authentication.
+    pub fn all() -> Self {
+        EntryScope { whole: true, confidential: true, ..Default::default() }
+    }
+
+    /// No entry at all.
+    pub fn none() -> Self {
+        EntryScope::default()
+    }
+
+    /// Whether the scope permits every entry there is or will be.
+    pub fn is_all(&self) -> bool {
+        self.whole && self.deny.is_empty() && self.confidential
+    }
+
+    /// Whether the entry at `key`, with `tags`, `confidential` and last
+    /// written by `author`, is permitted.
+    pub fn permits(&self, key: &str, tags: &[String], confidential: bool, author: Option<&str>) -> bool {
+        if self.deny.iter().any(|r| r.names_entry(key, tags)) {
+            return false;
+        }
+        if confidential && !self.confidential && author != Some(self.agent.as_str()) {
+            return false;
+        }
+        self.whole || self.allow.iter().any(|r| r.names_entry(key, tags))
+    }
+
+    /// Whether `entry` is permitted.
+    pub fn permits_entry(&self, entry: &crate::Entry) -> bool {
+        self.permits(&entry.key, &entry.meta.tags, entry.meta.confidential, Some(&entry.author))
+    }
+
+    /// Whether `event` may be delivered: an entry event (`context.updated`)
+    /// when its entry is permitted (its data carries the tags and the
+    /// confidential flag); any other event of the context, always.
+    pub fn permits_event(&self, event: &crate::Event) -> bool {
+        let Some(key) = event.key.as_deref().filter(|_| event.kind == crate::event::types::CONTEXT_UPDATED) else {
+            return true;
+        };
+        if self.is_all() {
+            return true;
+        }
+        let data = event.data.as_ref();
+        let tags: Vec<String> =
+            data.and_then(|d| d.get("tags")).and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+        let confidential = data.and_then(|d| d.get("confidential")).and_then(|c| c.as_bool()).unwrap_or(false);
+        self.permits(key, &tags, confidential, event.agent.as_deref())
     }
 }
 
@@ -776,5 +875,48 @@ mod policy_tests {
         let bad: PolicyRule =
             serde_json::from_value(serde_json::json!({"id": "r", "effect": "allow", "agents": "a b"})).unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    fn rule(v: serde_json::Value) -> PolicyRule {
+        let rule: PolicyRule = serde_json::from_value(v).unwrap();
+        rule.validate().unwrap();
+        rule
+    }
+
+    #[test]
+    fn entry_rules_name_keys_and_tags() {
+        let r = rule(serde_json::json!({"id": "r", "effect": "deny", "keys": "secrets/**", "tags": ["pii", "hr"]}));
+        assert!(r.is_entry_rule());
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(r.names_entry("secrets/a/b", &tags(&["hr"])));
+        assert!(!r.names_entry("secrets/a", &tags(&["public"])), "keys and tags must both match");
+        assert!(!r.names_entry("notes/a", &tags(&["pii"])));
+        let by_tag = rule(serde_json::json!({"id": "t", "effect": "deny", "tags": ["pii"]}));
+        assert!(by_tag.names_entry("anything", &tags(&["x", "pii"])) && !by_tag.names_entry("anything", &[]));
+        assert!(
+            serde_json::from_value::<PolicyRule>(serde_json::json!({"id": "r", "effect": "deny", "keys": "a//b"}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn scopes_deny_first_then_confidential_then_allow() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut scope = EntryScope {
+            whole: false,
+            allow: vec![rule(serde_json::json!({"id": "a", "effect": "allow", "keys": "drafts/*"}))],
+            deny: vec![rule(serde_json::json!({"id": "d", "effect": "deny", "tags": ["pii"]}))],
+            confidential: false,
+            agent: "bob".into(),
+        };
+        assert!(scope.permits("drafts/x", &[], false, None));
+        assert!(!scope.permits("final/x", &[], false, None), "no allow names it");
+        assert!(!scope.permits("drafts/x", &tags(&["pii"]), false, None), "deny wins");
+        assert!(!scope.permits("drafts/x", &[], true, Some("alice")), "confidential needs explicit read");
+        assert!(scope.permits("drafts/x", &[], true, Some("bob")), "its last writer reads it");
+        scope.whole = true;
+        assert!(scope.permits("final/x", &[], false, None) && !scope.is_all());
+        assert!(EntryScope::all().is_all() && EntryScope::all().permits("k", &[], true, None));
+        assert!(!EntryScope::none().permits("k", &[], false, None));
     }
 }

@@ -271,6 +271,45 @@ pub struct TxnRequest {
     /// also the `X-Fencing-Token: <lock>=<token>` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence: Option<crate::coord::Fence>,
+    /// The entries the caller may read and write, when not all: set by the
+    /// server from the caller's access, never sent by clients.
+    #[serde(skip)]
+    pub scope: Option<TxnScope>,
+}
+
+/// The entries a transaction's caller may read and write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnScope {
+    /// What it may read (`get` results, value comparisons, patches).
+    pub read: crate::coord::EntryScope,
+    /// What it may write.
+    pub write: crate::coord::EntryScope,
+}
+
+impl TxnScope {
+    /// Refuses a comparison of `entry` (a value comparison needs read; any
+    /// other, read or write).
+    fn check_compare(&self, compare: &Compare, entry: &Entry) -> Result<()> {
+        let value = compare.value.is_some();
+        if self.read.permits_entry(entry) || (!value && self.write.permits_entry(entry)) {
+            return Ok(());
+        }
+        Err(forbidden(&entry.key, if value { "read" } else { "read or write" }))
+    }
+
+    /// Refuses a write that replaces `before` (if any) with an entry at
+    /// `key` carrying `meta` (for deletions, `None`).
+    fn check_write(&self, key: &str, before: Option<&Entry>, meta: Option<&EntryMeta>) -> Result<()> {
+        let new_ok = meta.is_none_or(|m| self.write.permits(key, &m.tags, false, None));
+        if before.is_none_or(|b| self.write.permits(key, &b.meta.tags, false, None)) && new_ok {
+            return Ok(());
+        }
+        Err(forbidden(key, "write"))
+    }
+}
+
+fn forbidden(key: &str, what: &str) -> Error {
+    Error::Forbidden { reason: format!("the caller may not {what} entry {key:?}") }
 }
 
 /// Keys and prefixes a transaction reads; the snapshot must cover them.
@@ -508,16 +547,16 @@ impl PlanBuilder {
         if before.is_none() {
             self.entry_count_delta += 1;
         }
-        self.entry_event(key, kind, Some(&entry));
+        self.entry_event(key, kind, &entry, true);
         self.changes.push(Change { key: key.to_owned(), kind, after: Some(entry.clone()) });
         entry
     }
 
-    /// Removes the entry at `key` (which exists), as a deletion or an expiry.
-    pub fn remove(&mut self, key: &str, kind: ChangeKind) {
+    /// Removes `before` (the current entry), as a deletion or an expiry.
+    pub fn remove(&mut self, before: &Entry, kind: ChangeKind) {
         self.entry_count_delta -= 1;
-        self.entry_event(key, kind, None);
-        self.changes.push(Change { key: key.to_owned(), kind, after: None });
+        self.entry_event(&before.key, kind, before, false);
+        self.changes.push(Change { key: before.key.clone(), kind, after: None });
     }
 
     /// Appends an event that does not change an entry.
@@ -537,21 +576,27 @@ impl PlanBuilder {
         event
     }
 
-    fn entry_event(&mut self, key: &str, kind: ChangeKind, entry: Option<&Entry>) {
+    /// The event of a change to `entry` (after a write, or before a
+    /// removal). It carries what deciding who may see it needs: the tags,
+    /// and whether the entry is confidential (then never its value).
+    fn entry_event(&mut self, key: &str, kind: ChangeKind, e: &Entry, written: bool) {
         let mut data = Map::new();
         data.insert("change".into(), kind.as_str().into());
-        if let Some(e) = entry {
+        if written {
             data.insert("version".into(), e.version.into());
-            match event_value(&e.value) {
+            match event_value(&e.value).filter(|_| !e.meta.confidential) {
                 Some(v) => data.insert("value".into(), v),
                 None => data.insert("value_omitted".into(), true.into()),
             };
             if let Some(k) = &e.meta.kind {
                 data.insert("kind".into(), k.clone().into());
             }
-            if !e.meta.tags.is_empty() {
-                data.insert("tags".into(), e.meta.tags.clone().into());
-            }
+        }
+        if !e.meta.tags.is_empty() {
+            data.insert("tags".into(), e.meta.tags.clone().into());
+        }
+        if e.meta.confidential {
+            data.insert("confidential".into(), true.into());
         }
         self.events.push(Event {
             kind: types::CONTEXT_UPDATED.to_owned(),
@@ -560,7 +605,7 @@ impl PlanBuilder {
             key: Some(key.to_owned()),
             at: self.now,
             agent: Some(self.author.clone()),
-            priority: Some(entry.map_or_else(Default::default, |e| e.meta.priority)),
+            priority: Some(if written { e.meta.priority } else { Default::default() }),
             data: Some(Value::Object(data)),
             seq: None,
         });
@@ -598,6 +643,14 @@ pub struct PlanInput<'a> {
 /// errors (the failure branch runs); an operation that cannot be applied
 /// fails the whole transaction and nothing changes.
 pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) -> Result<(Plan, TxnResponse)> {
+    let scope = txn.scope.as_ref();
+    if let Some(scope) = scope {
+        for c in &txn.compare {
+            if let Some(e) = snapshot.entries.get(c.key.as_str()) {
+                scope.check_compare(c, e)?;
+            }
+        }
+    }
     let succeeded = txn.compare.iter().all(|c| c.holds(snapshot.entries.get(c.key.as_str())));
     let ops = if succeeded { &txn.success } else { &txn.failure };
     if input.context.settings.policy.require_precondition {
@@ -627,6 +680,9 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
                 let (value, meta) = write.clone().into_meta(input.now)?;
                 check_value(input, key, &value)?;
                 let before = state.get(key).cloned().flatten();
+                if let Some(scope) = scope {
+                    scope.check_write(key, before.as_ref(), Some(&meta))?;
+                }
                 let entry = builder.put(key, before.as_ref(), value, meta);
                 state.insert(key.to_owned(), Some(entry.clone()));
                 results.push(OpResult::Put { entry });
@@ -637,6 +693,13 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
                 let Some(before) = state.get(key).cloned().flatten() else {
                     return Err(Error::not_found(format!("entry {key:?}")));
                 };
+                if let Some(scope) = scope {
+                    // A patch answers with the whole new value: it reads.
+                    if !scope.read.permits_entry(&before) {
+                        return Err(forbidden(key, "read"));
+                    }
+                    scope.check_write(key, Some(&before), None)?;
+                }
                 let mut value = before.value.clone();
                 patch.apply(key, &mut value)?;
                 check_value(input, key, &value)?;
@@ -647,9 +710,13 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
             Op::Delete { key } => {
                 let key = key.as_str();
                 claim(key, &mut written, &deleted_prefixes)?;
-                let existed = state.get(key).is_some_and(Option::is_some);
-                if existed {
-                    builder.remove(key, ChangeKind::Deleted);
+                let before = state.get(key).cloned().flatten();
+                if let (Some(scope), Some(b)) = (scope, &before) {
+                    scope.check_write(key, Some(b), None)?;
+                }
+                let existed = before.is_some();
+                if let Some(before) = before {
+                    builder.remove(&before, ChangeKind::Deleted);
                     state.insert(key.to_owned(), None);
                 }
                 results.push(OpResult::Delete { key: key.to_owned(), deleted: existed });
@@ -660,14 +727,17 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
                 {
                     return Err(Error::InvalidTxn(format!("prefix {prefix:?} overlaps another write")));
                 }
-                let doomed: Vec<String> = state
+                let doomed: Vec<Entry> = state
                     .iter()
-                    .filter(|(k, e)| k.starts_with(prefix.as_str()) && e.is_some())
-                    .map(|(k, _)| k.clone())
+                    .filter(|(k, _)| k.starts_with(prefix.as_str()))
+                    .filter_map(|(_, e)| e.clone())
                     .collect();
-                for key in &doomed {
-                    builder.remove(key, ChangeKind::Deleted);
-                    state.insert(key.clone(), None);
+                for before in &doomed {
+                    if let Some(scope) = scope {
+                        scope.check_write(&before.key, Some(before), None)?;
+                    }
+                    builder.remove(before, ChangeKind::Deleted);
+                    state.insert(before.key.clone(), None);
                 }
                 deleted_prefixes.push(prefix.clone());
                 results.push(OpResult::DeletePrefix { prefix: prefix.clone(), deleted: doomed.len() as u64 });
@@ -681,6 +751,11 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
                         .filter_map(|(_, e)| e.clone())
                         .collect(),
                     (None, None) => Vec::new(),
+                };
+                // An entry the caller may not read is, for it, absent.
+                let entries = match scope {
+                    Some(scope) => entries.into_iter().filter(|e| scope.read.permits_entry(e)).collect(),
+                    None => entries,
                 };
                 results.push(OpResult::Get { entries });
             }

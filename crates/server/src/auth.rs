@@ -68,7 +68,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
         Err(e) => return e.into_response(),
     };
     let caller = match &state.config().auth {
-        Auth::Off => Caller { agent: named.unwrap_or_else(|| "anonymous".into()), admin: true },
+        Auth::Off => Caller { agent: named.unwrap_or_else(|| "anonymous".into()), admin: true, token: None },
         Auth::Tokens { admin_hash } => {
             let bearer = req
                 .headers()
@@ -82,15 +82,15 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
             let hash = hash_token(token);
             if &hash == admin_hash {
                 // The admin may act for an agent by naming it.
-                Caller { agent: named.unwrap_or_else(|| "admin".into()), admin: true }
+                Caller { agent: named.unwrap_or_else(|| "admin".into()), admin: true, token: None }
             } else {
-                match state.store().coord_read(CoordRead::TokenOwner { hash }).await {
+                match state.store().coord_read(CoordRead::TokenOwner { hash: hash.clone() }).await {
                     Ok(CoordOutput::Agent(agent)) => {
                         if named.as_ref().is_some_and(|n| n != &agent.id) {
                             let message = format!("{AGENT_HEADER} names another agent than the token's");
                             return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
                         }
-                        Caller { agent: agent.id, admin: false }
+                        Caller { agent: agent.id, admin: false, token: Some(hash) }
                     }
                     Ok(_) | Err(StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
                         return unauthenticated("the token is not valid (unknown, rotated or revoked)");

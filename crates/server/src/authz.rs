@@ -1,59 +1,149 @@
 //! Authorization of context access: the admin may do everything; an agent
-//! may use a context it created, or one it holds a current grant on, within
-//! its capabilities (`can_read`, `can_write`, `can_share`).
+//! may use a context it created, one it holds a current grant on, or one a
+//! policy opens to it, within its capabilities (`can_read`, `can_write`,
+//! `can_share`).
 //!
 //! Every route under `/v1/contexts/{ctx}/` is checked by [`guard`] before
 //! its handler runs, so no context route can forget; routes that name a
 //! context elsewhere (messages, handoffs, WebSocket subscriptions, the
 //! global lists) call [`authorize`] themselves.
+//!
+//! A decision also says which entries the caller may read and write
+//! ([`Scopes`]): the guard hands them to the handler, which filters what
+//! it reads and passes them to the store with what it writes.
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::coord::{AuditRecord, Permission};
+use ctxmesh_core::coord::{AuditRecord, EntryScope, Permission};
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_store::coord::{CoordOutput, CoordRead};
+
+use std::sync::Arc;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
+use crate::watch::AccessCheck;
+
+/// The entries of one context a caller may read and write.
+#[derive(Clone, Debug)]
+pub(crate) struct Scopes {
+    pub(crate) read: EntryScope,
+    pub(crate) write: EntryScope,
+}
+
+impl Scopes {
+    /// Every entry.
+    pub(crate) fn all() -> Self {
+        Scopes { read: EntryScope::all(), write: EntryScope::all() }
+    }
+
+    /// What a transaction carries to the store: nothing when everything
+    /// is permitted.
+    pub(crate) fn txn(&self) -> Option<ctxmesh_core::txn::TxnScope> {
+        if self.read.is_all() && self.write.is_all() {
+            return None;
+        }
+        Some(ctxmesh_core::txn::TxnScope { read: self.read.clone(), write: self.write.clone() })
+    }
+
+    /// Refuses a whole-context operation (rollback needs `write`, fork
+    /// `read`) to a caller that may not use every entry.
+    pub(crate) fn require_all(&self, needed: Permission, what: &str) -> ApiResult<()> {
+        let scope = if needed == Permission::Read { &self.read } else { &self.write };
+        if scope.is_all() {
+            return Ok(());
+        }
+        let message = format!("{what} needs {} of every entry, confidential ones included", needed.as_str());
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message))
+    }
+}
+
+/// The [`Scopes`] the guard decided for this request (none outside the
+/// guarded routes: fail closed).
+impl<S: Send + Sync> FromRequestParts<S> for Scopes {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let none = || Scopes { read: EntryScope::none(), write: EntryScope::none() };
+        Ok(parts.extensions.get::<Scopes>().cloned().unwrap_or_else(none))
+    }
+}
 
 /// Checks that `caller` may do `needed` on `ctx` (for the request
-/// `resource`), and records the decision in the audit log.
+/// `resource`), records the decision in the audit log, and says which
+/// entries it may read and write.
 pub(crate) async fn authorize(
     state: &AppState,
     caller: &Caller,
     ctx: &ContextId,
     needed: Permission,
     resource: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Scopes> {
+    let (decision, reason) = decide(state, caller, ctx, needed).await;
+    if !(caller.admin && matches!(state.config().auth, crate::auth::Auth::Off)) {
+        record(state, caller, ctx, needed, resource, decision.is_ok(), &reason);
+    }
+    decision
+}
+
+/// The decision of [`authorize`], and its reason, without recording it.
+async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Permission) -> (ApiResult<Scopes>, String) {
     if caller.admin {
-        if !matches!(state.config().auth, crate::auth::Auth::Off) {
-            record(state, caller, ctx, needed, resource, true, "admin");
-        }
-        return Ok(());
+        return (Ok(Scopes::all()), "admin".into());
     }
     let read = CoordRead::Access { ctx: ctx.clone(), agent: caller.agent.clone() };
     let access = match state.store().coord_read(read).await {
         Ok(CoordOutput::Access(access)) => access,
-        Ok(other) => return Err(ApiError::internal(format!("unexpected output {other:?}"))),
-        Err(e) => {
-            record(state, caller, ctx, needed, resource, false, "no such context");
-            return Err(e.into());
-        }
+        Ok(other) => return (Err(ApiError::internal(format!("unexpected output {other:?}"))), "error".into()),
+        Err(e) => return (Err(e.into()), "no such context".into()),
     };
-    let (allowed, reason) = access.decide(needed, chrono::Utc::now());
+    let now = chrono::Utc::now();
+    let (allowed, reason) = access.decide(needed, now);
     if allowed {
-        record(state, caller, ctx, needed, resource, true, &reason);
-        return Ok(());
+        let scopes = Scopes { read: access.scope(Permission::Read, now), write: access.scope(Permission::Write, now) };
+        return (Ok(scopes), reason);
     }
-    record(state, caller, ctx, needed, resource, false, &reason);
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str()),
-    ))
+    let message = format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str());
+    (Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)), reason)
+}
+
+/// What a stream of `caller` (a watch of `ctx`, or of an inbox or feed
+/// when `None`) runs to decide its access again: the token must still be
+/// valid, and the caller must still read the context (a refusal is
+/// audited; the stream then ends).
+pub(crate) fn stream_access(state: &AppState, caller: &Caller, ctx: Option<ContextId>) -> Option<AccessCheck> {
+    if caller.admin {
+        return None;
+    }
+    let (state, caller) = (state.clone(), caller.clone());
+    Some(Arc::new(move || {
+        let (state, caller, ctx) = (state.clone(), caller.clone(), ctx.clone());
+        Box::pin(async move {
+            if let Some(hash) = caller.token.clone() {
+                match state.store().coord_read(CoordRead::TokenOwner { hash }).await {
+                    Ok(CoordOutput::Agent(agent)) if agent.id == caller.agent => {}
+                    Ok(_) | Err(ctxmesh_store::StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
+                        let message = "the token is no longer valid (rotated or revoked)";
+                        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let Some(ctx) = ctx else { return Ok(None) };
+            let (decision, reason) = decide(&state, &caller, &ctx, Permission::Read).await;
+            match decision {
+                Ok(scopes) => Ok(Some(scopes.read)),
+                Err(e) => {
+                    record(&state, &caller, &ctx, Permission::Read, "watch (access decided again)", false, &reason);
+                    Err(e)
+                }
+            }
+        })
+    }))
 }
 
 fn record(
@@ -81,7 +171,7 @@ fn record(
 pub(crate) async fn can_read(state: &AppState, caller: &Caller, ctx: &str) -> ApiResult<bool> {
     let Ok(ctx) = ContextId::parse(ctx) else { return Ok(false) };
     match authorize(state, caller, &ctx, Permission::Read, "GET /v1/contexts").await {
-        Ok(()) => Ok(true),
+        Ok(_) => Ok(true),
         Err(e) if e.code == "forbidden" || e.code == "not_found" => Ok(false),
         Err(e) => Err(e),
     }
@@ -118,7 +208,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 }
 
 /// Middleware: authorizes every request under `/v1/contexts/{ctx}/`.
-pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(rest) = req.uri().path().strip_prefix("/v1/contexts/") else {
         return next.run(req).await;
     };
@@ -132,7 +222,10 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
     };
     let resource = format!("{} {}", req.method(), req.uri().path());
     match authorize(&state, &caller, &ctx, needed(req.method(), tail), &resource).await {
-        Ok(()) => next.run(req).await,
+        Ok(scopes) => {
+            req.extensions_mut().insert(scopes);
+            next.run(req).await
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -133,6 +133,9 @@ pub struct Caller {
     pub agent: String,
     /// Whether the caller holds the admin token (or auth is off).
     pub admin: bool,
+    /// The hash of the agent token it authenticated with (streams check
+    /// that it is still valid).
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -178,7 +181,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             Some(caller) => Ok(caller.clone()),
             // Outside the authenticated routes: nobody in particular.
             None => {
-                Ok(Caller { agent: agent_header(&parts.headers)?.unwrap_or_else(|| "anonymous".into()), admin: false })
+                let agent = agent_header(&parts.headers)?.unwrap_or_else(|| "anonymous".into());
+                Ok(Caller { agent, admin: false, token: None })
             }
         }
     }

@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// Most streams (SSE watches, WebSocket connections) an agent token
     /// may have open on a node.
     pub max_streams_per_agent: usize,
+    /// How often an agent's open streams decide its access again (token
+    /// revocations, policy changes and expiries take effect within this;
+    /// grant changes on a watched context, at once).
+    pub access_recheck_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -68,6 +72,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             audit_retention: Duration::from_secs(30 * 86_400),
             max_streams_per_agent: 64,
+            access_recheck_interval: Duration::from_secs(5),
         }
     }
 }

@@ -9,6 +9,13 @@
 //! cannot hold (the watcher learns it lagged), and the watcher catches up
 //! from the log when the subscriber reads again. Writers never wait for
 //! watchers.
+//!
+//! Each watcher filters for its subscriber: entry events pass only when the
+//! subscriber may read the entry ([`WatchFilter::scope`]). Its access is
+//! decided again ([`WatchSpec::access`]) when a grant of the context changes
+//! (before any later event goes out) and every `recheck_interval` (token
+//! revocations, policy changes, expiries); a watch whose access is gone
+//! ends with an error.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -17,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ctxmesh_core::coord::EntryScope;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::{Event, Priority};
@@ -55,6 +63,8 @@ pub struct WatchFilter {
     pub prefix: Option<String>,
     /// Only events of at least this priority (events without one count as normal).
     pub min_priority: Option<Priority>,
+    /// Only entry events of entries the subscriber may read (`None`: all).
+    pub scope: Option<EntryScope>,
 }
 
 impl WatchFilter {
@@ -75,7 +85,7 @@ impl WatchFilter {
         {
             return false;
         }
-        true
+        self.scope.as_ref().is_none_or(|s| s.permits_event(event))
     }
 }
 
@@ -122,7 +132,7 @@ impl Source {
 }
 
 /// What a watch starts from and how it delivers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WatchSpec {
     /// What is watched.
     pub source: Source,
@@ -134,6 +144,23 @@ pub struct WatchSpec {
     pub order: Order,
     /// How often a progress (bookmark) item is sent.
     pub progress_interval: Duration,
+    /// Decides the subscriber's access again (`None`: the admin, never
+    /// re-decided).
+    pub access: Option<AccessCheck>,
+    /// How often `access` runs besides on grant changes.
+    pub recheck_interval: Duration,
+}
+
+/// Decides a subscriber's access again: the entry scope to filter with
+/// from now on (`None` for streams that are not a context's), or the error
+/// that ends the watch.
+pub type AccessCheck =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Result<Option<EntryScope>, ApiError>> + Send + Sync>;
+
+/// Events after which a context watch decides its access again.
+fn changes_access(event: &Event) -> bool {
+    use ctxmesh_core::event::types;
+    event.kind == types::CONTEXT_SHARED || event.kind == types::CONTEXT_REVOKED
 }
 
 /// An event as delivered: shared with every subscriber of a live revision,
@@ -205,6 +232,10 @@ struct Watcher {
     ready: VecDeque<WatchItem>,
     progress: Interval,
     keep_alive: Interval,
+    recheck: Interval,
+    /// Whole revisions held back until access is decided again.
+    held: Vec<Delivered>,
+    recheck_now: bool,
     closing: Pin<Box<dyn Future<Output = ()> + Send>>,
     done: bool,
 }
@@ -229,6 +260,9 @@ pub fn watch(
     progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut keep_alive = tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let every = spec.recheck_interval.max(Duration::from_millis(10));
+    let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let watcher = Watcher {
         store,
         position: spec.after,
@@ -239,6 +273,9 @@ pub fn watch(
         ready: VecDeque::new(),
         progress,
         keep_alive,
+        recheck,
+        held: Vec::new(),
+        recheck_now: false,
         closing: Box::pin(closing),
         done: false,
     };
@@ -258,6 +295,15 @@ impl Watcher {
             if self.done {
                 return None;
             }
+            if self.recheck_now {
+                self.recheck_now = false;
+                self.recheck().await;
+                let held = std::mem::take(&mut self.held);
+                if !held.is_empty() && !self.ready.iter().any(|i| matches!(i, WatchItem::Failed(_))) {
+                    self.deliver(held);
+                }
+                continue;
+            }
             if self.behind {
                 if futures::FutureExt::now_or_never(&mut self.closing).is_some() {
                     self.shut_down();
@@ -271,7 +317,21 @@ impl Watcher {
                 received = self.receiver.recv() => self.on_notification(received),
                 _ = self.progress.tick() => return Some(WatchItem::Progress(self.position)),
                 _ = self.keep_alive.tick() => return Some(WatchItem::KeepAlive),
+                _ = self.recheck.tick(), if self.spec.access.is_some() => self.recheck().await,
             }
+        }
+    }
+
+    /// Decides the subscriber's access again: a new scope, or the end.
+    async fn recheck(&mut self) {
+        let Some(access) = self.spec.access.clone() else { return };
+        match access().await {
+            Ok(scope) => {
+                if matches!(self.spec.source, Source::Context(_)) {
+                    self.spec.filter.scope = scope;
+                }
+            }
+            Err(e) => self.ready.push_back(WatchItem::Failed(e)),
         }
     }
 
@@ -369,8 +429,18 @@ impl Watcher {
 
     /// Queues `events` (whole revisions, in log order) for delivery and
     /// advances the position past them.
-    fn deliver(&mut self, events: Vec<Delivered>) {
+    fn deliver(&mut self, mut events: Vec<Delivered>) {
         let source = self.spec.source.clone();
+        // A grant changed: what follows waits until access is decided again.
+        if self.spec.access.is_some()
+            && matches!(source, Source::Context(_))
+            && let Some(changed) = events.iter().position(|d| changes_access(d.event()))
+        {
+            let revision = events[changed].event().revision;
+            let cut = events.iter().position(|d| d.event().revision > revision).unwrap_or(events.len());
+            self.held = events.split_off(cut);
+            self.recheck_now = true;
+        }
         let Some(last) = events.last().map(|d| source.position(d.event())) else { return };
         let mut kept: Vec<Delivered> = events.into_iter().filter(|d| self.spec.filter.matches(d.event())).collect();
         match self.spec.order {
@@ -429,6 +499,7 @@ mod tests {
             types: Some(vec!["context.updated".into()]),
             prefix: Some("a/".into()),
             min_priority: Some(Priority::High),
+            scope: None,
         };
         assert!(f.matches(&event("context.updated", Some("a/x"), Some(Priority::Critical))));
         assert!(!f.matches(&event("message", Some("a/x"), Some(Priority::Critical))));

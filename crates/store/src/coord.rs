@@ -12,8 +12,8 @@
 use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::coord::{
-    AuditRecord, Effect, Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission, PolicyRule,
-    Task, TaskRequest, check_ttl, parse_lock_name,
+    AuditRecord, Effect, EntryScope, Grant, Handoff, HandoffAction, HandoffRequest, HandoffState, Lock, Permission,
+    PolicyRule, Task, TaskRequest, check_ttl, parse_lock_name,
 };
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
@@ -485,8 +485,16 @@ impl Access {
                 return (false, format!("capabilities forbid {}", needed.as_str()));
             }
         }
+        // Rules that name entries are decided entry by entry (see
+        // `scope`); they open a context for reading and writing its
+        // entries, and never close it.
+        let entry_level = matches!(needed, Permission::Read | Permission::Write);
         let applies = |effect: Effect| {
-            self.policies.iter().find(|r| r.effect == effect && r.applies(&self.context, id, trust, needed))
+            self.policies.iter().find(|r| {
+                r.effect == effect
+                    && r.applies(&self.context, id, trust, needed)
+                    && (!r.is_entry_rule() || (effect == Effect::Allow && entry_level))
+            })
         };
         if let Some(rule) = applies(Effect::Deny) {
             return (false, format!("denied by policy {}", rule.id));
@@ -502,6 +510,9 @@ impl Access {
             _ => {}
         }
         match applies(Effect::Allow) {
+            Some(rule) if rule.is_entry_rule() => {
+                (true, format!("allowed by policy {} (the entries it names)", rule.id))
+            }
             Some(rule) => (true, format!("allowed by policy {}", rule.id)),
             None if self.grant.is_some() => (false, format!("the grant lacks {}", needed.as_str())),
             None => (false, "no grant".into()),
@@ -511,6 +522,37 @@ impl Access {
     /// Whether the agent may do `needed` at `now` (see [`Access::decide`]).
     pub fn allows(&self, needed: Permission, now: Timestamp) -> bool {
         self.decide(needed, now).0
+    }
+
+    /// Which entries the agent may read (`needed` = read) or write at
+    /// `now`: none unless [`Access::decide`] allows the context; every
+    /// entry with the creator, a grant or a context-wide allow rule; else
+    /// those that allow rules naming entries name. Deny rules naming entries
+    /// apply in every case. Confidential entries are readable with the
+    /// creator or a grant that includes `read` only.
+    pub fn scope(&self, needed: Permission, now: Timestamp) -> EntryScope {
+        if !self.allows(needed, now) {
+            return EntryScope::none();
+        }
+        let trust = self.agent.as_ref().map_or(ctxmesh_core::agent::Trust::None, |a| a.trust);
+        let id = self.agent.as_ref().map_or("", |a| a.id.as_str());
+        let matching = |effect: Effect| -> Vec<PolicyRule> {
+            self.policies
+                .iter()
+                .filter(|r| r.effect == effect && r.applies(&self.context, id, trust, needed))
+                .cloned()
+                .collect()
+        };
+        let (allow, deny) = (matching(Effect::Allow), matching(Effect::Deny));
+        let granted = self.grant.as_ref().is_some_and(|g| g.allows(needed, now));
+        let explicit_read = self.creator || self.grant.as_ref().is_some_and(|g| g.allows(Permission::Read, now));
+        EntryScope {
+            whole: self.creator || granted || allow.iter().any(|r| !r.is_entry_rule()),
+            allow: allow.into_iter().filter(PolicyRule::is_entry_rule).collect(),
+            deny: deny.into_iter().filter(PolicyRule::is_entry_rule).collect(),
+            confidential: needed != Permission::Read || explicit_read,
+            agent: id.to_owned(),
+        }
     }
 }
 

@@ -177,8 +177,8 @@ pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: 
     let mut plan = PlanBuilder::new(&ctx, author, now, commit_kinds::ROLLBACK);
     let mut restored = 0u64;
     let mut removed = 0u64;
-    for key in current.keys().filter(|k| !target.contains_key(*k)) {
-        plan.remove(key, ChangeKind::Deleted);
+    for (_, entry) in current.iter().filter(|(k, _)| !target.contains_key(*k)) {
+        plan.remove(entry, ChangeKind::Deleted);
         removed += 1;
     }
     for (key, old) in &target {
@@ -239,7 +239,10 @@ async fn expire_in(tx: &mut impl Tx, ctx: &mut ContextInfo, now: Timestamp) -> R
     }
     let mut plan = PlanBuilder::new(ctx, SYSTEM_AGENT, now, commit_kinds::EXPIRE);
     for key in &keys {
-        plan.remove(key, ChangeKind::Expired);
+        // The entry as it is (expired, so not among the live ones).
+        if let Some(entry) = tx.entry_at(&ctx.id, key, ctx.revision).await? {
+            plan.remove(&entry, ChangeKind::Expired);
+        }
     }
     apply_plan(tx, ctx, plan.finish()).await?;
     Ok(keys.len() as u64)

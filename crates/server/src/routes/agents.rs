@@ -261,8 +261,15 @@ pub(crate) async fn inbox_spec(
         other => return Err(ApiError::internal(format!("expected a head, got {other:?}"))),
     };
     let after = after.unwrap_or(head);
-    let progress_interval = state.config().progress_interval;
-    Ok(WatchSpec { source: Source::Inbox(agent), after, filter, order: Order::Revision, progress_interval })
+    Ok(WatchSpec {
+        source: Source::Inbox(agent),
+        after,
+        filter,
+        order: Order::Revision,
+        progress_interval: state.config().progress_interval,
+        access: crate::authz::stream_access(state, caller, None),
+        recheck_interval: state.config().access_recheck_interval,
+    })
 }
 
 /// Server-Sent Events of an agent's inbox: each item's SSE `id` is its
@@ -310,6 +317,8 @@ pub(crate) async fn feed_watch(
         filter: WatchFilter::default(),
         order: Order::Revision,
         progress_interval: state.config().progress_interval,
+        access: crate::authz::stream_access(&state, &caller, None),
+        recheck_interval: state.config().access_recheck_interval,
     };
     let guard = state.open_stream(&caller)?;
     Ok(sse_response(&state, spec, guard))

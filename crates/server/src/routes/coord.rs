@@ -244,7 +244,9 @@ async fn check_listing(state: &AppState, caller: &Caller, q: &CoordQuery) -> Api
         return Ok(());
     }
     match &q.context {
-        Some(ctx) => authorize(state, caller, &context_id(ctx)?, Permission::Read, "list handoffs or tasks").await,
+        Some(ctx) => {
+            authorize(state, caller, &context_id(ctx)?, Permission::Read, "list handoffs or tasks").await.map(drop)
+        }
         None => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{P, ReadAtParams, context_id, entry_key, page_size};
 use crate::AppState;
+use crate::authz::Scopes;
 use crate::cursor::{self, EntryCursor};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q, parse_json, read_body, require_content_type};
@@ -49,6 +50,7 @@ pub(crate) struct ListParams {
     responses((status = 200, body = EntryList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<ListParams>,
 ) -> ApiResult<Json<EntryList>> {
@@ -79,6 +81,8 @@ pub(crate) async fn list(
         (true, Some(last)) => Some(cursor::encode(&EntryCursor { r: page.revision, k: last.key.clone(), l: latest })),
         _ => None,
     };
+    // After the cursor: it continues from the last entry read, seen or not.
+    page.entries.retain(|e| scopes.read.permits_entry(e));
     Ok(Json(EntryList { entries: page.entries, revision: page.revision, next_cursor }))
 }
 
@@ -110,6 +114,7 @@ pub(crate) struct EntryHistory {
     responses((status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn read(
     State(state): State<AppState>,
+    scopes: Scopes,
     P((ctx, key)): P<(String, String)>,
     Q(params): Q<ReadParams>,
     uri: Uri,
@@ -120,15 +125,41 @@ pub(crate) async fn read(
         let limit = page_size(&state, params.limit, 100)?;
         let versions = state.store().entry_history(&ctx, &key, HistoryQuery { before: params.before, limit }).await?;
         let next_before = (versions.len() == limit).then(|| versions.last().map(|v| v.revision)).flatten();
+        let versions = visible_versions(&scopes, key.as_str(), versions);
+        if versions.is_empty() && next_before.is_none() && params.before.is_none() {
+            // Nothing the caller may read: for it, no such entry.
+            return Err(Error::not_found(format!("entry {:?}", key.as_str())).into());
+        }
         return Ok(Json(EntryHistory { key: key.into_string(), versions, next_before }).into_response());
     }
     let key = entry_key(&key)?;
     let at = ReadAtParams { at: params.at, as_of: params.as_of }.resolve()?;
     let (entry, _) = state.store().get_entry(&ctx, &key, at).await?;
-    match entry {
+    // An entry the caller may not read is, for it, absent.
+    match entry.filter(|e| scopes.read.permits_entry(e)) {
         Some(entry) => Ok(with_etag(StatusCode::OK, entry)),
         None => Err(ApiError::not_found(format!("entry {:?} not found in context {:?}", key.as_str(), ctx.as_str()))),
     }
+}
+
+/// The versions of one key the caller may read, newest first. A deletion
+/// is decided as the version it removed (the next older one on the page);
+/// without one, by the key alone.
+fn visible_versions(
+    scopes: &Scopes,
+    key: &str,
+    versions: Vec<ctxmesh_store::EntryVersion>,
+) -> Vec<ctxmesh_store::EntryVersion> {
+    if scopes.read.is_all() {
+        return versions;
+    }
+    let visible: Vec<bool> = (0..versions.len())
+        .map(|i| match versions[i..].iter().find_map(|v| v.entry.as_ref()) {
+            Some(e) => scopes.read.permits_entry(e),
+            None => scopes.read.permits(key, &[], false, None),
+        })
+        .collect();
+    versions.into_iter().zip(visible).filter_map(|(v, ok)| ok.then_some(v)).collect()
 }
 
 /// The key whose history is asked for, when the raw path ends in `/history`.
@@ -192,6 +223,7 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
 async fn guarded_write(
     state: &AppState,
     caller: &Caller,
+    scopes: &Scopes,
     ctx: &str,
     key: &EntryKey,
     headers: &HeaderMap,
@@ -222,6 +254,7 @@ async fn guarded_write(
         success: vec![op],
         failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
         fence: fence_header(headers)?,
+        scope: scopes.txn(),
     };
     let response = state.store().txn(&ctx, txn, &caller.agent).await?;
     if !response.succeeded {
@@ -261,13 +294,14 @@ fn written_entry(response: TxnResponse) -> ApiResult<Response> {
 pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P((ctx, key)): P<(String, String)>,
     headers: HeaderMap,
     JsonBody(write): JsonBody<EntryWrite>,
 ) -> ApiResult<Response> {
     let key = entry_key(&key)?;
     let op = Op::Put { key: key.clone(), write };
-    written_entry(guarded_write(&state, &caller, &ctx, &key, &headers, op).await?)
+    written_entry(guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?)
 }
 
 /// Patch an entry's value with `application/merge-patch+json` (RFC 7386)
@@ -279,6 +313,7 @@ pub(crate) async fn put(
 pub(crate) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P((ctx, key)): P<(String, String)>,
     request: Request,
 ) -> ApiResult<Response> {
@@ -295,7 +330,7 @@ pub(crate) async fn patch(
         PatchBody::JsonPatch(body)
     };
     let op = Op::Patch { key: key.clone(), patch };
-    written_entry(guarded_write(&state, &caller, &ctx, &key, &headers, op).await?)
+    written_entry(guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?)
 }
 
 /// The answer to a deletion.
@@ -312,11 +347,13 @@ pub(crate) struct Deleted {
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P((ctx, key)): P<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Deleted>> {
     let key = entry_key(&key)?;
-    let response = guarded_write(&state, &caller, &ctx, &key, &headers, Op::Delete { key: key.clone() }).await?;
+    let response =
+        guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, Op::Delete { key: key.clone() }).await?;
     match response.results.first() {
         Some(OpResult::Delete { deleted: true, .. }) => {
             Ok(Json(Deleted { key: key.into_string(), revision: response.revision }))
@@ -333,6 +370,7 @@ pub(crate) async fn remove(
 pub(crate) async fn txn(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P(ctx): P<String>,
     headers: HeaderMap,
     JsonBody(mut txn): JsonBody<TxnRequest>,
@@ -341,6 +379,7 @@ pub(crate) async fn txn(
     if let Some(fence) = fence_header(&headers)? {
         txn.fence = Some(fence);
     }
+    txn.scope = scopes.txn();
     Ok(Json(state.store().txn(&ctx, txn, &caller.agent).await?))
 }
 
@@ -373,6 +412,7 @@ pub(crate) struct DocumentParams {
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn document(
     State(state): State<AppState>,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<DocumentParams>,
 ) -> ApiResult<Json<Document>> {
@@ -383,7 +423,7 @@ pub(crate) async fn document(
     let page =
         state.store().list_entries(&ctx, at, &ListQuery { prefix: params.prefix, after_key: None, limit }).await?;
     let mut doc = Map::new();
-    for entry in page.entries {
+    for entry in page.entries.into_iter().filter(|e| scopes.read.permits_entry(e)) {
         insert_nested(&mut doc, &entry.key, entry.value);
     }
     Ok(Json(Document { revision: page.revision, document: Value::Object(doc) }))

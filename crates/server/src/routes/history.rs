@@ -4,16 +4,21 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::Utc;
+use std::collections::HashSet;
+
 use ctxmesh_core::Event;
 use ctxmesh_core::context::ContextInfo;
+use ctxmesh_core::coord::{EntryScope, Permission};
+use ctxmesh_core::event::types;
 use ctxmesh_core::history::{Commit, DiffChange};
 use ctxmesh_core::ids::ContextId;
-use ctxmesh_store::{Compaction, HistoryQuery};
+use ctxmesh_store::{Compaction, HistoryQuery, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::watch::FilterParams;
 use super::{P, context_id, created_context, page_size};
 use crate::AppState;
+use crate::authz::Scopes;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 
@@ -38,14 +43,55 @@ pub(crate) struct CommitList {
     responses((status = 200, body = CommitList), (status = 404, body = ErrorBody)))]
 pub(crate) async fn commits(
     State(state): State<AppState>,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<HistoryParams>,
 ) -> ApiResult<Json<CommitList>> {
     let ctx = context_id(&ctx)?;
     let limit = page_size(&state, params.limit, 100)?;
-    let commits = state.store().context_history(&ctx, HistoryQuery { before: params.before, limit }).await?;
+    let mut commits = state.store().context_history(&ctx, HistoryQuery { before: params.before, limit }).await?;
     let next_before = (commits.len() == limit).then(|| commits.last().map(|c| c.revision)).flatten();
+    if !scopes.read.is_all() {
+        hide_keys(&state, &ctx, &scopes.read, &mut commits).await?;
+    }
     Ok(Json(CommitList { commits, next_before }))
+}
+
+/// Removes from `commits` the keys whose entries `read` does not permit,
+/// deciding each by the event its commit logged (which carries the entry's
+/// tags and whether it is confidential). A key whose event was compacted
+/// away is removed.
+async fn hide_keys(state: &AppState, ctx: &ContextId, read: &EntryScope, commits: &mut [Commit]) -> ApiResult<()> {
+    let (Some(lo), Some(hi)) = (commits.iter().map(|c| c.revision).min(), commits.iter().map(|c| c.revision).max())
+    else {
+        return Ok(());
+    };
+    let mut visible: HashSet<(u64, String)> = HashSet::new();
+    let mut after = lo - 1;
+    while after < hi {
+        let events = match state.store().events(ctx, after, 1000).await {
+            Ok(events) => events,
+            Err(StoreError::Core(ctxmesh_core::Error::Compacted { compacted, .. })) if compacted > after + 1 => {
+                after = compacted - 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(last) = events.last().map(|e| e.revision) else { break };
+        for e in events.into_iter().filter(|e| e.revision <= hi && e.kind == types::CONTEXT_UPDATED) {
+            if read.permits_event(&e)
+                && let Some(key) = e.key
+            {
+                visible.insert((e.revision, key));
+            }
+        }
+        after = last;
+    }
+    for commit in commits {
+        let revision = commit.revision;
+        commit.keys.retain(|k| visible.contains(&(revision, k.clone())));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -69,6 +115,7 @@ pub(crate) struct Diff {
     responses((status = 200, body = Diff), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn diff(
     State(state): State<AppState>,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<DiffParams>,
 ) -> ApiResult<Json<Diff>> {
@@ -77,7 +124,10 @@ pub(crate) async fn diff(
         Some(to) => to,
         None => state.store().get_context(&ctx).await?.revision,
     };
-    let changes = state.store().diff(&ctx, params.from, to).await?;
+    let mut changes = state.store().diff(&ctx, params.from, to).await?;
+    // A change is shown when both of its sides may be read.
+    let readable = |e: &Option<ctxmesh_core::Entry>| e.as_ref().is_none_or(|e| scopes.read.permits_entry(e));
+    changes.retain(|c| readable(&c.before) && readable(&c.after));
     Ok(Json(Diff { from: params.from, to, changes }))
 }
 
@@ -104,10 +154,12 @@ pub(crate) struct RollbackResponse {
 pub(crate) async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P(ctx): P<String>,
     JsonBody(req): JsonBody<RollbackRequest>,
 ) -> ApiResult<Json<RollbackResponse>> {
     let ctx = context_id(&ctx)?;
+    scopes.require_all(Permission::Write, "a rollback")?;
     let revision = state.store().rollback(&ctx, req.to, &caller.agent).await?;
     Ok(Json(RollbackResponse { revision, restored_from: req.to }))
 }
@@ -129,10 +181,12 @@ pub(crate) struct ForkRequest {
 pub(crate) async fn fork(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P(ctx): P<String>,
     JsonBody(req): JsonBody<ForkRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let ctx = context_id(&ctx)?;
+    scopes.require_all(Permission::Read, "a fork")?;
     let at = match req.at {
         Some(at) => at,
         None => state.store().get_context(&ctx).await?.revision,
@@ -176,13 +230,15 @@ pub(crate) struct EventList {
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn events(
     State(state): State<AppState>,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<EventParams>,
     Q(filter): Q<FilterParams>,
 ) -> ApiResult<Json<EventList>> {
     let ctx = context_id(&ctx)?;
     let limit = page_size(&state, params.limit, 100)?;
-    let filter = filter.filter()?;
+    let mut filter = filter.filter()?;
+    filter.scope = (!scopes.read.is_all()).then_some(scopes.read);
     let mut events = state.store().events(&ctx, params.after, limit).await?;
     let last_revision = events.last().map_or(params.after, |e| e.revision);
     let more = events.len() >= limit;

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::Priority;
+use ctxmesh_core::coord::EntryScope;
 use ctxmesh_core::event::types;
 use ctxmesh_core::ids::{ContextId, validate_prefix};
 use ctxmesh_store::NewEvent;
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::{P, context_id};
 use crate::AppState;
+use crate::authz::Scopes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 use crate::watch::{Order, Source, WatchFilter, WatchItem, WatchSpec, watch};
@@ -48,7 +50,7 @@ impl FilterParams {
         if let Some(p) = &self.prefix {
             validate_prefix(p)?;
         }
-        Ok(WatchFilter { types, prefix: self.prefix.clone(), min_priority: self.min_priority })
+        Ok(WatchFilter { types, prefix: self.prefix.clone(), min_priority: self.min_priority, scope: None })
     }
 }
 
@@ -71,6 +73,7 @@ pub(crate) struct WatchParams {
 pub(crate) async fn sse(
     State(state): State<AppState>,
     caller: Caller,
+    scopes: Scopes,
     P(ctx): P<String>,
     Q(params): Q<WatchParams>,
     Q(filter): Q<FilterParams>,
@@ -79,7 +82,8 @@ pub(crate) async fn sse(
     let ctx = context_id(&ctx)?;
     let filter = filter.filter()?;
     let last_event_id = last_event_id(&headers)?;
-    let spec = start_spec(&state, ctx, last_event_id.or(params.after), filter, params.order).await?;
+    let after = last_event_id.or(params.after);
+    let spec = start_spec(&state, &caller, ctx, scopes.read, after, filter, params.order).await?;
     let guard = state.open_stream(&caller)?;
     Ok(sse_response(&state, spec, guard))
 }
@@ -111,13 +115,16 @@ pub(crate) fn sse_response(state: &AppState, spec: WatchSpec, guard: Option<crat
     response
 }
 
-/// Checks the context and the position, and builds the watch spec. With no
-/// position given, the watch starts at the current revision.
+/// Checks the context and the position, and builds the watch spec of
+/// `caller`, who may read the entries of `read`. With no position given,
+/// the watch starts at the current revision.
 pub(crate) async fn start_spec(
     state: &AppState,
+    caller: &Caller,
     context: ContextId,
+    read: EntryScope,
     after: Option<u64>,
-    filter: WatchFilter,
+    mut filter: WatchFilter,
     order: Order,
 ) -> ApiResult<WatchSpec> {
     let info = state.store().get_context(&context).await?;
@@ -125,8 +132,17 @@ pub(crate) async fn start_spec(
     if after + 1 < info.compacted_revision {
         return Err(ctxmesh_core::Error::Compacted { requested: after, compacted: info.compacted_revision }.into());
     }
-    let progress_interval = state.config().progress_interval;
-    Ok(WatchSpec { source: Source::Context(context), after, filter, order, progress_interval })
+    filter.scope = (!read.is_all()).then_some(read);
+    let access = crate::authz::stream_access(state, caller, Some(context.clone()));
+    Ok(WatchSpec {
+        source: Source::Context(context),
+        after,
+        filter,
+        order,
+        progress_interval: state.config().progress_interval,
+        access,
+        recheck_interval: state.config().access_recheck_interval,
+    })
 }
 
 /// One watch item as SSE bytes. All events of an item go out in one write.

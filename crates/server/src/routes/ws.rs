@@ -149,8 +149,10 @@ async fn handle_command(
                 match (&context, &inbox) {
                     (Some(context), None) => {
                         let context = context_id(context)?;
-                        crate::authz::authorize(state, caller, &context, Permission::Read, "subscribe /v1/ws").await?;
-                        start_spec(state, context, after, filter, order).await
+                        let scopes =
+                            crate::authz::authorize(state, caller, &context, Permission::Read, "subscribe /v1/ws")
+                                .await?;
+                        start_spec(state, caller, context, scopes.read, after, filter, order).await
                     }
                     (None, Some(agent)) => inbox_spec(state, caller, agent, after, filter).await,
                     _ => Err(ApiError::invalid_argument("context", "subscribe to either a context or an inbox")),

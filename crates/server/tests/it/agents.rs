@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
 
@@ -65,36 +64,9 @@ async fn acquire(s: &TestServer, ctx: &str, name: &str, agent: &str, body: Value
 /// Reads SSE frames until `n` events (not progress or keep-alive) arrived:
 /// (id, event type, data).
 async fn sse_events(response: Response, n: usize) -> Vec<(u64, String, Value)> {
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut out = Vec::new();
-    let read = async {
-        while out.len() < n {
-            if let Some(end) = buffer.find("\n\n") {
-                let frame: String = buffer.drain(..end + 2).collect();
-                let (mut id, mut kind, mut data) = (None, None, None);
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        kind = Some(v.to_owned());
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = serde_json::from_str(v).ok();
-                    }
-                }
-                if let (Some(id), Some(kind), Some(data)) = (id, kind, data)
-                    && kind != "progress"
-                {
-                    out.push((id, kind, data));
-                }
-                continue;
-            }
-            let chunk = body.next().await.expect("the stream stays open").unwrap();
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read).await.expect("the events arrive");
-    out
+    let is_event = |f: &crate::Frame| f.kind != "progress" && f.id.is_some();
+    let (frames, _) = crate::sse_frames(response, |f| f.iter().filter(|f| is_event(f)).count() >= n).await;
+    frames.into_iter().filter(is_event).map(|f| (f.id.unwrap_or_default(), f.kind, f.data)).collect()
 }
 
 async fn registry(s: TestServer) {

@@ -9,30 +9,6 @@ use crate::{Backend, TestServer, status_json};
 
 const ADMIN: &str = "admin-secret-for-tests";
 
-/// Runs each test against a server with tokens on SQLite and one on
-/// PostgreSQL.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::TestServer::with_tokens(crate::Backend::Sqlite, super::ADMIN).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let backend = crate::Backend::postgres().await;
-                    super::$name(crate::TestServer::with_tokens(backend, super::ADMIN).await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(tokens, grants, policies, permission_matrix);
 
 async fn call(s: &TestServer, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {

@@ -1,5 +1,31 @@
 //! Integration tests through the real HTTP server on an ephemeral port.
 
+/// Runs each test `name(server)` against a server that requires tokens
+/// (the admin token is the test module's `ADMIN`) on SQLite, and one on
+/// PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::TestServer::with_tokens(crate::Backend::Sqlite, super::ADMIN).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = crate::Backend::postgres().await;
+                    super::$name(crate::TestServer::with_tokens(backend, super::ADMIN).await).await;
+                }
+            )*
+        }
+    };
+}
+
+mod access;
 mod agents;
 mod auth;
 mod bad_input;
@@ -128,6 +154,7 @@ impl TestServer {
             rate_limit: self.rate_limit,
             audit_retention: Duration::from_secs(86_400),
             max_streams_per_agent: 2,
+            access_recheck_interval: Duration::from_millis(200),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
@@ -212,6 +239,53 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// One SSE frame: its id, event type and data.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    pub(crate) id: Option<u64>,
+    pub(crate) kind: String,
+    pub(crate) data: Value,
+}
+
+/// Reads SSE frames (comments and keep-alives aside) until `enough` says
+/// so or the stream ends; returns them and whether the stream ended.
+pub(crate) async fn sse_frames(response: Response, enough: impl Fn(&[Frame]) -> bool) -> (Vec<Frame>, bool) {
+    use futures::StreamExt;
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut out: Vec<Frame> = Vec::new();
+    let read = async {
+        loop {
+            if enough(&out) {
+                return false;
+            }
+            if let Some(end) = buffer.find("\n\n") {
+                let text: String = buffer.drain(..end + 2).collect();
+                let mut frame = Frame { id: None, kind: String::new(), data: Value::Null };
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        frame.id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        frame.kind = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        frame.data = serde_json::from_str(v).unwrap_or(Value::Null);
+                    }
+                }
+                if !frame.kind.is_empty() {
+                    out.push(frame);
+                }
+                continue;
+            }
+            match body.next().await {
+                Some(chunk) => buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+                None => return true,
+            }
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(20), read).await.expect("the frames arrive in time");
+    (out, ended)
 }
 
 pub(crate) async fn status_json(r: Response) -> (u16, Value) {

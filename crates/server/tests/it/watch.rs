@@ -370,6 +370,8 @@ async fn a_watcher_whose_position_is_compacted_gets_compacted_and_ends() {
         filter: WatchFilter::default(),
         order: Order::Revision,
         progress_interval: Duration::from_secs(60),
+        access: None,
+        recheck_interval: Duration::from_secs(60),
     };
     // The subscriber connects at revision 1 and then does not read.
     let stream = watch(store.clone(), spec, std::future::pending());
