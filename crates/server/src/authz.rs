@@ -221,10 +221,18 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
         return next.run(req).await;
     };
     let resource = format!("{} {}", req.method(), req.uri().path());
-    match authorize(&state, &caller, &ctx, needed(req.method(), tail), &resource).await {
+    let needed = needed(req.method(), tail);
+    match authorize(&state, &caller, &ctx, needed, &resource).await {
         Ok(scopes) => {
             req.extensions_mut().insert(scopes);
-            next.run(req).await
+            let response = next.run(req).await;
+            // A refusal entry by entry is a decision too.
+            if let Some(crate::error::Refusal(reason)) = response.extensions().get()
+                && !matches!(state.config().auth, crate::auth::Auth::Off)
+            {
+                record(&state, &caller, &ctx, needed, &resource, false, reason);
+            }
+            response
         }
         Err(e) => e.into_response(),
     }

@@ -107,16 +107,25 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refused = (self.code == "forbidden").then(|| Refusal(self.message.clone()));
         let body = ErrorBody {
             error: ErrorDetail { code: self.code.to_owned(), message: self.message, details: self.details },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(refused) = refused {
+            response.extensions_mut().insert(refused);
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }
 }
+
+/// Why a `403` was answered: the authorization guard records refusals
+/// made after it (entry by entry, in the store) in the audit log.
+#[derive(Clone, Debug)]
+pub(crate) struct Refusal(pub(crate) String);
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
