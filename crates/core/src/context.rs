@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{ContextId, KeyPattern};
+use crate::merge::ArrayMerge;
 
 /// What happens when a write's precondition is stale (DESIGN.md section 4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -39,6 +40,9 @@ pub struct PolicyOverride {
     /// Field-conflict rule for `merge` on those keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_field_conflict: Option<Strategy>,
+    /// How `merge` treats arrays of those keys (`set`: as sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrays: Option<ArrayMerge>,
 }
 
 /// A context's conflict policy.
@@ -55,9 +59,28 @@ pub struct Policy {
     /// Refuse blind writes (writes without a precondition).
     #[serde(default)]
     pub require_precondition: bool,
+    /// How `merge` treats arrays: `atomic` (the default: one value) or
+    /// `set` (additions of both sides kept, a removal wins).
+    #[serde(default, skip_serializing_if = "is_atomic")]
+    pub arrays: ArrayMerge,
     /// Strategies per key pattern; the first match wins.
     #[serde(default)]
     pub overrides: Vec<PolicyOverride>,
+}
+
+fn is_atomic(a: &ArrayMerge) -> bool {
+    *a == ArrayMerge::Atomic
+}
+
+/// The conflict rules that govern one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRules {
+    /// What a stale write meets.
+    pub strategy: Strategy,
+    /// How `merge` settles a field changed both ways.
+    pub on_field_conflict: Strategy,
+    /// How `merge` treats arrays.
+    pub arrays: ArrayMerge,
 }
 
 impl Default for Policy {
@@ -66,6 +89,7 @@ impl Default for Policy {
             strategy: Strategy::Reject,
             on_field_conflict: Strategy::Reject,
             require_precondition: false,
+            arrays: ArrayMerge::Atomic,
             overrides: Vec::new(),
         }
     }
@@ -74,7 +98,21 @@ impl Default for Policy {
 impl Policy {
     /// The strategy that governs `key`.
     pub fn strategy_for(&self, key: &str) -> Strategy {
-        self.overrides.iter().find(|o| o.pattern.matches(key)).map_or(self.strategy, |o| o.strategy)
+        self.rules_for(key).strategy
+    }
+
+    /// The rules that govern `key`: its first matching override, with the
+    /// context's settings for what the override leaves out.
+    pub fn rules_for(&self, key: &str) -> KeyRules {
+        let base = KeyRules { strategy: self.strategy, on_field_conflict: self.on_field_conflict, arrays: self.arrays };
+        match self.overrides.iter().find(|o| o.pattern.matches(key)) {
+            None => base,
+            Some(o) => KeyRules {
+                strategy: o.strategy,
+                on_field_conflict: o.on_field_conflict.unwrap_or(base.on_field_conflict),
+                arrays: o.arrays.unwrap_or(base.arrays),
+            },
+        }
     }
 
     fn validate(&self) -> Result<()> {

@@ -829,11 +829,14 @@ impl EntryScope {
         self.permits(&entry.key, &entry.meta.tags, entry.meta.confidential, Some(&entry.author))
     }
 
-    /// Whether `event` may be delivered: an entry event (`context.updated`)
-    /// when its entry is permitted (its data carries the tags and the
-    /// confidential flag); any other event of the context, always.
+    /// Whether `event` may be delivered: an entry event (`context.updated`,
+    /// `conflict.*`) when its entry is permitted (its data carries the
+    /// tags and the confidential flag); any other event of the context,
+    /// always.
     pub fn permits_event(&self, event: &crate::Event) -> bool {
-        let Some(key) = event.key.as_deref().filter(|_| event.kind == crate::event::types::CONTEXT_UPDATED) else {
+        use crate::event::types;
+        let entry_event = [types::CONTEXT_UPDATED, types::CONFLICT_DETECTED, types::CONFLICT_RESOLVED];
+        let Some(key) = event.key.as_deref().filter(|_| entry_event.contains(&event.kind.as_str())) else {
             return true;
         };
         if self.is_all() {

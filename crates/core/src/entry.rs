@@ -146,6 +146,12 @@ pub struct EntryWrite {
     /// See [`EntryMeta::confidential`].
     #[serde(default)]
     pub confidential: bool,
+    /// A causal precondition: the version vector of the entry the write
+    /// was based on (as read). The write applies when it descends from the
+    /// current entry; otherwise the context's conflict policy decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub vclock: Option<VClock>,
 }
 
 /// Most tags an entry may carry.

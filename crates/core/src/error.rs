@@ -75,7 +75,8 @@ pub enum Error {
         actual: u64,
     },
     /// A precondition (`If-Match`, `If-None-Match`) failed. Nothing changed.
-    #[error("precondition failed for {key:?}: {}", describe_current(*.current_revision))]
+    #[error("precondition failed for {key:?}: {}{}", describe_current(*.current_revision),
+        reason.as_ref().map(|r| format!("; {r}")).unwrap_or_default())]
     PreconditionFailed {
         /// The key whose precondition failed.
         key: String,
@@ -83,6 +84,10 @@ pub enum Error {
         current_revision: Option<u64>,
         /// The current entry, so the caller can merge and retry.
         current: Option<Box<Entry>>,
+        /// Why the conflict policy refused the write, when one decided.
+        reason: Option<String>,
+        /// Fields both sides changed (`merge`).
+        fields: Vec<String>,
     },
     /// A write that needs a precondition and has none (`require_precondition`).
     #[error("this context requires a precondition on writes: send If-Match or If-None-Match")]
@@ -172,9 +177,16 @@ impl Error {
             Error::TooLarge { what, limit, actual } => {
                 json!({ "what": what, "limit": limit, "actual": actual })
             }
-            Error::PreconditionFailed { key, current_revision, current } => json!({
-                "key": key, "current_revision": current_revision, "current": current
-            }),
+            Error::PreconditionFailed { key, current_revision, current, reason, fields } => {
+                let mut d = json!({ "key": key, "current_revision": current_revision, "current": current });
+                if let Some(reason) = reason {
+                    d["reason"] = json!(reason);
+                }
+                if !fields.is_empty() {
+                    d["fields"] = json!(fields);
+                }
+                d
+            }
             Error::Compacted { requested, compacted } => {
                 json!({ "requested": requested, "compacted_revision": compacted })
             }

@@ -49,6 +49,10 @@ pub mod types {
     pub const AGENT_DISCONNECTED: &str = "agent.disconnected";
     /// An agent unregistered.
     pub const AGENT_UNREGISTERED: &str = "agent.unregistered";
+    /// A stale write met its conflict policy.
+    pub const CONFLICT_DETECTED: &str = "conflict.detected";
+    /// A pending conflict was resolved.
+    pub const CONFLICT_RESOLVED: &str = "conflict.resolved";
 }
 
 /// Values larger than this (serialized) are left out of event payloads;

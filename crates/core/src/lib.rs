@@ -7,6 +7,7 @@
 //! persist the plan; this keeps the semantics identical on every backend.
 
 pub mod agent;
+pub mod conflict;
 pub mod context;
 pub mod coord;
 pub mod entry;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod history;
 pub mod ids;
 pub mod limits;
+pub mod merge;
 pub mod schema;
 pub mod txn;
 

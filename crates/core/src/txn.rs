@@ -14,13 +14,17 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::Timestamp;
+use crate::agent::Trust;
+use crate::conflict::{Conflict, ConflictReport, ConflictStatus, Outcome, Proposed, Severity};
 use crate::context::ContextInfo;
-use crate::entry::{Entry, EntryMeta, EntryWrite, Priority};
+use crate::context::Strategy;
+use crate::entry::{Entry, EntryMeta, EntryWrite, Priority, VClock};
 use crate::error::{Error, Result};
 use crate::event::{Event, types};
 use crate::history::{Commit, event_value};
 use crate::ids::{EntryKey, validate_prefix};
 use crate::limits::Limits;
+use crate::merge::{Side, merge3};
 use crate::schema::CompiledSchemas;
 
 /// How a comparison compares.
@@ -38,8 +42,8 @@ pub enum CompareOp {
     Gt,
 }
 
-/// One comparison. Exactly one of `revision`, `version`, `exists` and
-/// `value` is given. An absent entry has revision 0 and version 0.
+/// One comparison. Exactly one of `revision`, `version`, `exists`, `value`
+/// and `vclock` is given. An absent entry has revision 0 and version 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Compare {
@@ -62,6 +66,13 @@ pub struct Compare {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub value: Option<Value>,
+    /// A causal precondition: the version vector the write was based on.
+    /// It holds when the entry's vector does not go beyond it (the writer
+    /// has seen every write to the entry: the write descends from it); an
+    /// absent entry matches an empty vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub vclock: Option<VClock>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
@@ -70,16 +81,25 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 
 impl Compare {
     fn validate(&self) -> Result<()> {
-        let targets = [self.revision.is_some(), self.version.is_some(), self.exists.is_some(), self.value.is_some()];
+        let targets = [
+            self.revision.is_some(),
+            self.version.is_some(),
+            self.exists.is_some(),
+            self.value.is_some(),
+            self.vclock.is_some(),
+        ];
         if targets.iter().filter(|t| **t).count() != 1 {
             return Err(Error::InvalidTxn(format!(
-                "compare on {:?} must give exactly one of revision, version, exists, value",
+                "compare on {:?} must give exactly one of revision, version, exists, value, vclock",
                 self.key.as_str()
             )));
         }
         let ordered = matches!(self.op, CompareOp::Lt | CompareOp::Gt);
         if ordered && (self.exists.is_some() || self.value.is_some()) {
             return Err(Error::InvalidTxn("lt and gt compare only revision or version".into()));
+        }
+        if self.vclock.is_some() && self.op != CompareOp::Eq {
+            return Err(Error::InvalidTxn("a vclock compares with eq only (the write descends from it)".into()));
         }
         Ok(())
     }
@@ -100,10 +120,54 @@ impl Compare {
             equality(entry.is_some() == x)
         } else if let Some(v) = &self.value {
             equality(entry.is_some_and(|e| &e.value == v))
+        } else if let Some(seen) = &self.vclock {
+            match entry {
+                None => seen.is_empty(),
+                Some(e) => e.vclock.iter().all(|(agent, n)| seen.get(agent).is_some_and(|s| s >= n)),
+            }
         } else {
             false
         }
     }
+
+    /// A comparison on `key`.
+    pub fn on(key: EntryKey) -> Self {
+        Compare { key, op: CompareOp::Eq, revision: None, version: None, exists: None, value: None, vclock: None }
+    }
+
+    /// The version the writer read, when this comparison names one (an
+    /// equality on revision or version, or a vclock).
+    fn base(&self) -> Option<BaseRef> {
+        if self.op != CompareOp::Eq {
+            return None;
+        }
+        match (self.revision, self.version, &self.vclock) {
+            (Some(r), _, _) => Some(BaseRef::Revision(r)),
+            (_, Some(v), _) => Some(BaseRef::Version(v)),
+            (_, _, Some(vc)) => Some(BaseRef::VClock(vc.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// How a stale write names the version it was based on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BaseRef {
+    /// The version with this revision.
+    Revision(u64),
+    /// The version with this version number.
+    Version(u64),
+    /// The version with this version vector (empty: the entry was absent).
+    VClock(VClock),
+}
+
+/// A write whose precondition is stale, that the context's policy settles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleWrite {
+    /// The key.
+    pub key: String,
+    /// The version the writer read.
+    pub base: BaseRef,
 }
 
 /// One operation of a transaction.
@@ -299,7 +363,7 @@ impl TxnScope {
 
     /// Refuses a write that replaces `before` (if any) with an entry at
     /// `key` carrying `meta` (for deletions, `None`).
-    fn check_write(&self, key: &str, before: Option<&Entry>, meta: Option<&EntryMeta>) -> Result<()> {
+    pub fn check_write(&self, key: &str, before: Option<&Entry>, meta: Option<&EntryMeta>) -> Result<()> {
         let new_ok = meta.is_none_or(|m| self.write.permits(key, &m.tags, false, None));
         if before.is_none_or(|b| self.write.permits(key, &b.meta.tags, false, None)) && new_ok {
             return Ok(());
@@ -358,6 +422,50 @@ impl TxnRequest {
     /// Whether any branch writes.
     pub fn writes(&self) -> bool {
         self.success.iter().chain(&self.failure).any(Op::is_write)
+    }
+
+    /// The comparisons, with the causal preconditions that `put`
+    /// operations carry (`vclock`) added as comparisons.
+    pub fn comparisons(&self) -> Vec<Compare> {
+        let mut all = self.compare.clone();
+        for op in &self.success {
+            if let Op::Put { key, write } = op
+                && let Some(vc) = &write.vclock
+            {
+                all.push(Compare { vclock: Some(vc.clone()), ..Compare::on(key.clone()) });
+            }
+        }
+        all
+    }
+
+    /// When some comparisons fail against `snapshot` and every failed one
+    /// is a stale precondition of a write (an equality on revision or
+    /// version, or a vclock, on a key the success branch writes) and there
+    /// is no failure branch: those writes, for the context's policy to
+    /// settle. `None` otherwise (the failure branch runs).
+    pub fn stale_writes(&self, snapshot: &Snapshot) -> Option<Vec<StaleWrite>> {
+        if !self.failure.is_empty() {
+            return None;
+        }
+        let written: BTreeSet<&str> = self
+            .success
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } | Op::Patch { key, .. } | Op::Delete { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut stale: Vec<StaleWrite> = Vec::new();
+        for c in self.comparisons() {
+            if c.holds(snapshot.entries.get(c.key.as_str())) {
+                continue;
+            }
+            let base = c.base().filter(|_| written.contains(c.key.as_str()))?;
+            if !stale.iter().any(|s| s.key == c.key.as_str()) {
+                stale.push(StaleWrite { key: c.key.as_str().to_owned(), base });
+            }
+        }
+        Some(stale).filter(|s| !s.is_empty())
     }
 
     /// The keys and prefixes the transaction reads.
@@ -419,18 +527,28 @@ pub enum OpResult {
 /// The answer to a transaction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TxnResponse {
-    /// Whether every comparison held (so `success` ran).
+    /// Whether `success` ran: every comparison held, or the context's
+    /// policy settled the stale ones (see `conflicts`).
     pub succeeded: bool,
     /// The revision the transaction committed, or the revision it read at
     /// when it changed nothing.
     pub revision: u64,
     /// One result per operation of the branch that ran.
     pub results: Vec<OpResult>,
+    /// Stale writes and how the policy settled them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictReport>,
 }
 
 /// The current entries a transaction reads, keyed by key.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
+    /// For stale writes: the version each was based on, when history has
+    /// it (`None` inside: the entry was absent then).
+    pub bases: BTreeMap<String, Option<Entry>>,
+    /// Trust levels of the writer and of the current versions' authors
+    /// (for `authority`); an agent not listed is trusted `none`.
+    pub trust: BTreeMap<String, Trust>,
     /// Live (unexpired) entries covering the read set.
     pub entries: BTreeMap<String, Entry>,
 }
@@ -485,12 +603,14 @@ pub struct Plan {
     pub commit: Commit,
     /// Change in the number of live entries.
     pub entry_count_delta: i64,
+    /// Conflict records the commit keeps.
+    pub conflicts: Vec<Conflict>,
 }
 
 impl Plan {
     /// Whether committing the plan would change nothing (no revision is used).
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.events.is_empty()
+        self.changes.is_empty() && self.events.is_empty() && self.conflicts.is_empty()
     }
 }
 
@@ -505,6 +625,7 @@ pub struct PlanBuilder {
     changes: Vec<Change>,
     events: Vec<Event>,
     entry_count_delta: i64,
+    conflicts: Vec<Conflict>,
 }
 
 impl PlanBuilder {
@@ -519,7 +640,25 @@ impl PlanBuilder {
             changes: Vec::new(),
             events: Vec::new(),
             entry_count_delta: 0,
+            conflicts: Vec::new(),
         }
+    }
+
+    /// Keeps a conflict record and logs its event (`conflict.detected`,
+    /// or `conflict.resolved` once it has a resolution).
+    pub fn conflict(&mut self, conflict: Conflict) {
+        let kind = if conflict.resolution.is_some() { types::CONFLICT_RESOLVED } else { types::CONFLICT_DETECTED };
+        let priority = match conflict.severity {
+            Severity::Low => Priority::Normal,
+            Severity::High => Priority::High,
+        };
+        self.event(kind, Some(&conflict.key.clone()), Some(priority), Some(conflict.event_data()));
+        self.conflicts.push(conflict);
+    }
+
+    /// The id the next conflict of this plan takes.
+    pub fn next_conflict_id(&self) -> String {
+        format!("{}.{}", self.revision, self.conflicts.len())
     }
 
     /// The revision being planned.
@@ -620,6 +759,7 @@ impl PlanBuilder {
             changes: self.changes,
             events: self.events,
             entry_count_delta: self.entry_count_delta,
+            conflicts: self.conflicts,
         }
     }
 }
@@ -644,21 +784,30 @@ pub struct PlanInput<'a> {
 /// fails the whole transaction and nothing changes.
 pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) -> Result<(Plan, TxnResponse)> {
     let scope = txn.scope.as_ref();
+    let compares = txn.comparisons();
     if let Some(scope) = scope {
-        for c in &txn.compare {
+        for c in &compares {
             if let Some(e) = snapshot.entries.get(c.key.as_str()) {
                 scope.check_compare(c, e)?;
             }
         }
     }
-    let succeeded = txn.compare.iter().all(|c| c.holds(snapshot.entries.get(c.key.as_str())));
-    let ops = if succeeded { &txn.success } else { &txn.failure };
+    let mut settled: BTreeMap<String, Decision> = BTreeMap::new();
+    let (succeeded, ops) = if compares.iter().all(|c| c.holds(snapshot.entries.get(c.key.as_str()))) {
+        (true, &txn.success)
+    } else if let Some(stale) = txn.stale_writes(snapshot) {
+        let decisions = stale.iter().map(|s| decide(input, snapshot, txn, s)).collect::<Result<Vec<_>>>()?;
+        if let Some(refused) = refusal(input, snapshot, txn, &decisions) {
+            return Ok(refused);
+        }
+        settled = decisions.into_iter().map(|d| (d.key.clone(), d)).collect();
+        (true, &txn.success)
+    } else {
+        (false, &txn.failure)
+    };
     if input.context.settings.policy.require_precondition {
-        check_preconditions(&txn.compare, ops)?;
+        check_preconditions(&compares, ops)?;
     }
-    // Strategies other than `reject` only matter when a precondition is
-    // stale; until they are implemented every strategy rejects, so a failed
-    // comparison simply runs the failure branch.
 
     let mut builder = PlanBuilder::new(input.context, input.author, input.now, crate::history::commit_kinds::TXN);
     let mut state: BTreeMap<String, Option<Entry>> =
@@ -677,8 +826,11 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
             Op::Put { key, write } => {
                 let key = key.as_str();
                 claim(key, &mut written, &deleted_prefixes)?;
-                let (value, meta) = write.clone().into_meta(input.now)?;
-                check_value(input, key, &value)?;
+                let (value, meta) = match settled.get(key).and_then(|d| d.replace.clone()) {
+                    Some((Some(value), meta)) => (value, meta),
+                    _ => write.clone().into_meta(input.now)?,
+                };
+                check_value(input.limits, input.schemas, key, &value)?;
                 let before = state.get(key).cloned().flatten();
                 if let Some(scope) = scope {
                     scope.check_write(key, before.as_ref(), Some(&meta))?;
@@ -700,19 +852,29 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
                     }
                     scope.check_write(key, Some(&before), None)?;
                 }
-                let mut value = before.value.clone();
-                patch.apply(key, &mut value)?;
-                check_value(input, key, &value)?;
-                let entry = builder.put(key, Some(&before), value, before.meta.clone());
+                let (value, meta) = match settled.get(key).and_then(|d| d.replace.clone()) {
+                    Some((Some(value), meta)) => (value, meta),
+                    _ => {
+                        let mut value = before.value.clone();
+                        patch.apply(key, &mut value)?;
+                        (value, before.meta.clone())
+                    }
+                };
+                check_value(input.limits, input.schemas, key, &value)?;
+                let entry = builder.put(key, Some(&before), value, meta);
                 state.insert(key.to_owned(), Some(entry.clone()));
                 results.push(OpResult::Patch { entry });
             }
             Op::Delete { key } => {
                 let key = key.as_str();
                 claim(key, &mut written, &deleted_prefixes)?;
-                let before = state.get(key).cloned().flatten();
+                let mut before = state.get(key).cloned().flatten();
                 if let (Some(scope), Some(b)) = (scope, &before) {
                     scope.check_write(key, Some(b), None)?;
+                }
+                // A merge that kept the current value deletes nothing.
+                if settled.get(key).is_some_and(|d| matches!(d.replace, Some((Some(_), _)))) {
+                    before = None;
                 }
                 let existed = before.is_some();
                 if let Some(before) = before {
@@ -761,6 +923,13 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
             }
         }
     }
+    let mut reports = Vec::new();
+    for (key, d) in settled {
+        let current = snapshot.entries.get(&key);
+        let conflict = d.record(&builder, input, current, Severity::Low);
+        reports.push(d.report(Some(conflict.id.clone()), None));
+        builder.conflict(conflict);
+    }
     let plan = builder.finish();
     let live = input.context.entry_count as i64 + plan.entry_count_delta;
     if plan.entry_count_delta > 0 && live as u64 > input.limits.max_entries_per_context {
@@ -771,7 +940,226 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
         });
     }
     let revision = if plan.is_empty() { input.context.revision } else { plan.revision };
-    Ok((plan, TxnResponse { succeeded, revision, results }))
+    Ok((plan, TxnResponse { succeeded, revision, results, conflicts: reports }))
+}
+
+/// How the policy met one stale write.
+#[derive(Debug)]
+struct Decision {
+    key: String,
+    strategy: Strategy,
+    outcome: Outcome,
+    reason: Option<String>,
+    fields: Vec<String>,
+    /// A merge's result, written instead of the operation (`None` inside:
+    /// deleted), with its metadata.
+    replace: Option<(Option<Value>, EntryMeta)>,
+    base_revision: Option<u64>,
+    /// The write kept aside (`manual`).
+    proposed: Option<Proposed>,
+}
+
+impl Decision {
+    fn refuse(mut self, reason: impl Into<String>) -> Self {
+        self.outcome = Outcome::Rejected;
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The conflict record of this decision, as the next one of `builder`.
+    fn record(
+        &self,
+        builder: &PlanBuilder,
+        input: &PlanInput<'_>,
+        current: Option<&Entry>,
+        severity: Severity,
+    ) -> Conflict {
+        let mut tags: Vec<String> = current.map(|c| c.meta.tags.clone()).unwrap_or_default();
+        let mut confidential = current.is_some_and(|c| c.meta.confidential);
+        if let Some(p) = &self.proposed {
+            tags.extend(p.meta.tags.iter().filter(|t| !tags.contains(t)).cloned().collect::<Vec<_>>());
+            confidential |= p.meta.confidential;
+        }
+        Conflict {
+            id: builder.next_conflict_id(),
+            context: input.context.id.clone(),
+            key: self.key.clone(),
+            strategy: self.strategy,
+            severity,
+            status: if severity == Severity::High { ConflictStatus::Pending } else { ConflictStatus::Resolved },
+            outcome: self.outcome,
+            detected_revision: builder.revision(),
+            detected_at: input.now,
+            author: input.author.to_owned(),
+            base_revision: self.base_revision,
+            current_revision: current.map_or(0, |c| c.revision),
+            current_author: current.map(|c| c.author.clone()),
+            fields: self.fields.clone(),
+            proposed: self.proposed.clone(),
+            tags,
+            confidential,
+            resolution: None,
+        }
+    }
+
+    fn report(&self, conflict: Option<String>, current: Option<&Entry>) -> ConflictReport {
+        ConflictReport {
+            key: self.key.clone(),
+            strategy: self.strategy,
+            outcome: self.outcome,
+            conflict,
+            reason: self.reason.clone(),
+            fields: self.fields.clone(),
+            current: current.cloned().map(Box::new),
+        }
+    }
+}
+
+/// The operation of the success branch that writes `key`.
+fn write_of<'t>(txn: &'t TxnRequest, key: &str) -> Option<&'t Op> {
+    txn.success.iter().find(|op| match op {
+        Op::Put { key: k, .. } | Op::Patch { key: k, .. } | Op::Delete { key: k } => k.as_str() == key,
+        _ => false,
+    })
+}
+
+/// What `op` would make of the entry if it were applied to `base`: the
+/// value (`None`: deleted) and metadata.
+fn applied_to(op: &Op, base: Option<&Entry>, now: Timestamp) -> Result<(Option<Value>, EntryMeta)> {
+    let meta = || base.map(|b| b.meta.clone()).unwrap_or_default();
+    match op {
+        Op::Put { write, .. } => {
+            let (value, meta) = write.clone().into_meta(now)?;
+            Ok((Some(value), meta))
+        }
+        Op::Patch { key, patch } => {
+            let Some(base) = base else { return Err(Error::not_found(format!("entry {:?}", key.as_str()))) };
+            let mut value = base.value.clone();
+            patch.apply(key.as_str(), &mut value)?;
+            Ok((Some(value), meta()))
+        }
+        _ => Ok((None, meta())),
+    }
+}
+
+/// Decides one stale write by the policy of its key.
+fn decide(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest, stale: &StaleWrite) -> Result<Decision> {
+    let key = stale.key.as_str();
+    let rules = input.context.settings.policy.rules_for(key);
+    let current = snapshot.entries.get(key);
+    let base = snapshot.bases.get(key);
+    let op = write_of(txn, key).ok_or_else(|| Error::InvalidTxn(format!("no write of {key:?}")))?;
+    let trust = |agent: &str| snapshot.trust.get(agent).copied().unwrap_or(Trust::None);
+    let (writer, holder) = (trust(input.author), current.map_or(Trust::None, |c| trust(&c.author)));
+    let decision = Decision {
+        key: key.to_owned(),
+        strategy: rules.strategy,
+        outcome: Outcome::Rejected,
+        reason: None,
+        fields: Vec::new(),
+        replace: None,
+        base_revision: base.and_then(|b| b.as_ref().map(|e| e.revision)),
+        proposed: None,
+    };
+    let outranked = || {
+        format!(
+            "authority: the current version's author is trusted {}, the writer {}; the higher trust wins, a tie is refused",
+            trust_name(holder),
+            trust_name(writer)
+        )
+    };
+    Ok(match rules.strategy {
+        Strategy::Reject => decision.refuse("the entry changed since it was read (policy: reject)"),
+        Strategy::LastWriteWins => Decision { outcome: Outcome::Overwritten, ..decision },
+        Strategy::Authority if writer > holder => Decision { outcome: Outcome::Won, ..decision },
+        Strategy::Authority => decision.refuse(outranked()),
+        Strategy::Manual => {
+            let (value, meta) = applied_to(op, base.and_then(Option::as_ref).or(current), input.now)?;
+            let proposed = Proposed { deleted: value.is_none(), value: value.unwrap_or(Value::Null), meta };
+            Decision { outcome: Outcome::Pending, proposed: Some(proposed), ..decision }
+        }
+        Strategy::Merge => {
+            let Some(base) = base else {
+                return Ok(decision.refuse("merge: the version the write was based on is no longer in history"));
+            };
+            let (ours, meta) = applied_to(op, base.as_ref(), input.now)?;
+            let prefer = match rules.on_field_conflict {
+                Strategy::LastWriteWins => Some(Side::Ours),
+                Strategy::Authority if writer > holder => Some(Side::Ours),
+                Strategy::Authority if writer < holder => Some(Side::Theirs),
+                _ => None,
+            };
+            let merged =
+                merge3(base.as_ref().map(|b| &b.value), ours.as_ref(), current.map(|c| &c.value), rules.arrays, prefer);
+            let fields = merged.conflicts.clone();
+            let decision = Decision { fields, ..decision };
+            if !merged.conflicts.is_empty() && prefer.is_none() {
+                let list = merged.conflicts.iter().map(|f| if f.is_empty() { "/" } else { f.as_str() });
+                let rule = match rules.on_field_conflict {
+                    Strategy::Authority => outranked(),
+                    _ => "on_field_conflict: reject".to_owned(),
+                };
+                return Ok(decision
+                    .refuse(format!("merge: changed both ways: {} ({rule})", list.collect::<Vec<_>>().join(", "))));
+            }
+            if merged.value.is_none() && !matches!(op, Op::Delete { .. }) {
+                return Ok(decision.refuse("merge: the entry was deleted, and the merge keeps it deleted"));
+            }
+            let meta = match (&merged.value, current) {
+                // The current value stands: so does its metadata.
+                (Some(v), Some(c)) if *v == c.value && ours.as_ref() != Some(v) => c.meta.clone(),
+                _ => meta,
+            };
+            Decision { outcome: Outcome::Merged, replace: Some((merged.value, meta)), ..decision }
+        }
+    })
+}
+
+fn trust_name(t: Trust) -> &'static str {
+    match t {
+        Trust::None => "none",
+        Trust::Low => "low",
+        Trust::Medium => "medium",
+        Trust::High => "high",
+        Trust::Full => "full",
+    }
+}
+
+/// When a decision refuses, or keeps a write aside: the whole answer (the
+/// transaction applies nothing; a pending conflict takes a revision).
+fn refusal(
+    input: &PlanInput<'_>,
+    snapshot: &Snapshot,
+    txn: &TxnRequest,
+    decisions: &[Decision],
+) -> Option<(Plan, TxnResponse)> {
+    let readable = |e: &&Entry| txn.scope.as_ref().is_none_or(|s| s.read.permits_entry(e));
+    let current = |key: &str| snapshot.entries.get(key).filter(readable);
+    let writes = txn.success.iter().filter(|op| op.is_write()).count();
+    let alone = writes == 1 && !txn.success.iter().any(|op| matches!(op, Op::DeletePrefix { .. }));
+    let refused = decisions.iter().any(|d| d.outcome == Outcome::Rejected || (d.outcome == Outcome::Pending && !alone));
+    let mut builder = PlanBuilder::new(input.context, input.author, input.now, crate::history::commit_kinds::TXN);
+    let mut reports = Vec::new();
+    if refused {
+        for d in decisions {
+            let mut report = d.report(None, current(&d.key));
+            if d.outcome == Outcome::Pending {
+                report.outcome = Outcome::Rejected;
+                report.reason = Some("manual: a write kept aside must be the transaction's only write".into());
+            }
+            reports.push(report);
+        }
+        let response =
+            TxnResponse { succeeded: false, revision: input.context.revision, results: vec![], conflicts: reports };
+        return Some((builder.finish(), response));
+    }
+    let pending = decisions.iter().find(|d| d.outcome == Outcome::Pending)?;
+    let conflict = pending.record(&builder, input, snapshot.entries.get(&pending.key), Severity::High);
+    reports.push(pending.report(Some(conflict.id.clone()), current(&pending.key)));
+    builder.conflict(conflict);
+    let plan = builder.finish();
+    let response = TxnResponse { succeeded: false, revision: plan.revision, results: vec![], conflicts: reports };
+    Some((plan, response))
 }
 
 fn check_preconditions(compare: &[Compare], ops: &[Op]) -> Result<()> {
@@ -789,16 +1177,14 @@ fn check_preconditions(compare: &[Compare], ops: &[Op]) -> Result<()> {
     Ok(())
 }
 
-fn check_value(input: &PlanInput<'_>, key: &str, value: &Value) -> Result<()> {
+/// Checks a value about to be written at `key` against the size limit
+/// and the context's schemas.
+pub fn check_value(limits: &Limits, schemas: &CompiledSchemas, key: &str, value: &Value) -> Result<()> {
     let size = serde_json::to_vec(value).map(|v| v.len() as u64).unwrap_or(u64::MAX);
-    if size > input.limits.max_value_bytes {
-        return Err(Error::TooLarge {
-            what: format!("value of {key:?}"),
-            limit: input.limits.max_value_bytes,
-            actual: size,
-        });
+    if size > limits.max_value_bytes {
+        return Err(Error::TooLarge { what: format!("value of {key:?}"), limit: limits.max_value_bytes, actual: size });
     }
-    input.schemas.validate(key, value)
+    schemas.validate(key, value)
 }
 
 #[cfg(test)]
@@ -847,7 +1233,7 @@ mod tests {
         assert_eq!(p.entry_count_delta, 1);
 
         let ctx = context(2, 1);
-        let snap = Snapshot { entries: BTreeMap::from([("a".into(), e)]) };
+        let snap = Snapshot { entries: BTreeMap::from([("a".into(), e)]), ..Default::default() };
         let t = txn(json!({"success": [{"op": "patch", "key": "a", "merge_patch": {"b": 2}}]}));
         let (p, _) = plan(&ctx, &snap, &t).unwrap();
         let e2 = p.changes[0].after.clone().unwrap();

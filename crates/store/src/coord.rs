@@ -39,7 +39,7 @@ pub fn inbox_stream(agent: &str) -> String {
     format!("@inbox:{agent}")
 }
 
-const AGENT: &str = "agent";
+pub(crate) const AGENT: &str = "agent";
 const LOCK: &str = "lock";
 const HANDOFF: &str = "handoff";
 const TASK: &str = "task";
@@ -242,6 +242,22 @@ pub enum CoordWrite {
         /// The sweep time.
         now: Timestamp,
     },
+    /// Resolves a pending conflict (see docs/conflicts.md).
+    ResolveConflict {
+        /// The context.
+        ctx: ContextId,
+        /// The conflict's id.
+        id: String,
+        /// What to keep.
+        resolution: ctxmesh_core::conflict::Choice,
+        /// The entry revision the resolution is based on (default: the
+        /// conflict's `current_revision`).
+        if_match: Option<u64>,
+        /// Who resolves it.
+        author: String,
+        /// The entries the resolver may read and write, when not all.
+        scope: Option<ctxmesh_core::txn::TxnScope>,
+    },
 }
 
 impl CoordWrite {
@@ -254,7 +270,8 @@ impl CoordWrite {
             | CoordWrite::Revoke { ctx, .. }
             | CoordWrite::Release { ctx, .. }
             | CoordWrite::Refresh { ctx, .. }
-            | CoordWrite::AssignTask { ctx, .. } => ctx.as_str().to_owned(),
+            | CoordWrite::AssignTask { ctx, .. }
+            | CoordWrite::ResolveConflict { ctx, .. } => ctx.as_str().to_owned(),
             CoordWrite::ExpireLock { ctx, .. } => ctx.clone(),
             CoordWrite::RequestHandoff { request, .. } => request.context.clone(),
             CoordWrite::Register(spec) => format!("@agent:{}", spec.id),
@@ -396,6 +413,24 @@ pub enum CoordRead {
         /// The sweep time.
         now: Timestamp,
     },
+    /// Conflicts of a context, by id.
+    Conflicts {
+        /// The context.
+        ctx: ContextId,
+        /// Only those in this status (all when `None`).
+        status: Option<ctxmesh_core::conflict::ConflictStatus>,
+        /// Ids after this one.
+        after: String,
+        /// Most items.
+        limit: usize,
+    },
+    /// One conflict.
+    Conflict {
+        /// The context.
+        ctx: ContextId,
+        /// The conflict's id.
+        id: String,
+    },
 }
 
 /// What a coordination read or write returns.
@@ -440,6 +475,10 @@ pub enum CoordOutput {
     Access(Access),
     /// What the sweeper must do.
     Due(Due),
+    /// Conflicts.
+    Conflicts(Vec<ctxmesh_core::conflict::Conflict>),
+    /// One conflict.
+    Conflict(Box<ctxmesh_core::conflict::Conflict>),
     /// Nothing to return.
     Unit,
 }
@@ -580,7 +619,7 @@ pub struct SweepReport {
 
 // ---- objects ----
 
-fn decode<T: DeserializeOwned>(object: &Object) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(object: &Object) -> Result<T> {
     Ok(serde_json::from_str(&object.body)?)
 }
 
@@ -719,8 +758,13 @@ fn feed_event(kind: &str, agent: &Agent) -> Event {
 // ---- writes ----
 
 /// Runs one coordination write inside `tx`.
-pub(crate) async fn write(tx: &mut impl Tx, op: CoordWrite) -> Result<CoordOutput> {
+pub(crate) async fn write(tx: &mut impl Tx, env: crate::ops::Env<'_>, op: CoordWrite) -> Result<CoordOutput> {
     match op {
+        CoordWrite::ResolveConflict { ctx, id, resolution, if_match, author, scope } => {
+            let resolve = crate::conflicts::Resolve { ctx, id, choice: resolution, if_match, author, scope };
+            let conflict = crate::conflicts::resolve(tx, env.limits, env.schemas, resolve).await?;
+            Ok(CoordOutput::Conflict(Box::new(conflict)))
+        }
         CoordWrite::Register(spec) => {
             let agent = spec.into_agent(now())?;
             if tx.object(AGENT, &agent.id, true).await?.is_some() {
@@ -1188,6 +1232,12 @@ pub(crate) async fn read(tx: &mut impl Tx, op: CoordRead) -> Result<CoordOutput>
             CoordOutput::Agent(agent(tx, &owner, false).await?)
         }
         CoordRead::HeldLocks { agent } => CoordOutput::Locks(locks_held_by(tx, &agent).await?),
+        CoordRead::Conflicts { ctx, status, after, limit } => {
+            CoordOutput::Conflicts(crate::conflicts::list(tx, &ctx, status, &after, limit).await?)
+        }
+        CoordRead::Conflict { ctx, id } => {
+            CoordOutput::Conflict(Box::new(crate::conflicts::get(tx, &ctx, &id, false).await?))
+        }
         CoordRead::AgentEvents { after, limit } => CoordOutput::Events(tx.stream(AGENTS_FEED, after, limit).await?),
         CoordRead::Due { now } => {
             let agents = tx.due_objects(AGENT, now).await?;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 mod backend;
 mod codec;
+mod conflicts;
 pub mod coord;
 mod error;
 pub mod notify;

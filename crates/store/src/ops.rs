@@ -156,6 +156,7 @@ pub(crate) async fn txn(
             snapshot.entries.insert(e.key.clone(), e);
         }
     }
+    crate::conflicts::prepare(tx, &ctx.id, txn, &mut snapshot, author).await?;
     let input = PlanInput { context: &ctx, schemas: &schemas, limits: env.limits, author, now };
     let (plan, response) = plan_txn(&input, &snapshot, txn)?;
     if !plan.is_empty() {
@@ -253,6 +254,9 @@ async fn expire_in(tx: &mut impl Tx, ctx: &mut ContextInfo, now: Timestamp) -> R
 pub(crate) async fn apply_plan(tx: &mut impl Tx, ctx: &mut ContextInfo, plan: Plan) -> Result<()> {
     let entry_count = (ctx.entry_count as i64 + plan.entry_count_delta).max(0) as u64;
     tx.write_plan(&ctx.id, &plan, entry_count).await?;
+    for conflict in &plan.conflicts {
+        tx.put_object(&crate::conflicts::conflict_object(conflict)?).await?;
+    }
     ctx.revision = plan.revision;
     ctx.updated_at = plan.commit.at;
     ctx.entry_count = entry_count;
@@ -515,7 +519,7 @@ pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: WriteOp) -> Result
         WriteOp::AppendEvent { id, event, author } => WriteOutput::Event(append_event(tx, &id, event, &author).await?),
         WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, &id, now).await?),
         WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, &id, now).await?),
-        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, op).await?),
+        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, env, op).await?),
     })
 }
 

@@ -218,8 +218,41 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     }
 }
 
-/// Runs `op` on `key` guarded by the request's precondition. A stale
-/// precondition is `412` with the current entry.
+/// How a single-entry write ended.
+enum Written {
+    /// Applied (perhaps after the conflict policy settled a stale
+    /// precondition: see `conflicts`).
+    Applied(TxnResponse),
+    /// Kept aside as a pending conflict (`manual`).
+    Pending(ctxmesh_core::conflict::ConflictReport),
+}
+
+impl Written {
+    /// The answer for an applied write made of `ok`, with `X-Conflict`
+    /// saying how a stale precondition was settled; `202 Accepted` with
+    /// the conflict for a write kept aside.
+    fn respond(self, ok: impl FnOnce(TxnResponse) -> ApiResult<Response>) -> ApiResult<Response> {
+        match self {
+            Written::Pending(report) => Ok((StatusCode::ACCEPTED, Json(report)).into_response()),
+            Written::Applied(response) => {
+                let settled = response.conflicts.first().map(|c| {
+                    let outcome = serde_json::to_value(c.outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
+                    format!("{}; id={}", outcome.unwrap_or_default(), c.conflict.clone().unwrap_or_default())
+                });
+                let mut answer = ok(response)?;
+                if let Some(value) = settled.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                    answer.headers_mut().insert("x-conflict", value);
+                }
+                Ok(answer)
+            }
+        }
+    }
+}
+
+/// Runs `op` on `key` guarded by the request's precondition (and the
+/// body's `vclock`). A stale precondition meets the key's conflict policy:
+/// applied (`X-Conflict` says how), kept aside (`202`), or refused (`412`
+/// with the current entry).
 async fn guarded_write(
     state: &AppState,
     caller: &Caller,
@@ -228,48 +261,43 @@ async fn guarded_write(
     key: &EntryKey,
     headers: &HeaderMap,
     op: Op,
-) -> ApiResult<TxnResponse> {
+) -> ApiResult<Written> {
+    use ctxmesh_core::conflict::Outcome;
     let ctx = context_id(ctx)?;
-    let compare = match precondition(headers)? {
-        Precondition::None => vec![],
+    // An existence precondition is not a version the writer read: when it
+    // fails, no policy applies, and the failure branch reads the entry.
+    let (compare, failure) = match precondition(headers)? {
+        Precondition::None => (vec![], vec![]),
+        Precondition::Revision(r) => (vec![Compare { revision: Some(r), ..Compare::on(key.clone()) }], vec![]),
         p => {
-            let mut c = Compare {
-                key: key.clone(),
-                op: Default::default(),
-                revision: None,
-                version: None,
-                exists: None,
-                value: None,
-            };
-            match p {
-                Precondition::Revision(r) => c.revision = Some(r),
-                Precondition::Exists => c.exists = Some(true),
-                _ => c.exists = Some(false),
-            }
-            vec![c]
+            let exists = matches!(p, Precondition::Exists);
+            let read = Op::Get { key: Some(key.clone()), prefix: None };
+            (vec![Compare { exists: Some(exists), ..Compare::on(key.clone()) }], vec![read])
         }
     };
-    let txn = TxnRequest {
-        compare,
-        success: vec![op],
-        failure: vec![Op::Get { key: Some(key.clone()), prefix: None }],
-        fence: fence_header(headers)?,
-        scope: scopes.txn(),
-    };
-    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
-    if !response.succeeded {
-        let current = match response.results.first() {
-            Some(OpResult::Get { entries }) => entries.first().cloned(),
-            _ => None,
-        };
-        return Err(Error::PreconditionFailed {
-            key: key.as_str().to_owned(),
-            current_revision: current.as_ref().map(|e| e.revision),
-            current: current.map(Box::new),
-        }
-        .into());
+    let txn = TxnRequest { compare, success: vec![op], failure, fence: fence_header(headers)?, scope: scopes.txn() };
+    let mut response = state.store().txn(&ctx, txn, &caller.agent).await?;
+    if response.succeeded {
+        return Ok(Written::Applied(response));
     }
-    Ok(response)
+    if let Some(i) = response.conflicts.iter().position(|c| c.outcome == Outcome::Pending) {
+        return Ok(Written::Pending(response.conflicts.swap_remove(i)));
+    }
+    let (current, reason, fields) = match response.conflicts.pop() {
+        Some(report) => (report.current.map(|c| *c), report.reason, report.fields),
+        None => match response.results.first() {
+            Some(OpResult::Get { entries }) => (entries.first().cloned(), None, vec![]),
+            _ => (None, None, vec![]),
+        },
+    };
+    Err(Error::PreconditionFailed {
+        key: key.as_str().to_owned(),
+        current_revision: current.as_ref().map(|e| e.revision),
+        current: current.map(Box::new),
+        reason,
+        fields,
+    }
+    .into())
 }
 
 fn written_entry(response: TxnResponse) -> ApiResult<Response> {
@@ -301,7 +329,7 @@ pub(crate) async fn put(
 ) -> ApiResult<Response> {
     let key = entry_key(&key)?;
     let op = Op::Put { key: key.clone(), write };
-    written_entry(guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?)
+    guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?.respond(written_entry)
 }
 
 /// Patch an entry's value with `application/merge-patch+json` (RFC 7386)
@@ -330,7 +358,7 @@ pub(crate) async fn patch(
         PatchBody::JsonPatch(body)
     };
     let op = Op::Patch { key: key.clone(), patch };
-    written_entry(guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?)
+    guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, op).await?.respond(written_entry)
 }
 
 /// The answer to a deletion.
@@ -350,16 +378,16 @@ pub(crate) async fn remove(
     scopes: Scopes,
     P((ctx, key)): P<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult<Json<Deleted>> {
+) -> ApiResult<Response> {
     let key = entry_key(&key)?;
-    let response =
+    let written =
         guarded_write(&state, &caller, &scopes, &ctx, &key, &headers, Op::Delete { key: key.clone() }).await?;
-    match response.results.first() {
+    written.respond(|response| match response.results.first() {
         Some(OpResult::Delete { deleted: true, .. }) => {
-            Ok(Json(Deleted { key: key.into_string(), revision: response.revision }))
+            Ok(Json(Deleted { key: key.as_str().to_owned(), revision: response.revision }).into_response())
         }
         _ => Err(ApiError::not_found(format!("entry {:?} not found", key.as_str()))),
-    }
+    })
 }
 
 /// Run a transaction: comparisons, then `success` or `failure` operations,

@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub(crate) mod agents;
+pub(crate) mod conflicts;
 pub(crate) mod contexts;
 pub(crate) mod coord;
 pub(crate) mod entries;
@@ -33,6 +34,9 @@ pub(crate) fn router() -> Router<AppState> {
             get(entries::read).put(entries::put).patch(entries::patch).delete(entries::remove),
         )
         .route("/v1/contexts/{ctx}/txn", post(entries::txn))
+        .route("/v1/contexts/{ctx}/conflicts", get(conflicts::list))
+        .route("/v1/contexts/{ctx}/conflicts/{id}", get(conflicts::read))
+        .route("/v1/contexts/{ctx}/conflicts/{id}/resolve", post(conflicts::resolve))
         .route("/v1/contexts/{ctx}/document", get(entries::document))
         .route("/v1/contexts/{ctx}/history", get(history::commits))
         .route("/v1/contexts/{ctx}/diff", get(history::diff))
