@@ -16,6 +16,8 @@ use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::TxnRequest;
 use serde_json::{Value, json};
 
+use ctxmesh_core::conflict::{Choice, Conflict, ConflictStatus, Outcome, Severity};
+
 use crate::{HistoryQuery, ListQuery, ReadAt, Store, StoreError};
 
 /// A store under test.
@@ -885,6 +887,135 @@ pub async fn audit_log(store: TestStore) {
     assert_eq!(read(crate::coord::AuditQuery { limit: 10, ..Default::default() }).await.len(), 2);
 }
 
+async fn policy_context(store: &TestStore, id: &str, policy: Value) {
+    let new: NewContext = serde_json::from_value(json!({ "id": id, "policy": policy })).unwrap();
+    store.create_context(new, "tester").await.unwrap();
+}
+
+async fn conflicts(store: &TestStore, ctx: &str, status: Option<ConflictStatus>) -> Vec<Conflict> {
+    let read = CoordRead::Conflicts { ctx: cid(ctx), status, after: String::new(), limit: 100 };
+    match store.coord_read(read).await.unwrap() {
+        CoordOutput::Conflicts(c) => c,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Two writers from one base under `merge`: the base comes from history,
+/// disjoint fields merge, and a resolved conflict record of low severity
+/// is kept and logged.
+pub async fn merge_reads_the_base_from_history(store: TestStore) {
+    policy_context(&store, "m", json!({"strategy": "merge"})).await;
+    let base = put(&store, "m", "doc", json!({"a": 1, "b": 1, "tags": ["x"]})).await;
+    let write = |value: Value, author: &'static str| {
+        let t = txn(
+            json!({"compare": [{"key": "doc", "revision": base}], "success": [{"op": "put", "key": "doc", "value": value}]}),
+        );
+        let store = store.clone();
+        async move { store.txn(&cid("m"), t, author).await.unwrap() }
+    };
+    let first = write(json!({"a": 2, "b": 1, "tags": ["x"]}), "one").await;
+    assert!(first.succeeded && first.conflicts.is_empty());
+    let second = write(json!({"a": 1, "b": 3, "tags": ["x"]}), "two").await;
+    assert!(second.succeeded, "{second:?}");
+    assert_eq!(second.conflicts.len(), 1);
+    assert_eq!(second.conflicts[0].outcome, Outcome::Merged);
+    assert_eq!(latest(&store, "m", "doc").await.unwrap().value, json!({"a": 2, "b": 3, "tags": ["x"]}));
+    let records = conflicts(&store, "m", Some(ConflictStatus::Resolved)).await;
+    assert_eq!(records.len(), 1);
+    let c = &records[0];
+    assert_eq!((c.severity, c.base_revision, c.current_revision), (Severity::Low, Some(base), first.revision));
+    assert_eq!((c.author.as_str(), c.current_author.as_deref()), ("two", Some("one")));
+    assert!(conflicts(&store, "m", Some(ConflictStatus::Pending)).await.is_empty());
+    let log = store.events(&cid("m"), first.revision, 100).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["context.updated", "conflict.detected"], "one revision holds the write and its record");
+    assert!(log.iter().all(|e| e.revision == second.revision));
+    // The same field changed both ways: refused, nothing written.
+    let now = latest(&store, "m", "doc").await.unwrap().revision;
+    let t = |v: Value| {
+        txn(json!({"compare": [{"key": "doc", "revision": now}], "success": [{"op": "put", "key": "doc", "value": v}]}))
+    };
+    store.txn(&cid("m"), t(json!({"a": 5, "b": 3, "tags": ["x"]})), "one").await.unwrap();
+    let clash = store.txn(&cid("m"), t(json!({"a": 6, "b": 3, "tags": ["x"]})), "two").await.unwrap();
+    assert!(!clash.succeeded);
+    assert_eq!(
+        (clash.conflicts[0].outcome, clash.conflicts[0].fields.clone()),
+        (Outcome::Rejected, vec!["/a".to_owned()])
+    );
+    assert_eq!(latest(&store, "m", "doc").await.unwrap().value["a"], 5);
+}
+
+/// `manual`: a stale write is kept aside as a pending conflict (a revision
+/// of its own, the entry unchanged) until it is resolved, once.
+pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
+    policy_context(&store, "h", json!({"strategy": "manual"})).await;
+    let base = put(&store, "h", "k", json!("base")).await;
+    let stale = |v: &str| {
+        txn(json!({"compare": [{"key": "k", "revision": base}], "success": [{"op": "put", "key": "k", "value": v}]}))
+    };
+    store.txn(&cid("h"), stale("theirs"), "one").await.unwrap();
+    let kept = store.txn(&cid("h"), stale("ours"), "two").await.unwrap();
+    assert!(!kept.succeeded);
+    let report = &kept.conflicts[0];
+    assert_eq!(report.outcome, Outcome::Pending);
+    assert_eq!(report.current.as_ref().unwrap().value, "theirs");
+    assert_eq!(latest(&store, "h", "k").await.unwrap().value, "theirs", "nothing was written");
+    let pending = conflicts(&store, "h", Some(ConflictStatus::Pending)).await;
+    assert_eq!(pending.len(), 1);
+    let c = &pending[0];
+    assert_eq!(
+        (c.severity, c.detected_revision, c.id.clone()),
+        (Severity::High, kept.revision, report.conflict.clone().unwrap())
+    );
+    assert_eq!(c.proposed.as_ref().unwrap().value, "ours");
+    let resolve = |choice: Choice, if_match: Option<u64>| CoordWrite::ResolveConflict {
+        ctx: cid("h"),
+        id: c.id.clone(),
+        resolution: choice,
+        if_match,
+        author: "judge".into(),
+        scope: None,
+    };
+    // A resolution based on an older entry is refused.
+    let stale_resolution = store.coord_write(resolve(Choice::Proposed, Some(base))).await.unwrap_err();
+    assert_eq!(code(stale_resolution), "precondition_failed");
+    let done = match store.coord_write(resolve(Choice::Proposed, None)).await.unwrap() {
+        CoordOutput::Conflict(c) => c,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!((done.status, done.resolution.as_ref().unwrap().chose.as_str()), (ConflictStatus::Resolved, "proposed"));
+    let entry = latest(&store, "h", "k").await.unwrap();
+    assert_eq!((entry.value.clone(), entry.author.as_str()), (json!("ours"), "judge"));
+    let log = store.events(&cid("h"), entry.revision - 1, 100).await.unwrap();
+    assert!(log.iter().any(|e| e.kind == "conflict.resolved" && e.revision == entry.revision));
+    assert_eq!(code(store.coord_write(resolve(Choice::Current, None)).await.unwrap_err()), "invalid_transition");
+    assert!(conflicts(&store, "h", Some(ConflictStatus::Pending)).await.is_empty());
+}
+
+/// Causal writes: a write that carries the vector it read applies when it
+/// descends from the entry, and meets the policy when it is concurrent.
+pub async fn causal_writes_by_vclock(store: TestStore) {
+    new_context(&store, "v").await;
+    put(&store, "v", "k", json!(1)).await;
+    let read = latest(&store, "v", "k").await.unwrap();
+    assert_eq!(read.vclock, BTreeMap::from([("tester".to_owned(), 1)]));
+    let write = |v: i64, vclock: &BTreeMap<String, u64>, who: &'static str| {
+        let t = txn(json!({"success": [{"op": "put", "key": "k", "value": v, "vclock": vclock}]}));
+        let store = store.clone();
+        async move { store.txn(&cid("v"), t, who).await.unwrap() }
+    };
+    let first = write(2, &read.vclock, "a").await;
+    assert!(first.succeeded, "descends from what it read");
+    let after = latest(&store, "v", "k").await.unwrap();
+    assert_eq!(after.vclock, BTreeMap::from([("tester".to_owned(), 1), ("a".to_owned(), 1)]));
+    let concurrent = write(3, &read.vclock, "b").await;
+    assert!(!concurrent.succeeded, "concurrent with a's write: the default policy rejects");
+    assert_eq!(concurrent.conflicts[0].current.as_ref().unwrap().value, 2);
+    assert!(write(3, &after.vclock, "b").await.succeeded);
+    let absent = write(9, &BTreeMap::new(), "c").await;
+    assert!(!absent.succeeded, "an empty vector means the writer saw no entry");
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -896,7 +1027,8 @@ macro_rules! conformance_tests {
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
-            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log);
+            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log,
+            merge_reads_the_base_from_history, manual_conflicts_wait_for_a_resolution, causal_writes_by_vclock);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
