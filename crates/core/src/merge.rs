@@ -7,8 +7,8 @@
 //! same change agree. Arrays and scalars are atomic values: changed both
 //! ways differently, they are a field conflict. With set semantics, arrays
 //! changed both ways merge as sets instead: the base's elements that
-//! neither side removed, then what either side added (a removal wins over
-//! keeping). A field deleted on one side and changed on the other is a
+//! neither side removed, then what `ours` added, then what `theirs` added
+//! (a removal wins over keeping; duplicates are dropped). A field deleted on one side and changed on the other is a
 //! field conflict, and so is the whole value deleted on one side and
 //! changed on the other.
 //!

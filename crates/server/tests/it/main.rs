@@ -30,6 +30,7 @@ mod agents;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod conflicts;
 mod contexts;
 mod entries;
 mod history;
