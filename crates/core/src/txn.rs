@@ -1220,6 +1220,56 @@ mod tests {
         plan_txn(&input, snap, t)
     }
 
+    /// Two writers from one base under `merge`, with `schema` on `doc`: what
+    /// planning the second writer's stale write gives.
+    fn merge_second(base: Value, first: Value, second: Value, schema: Value) -> Result<(Plan, TxnResponse)> {
+        let mut ctx = context(3, 1);
+        ctx.settings.policy.strategy = Strategy::Merge;
+        let at = |rev: u64, v: Value, author: &str| Entry {
+            key: "doc".into(),
+            value: v,
+            revision: rev,
+            version: rev - 1,
+            created_revision: 2,
+            updated_at: chrono::DateTime::UNIX_EPOCH,
+            author: author.into(),
+            meta: EntryMeta::default(),
+            vclock: VClock::new(),
+        };
+        let snap = Snapshot {
+            entries: BTreeMap::from([("doc".into(), at(3, first, "agent-b"))]),
+            bases: BTreeMap::from([("doc".into(), Some(at(2, base, "agent-b")))]),
+            trust: BTreeMap::new(),
+        };
+        let schemas = CompiledSchemas::compile(&BTreeMap::from([("doc".to_owned(), schema)])).unwrap();
+        let limits = Limits::default();
+        let input =
+            PlanInput { context: &ctx, schemas: &schemas, limits: &limits, author: "agent-a", now: chrono::Utc::now() };
+        let t = txn(
+            json!({"compare": [{"key": "doc", "revision": 2}], "success": [{"op": "put", "key": "doc", "value": second}]}),
+        );
+        plan_txn(&input, &snap, &t)
+    }
+
+    proptest::proptest! {
+        /// Disjoint changes merge, unless the merged value breaks the
+        /// schema that each side alone satisfies: then 422, nothing planned.
+        #[test]
+        fn merged_values_are_checked_against_the_schema(a in 0i64..10, b in 0i64..10, max in 2usize..4) {
+            let schema = json!({"type": "object", "maxProperties": max});
+            let base = json!({"k": 0});
+            let result = merge_second(base, json!({"k": 0, "a": a}), json!({"k": 0, "b": b}), schema);
+            if max >= 3 {
+                let (plan, response) = result.unwrap();
+                proptest::prop_assert!(response.succeeded);
+                proptest::prop_assert_eq!(&plan.changes[0].after.as_ref().unwrap().value, &json!({"k": 0, "a": a, "b": b}));
+                proptest::prop_assert_eq!(response.conflicts[0].outcome, Outcome::Merged);
+            } else {
+                proptest::prop_assert_eq!(result.unwrap_err().code(), "schema_violation");
+            }
+        }
+    }
+
     #[test]
     fn put_creates_then_updates() {
         let ctx = context(1, 0);
