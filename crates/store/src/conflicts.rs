@@ -18,8 +18,13 @@ use crate::ops::{apply_plan, now};
 /// The object kind of conflict records.
 pub(crate) const CONFLICT: &str = "conflict";
 
+/// The stored id: the revision part zero-padded, so that a context's
+/// conflicts list in the order they were detected.
 fn object_id(ctx: &str, id: &str) -> String {
-    format!("{ctx}/{id}")
+    match id.split_once('.').and_then(|(r, n)| Some((r.parse::<u64>().ok()?, n))) {
+        Some((revision, n)) => format!("{ctx}/{revision:020}.{n}"),
+        None => format!("{ctx}/{id}"),
+    }
 }
 
 /// The stored form of a conflict record.

@@ -354,4 +354,6 @@ async fn eight_agents_change_disjoint_fields_without_losing_one(s: TestServer) {
         records.iter().all(|c| c["outcome"] == "merged" && c["fields"].is_null()),
         "no field was changed both ways"
     );
+    let detected: Vec<u64> = records.iter().map(|c| c["detected_revision"].as_u64().unwrap()).collect();
+    assert!(detected.windows(2).all(|w| w[0] < w[1]), "records list in the order they were detected: {detected:?}");
 }
