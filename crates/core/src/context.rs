@@ -172,6 +172,9 @@ pub struct ContextSettings {
     /// Free labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Relevance weights, thresholds and the workflow (docs/mesh.md).
+    #[serde(default)]
+    pub mesh: crate::mesh::MeshSettings,
 }
 
 impl ContextSettings {
@@ -179,6 +182,7 @@ impl ContextSettings {
     pub fn validate(&self) -> Result<()> {
         self.policy.validate()?;
         self.retention.validate()?;
+        self.mesh.validate()?;
         crate::schema::CompiledSchemas::compile(&self.schemas)?;
         if self.labels.len() > 64 {
             return Err(Error::invalid("labels", "at most 64 labels"));
@@ -211,18 +215,80 @@ pub struct NewContext {
     /// Free labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Mesh settings.
+    #[serde(default)]
+    pub mesh: crate::mesh::MeshSettings,
+    /// A context to start from: the new one records it as its `parent` and
+    /// copies the parent's entries that `inherit` names (all when empty),
+    /// except confidential ones and those `isolate` names.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub parent: Option<ContextId>,
+    /// Key patterns of the parent's entries to copy (default: all).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub inherit: Vec<KeyPattern>,
+    /// Values that replace (or add to) what is inherited, by key.
+    #[serde(default, rename = "override")]
+    #[schema(value_type = BTreeMap<String, Object>)]
+    pub overrides: BTreeMap<String, Value>,
+    /// Key patterns never copied from the parent.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub isolate: Vec<KeyPattern>,
+    /// The entries of the parent the creator may read, when not all: set
+    /// by the server, never sent by clients.
+    #[serde(skip)]
+    pub scope: Option<crate::coord::EntryScope>,
+}
+
+/// What a child context takes from its parent.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lineage {
+    /// The parent.
+    pub parent: Option<ContextId>,
+    /// Key patterns to copy (all when empty).
+    pub inherit: Vec<KeyPattern>,
+    /// Values by key, over what is copied.
+    pub overrides: BTreeMap<String, Value>,
+    /// Key patterns never copied.
+    pub isolate: Vec<KeyPattern>,
+    /// What the creator may read of the parent.
+    pub scope: Option<crate::coord::EntryScope>,
+}
+
+impl Lineage {
+    /// Whether the parent's entry at `key` is copied.
+    pub fn takes(&self, key: &str) -> bool {
+        (self.inherit.is_empty() || self.inherit.iter().any(|p| p.matches(key)))
+            && !self.isolate.iter().any(|p| p.matches(key))
+    }
 }
 
 impl NewContext {
     /// Splits into id and settings.
     pub fn into_parts(self) -> (ContextId, ContextSettings) {
+        let (id, settings, _) = self.into_lineage();
+        (id, settings)
+    }
+
+    /// Splits into id, settings and what it takes from a parent.
+    pub fn into_lineage(self) -> (ContextId, ContextSettings, Lineage) {
         let settings = ContextSettings {
             policy: self.policy,
             schemas: self.schemas,
             retention: self.retention,
             labels: self.labels,
+            mesh: self.mesh,
         };
-        (self.id, settings)
+        let lineage = Lineage {
+            parent: self.parent,
+            inherit: self.inherit,
+            overrides: self.overrides,
+            isolate: self.isolate,
+            scope: self.scope,
+        };
+        (self.id, settings, lineage)
     }
 }
 
@@ -243,6 +309,9 @@ pub struct ContextPatch {
     /// New labels (replaces all).
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// New mesh settings (replaced whole).
+    #[serde(default)]
+    pub mesh: Option<crate::mesh::MeshSettings>,
 }
 
 impl ContextPatch {
@@ -259,6 +328,9 @@ impl ContextPatch {
         }
         if let Some(l) = self.labels {
             settings.labels = l;
+        }
+        if let Some(m) = self.mesh {
+            settings.mesh = m;
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod history;
 pub mod ids;
 pub mod limits;
 pub mod merge;
+pub mod mesh;
 pub mod schema;
 pub mod txn;
 

@@ -111,6 +111,21 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
     (Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)), reason)
 }
 
+/// What `agent` may read of `ctx`, decided for work done on its behalf
+/// (its package): a refusal is `403` and audited like its own request.
+pub(crate) async fn read_scope_of(
+    state: &AppState,
+    agent: &str,
+    ctx: &ContextId,
+    resource: &str,
+) -> ApiResult<EntryScope> {
+    if matches!(state.config().auth, crate::auth::Auth::Off) {
+        return Ok(EntryScope::all());
+    }
+    let caller = Caller { agent: agent.to_owned(), admin: false, token: None };
+    authorize(state, &caller, ctx, Permission::Read, resource).await.map(|s| s.read)
+}
+
 /// What a stream of `caller` (a watch of `ctx`, or of an inbox or feed
 /// when `None`) runs to decide its access again: the token must still be
 /// valid, and the caller must still read the context (a refusal is

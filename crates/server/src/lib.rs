@@ -25,6 +25,7 @@ mod cursor;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod mesh;
 pub mod metrics;
 pub mod openapi;
 mod routes;
@@ -94,6 +95,8 @@ struct Inner {
     streams: limits::StreamCounts,
     /// Access decisions not yet written to the audit log.
     audit: std::sync::Mutex<Vec<ctxmesh_core::coord::AuditRecord>>,
+    /// Package and snapshot caches.
+    mesh: mesh::Mesh,
 }
 
 impl AppState {
@@ -108,6 +111,7 @@ impl AppState {
                 limiter: Default::default(),
                 streams: Default::default(),
                 audit: Default::default(),
+                mesh: Default::default(),
             }),
         }
     }
@@ -147,6 +151,11 @@ impl AppState {
                 ),
             )),
         }
+    }
+
+    /// The node's mesh caches.
+    pub(crate) fn mesh(&self) -> &mesh::Mesh {
+        &self.inner.mesh
     }
 
     /// The node's per-agent request buckets.

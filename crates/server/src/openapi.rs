@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history, ops, watch, ws};
+use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -10,7 +10,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
     paths(
         contexts::create, contexts::list, contexts::read, contexts::update, contexts::remove,
         entries::list, entries::read, entries::put, entries::patch, entries::remove, entries::txn, entries::document,
-        conflicts::list, conflicts::read, conflicts::resolve,
+        conflicts::list, conflicts::read, conflicts::resolve, mesh::package,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
         agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
@@ -27,6 +27,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
         (name = "entries", description = "Entries, transactions and the assembled document"),
         (name = "history", description = "History, diffs, rollback and fork"),
         (name = "conflicts", description = "Conflict records of stale writes, and their resolution"),
+        (name = "mesh", description = "Packages of relevant context within a token budget"),
         (name = "events", description = "The event log, live watches (SSE, WebSocket) and priority messages"),
         (name = "agents", description = "The agent registry, leases, inboxes and the agents feed"),
         (name = "security", description = "Sharing contexts with agents"),

@@ -12,7 +12,8 @@ use ctxmesh_core::event::types;
 use ctxmesh_core::history::{Commit, DiffChange, commit_kinds};
 use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::{ChangeKind, Plan, PlanBuilder, PlanInput, Snapshot, TxnRequest, TxnResponse, plan_txn};
-use ctxmesh_core::{Entry, Event, Limits, Timestamp};
+use ctxmesh_core::{Entry, EntryMeta, Event, Limits, Timestamp};
+use serde_json::Value;
 
 use crate::backend::{SchemaCache, Tx};
 use crate::coord::{CoordOutput, CoordRead, CoordWrite};
@@ -47,11 +48,56 @@ pub(crate) async fn create_context(
     new: NewContext,
     author: &str,
 ) -> Result<ContextInfo> {
-    let (id, settings) = new.into_parts();
+    let (id, settings, lineage) = new.into_lineage();
     settings.validate()?;
     let now = now();
-    let info = insert_context(tx, env, &id, settings, author, now, None).await?;
-    finish_create(tx, info, author, now, commit_kinds::CREATE, Vec::new()).await
+    let entries = inherited(tx, env, &settings, lineage.clone(), now).await?;
+    let info = insert_context_with(tx, env, &id, settings, author, now, None, lineage.parent).await?;
+    finish_create(tx, info, author, now, commit_kinds::CREATE, entries).await
+}
+
+/// The entries a new context takes from its parent: those `inherit` names
+/// (all when it names none) that `isolate` does not, that the creator may
+/// read, never confidential ones; then the `override` values on top (a
+/// key that is not inherited is added). Each is checked against the new
+/// context's schemas and limits.
+async fn inherited(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    settings: &ctxmesh_core::ContextSettings,
+    lineage: ctxmesh_core::context::Lineage,
+    now: Timestamp,
+) -> Result<Vec<(String, Value, EntryMeta)>> {
+    let Some(parent) = &lineage.parent else {
+        if !lineage.overrides.is_empty() || !lineage.inherit.is_empty() || !lineage.isolate.is_empty() {
+            return Err(Error::invalid("parent", "inherit, override and isolate need a parent").into());
+        }
+        return Ok(Vec::new());
+    };
+    let source = tx.context(parent.as_str()).await?;
+    let readable = |e: &Entry| lineage.scope.as_ref().is_none_or(|s| s.permits_entry(e));
+    let mut entries: BTreeMap<String, (Value, EntryMeta)> = tx
+        .list_latest(&source.id, "", "", ALL, Some(now))
+        .await?
+        .into_iter()
+        .filter(|e| !e.meta.confidential && lineage.takes(&e.key) && readable(e))
+        .map(|e| (e.key, (e.value, e.meta)))
+        .collect();
+    for (key, value) in lineage.overrides {
+        let key = EntryKey::parse(&key)?.into_string();
+        let meta = entries.remove(&key).map(|(_, m)| m).unwrap_or_default();
+        entries.insert(key, (value, meta));
+    }
+    let schemas = ctxmesh_core::schema::CompiledSchemas::compile(&settings.schemas)?;
+    let count = entries.len() as u64;
+    if count > env.limits.max_entries_per_context {
+        let limit = env.limits.max_entries_per_context;
+        return Err(Error::TooLarge { what: "inherited entries".into(), limit, actual: count }.into());
+    }
+    for (key, (value, _)) in &entries {
+        ctxmesh_core::txn::check_value(env.limits, &schemas, key, value)?;
+    }
+    Ok(entries.into_iter().map(|(k, (v, m))| (k, v, m)).collect())
 }
 
 async fn insert_context(
@@ -63,6 +109,20 @@ async fn insert_context(
     now: Timestamp,
     forked_from: Option<ForkOrigin>,
 ) -> Result<ContextInfo> {
+    insert_context_with(tx, env, id, settings, author, now, forked_from, None).await
+}
+
+#[allow(clippy::too_many_arguments)] // the columns of a new context
+async fn insert_context_with(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    settings: ctxmesh_core::ContextSettings,
+    author: &str,
+    now: Timestamp,
+    forked_from: Option<ForkOrigin>,
+    parent: Option<ContextId>,
+) -> Result<ContextInfo> {
     let info = ContextInfo {
         id: id.as_str().to_owned(),
         revision: 0,
@@ -70,7 +130,7 @@ async fn insert_context(
         updated_at: now,
         created_by: author.to_owned(),
         settings,
-        parent: None,
+        parent: parent.map(|p| p.as_str().to_owned()),
         forked_from,
         entry_count: 0,
         compacted_revision: 0,
@@ -89,13 +149,13 @@ async fn finish_create(
     author: &str,
     now: Timestamp,
     kind: &str,
-    entries: Vec<Entry>,
+    entries: Vec<(String, Value, EntryMeta)>,
 ) -> Result<ContextInfo> {
     let mut plan = PlanBuilder::new(&info, author, now, kind);
     let data = serde_json::json!({ "forked_from": info.forked_from });
     plan.event(types::CONTEXT_CREATED, None, None, info.forked_from.is_some().then_some(data));
-    for e in entries {
-        plan.put(&e.key, None, e.value, e.meta);
+    for (key, value, meta) in entries {
+        plan.put(&key, None, value, meta);
     }
     apply_plan(tx, &mut info, plan.finish()).await?;
     Ok(info)
@@ -213,6 +273,7 @@ pub(crate) async fn fork(
     let now = now();
     let origin = ForkOrigin { context: source.id.clone(), revision: at };
     let info = insert_context(tx, env, new_id, source.settings.clone(), author, now, Some(origin)).await?;
+    let entries = entries.into_iter().map(|e| (e.key, e.value, e.meta)).collect();
     finish_create(tx, info, author, now, commit_kinds::FORK, entries).await
 }
 

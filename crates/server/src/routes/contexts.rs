@@ -35,8 +35,15 @@ pub(crate) struct ListParams {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(new): JsonBody<NewContext>,
+    JsonBody(mut new): JsonBody<NewContext>,
 ) -> ApiResult<impl IntoResponse> {
+    // A child reads its parent as its creator may.
+    if let Some(parent) = new.parent.clone() {
+        let permission = ctxmesh_core::coord::Permission::Read;
+        let scopes =
+            crate::authz::authorize(&state, &caller, &parent, permission, "POST /v1/contexts (parent)").await?;
+        new.scope = (!scopes.read.is_all()).then_some(scopes.read);
+    }
     let info = state.store().create_context(new, &caller.agent).await?;
     Ok(created_context(info))
 }

@@ -19,6 +19,7 @@ pub(crate) mod coord;
 pub(crate) mod entries;
 pub(crate) mod grants;
 pub(crate) mod history;
+pub(crate) mod mesh;
 pub(crate) mod ops;
 pub(crate) mod watch;
 pub(crate) mod ws;
@@ -34,6 +35,7 @@ pub(crate) fn router() -> Router<AppState> {
             get(entries::read).put(entries::put).patch(entries::patch).delete(entries::remove),
         )
         .route("/v1/contexts/{ctx}/txn", post(entries::txn))
+        .route("/v1/contexts/{ctx}/package", get(mesh::package))
         .route("/v1/contexts/{ctx}/conflicts", get(conflicts::list))
         .route("/v1/contexts/{ctx}/conflicts/{id}", get(conflicts::read))
         .route("/v1/contexts/{ctx}/conflicts/{id}/resolve", post(conflicts::resolve))

@@ -34,6 +34,7 @@ mod conflicts;
 mod contexts;
 mod entries;
 mod history;
+mod mesh;
 mod ops;
 mod time_travel;
 mod txn;

@@ -1,0 +1,673 @@
+//! The context mesh (DESIGN.md section 7): how relevant each entry is to
+//! an agent, and the package of entries that fits its token budget.
+//!
+//! Everything here is pure: the caller supplies the entries, the agent, the
+//! time, a token counter and (when a model is configured) semantic
+//! similarities.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::Timestamp;
+use crate::agent::{Agent, ContextMap};
+use crate::entry::{Entry, Priority};
+use crate::error::{Error, Result};
+use crate::ids::KeyPattern;
+
+/// How much each signal counts in an entry's relevance. A signal that does
+/// not apply (no explicit relevance for the agent, no objective, no
+/// embedding model) is left out of the weighted mean.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Weights {
+    /// The entry's `relevance[agent]`.
+    pub explicit: f64,
+    /// A match of its kind, tags or key with the agent's `needs`.
+    pub needs: f64,
+    /// Entries that the agent's needed entries depend on (`depends_on`).
+    pub dependency: f64,
+    /// Keyword similarity of its text to the agent's `objective`.
+    pub text: f64,
+    /// Semantic similarity to the objective (with an embedding model).
+    pub semantic: f64,
+    /// How recently it changed (half-life `recency_half_life_ms`).
+    pub recency: f64,
+    /// Its `confidence` (0.5 when unset).
+    pub confidence: f64,
+    /// Its `priority`.
+    pub priority: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            explicit: 3.0,
+            needs: 3.0,
+            dependency: 1.5,
+            text: 1.5,
+            semantic: 1.5,
+            recency: 0.5,
+            confidence: 0.5,
+            priority: 1.0,
+        }
+    }
+}
+
+/// The mesh settings of a context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshSettings {
+    /// Relevance weights.
+    pub weights: Weights,
+    /// Entries scoring below this are left out of packages and
+    /// broadcasts (0..1).
+    pub threshold: f64,
+    /// Thresholds of particular agents, instead of `threshold`.
+    pub thresholds: BTreeMap<String, f64>,
+    /// Half-life of the recency signal, in milliseconds.
+    pub recency_half_life_ms: u64,
+    /// The agents of the context's workflow, in order: when one writes,
+    /// the next one's package is computed ahead.
+    pub workflow: Vec<String>,
+}
+
+impl Default for MeshSettings {
+    fn default() -> Self {
+        MeshSettings {
+            weights: Weights::default(),
+            threshold: 0.25,
+            thresholds: BTreeMap::new(),
+            recency_half_life_ms: 24 * 3_600_000,
+            workflow: Vec::new(),
+        }
+    }
+}
+
+impl MeshSettings {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        let w = &self.weights;
+        let all = [w.explicit, w.needs, w.dependency, w.text, w.semantic, w.recency, w.confidence, w.priority];
+        if all.iter().any(|x| !x.is_finite() || *x < 0.0) || all.iter().sum::<f64>() <= 0.0 {
+            return Err(Error::invalid("mesh.weights", "weights are non-negative numbers, not all zero"));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) || self.thresholds.values().any(|t| !(0.0..=1.0).contains(t)) {
+            return Err(Error::invalid("mesh.threshold", "thresholds are between 0 and 1"));
+        }
+        if self.recency_half_life_ms == 0 {
+            return Err(Error::invalid("mesh.recency_half_life_ms", "must be positive"));
+        }
+        if self.workflow.len() > 64 {
+            return Err(Error::invalid("mesh.workflow", "at most 64 agents"));
+        }
+        Ok(())
+    }
+
+    /// The threshold of `agent`.
+    pub fn threshold_of(&self, agent: &str) -> f64 {
+        self.thresholds.get(agent).copied().unwrap_or(self.threshold)
+    }
+
+    /// The agent after `agent` in the workflow, if any.
+    pub fn next_after(&self, agent: &str) -> Option<&str> {
+        let i = self.workflow.iter().position(|a| a == agent)?;
+        self.workflow.get(i + 1).map(String::as_str)
+    }
+}
+
+/// The signals of one entry's relevance, each in 0..1.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Components {
+    /// `relevance[agent]`, when the entry has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<f64>,
+    /// 1 when the agent's needs name the entry.
+    pub needs: f64,
+    /// 1 when an entry the agent needs depends on it.
+    pub dependency: f64,
+    /// Keyword similarity to the objective, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<f64>,
+    /// Semantic similarity to the objective, when a model is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<f64>,
+    /// Recency.
+    pub recency: f64,
+    /// Confidence.
+    pub confidence: f64,
+    /// Priority.
+    pub priority: f64,
+}
+
+impl Components {
+    /// The weighted mean of the signals that apply.
+    pub fn score(&self, w: &Weights) -> f64 {
+        let parts = [
+            (self.explicit, w.explicit),
+            (Some(self.needs), w.needs),
+            (Some(self.dependency), w.dependency),
+            (self.text, w.text),
+            (self.semantic, w.semantic),
+            (Some(self.recency), w.recency),
+            (Some(self.confidence), w.confidence),
+            (Some(self.priority), w.priority),
+        ];
+        let (mut sum, mut weight) = (0.0, 0.0);
+        for (value, w) in parts {
+            if let Some(v) = value {
+                sum += v.clamp(0.0, 1.0) * w;
+                weight += w;
+            }
+        }
+        if weight > 0.0 { sum / weight } else { 0.0 }
+    }
+}
+
+/// Whether `map` names the entry at `key` with `kind` and `tags` (its
+/// `exclude` is not consulted).
+pub fn names(map: &ContextMap, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
+    kind.is_some_and(|k| map.kinds.iter().any(|m| m == k))
+        || tags.iter().any(|t| map.tags.contains(t))
+        || map.keys.iter().any(|p| KeyPattern::parse(p).is_ok_and(|p| p.matches(key)))
+}
+
+/// Whether the agent's needs exclude the entry.
+pub fn excludes(map: &ContextMap, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
+    map.exclude.as_ref().is_some_and(|x| names(x, key, kind, tags))
+}
+
+/// The words of a text, lowercased, for keyword similarity.
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1 && !STOP.contains(w)).map(str::to_lowercase)
+}
+
+const STOP: [&str; 24] = [
+    "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "has", "was", "its", "our", "from", "with",
+    "this", "that", "into", "than", "then", "they", "them", "what",
+];
+
+/// The text of a value: its strings and numbers, depth first.
+pub fn value_text(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push(' ');
+        }
+        Value::Bool(b) => {
+            out.push_str(if *b { "true " } else { "false " });
+        }
+        Value::Array(items) => items.iter().for_each(|v| value_text(v, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push_str(k);
+                out.push_str(": ");
+                value_text(v, out);
+            }
+        }
+        Value::Null => {}
+    }
+}
+
+/// A term-frequency vector, for cosine similarity.
+#[derive(Clone, Debug, Default)]
+pub struct Terms {
+    counts: HashMap<String, f64>,
+    norm: f64,
+}
+
+impl Terms {
+    /// The terms of `text`.
+    pub fn of(text: &str) -> Self {
+        let mut counts: HashMap<String, f64> = HashMap::new();
+        for w in words(text) {
+            *counts.entry(w).or_default() += 1.0;
+        }
+        let norm = counts.values().map(|c| c * c).sum::<f64>().sqrt();
+        Terms { counts, norm }
+    }
+
+    /// Whether there are no terms.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Cosine similarity with `other`.
+    pub fn cosine(&self, other: &Terms) -> f64 {
+        if self.norm == 0.0 || other.norm == 0.0 {
+            return 0.0;
+        }
+        let (small, large) = if self.counts.len() <= other.counts.len() { (self, other) } else { (other, self) };
+        let dot: f64 = small.counts.iter().filter_map(|(w, c)| large.counts.get(w).map(|d| c * d)).sum();
+        dot / (self.norm * other.norm)
+    }
+}
+
+/// An entry with what scoring and packing it needs, computed once per
+/// version (a server caches these by context revision).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The entry.
+    pub entry: Entry,
+    /// Its text (key, kind, tags, value) as words.
+    pub terms: Terms,
+    /// Its value as text, for compression.
+    pub text: String,
+}
+
+impl Prepared {
+    /// Prepares `entry`.
+    pub fn new(entry: Entry) -> Self {
+        let mut text = String::new();
+        value_text(&entry.value, &mut text);
+        let mut all = format!(
+            "{} {} {} ",
+            entry.key.replace(['/', '_', '-'], " "),
+            entry.meta.kind.as_deref().unwrap_or(""),
+            entry.meta.tags.join(" ")
+        );
+        all.push_str(&text);
+        Prepared { terms: Terms::of(&all), text, entry }
+    }
+}
+
+/// Scores entries for one agent, by the context's mesh settings.
+#[derive(Debug)]
+pub struct Scorer<'a> {
+    agent: &'a Agent,
+    settings: &'a MeshSettings,
+    objective: Terms,
+    /// Keys that entries the agent needs depend on.
+    depended: HashSet<String>,
+    now: Timestamp,
+}
+
+impl<'a> Scorer<'a> {
+    /// A scorer for `agent` over `entries` (for the dependency signal).
+    pub fn new(agent: &'a Agent, settings: &'a MeshSettings, entries: &[&Prepared], now: Timestamp) -> Self {
+        let mut depended = HashSet::new();
+        for p in entries {
+            let e = &p.entry;
+            if names(&agent.needs, &e.key, e.meta.kind.as_deref(), &e.meta.tags) {
+                depended.extend(e.meta.depends_on.iter().cloned());
+            }
+        }
+        Scorer { agent, settings, objective: Terms::of(&agent.objective), depended, now }
+    }
+
+    /// The threshold that applies.
+    pub fn threshold(&self) -> f64 {
+        self.settings.threshold_of(&self.agent.id)
+    }
+
+    /// The relevance of `p` and its signals; `None` when the agent's needs
+    /// exclude it. `semantic` is its similarity to the objective, when a
+    /// model gave one.
+    pub fn score(&self, p: &Prepared, semantic: Option<f64>) -> Option<(f64, Components)> {
+        let e = &p.entry;
+        let (kind, tags) = (e.meta.kind.as_deref(), &e.meta.tags);
+        if excludes(&self.agent.needs, &e.key, kind, tags) {
+            return None;
+        }
+        let age_ms = (self.now - e.updated_at).num_milliseconds().max(0) as f64;
+        let half_life = self.settings.recency_half_life_ms as f64;
+        let c = Components {
+            explicit: e.meta.relevance.get(&self.agent.id).copied(),
+            needs: f64::from(u8::from(names(&self.agent.needs, &e.key, kind, tags))),
+            dependency: f64::from(u8::from(self.depended.contains(&e.key))),
+            text: (!self.objective.is_empty()).then(|| self.objective.cosine(&p.terms)),
+            semantic: semantic.map(|s| s.clamp(0.0, 1.0)),
+            recency: 0.5f64.powf(age_ms / half_life),
+            confidence: e.meta.confidence.unwrap_or(0.5),
+            priority: priority_signal(e.meta.priority),
+        };
+        Some((c.score(&self.settings.weights), c))
+    }
+}
+
+/// A priority as a signal in 0..1.
+pub fn priority_signal(p: Priority) -> f64 {
+    match p {
+        Priority::Low => 0.0,
+        Priority::Normal => 1.0 / 3.0,
+        Priority::High => 2.0 / 3.0,
+        Priority::Critical => 1.0,
+    }
+}
+
+/// Counts tokens the way a model's tokenizer does.
+pub trait TokenCounter {
+    /// The number of tokens of `text`.
+    fn count(&self, text: &str) -> usize;
+}
+
+/// How an entry went into a package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Inclusion {
+    /// Whole.
+    Included,
+    /// Summarized (whole sentences); the full entry is at its reference.
+    Compressed,
+    /// Only its reference (`key@revision`), to fetch when needed.
+    Referenced,
+}
+
+/// One item of a package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PackageItem {
+    /// The key.
+    pub key: String,
+    /// The entry's revision.
+    pub revision: u64,
+    /// How it went in.
+    pub status: Inclusion,
+    /// Its relevance.
+    pub score: f64,
+    /// Tokens of its part of the package text.
+    pub tokens: usize,
+    /// Its part of the package text (Markdown).
+    pub text: String,
+    /// Where to fetch it whole: `key@revision`.
+    pub reference: String,
+    /// Its kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The value, when included whole (JSON format).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+    /// The relevance signals (`explain=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Components>,
+}
+
+/// An entry left out of a package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Dropped {
+    /// The key.
+    pub key: String,
+    /// The entry's revision.
+    pub revision: u64,
+    /// Its relevance.
+    pub score: f64,
+    /// `budget` (no room left, not even for a reference), `threshold`
+    /// (below the threshold, listed with `explain=true`) or `excluded`
+    /// (the agent's needs exclude it, with `explain=true`).
+    pub reason: String,
+    /// The relevance signals (`explain=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Components>,
+}
+
+/// What a package is asked for.
+#[derive(Clone, Debug)]
+pub struct PackageRequest {
+    /// Most tokens of the package text.
+    pub budget: usize,
+    /// Include relevance signals and every entry left out.
+    pub explain: bool,
+    /// Compress an entry that does not fit whole (else reference it).
+    pub compress: bool,
+}
+
+/// A context package for one agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Package {
+    /// The context.
+    pub context: String,
+    /// The agent it is for.
+    pub agent: String,
+    /// The revision it was built at.
+    pub revision: u64,
+    /// The token budget.
+    pub budget: usize,
+    /// Tokens of `text`, by the tokenizer (never above `budget`).
+    pub tokens: usize,
+    /// The tokenizer.
+    pub encoding: String,
+    /// The entries in it, most relevant first.
+    pub items: Vec<PackageItem>,
+    /// Entries relevant enough that did not fit (and, with `explain`,
+    /// those below the threshold or excluded).
+    pub dropped: Vec<Dropped>,
+    /// The package as prompt-ready Markdown.
+    pub text: String,
+}
+
+/// Summarizes a text to about `tokens` tokens for `objective`; `None`
+/// when it cannot say anything shorter.
+pub trait Summarizer {
+    /// The summary.
+    fn summarize(&self, text: &str, objective: &str, tokens: usize, counter: &dyn TokenCounter) -> Option<String>;
+}
+
+/// The offline extractive summarizer: whole sentences, the ones that share
+/// most words with the objective (then the first ones), in their order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extractive;
+
+impl Summarizer for Extractive {
+    fn summarize(&self, text: &str, objective: &str, tokens: usize, counter: &dyn TokenCounter) -> Option<String> {
+        let sentences = sentences(text);
+        if sentences.len() < 2 {
+            return None;
+        }
+        let objective = Terms::of(objective);
+        let mut ranked: Vec<(usize, f64)> = sentences
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, objective.cosine(&Terms::of(s)) + 1.0 / (i as f64 + 2.0)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut used = 0;
+        for (i, _) in ranked {
+            let cost = counter.count(sentences[i]) + 1;
+            if used + cost <= tokens {
+                chosen.push(i);
+                used += cost;
+            }
+        }
+        if chosen.is_empty() || chosen.len() == sentences.len() {
+            return None;
+        }
+        chosen.sort_unstable();
+        Some(chosen.iter().map(|i| sentences[*i]).collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// The sentences of a text: split after `.`, `!`, `?` or a line break.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        let end = match c {
+            '\n' => Some(i),
+            '.' | '!' | '?' if bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()) => Some(i + 1),
+            _ => None,
+        };
+        if let Some(end) = end {
+            let s = text[start..end].trim();
+            if !s.is_empty() {
+                out.push(s);
+            }
+            start = end;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// The Markdown of an entry included whole.
+fn whole(e: &Entry) -> String {
+    let mut head = format!("## {}", e.key);
+    if let Some(kind) = &e.meta.kind {
+        head.push_str(&format!(" ({kind})"));
+    }
+    let body = match &e.value {
+        Value::String(s) => s.clone(),
+        other => format!("```json\n{}\n```", serde_json::to_string_pretty(other).unwrap_or_default()),
+    };
+    format!("{head}\n{body}")
+}
+
+fn reference(e: &Entry) -> String {
+    format!("{}@{}", e.key, e.revision)
+}
+
+/// Builds a package: the entries at or above the threshold, most relevant
+/// first, each whole if it fits in what is left of the budget, else
+/// summarized (whole sentences) if that fits, else as a reference line; an
+/// entry is never cut. Entries that do not fit at all are dropped. The
+/// whole text's token count, by `counter`, is at most the budget.
+#[allow(clippy::too_many_arguments)] // one call site per caller, all needed
+pub fn build_package(
+    context: &str,
+    revision: u64,
+    scorer: &Scorer<'_>,
+    entries: &[&Prepared],
+    semantic: &BTreeMap<String, f64>,
+    request: &PackageRequest,
+    counter: &dyn TokenCounter,
+    summarizer: &dyn Summarizer,
+    encoding: &str,
+) -> Package {
+    let threshold = scorer.settings.threshold_of(&scorer.agent.id);
+    let mut ranked: Vec<(f64, Components, &Prepared)> = Vec::new();
+    let mut dropped = Vec::new();
+    for p in entries.iter().copied() {
+        let e = &p.entry;
+        match scorer.score(p, semantic.get(&e.key).copied()) {
+            Some((score, c)) if score >= threshold => ranked.push((score, c, p)),
+            scored if request.explain => {
+                let (score, c, reason) = match scored {
+                    Some((s, c)) => (s, Some(c), "threshold"),
+                    None => (0.0, None, "excluded"),
+                };
+                dropped.push(Dropped {
+                    key: e.key.clone(),
+                    revision: e.revision,
+                    score,
+                    reason: reason.into(),
+                    explain: c,
+                });
+            }
+            _ => {}
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.entry.revision.cmp(&a.2.entry.revision)));
+
+    let mut title = format!("# Context {context} at revision {revision}");
+    if counter.count(&title) > request.budget {
+        title.clear();
+    }
+    let separator = "\n\n";
+    let sep_cost = counter.count(separator);
+    let mut used = counter.count(&title);
+    let mut items: Vec<PackageItem> = Vec::new();
+    let mut full = false;
+    for (score, c, p) in ranked {
+        let e = &p.entry;
+        let room = request.budget.saturating_sub(used + sep_cost);
+        let mut placed = None;
+        if !full {
+            let text = whole(e);
+            let cost = counter.count(&text);
+            if cost <= room {
+                placed = Some((Inclusion::Included, text, cost));
+            } else if request.compress {
+                let head = format!("## {} (summary; whole at {})\n", e.key, reference(e));
+                let head_cost = counter.count(&head);
+                if head_cost < room
+                    && let Some(summary) =
+                        summarizer.summarize(&p.text, &scorer.agent.objective, room - head_cost, counter)
+                {
+                    let text = format!("{head}{summary}");
+                    let cost = counter.count(&text);
+                    if cost <= room {
+                        placed = Some((Inclusion::Compressed, text, cost));
+                    }
+                }
+            }
+            if placed.is_none() {
+                let text = format!("- {} ({:.2})", reference(e), score);
+                let cost = counter.count(&text);
+                if cost <= room {
+                    placed = Some((Inclusion::Referenced, text, cost));
+                } else {
+                    full = true;
+                }
+            }
+        }
+        match placed {
+            Some((status, text, tokens)) => {
+                used += tokens + sep_cost;
+                items.push(PackageItem {
+                    key: e.key.clone(),
+                    revision: e.revision,
+                    status,
+                    score,
+                    tokens,
+                    text,
+                    reference: reference(e),
+                    kind: e.meta.kind.clone(),
+                    value: (status == Inclusion::Included).then(|| e.value.clone()),
+                    explain: request.explain.then_some(c),
+                });
+            }
+            None => dropped.push(Dropped {
+                key: e.key.clone(),
+                revision: e.revision,
+                score,
+                reason: "budget".into(),
+                explain: request.explain.then_some(c),
+            }),
+        }
+    }
+    // The parts were counted one by one; the tokenizer decides on the
+    // whole: take items off the end until it fits.
+    let render = |items: &[PackageItem]| {
+        let mut text = title.clone();
+        for item in items {
+            text.push_str(separator);
+            text.push_str(&item.text);
+        }
+        text
+    };
+    let mut text = render(&items);
+    let mut tokens = counter.count(&text);
+    while tokens > request.budget {
+        let Some(last) = items.pop() else { break };
+        dropped.push(Dropped {
+            key: last.key,
+            revision: last.revision,
+            score: last.score,
+            reason: "budget".into(),
+            explain: last.explain,
+        });
+        text = render(&items);
+        tokens = counter.count(&text);
+    }
+    Package {
+        context: context.to_owned(),
+        agent: scorer.agent.id.clone(),
+        revision,
+        budget: request.budget,
+        tokens,
+        encoding: encoding.to_owned(),
+        items,
+        dropped,
+        text,
+    }
+}

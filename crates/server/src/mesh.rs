@@ -1,0 +1,284 @@
+//! The context mesh on a node: tokenizers, a cache of prepared entries per
+//! context revision, and a cache of packages by revision in which identical
+//! concurrent requests are computed once. Workflow prefetch fills the
+//! package cache ahead of the next agent's request.
+//!
+//! The caches are per node and bounded; they hold nothing that a read at
+//! the same revision would not give again, so a miss is only slower.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ctxmesh_core::agent::Agent;
+use ctxmesh_core::coord::EntryScope;
+use ctxmesh_core::ids::ContextId;
+use ctxmesh_core::mesh::{
+    Extractive, MeshSettings, Package, PackageRequest, Prepared, Scorer, TokenCounter, build_package,
+};
+use ctxmesh_store::{ListQuery, ReadAt};
+use tiktoken_rs::CoreBPE;
+use tokio::sync::OnceCell;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Contexts whose prepared entries a node keeps.
+const SNAPSHOTS: usize = 64;
+/// Packages a node keeps.
+const PACKAGES: usize = 1024;
+
+/// A tokenizer that ctxmesh counts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// GPT-4, GPT-3.5 (the default).
+    #[default]
+    Cl100kBase,
+    /// GPT-4o and later.
+    O200kBase,
+}
+
+impl Encoding {
+    /// The encoding's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Cl100kBase => "cl100k_base",
+            Encoding::O200kBase => "o200k_base",
+        }
+    }
+
+    /// The tokenizer, loaded once.
+    pub fn tokenizer(self) -> ApiResult<&'static Tokenizer> {
+        static CL100K: OnceLock<Result<Tokenizer, String>> = OnceLock::new();
+        static O200K: OnceLock<Result<Tokenizer, String>> = OnceLock::new();
+        let loaded = match self {
+            Encoding::Cl100kBase => {
+                CL100K.get_or_init(|| tiktoken_rs::cl100k_base().map(Tokenizer).map_err(|e| e.to_string()))
+            }
+            Encoding::O200kBase => {
+                O200K.get_or_init(|| tiktoken_rs::o200k_base().map(Tokenizer).map_err(|e| e.to_string()))
+            }
+        };
+        loaded.as_ref().map_err(|e| ApiError::internal(format!("tokenizer {}: {e}", self.name())))
+    }
+}
+
+/// A tiktoken tokenizer.
+pub struct Tokenizer(CoreBPE);
+
+impl TokenCounter for Tokenizer {
+    fn count(&self, text: &str) -> usize {
+        self.0.count_ordinary(text)
+    }
+}
+
+/// What identifies a package.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PackageKey {
+    pub(crate) context: String,
+    pub(crate) revision: u64,
+    pub(crate) agent: String,
+    pub(crate) budget: usize,
+    pub(crate) encoding: Encoding,
+    pub(crate) explain: bool,
+    pub(crate) compress: bool,
+    /// The access it was built under (the caller's and the agent's).
+    pub(crate) access: u64,
+}
+
+/// The fingerprint of the scopes a package is filtered by.
+pub(crate) fn access_fingerprint(scopes: &[&EntryScope]) -> u64 {
+    let mut h = DefaultHasher::new();
+    format!("{scopes:?}").hash(&mut h);
+    h.finish()
+}
+
+type Cell = Arc<OnceCell<Arc<Package>>>;
+/// Prepared entries of one context revision.
+type Snapshot = Arc<Vec<Prepared>>;
+
+/// A map that forgets its oldest keys past a size.
+struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+    max: usize,
+}
+
+impl<K: Clone + Eq + Hash, V: Clone> Bounded<K, V> {
+    fn new(max: usize) -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new(), max }
+    }
+
+    fn get(&self, k: &K) -> Option<V> {
+        self.map.get(k).cloned()
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+        }
+        while self.order.len() > self.max {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get_or_insert_with(&mut self, k: K, make: impl FnOnce() -> V) -> V {
+        if let Some(v) = self.get(&k) {
+            return v;
+        }
+        let v = make();
+        self.insert(k, v.clone());
+        v
+    }
+}
+
+/// The node's mesh caches.
+pub(crate) struct Mesh {
+    snapshots: Mutex<Bounded<(String, u64), Snapshot>>,
+    packages: Mutex<Bounded<PackageKey, Cell>>,
+    /// Workflows by context, as last read (for prefetch).
+    workflows: Mutex<Bounded<String, Arc<MeshSettings>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Default for Mesh {
+    fn default() -> Self {
+        Mesh {
+            snapshots: Mutex::new(Bounded::new(SNAPSHOTS)),
+            packages: Mutex::new(Bounded::new(PACKAGES)),
+            workflows: Mutex::new(Bounded::new(SNAPSHOTS * 4)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Mesh {
+    /// The prepared entries of `ctx` at `revision` (read once per revision).
+    pub(crate) async fn snapshot(
+        &self,
+        state: &AppState,
+        ctx: &ContextId,
+        revision: u64,
+    ) -> ApiResult<Arc<Vec<Prepared>>> {
+        let key = (ctx.as_str().to_owned(), revision);
+        if let Some(s) = lock(&self.snapshots).get(&key) {
+            return Ok(s);
+        }
+        let mut prepared = Vec::new();
+        let mut after = None;
+        loop {
+            let query = ListQuery { prefix: String::new(), after_key: after.take(), limit: 1000 };
+            let page = state.store().list_entries(ctx, ReadAt::Revision(revision), &query).await?;
+            let now = chrono::Utc::now();
+            after = page.entries.last().map(|e| e.key.clone());
+            prepared.extend(page.entries.into_iter().filter(|e| !e.is_expired(now)).map(Prepared::new));
+            if !page.more {
+                break;
+            }
+        }
+        let prepared = Arc::new(prepared);
+        lock(&self.snapshots).insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Remembers a context's mesh settings (for prefetch).
+    pub(crate) fn remember(&self, ctx: &str, settings: &MeshSettings) {
+        lock(&self.workflows).insert(ctx.to_owned(), Arc::new(settings.clone()));
+    }
+
+    /// The package for `key`, computed once however many ask at the same
+    /// time; `compute` runs on a miss.
+    pub(crate) async fn package<F>(&self, key: PackageKey, compute: F) -> ApiResult<Arc<Package>>
+    where
+        F: std::future::Future<Output = ApiResult<Package>>,
+    {
+        let cell = lock(&self.packages).get_or_insert_with(key, Cell::default);
+        if let Some(p) = cell.get() {
+            self.count(true);
+            return Ok(p.clone());
+        }
+        let mut computed = false;
+        let package = cell
+            .get_or_try_init(|| async {
+                computed = true;
+                compute.await.map(Arc::new)
+            })
+            .await?
+            .clone();
+        self.count(!computed);
+        Ok(package)
+    }
+
+    fn count(&self, hit: bool) {
+        let (hits, misses) = if hit {
+            (self.hits.fetch_add(1, Ordering::Relaxed) + 1, self.misses.load(Ordering::Relaxed))
+        } else {
+            (self.hits.load(Ordering::Relaxed), self.misses.fetch_add(1, Ordering::Relaxed) + 1)
+        };
+        metrics::counter!("ctxmesh_package_requests_total", "cache" => if hit { "hit" } else { "miss" }).increment(1);
+        metrics::gauge!("ctxmesh_package_cache_hit_ratio").set(hits as f64 / (hits + misses).max(1) as f64);
+    }
+}
+
+/// What a package is asked for, resolved.
+pub(crate) struct Ask {
+    pub(crate) ctx: ContextId,
+    pub(crate) revision: u64,
+    pub(crate) agent: Agent,
+    pub(crate) settings: MeshSettings,
+    pub(crate) budget: usize,
+    pub(crate) encoding: Encoding,
+    pub(crate) explain: bool,
+    pub(crate) compress: bool,
+    /// Every scope an entry must pass (the caller's, the agent's).
+    pub(crate) scopes: Vec<EntryScope>,
+}
+
+/// Builds (or takes from the cache) the package of `ask`.
+pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<Arc<Package>> {
+    let key = PackageKey {
+        context: ask.ctx.as_str().to_owned(),
+        revision: ask.revision,
+        agent: ask.agent.id.clone(),
+        budget: ask.budget,
+        encoding: ask.encoding,
+        explain: ask.explain,
+        compress: ask.compress,
+        access: access_fingerprint(&ask.scopes.iter().collect::<Vec<_>>()),
+    };
+    let mesh = state.mesh();
+    mesh.package(key, async {
+        let snapshot = mesh.snapshot(state, &ask.ctx, ask.revision).await?;
+        let tokenizer = ask.encoding.tokenizer()?;
+        // Confidential entries never go into packages.
+        let visible: Vec<&Prepared> = snapshot
+            .iter()
+            .filter(|p| !p.entry.meta.confidential && ask.scopes.iter().all(|s| s.permits_entry(&p.entry)))
+            .collect();
+        let scorer = Scorer::new(&ask.agent, &ask.settings, &visible, chrono::Utc::now());
+        let request = PackageRequest { budget: ask.budget, explain: ask.explain, compress: ask.compress };
+        Ok(build_package(
+            ask.ctx.as_str(),
+            ask.revision,
+            &scorer,
+            &visible,
+            &BTreeMap::new(),
+            &request,
+            tokenizer,
+            &Extractive,
+            ask.encoding.name(),
+        ))
+    })
+    .await
+}

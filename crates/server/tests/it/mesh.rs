@@ -1,0 +1,208 @@
+//! The context mesh over HTTP, on both stores: packages for a research →
+//! writing → review pipeline built on seed 001's context map.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{TestServer, status_json};
+
+const ADMIN: &str = "admin-secret-for-mesh-tests";
+
+on_both_stores!(packages_follow_each_agents_needs_within_its_budget, packages_rebuild_what_an_agent_saw);
+
+async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = s.req(method, path).bearer_auth(ADMIN);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    status_json(req.send().await.unwrap()).await
+}
+
+async fn ok(s: &TestServer, method: Method, path: &str, body: Value) -> Value {
+    let (status, answer) = send(s, method.clone(), path, Some(body)).await;
+    assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+    answer
+}
+
+fn tokens(text: &str) -> usize {
+    tiktoken_rs::cl100k_base().unwrap().encode_ordinary(text).len()
+}
+
+/// A long text of distinct sentences about `topic`.
+fn long_text(topic: &str, sentences: usize) -> String {
+    (0..sentences)
+        .map(|i| format!("Point {i} about {topic}: the {topic} analysis shows figure {} for segment {i}.", i * 7 + 3))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seed 001's context map: each agent's needs, and what it must not get.
+async fn pipeline(s: &TestServer) {
+    let agents = [
+        json!({"id": "researcher", "objective": "research the market: sources, competitors, revenue",
+            "needs": {"kinds": ["objective", "constraint"], "keys": ["quality/**"]}}),
+        json!({"id": "writer", "objective": "write launch copy from the key findings, on brand, for the audience",
+            "needs": {"keys": ["findings/**", "brand/**", "audience/**", "format/**"], "exclude": {"tags": ["raw"]}}}),
+        json!({"id": "reviewer", "objective": "review the draft against the objective, quality criteria and brand",
+            "needs": {"kinds": ["objective"], "keys": ["drafts/**", "quality/**", "brand/**"],
+                "exclude": {"keys": ["findings/**"]}}}),
+    ];
+    for a in agents {
+        ok(s, Method::POST, "/v1/agents", a).await;
+    }
+    ok(s, Method::POST, "/v1/contexts", json!({"id": "launch"})).await;
+    let grant = json!({"agents": ["researcher", "writer", "reviewer"], "permissions": ["read", "write"]});
+    ok(s, Method::POST, "/v1/contexts/launch/grants", grant).await;
+    let entries = [
+        ("task/objective", json!({"value": "Launch the X1 headset to small design studios.", "kind": "objective"})),
+        ("task/search-constraints", json!({"value": "Sources from 2025 or later only.", "kind": "constraint"})),
+        ("quality/criteria", json!({"value": "Every claim cites a source. No superlatives."})),
+        ("findings/revenue", json!({"value": "Apple revenue grew 15% YoY.", "kind": "finding", "confidence": 0.9})),
+        ("findings/competitors", json!({"value": long_text("competitor", 40), "kind": "finding"})),
+        ("findings/raw-notes", json!({"value": "unfiltered scraps", "kind": "finding", "tags": ["raw"]})),
+        ("brand/guidelines", json!({"value": long_text("brand voice", 30)})),
+        ("audience/profile", json!({"value": "Studios of 2 to 20 designers, price-sensitive."})),
+        ("format/requirements", json!({"value": "Three paragraphs, one call to action."})),
+        ("drafts/v1", json!({"value": "Meet X1: the headset that listens.", "kind": "output"})),
+        ("ops/deploy-log", json!({"value": "deployed build 4411 to staging"})),
+        ("findings/secret-deal", json!({"value": "partner terms", "kind": "finding", "confidential": true})),
+    ];
+    for (key, body) in entries {
+        ok(s, Method::PUT, &format!("/v1/contexts/launch/entries/{key}"), body).await;
+    }
+}
+
+fn keys(package: &Value) -> Vec<String> {
+    package["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn packages_follow_each_agents_needs_within_its_budget(s: TestServer) {
+    pipeline(&s).await;
+    let expectations = [
+        ("researcher", vec!["task/objective", "task/search-constraints", "quality/criteria"]),
+        (
+            "writer",
+            vec![
+                "findings/revenue",
+                "findings/competitors",
+                "brand/guidelines",
+                "audience/profile",
+                "format/requirements",
+            ],
+        ),
+        ("reviewer", vec!["task/objective", "quality/criteria", "brand/guidelines", "drafts/v1"]),
+    ];
+    for (agent, needed) in &expectations {
+        // A budget that holds everything: exactly what the needs name.
+        let (status, p) =
+            send(&s, Method::GET, &format!("/v1/contexts/launch/package?agent={agent}&budget=20000"), None).await;
+        assert_eq!(status, 200, "{p}");
+        let mut got = keys(&p);
+        got.sort();
+        let mut want: Vec<String> = needed.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "{agent}'s package holds what its needs name, and nothing else");
+        assert!(p["items"].as_array().unwrap().iter().all(|i| i["status"] == "included"));
+        assert_eq!(p["tokens"].as_u64().unwrap() as usize, tokens(p["text"].as_str().unwrap()));
+    }
+
+    // A tight budget: the writer's package degrades by summaries and
+    // references, never by cutting an entry, and stays within the budget.
+    for budget in [120, 200, 400] {
+        let path = format!("/v1/contexts/launch/package?agent=writer&budget={budget}&format=markdown");
+        let r = s.req(Method::GET, &path).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/markdown; charset=utf-8");
+        let counted: usize = r.headers()["x-package-tokens"].to_str().unwrap().parse().unwrap();
+        let text = r.text().await.unwrap();
+        assert_eq!(tokens(&text), counted, "the header is the tokenizer's own count");
+        assert!(counted <= budget, "{counted} tokens > budget {budget}");
+        assert!(
+            !text.contains("unfiltered scraps") && !text.contains("partner terms") && !text.contains("deployed build")
+        );
+
+        let (_, p) =
+            send(&s, Method::GET, &format!("/v1/contexts/launch/package?agent=writer&budget={budget}"), None).await;
+        assert!(p["tokens"].as_u64().unwrap() as usize <= budget);
+        let items = p["items"].as_array().unwrap();
+        let statuses: Vec<&str> = items.iter().map(|i| i["status"].as_str().unwrap()).collect();
+        assert!(statuses.iter().any(|s| *s != "included"), "budget {budget}: something had to give: {statuses:?}");
+        let competitors = long_text("competitor", 40);
+        let brand = long_text("brand voice", 30);
+        for item in items {
+            let key = item["key"].as_str().unwrap();
+            let text = item["text"].as_str().unwrap();
+            assert_eq!(item["reference"], format!("{key}@{}", item["revision"]));
+            match item["status"].as_str().unwrap() {
+                "included" => assert!(item["value"].is_string() || item["value"].is_object()),
+                "compressed" => {
+                    let source = if key.contains("competitors") { &competitors } else { &brand };
+                    let summary = text.split_once('\n').unwrap().1;
+                    for sentence in ctxmesh_core::mesh::sentences(summary) {
+                        assert!(source.contains(sentence), "{key}: {sentence:?} is a whole sentence of the entry");
+                    }
+                }
+                "referenced" => assert!(text.contains(&format!("{key}@"))),
+                other => panic!("unknown status {other}"),
+            }
+        }
+        let dropped: Vec<&str> = p["dropped"].as_array().unwrap().iter().map(|d| d["key"].as_str().unwrap()).collect();
+        for key in keys(&p).iter().map(String::as_str).chain(dropped.iter().copied()) {
+            assert!(expectations[1].1.contains(&key), "{key} is one the writer needs");
+        }
+    }
+
+    // Another tokenizer counts differently; the budget holds all the same.
+    let (_, p) =
+        send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=150&encoding=o200k_base", None).await;
+    let o200k = tiktoken_rs::o200k_base().unwrap().encode_ordinary(p["text"].as_str().unwrap()).len();
+    assert_eq!((p["encoding"].as_str(), p["tokens"].as_u64()), (Some("o200k_base"), Some(o200k as u64)));
+    assert!(o200k <= 150);
+
+    // explain: the signals of each entry, and why the others are out.
+    let (_, p) =
+        send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=20000&explain=true", None).await;
+    let revenue = p["items"].as_array().unwrap().iter().find(|i| i["key"] == "findings/revenue").unwrap();
+    assert_eq!(
+        (revenue["explain"]["needs"].as_f64(), revenue["explain"]["confidence"].as_f64()),
+        (Some(1.0), Some(0.9))
+    );
+    let out: Vec<(&str, &str)> = p["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["key"].as_str().unwrap(), d["reason"].as_str().unwrap()))
+        .collect();
+    assert!(out.contains(&("findings/raw-notes", "excluded")), "{out:?}");
+    assert!(out.contains(&("ops/deploy-log", "threshold")), "{out:?}");
+    assert!(!out.iter().any(|(k, _)| *k == "findings/secret-deal"), "confidential entries are not even listed");
+
+    // Bad requests.
+    for (path, status) in [
+        ("/v1/contexts/launch/package?agent=nobody", 404),
+        ("/v1/contexts/launch/package?agent=writer&budget=0", 400),
+        ("/v1/contexts/launch/package?agent=writer&encoding=p50k", 400),
+        ("/v1/contexts/launch/package?agent=writer&at=999", 400),
+    ] {
+        assert_eq!(send(&s, Method::GET, path, None).await.0, status, "{path}");
+    }
+}
+
+async fn packages_rebuild_what_an_agent_saw(s: TestServer) {
+    pipeline(&s).await;
+    let (_, before) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=20000", None).await;
+    let seen = before["revision"].as_u64().unwrap();
+    ok(
+        &s,
+        Method::PUT,
+        "/v1/contexts/launch/entries/findings/pricing",
+        json!({"value": "Rivals charge $199.", "kind": "finding"}),
+    )
+    .await;
+    let (_, now) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=20000", None).await;
+    assert!(keys(&now).contains(&"findings/pricing".to_owned()));
+    let (_, then) =
+        send(&s, Method::GET, &format!("/v1/contexts/launch/package?agent=writer&budget=20000&at={seen}"), None).await;
+    assert_eq!(then["revision"].as_u64(), Some(seen));
+    assert_eq!(then["text"], before["text"], "the package at a revision is what the agent saw then");
+}
