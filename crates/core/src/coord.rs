@@ -835,7 +835,8 @@ impl EntryScope {
     /// always.
     pub fn permits_event(&self, event: &crate::Event) -> bool {
         use crate::event::types;
-        let entry_event = [types::CONTEXT_UPDATED, types::CONFLICT_DETECTED, types::CONFLICT_RESOLVED];
+        let entry_event =
+            [types::CONTEXT_UPDATED, types::CONFLICT_DETECTED, types::CONFLICT_RESOLVED, types::CONTEXT_BROADCAST];
         let Some(key) = event.key.as_deref().filter(|_| entry_event.contains(&event.kind.as_str())) else {
             return true;
         };

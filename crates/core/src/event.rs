@@ -49,6 +49,8 @@ pub mod types {
     pub const AGENT_DISCONNECTED: &str = "agent.disconnected";
     /// An agent unregistered.
     pub const AGENT_UNREGISTERED: &str = "agent.unregistered";
+    /// A high-impact entry routed to an agent for which it is relevant.
+    pub const CONTEXT_BROADCAST: &str = "context.broadcast";
     /// A stale write met its conflict policy.
     pub const CONFLICT_DETECTED: &str = "conflict.detected";
     /// A pending conflict was resolved.

@@ -143,27 +143,44 @@ pub struct Components {
 }
 
 impl Components {
-    /// The weighted mean of the signals that apply.
+    /// The relevance: how much the entry is about what the agent needs
+    /// (the weighted mean of the topical signals that apply: explicit,
+    /// needs, dependency, text, semantic), scaled by its quality (the
+    /// weighted mean of recency, confidence and priority) from half to
+    /// full: `topical × (0.5 + 0.5 × quality)`. An entry about nothing the
+    /// agent needs scores 0 however recent or critical. With every topical
+    /// weight 0, the quality alone.
     pub fn score(&self, w: &Weights) -> f64 {
-        let parts = [
+        let topical = mean(&[
             (self.explicit, w.explicit),
             (Some(self.needs), w.needs),
             (Some(self.dependency), w.dependency),
             (self.text, w.text),
             (self.semantic, w.semantic),
+        ]);
+        let quality = mean(&[
             (Some(self.recency), w.recency),
             (Some(self.confidence), w.confidence),
             (Some(self.priority), w.priority),
-        ];
-        let (mut sum, mut weight) = (0.0, 0.0);
-        for (value, w) in parts {
-            if let Some(v) = value {
-                sum += v.clamp(0.0, 1.0) * w;
-                weight += w;
-            }
+        ]);
+        match (topical, quality) {
+            (Some(t), Some(q)) => t * (0.5 + 0.5 * q),
+            (Some(t), None) => t,
+            (None, q) => q.unwrap_or(0.0),
         }
-        if weight > 0.0 { sum / weight } else { 0.0 }
     }
+}
+
+/// The weighted mean of the values present (`None` when no weight counts).
+fn mean(parts: &[(Option<f64>, f64)]) -> Option<f64> {
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for (value, w) in parts {
+        if let Some(v) = value {
+            sum += v.clamp(0.0, 1.0) * w;
+            weight += w;
+        }
+    }
+    (weight > 0.0).then(|| sum / weight)
 }
 
 /// Whether `map` names the entry at `key` with `kind` and `tags` (its

@@ -44,10 +44,10 @@ const LOCK: &str = "lock";
 const HANDOFF: &str = "handoff";
 const TASK: &str = "task";
 const TOKEN: &str = "token";
-const GRANT: &str = "grant";
+pub(crate) const GRANT: &str = "grant";
 const POLICY: &str = "policy";
 
-async fn policies(tx: &mut impl Tx) -> Result<Vec<PolicyRule>> {
+pub(crate) async fn policies(tx: &mut impl Tx) -> Result<Vec<PolicyRule>> {
     tx.objects(POLICY, &ObjectFilter::default(), "", usize::MAX >> 1).await?.iter().map(decode).collect()
 }
 
@@ -715,7 +715,7 @@ async fn log_event(
 }
 
 /// Appends `event` to a stream and queues its publication.
-async fn append(tx: &mut impl Tx, stream: &str, event: Event) -> Result<()> {
+pub(crate) async fn append(tx: &mut impl Tx, stream: &str, event: Event) -> Result<()> {
     for numbered in tx.append_stream(stream, vec![event]).await? {
         tx.published().push(Committed {
             context: stream.to_owned(),

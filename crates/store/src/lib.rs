@@ -19,6 +19,7 @@ mod codec;
 mod conflicts;
 pub mod coord;
 mod error;
+mod mesh;
 pub mod notify;
 mod ops;
 pub mod postgres;

@@ -218,9 +218,11 @@ pub(crate) async fn txn(
     }
     crate::conflicts::prepare(tx, &ctx.id, txn, &mut snapshot, author).await?;
     let input = PlanInput { context: &ctx, schemas: &schemas, limits: env.limits, author, now };
-    let (plan, response) = plan_txn(&input, &snapshot, txn)?;
+    let (mut plan, response) = plan_txn(&input, &snapshot, txn)?;
     if !plan.is_empty() {
+        let inboxes = crate::mesh::broadcasts(tx, &ctx, &mut plan, author, now).await?;
         apply_plan(tx, &mut ctx, plan).await?;
+        crate::mesh::deliver(tx, inboxes).await?;
     }
     Ok(response)
 }

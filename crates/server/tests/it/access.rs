@@ -410,6 +410,8 @@ async fn a_grant_on_one_context_reveals_nothing_of_another(s: TestServer) {
         read_paths("b", "k").into_iter().map(|p| (Method::GET, p, None)).collect();
     tries.extend([
         (Method::GET, "/v1/contexts/b/watch?after=0".to_owned(), None),
+        (Method::GET, "/v1/contexts/b/package".to_owned(), None),
+        (Method::GET, "/v1/contexts/b/conflicts?status=all".to_owned(), None),
         (Method::PUT, "/v1/contexts/b/entries/k".to_owned(), Some(json!({"value": 0}))),
         (Method::POST, "/v1/contexts/b/txn".to_owned(), Some(json!({"success": [{"op": "get", "key": "k"}]}))),
         (Method::POST, "/v1/contexts/b/fork".to_owned(), Some(json!({"id": "b2"}))),
@@ -439,4 +441,12 @@ async fn a_grant_on_one_context_reveals_nothing_of_another(s: TestServer) {
     let (frames, _) = sse_frames(a_watch, |f| progressed_to(f, last)).await;
     assert_eq!(updates(&frames).len(), 1);
     assert!(frames.iter().all(|f| !f.data.to_string().contains("B-ONLY")), "{frames:?}");
+    // bob's package of A holds A's entry and nothing of B.
+    ok(&s, Method::PATCH, "/v1/agents/bob", ADMIN, json!({"needs": {"keys": ["**"]}})).await;
+    let (status, package) = text(&s, Method::GET, "/v1/contexts/a/package", &bob, None).await;
+    assert_eq!(status, 200, "{package}");
+    assert!(package.contains("for-a") && !package.contains("B-ONLY"), "{package}");
+    // Nor does bob get a package of B built for alice.
+    let (status, _) = text(&s, Method::GET, "/v1/contexts/b/package?agent=alice", &bob, None).await;
+    assert_eq!(status, 403);
 }

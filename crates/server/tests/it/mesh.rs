@@ -1,6 +1,8 @@
 //! The context mesh over HTTP, on both stores: packages for a research →
 //! writing → review pipeline built on seed 001's context map.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -8,7 +10,12 @@ use crate::{TestServer, status_json};
 
 const ADMIN: &str = "admin-secret-for-mesh-tests";
 
-on_both_stores!(packages_follow_each_agents_needs_within_its_budget, packages_rebuild_what_an_agent_saw);
+on_both_stores!(
+    packages_follow_each_agents_needs_within_its_budget,
+    packages_rebuild_what_an_agent_saw,
+    broadcasts_reach_exactly_the_relevant_agents,
+    children_inherit_from_their_parent,
+);
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = s.req(method, path).bearer_auth(ADMIN);
@@ -205,4 +212,114 @@ async fn packages_rebuild_what_an_agent_saw(s: TestServer) {
         send(&s, Method::GET, &format!("/v1/contexts/launch/package?agent=writer&budget=20000&at={seen}"), None).await;
     assert_eq!(then["revision"].as_u64(), Some(seen));
     assert_eq!(then["text"], before["text"], "the package at a revision is what the agent saw then");
+}
+
+async fn inbox(s: &TestServer, agent: &str) -> Vec<Value> {
+    let (status, page) = send(s, Method::GET, &format!("/v1/agents/{agent}/inbox?after=0"), None).await;
+    assert_eq!(status, 200, "{page}");
+    page["events"].as_array().unwrap().iter().filter(|e| e["type"] == "context.broadcast").cloned().collect()
+}
+
+async fn broadcasts_reach_exactly_the_relevant_agents(s: TestServer) {
+    let agents = [
+        json!({"id": "legal", "needs": {"tags": ["regulatory"]}}),
+        json!({"id": "product", "needs": {"keys": ["findings/**"]}}),
+        json!({"id": "marketing", "needs": {"kinds": ["finding"]}}),
+        json!({"id": "ops", "needs": {"keys": ["ops/**"]}}),
+        json!({"id": "research", "needs": {"keys": ["findings/**"]}}),
+    ];
+    for a in agents {
+        ok(&s, Method::POST, "/v1/agents", a).await;
+    }
+    ok(&s, Method::POST, "/v1/contexts", json!({"id": "market"})).await;
+    // marketing would care, but may not read the context.
+    let grant = json!({"agents": ["legal", "product", "ops", "research"], "permissions": ["read", "write"]});
+    ok(&s, Method::POST, "/v1/contexts/market/grants", grant).await;
+    let write = |key: &str, body: Value| {
+        let path = format!("/v1/contexts/market/entries/{key}");
+        let s = &s;
+        async move {
+            let r = s.req(Method::PUT, &path).bearer_auth(ADMIN).header("x-agent-id", "research").json(&body);
+            let (status, e) = status_json(r.send().await.unwrap()).await;
+            assert!(status == 200 || status == 201, "{e}");
+            e
+        }
+    };
+    // A routine finding stays in the context.
+    write("findings/minor", json!({"value": "A competitor changed its logo.", "kind": "finding"})).await;
+    for agent in ["legal", "product", "marketing", "ops", "research"] {
+        assert!(inbox(&s, agent).await.is_empty(), "{agent}: routine entries are not pushed");
+    }
+    // A critical one goes to the agents it is relevant to, that may read it.
+    let body = json!({"value": "New EU rule on audio devices from March.", "kind": "finding",
+        "tags": ["regulatory"], "priority": "critical"});
+    let entry = write("findings/regulation", body).await;
+    for (agent, expected) in [("legal", 1), ("product", 1), ("marketing", 0), ("ops", 0), ("research", 0)] {
+        let got = inbox(&s, agent).await;
+        assert_eq!(got.len(), expected, "{agent}: {got:?}");
+        if let Some(b) = got.first() {
+            assert_eq!(
+                (b["key"].as_str(), b["revision"].as_u64()),
+                (Some("findings/regulation"), entry["revision"].as_u64())
+            );
+            assert_eq!(b["data"]["value"], "New EU rule on audio devices from March.");
+            assert!(b["data"]["score"].as_f64().unwrap() >= 0.25);
+        }
+    }
+    // The context's log has one per recipient, without the value.
+    let (_, log) = send(&s, Method::GET, "/v1/contexts/market/events?types=context.broadcast", None).await;
+    let logged = log["events"].as_array().unwrap();
+    let mut to: Vec<&str> = logged.iter().map(|e| e["data"]["to"].as_str().unwrap()).collect();
+    to.sort();
+    assert_eq!(to, ["legal", "product"]);
+    assert!(logged.iter().all(|e| e["data"].get("value").is_none()));
+    // A confidential one reaches only explicit readers, without its value.
+    let body = json!({"value": "Settlement terms.", "kind": "finding", "tags": ["regulatory"], "priority": "high",
+        "confidential": true});
+    write("findings/settlement", body).await;
+    let legal = inbox(&s, "legal").await;
+    assert_eq!(legal.len(), 2);
+    assert!(legal[1]["data"].get("value").is_none() && legal[1]["data"]["confidential"] == true);
+}
+
+async fn children_inherit_from_their_parent(s: TestServer) {
+    ok(&s, Method::POST, "/v1/contexts", json!({"id": "parent"})).await;
+    for (key, body) in [
+        ("brand/voice", json!({"value": "warm", "tags": ["brand"]})),
+        ("brand/colors", json!({"value": ["red"]})),
+        ("plan/steps", json!({"value": [1, 2]})),
+        ("secrets/key", json!({"value": "s3cr3t"})),
+        ("brand/legal", json!({"value": "NDA", "confidential": true})),
+    ] {
+        ok(&s, Method::PUT, &format!("/v1/contexts/parent/entries/{key}"), body).await;
+    }
+    let child = json!({"id": "child", "parent": "parent", "inherit": ["brand/**", "secrets/*"], "isolate": ["secrets/**"],
+        "override": {"brand/colors": ["blue"], "task": "new campaign"}});
+    let info = ok(&s, Method::POST, "/v1/contexts", child).await;
+    assert_eq!((info["parent"].as_str(), info["revision"].as_u64()), (Some("parent"), Some(1)));
+    let (_, list) = send(&s, Method::GET, "/v1/contexts/child/entries", None).await;
+    let got: BTreeMap<String, Value> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["key"].as_str().unwrap().to_owned(), e["value"].clone()))
+        .collect();
+    let want = BTreeMap::from([
+        ("brand/colors".to_owned(), json!(["blue"])),
+        ("brand/voice".to_owned(), json!("warm")),
+        ("task".to_owned(), json!("new campaign")),
+    ]);
+    assert_eq!(got, want, "inherited, overridden, isolated; never a confidential entry");
+    let (_, voice) = send(&s, Method::GET, "/v1/contexts/child/entries/brand/voice", None).await;
+    assert_eq!(voice["tags"], json!(["brand"]), "metadata comes along");
+    // The parent is unchanged, and must exist.
+    assert_eq!(
+        send(&s, Method::GET, "/v1/contexts/parent/entries/brand/colors", None).await.1["value"],
+        json!(["red"])
+    );
+    let orphan = json!({"id": "orphan", "parent": "nope"});
+    assert_eq!(send(&s, Method::POST, "/v1/contexts", Some(orphan)).await.0, 404);
+    let stray = json!({"id": "stray", "inherit": ["a/*"]});
+    assert_eq!(send(&s, Method::POST, "/v1/contexts", Some(stray)).await.0, 400);
+    assert_eq!(send(&s, Method::GET, "/v1/contexts/orphan", None).await.0, 404, "nothing was created");
 }
