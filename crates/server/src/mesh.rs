@@ -19,8 +19,9 @@ use ctxmesh_core::mesh::{
     Extractive, MeshSettings, Package, PackageRequest, Prepared, Scorer, TokenCounter, build_package,
 };
 use ctxmesh_store::{ListQuery, ReadAt};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use tiktoken_rs::CoreBPE;
-use tokio::sync::OnceCell;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -96,7 +97,9 @@ pub(crate) fn access_fingerprint(scopes: &[&EntryScope]) -> u64 {
     h.finish()
 }
 
-type Cell = Arc<OnceCell<Arc<Package>>>;
+/// A package being computed, or computed: every request for it awaits
+/// the same computation.
+type Pending = Shared<BoxFuture<'static, ApiResult<Arc<Package>>>>;
 /// Prepared entries of one context revision.
 type Snapshot = Arc<Vec<Prepared>>;
 
@@ -127,20 +130,17 @@ impl<K: Clone + Eq + Hash, V: Clone> Bounded<K, V> {
         }
     }
 
-    fn get_or_insert_with(&mut self, k: K, make: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.get(&k) {
-            return v;
+    fn remove(&mut self, k: &K) {
+        if self.map.remove(k).is_some() {
+            self.order.retain(|o| o != k);
         }
-        let v = make();
-        self.insert(k, v.clone());
-        v
     }
 }
 
 /// The node's mesh caches.
 pub(crate) struct Mesh {
     snapshots: Mutex<Bounded<(String, u64), Snapshot>>,
-    packages: Mutex<Bounded<PackageKey, Cell>>,
+    packages: Mutex<Bounded<PackageKey, Pending>>,
     /// Workflows by context, as last read (for prefetch).
     workflows: Mutex<Bounded<String, Arc<MeshSettings>>>,
     hits: AtomicU64,
@@ -197,27 +197,50 @@ impl Mesh {
         lock(&self.workflows).insert(ctx.to_owned(), Arc::new(settings.clone()));
     }
 
-    /// The package for `key`, computed once however many ask at the same
-    /// time; `compute` runs on a miss.
-    pub(crate) async fn package<F>(&self, key: PackageKey, compute: F) -> ApiResult<Arc<Package>>
-    where
-        F: std::future::Future<Output = ApiResult<Package>>,
-    {
-        let cell = lock(&self.packages).get_or_insert_with(key, Cell::default);
-        if let Some(p) = cell.get() {
-            self.count(true);
-            return Ok(p.clone());
+    fn remembered(&self, ctx: &str) -> Option<Arc<MeshSettings>> {
+        lock(&self.workflows).get(&ctx.to_owned())
+    }
+
+    /// The computation of `key`: the one under way or done, else `compute`
+    /// (then `true`), started in the same step so that no two requests
+    /// compute one package.
+    fn start(&self, key: PackageKey, compute: BoxFuture<'static, ApiResult<Package>>) -> (Pending, bool) {
+        let mut packages = lock(&self.packages);
+        if let Some(pending) = packages.get(&key) {
+            return (pending, false);
         }
-        let mut computed = false;
-        let package = cell
-            .get_or_try_init(|| async {
-                computed = true;
-                compute.await.map(Arc::new)
-            })
-            .await?
-            .clone();
+        let pending = compute.map(|r| r.map(Arc::new)).boxed().shared();
+        packages.insert(key, pending.clone());
+        (pending, true)
+    }
+
+    /// The package for `key` and whether it came from the cache (computed
+    /// before, or by a concurrent identical request); the computation
+    /// `make` gives runs once. A failed computation is forgotten; a request
+    /// that found one failed (a prefetch, say) computes it again itself.
+    pub(crate) async fn package(
+        &self,
+        key: PackageKey,
+        make: impl Fn() -> BoxFuture<'static, ApiResult<Package>>,
+    ) -> ApiResult<(Arc<Package>, bool)> {
+        let (pending, computed) = self.start(key.clone(), make());
+        let (result, computed) = match pending.await {
+            Err(_) if !computed => {
+                self.forget(&key);
+                let (pending, computed) = self.start(key.clone(), make());
+                (pending.await, computed)
+            }
+            result => (result, computed),
+        };
+        if result.is_err() {
+            self.forget(&key);
+        }
         self.count(!computed);
-        Ok(package)
+        Ok((result?, !computed))
+    }
+
+    fn forget(&self, key: &PackageKey) {
+        lock(&self.packages).remove(key);
     }
 
     fn count(&self, hit: bool) {
@@ -245,21 +268,81 @@ pub(crate) struct Ask {
     pub(crate) scopes: Vec<EntryScope>,
 }
 
-/// Builds (or takes from the cache) the package of `ask`.
-pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<Arc<Package>> {
-    let key = PackageKey {
-        context: ask.ctx.as_str().to_owned(),
-        revision: ask.revision,
-        agent: ask.agent.id.clone(),
-        budget: ask.budget,
-        encoding: ask.encoding,
-        explain: ask.explain,
-        compress: ask.compress,
-        access: access_fingerprint(&ask.scopes.iter().collect::<Vec<_>>()),
+impl Ask {
+    fn key(&self) -> PackageKey {
+        PackageKey {
+            context: self.ctx.as_str().to_owned(),
+            revision: self.revision,
+            agent: self.agent.id.clone(),
+            budget: self.budget,
+            encoding: self.encoding,
+            explain: self.explain,
+            compress: self.compress,
+            access: access_fingerprint(&self.scopes.iter().collect::<Vec<_>>()),
+        }
+    }
+}
+
+/// Builds (or takes from the cache) the package of `ask`; `true` when it
+/// came from the cache.
+pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<(Arc<Package>, bool)> {
+    let ask = Arc::new(ask);
+    state.mesh().package(ask.key(), || compute(state.clone(), ask.clone()).boxed()).await
+}
+
+/// After `author` wrote `ctx` at `revision`: when the context has a
+/// workflow and `author` is in it, the next agent's package (at its
+/// defaults) is computed ahead, so that its request finds it. The cache
+/// slot is taken before this returns: a request that arrives while it is
+/// being computed waits for it instead of computing it again.
+pub(crate) async fn after_write(state: &AppState, ctx: &ContextId, author: &str, revision: u64) {
+    let settings = match state.mesh().remembered(ctx.as_str()) {
+        Some(s) => s,
+        None => match state.store().get_context(ctx).await {
+            Ok(info) => {
+                state.mesh().remember(ctx.as_str(), &info.settings.mesh);
+                Arc::new(info.settings.mesh)
+            }
+            Err(_) => return,
+        },
     };
+    let Some(next) = settings.next_after(author).map(str::to_owned) else { return };
+    let ask = async {
+        let agent = crate::routes::mesh::registered(state, &next).await?;
+        let resource = format!("prefetch {}/package?agent={next}", ctx.as_str());
+        let scope = crate::authz::read_scope_of(state, &next, ctx, &resource).await?;
+        ApiResult::Ok(Ask {
+            ctx: ctx.clone(),
+            revision,
+            budget: agent.token_budget.min(crate::routes::mesh::MAX_BUDGET as u64) as usize,
+            agent,
+            settings: (*settings).clone(),
+            encoding: Encoding::default(),
+            explain: false,
+            compress: true,
+            scopes: [scope].into_iter().filter(|s| !s.is_all()).collect(),
+        })
+    };
+    let ask = match ask.await {
+        Ok(ask) => ask,
+        Err(e) => {
+            tracing::debug!(context = %ctx, agent = %next, error = %e.message, "no prefetch");
+            return;
+        }
+    };
+    let ask = Arc::new(ask);
+    let (pending, started) = state.mesh().start(ask.key(), compute(state.clone(), ask.clone()).boxed());
+    if started {
+        metrics::counter!("ctxmesh_package_prefetches_total").increment(1);
+        tokio::spawn(pending);
+    }
+}
+
+/// Computes the package of `ask`.
+async fn compute(state: AppState, ask: Arc<Ask>) -> ApiResult<Package> {
     let mesh = state.mesh();
-    mesh.package(key, async {
-        let snapshot = mesh.snapshot(state, &ask.ctx, ask.revision).await?;
+    {
+        let snapshot = mesh.snapshot(&state, &ask.ctx, ask.revision).await?;
         let tokenizer = ask.encoding.tokenizer()?;
         // Confidential entries never go into packages.
         let visible: Vec<&Prepared> = snapshot
@@ -279,6 +362,5 @@ pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<Arc<Package
             &Extractive,
             ask.encoding.name(),
         ))
-    })
-    .await
+    }
 }

@@ -88,7 +88,9 @@ pub(crate) async fn update(
     P(ctx): P<String>,
     JsonBody(patch): JsonBody<ContextPatch>,
 ) -> ApiResult<Json<ContextInfo>> {
-    Ok(Json(state.store().update_context(&context_id(&ctx)?, patch).await?))
+    let info = state.store().update_context(&context_id(&ctx)?, patch).await?;
+    state.mesh().remember(&info.id, &info.settings.mesh);
+    Ok(Json(info))
 }
 
 /// Delete a context with all its entries and history.

@@ -278,6 +278,7 @@ async fn guarded_write(
     let txn = TxnRequest { compare, success: vec![op], failure, fence: fence_header(headers)?, scope: scopes.txn() };
     let mut response = state.store().txn(&ctx, txn, &caller.agent).await?;
     if response.succeeded {
+        crate::mesh::after_write(state, &ctx, &caller.agent, response.revision).await;
         return Ok(Written::Applied(response));
     }
     if let Some(i) = response.conflicts.iter().position(|c| c.outcome == Outcome::Pending) {
@@ -408,7 +409,12 @@ pub(crate) async fn txn(
         txn.fence = Some(fence);
     }
     txn.scope = scopes.txn();
-    Ok(Json(state.store().txn(&ctx, txn, &caller.agent).await?))
+    let writes = txn.writes();
+    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
+    if response.succeeded && writes {
+        crate::mesh::after_write(&state, &ctx, &caller.agent, response.revision).await;
+    }
+    Ok(Json(response))
 }
 
 /// The entries assembled into one JSON document.

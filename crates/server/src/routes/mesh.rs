@@ -51,7 +51,7 @@ pub(crate) struct PackageParams {
 }
 
 /// Most tokens a package may be asked for.
-const MAX_BUDGET: usize = 1_000_000;
+pub(crate) const MAX_BUDGET: usize = 1_000_000;
 
 /// The agent `id` as registered.
 pub(crate) async fn registered(state: &AppState, id: &str) -> ApiResult<Agent> {
@@ -110,8 +110,8 @@ pub(crate) async fn package(
         compress: p.compress.unwrap_or(true),
         scopes: filters,
     };
-    let package = crate::mesh::package(&state, ask).await?;
-    Ok(match p.format {
+    let (package, cached) = crate::mesh::package(&state, ask).await?;
+    let mut response = match p.format {
         Format::Json => Json(package.as_ref()).into_response(),
         Format::Markdown => {
             let mut r = package.text.clone().into_response();
@@ -121,5 +121,8 @@ pub(crate) async fn package(
             h.insert("x-package-revision", HeaderValue::from(package.revision));
             r
         }
-    })
+    };
+    let cache = HeaderValue::from_static(if cached { "hit" } else { "miss" });
+    response.headers_mut().insert("x-package-cache", cache);
+    Ok(response)
 }

@@ -15,6 +15,7 @@ on_both_stores!(
     packages_rebuild_what_an_agent_saw,
     broadcasts_reach_exactly_the_relevant_agents,
     children_inherit_from_their_parent,
+    the_next_agents_package_is_ready_and_computed_once,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -322,4 +323,43 @@ async fn children_inherit_from_their_parent(s: TestServer) {
     let stray = json!({"id": "stray", "inherit": ["a/*"]});
     assert_eq!(send(&s, Method::POST, "/v1/contexts", Some(stray)).await.0, 400);
     assert_eq!(send(&s, Method::GET, "/v1/contexts/orphan", None).await.0, 404, "nothing was created");
+}
+
+async fn the_next_agents_package_is_ready_and_computed_once(s: TestServer) {
+    pipeline(&s).await;
+    let get = |agent: &'static str| {
+        let s = &s;
+        async move {
+            let path = format!("/v1/contexts/launch/package?agent={agent}");
+            let r = s.req(Method::GET, &path).bearer_auth(ADMIN).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let cache = r.headers()["x-package-cache"].to_str().unwrap().to_owned();
+            let p: Value = r.json().await.unwrap();
+            (cache, p)
+        }
+    };
+    // Identical requests at the same time: computed once.
+    let answers = futures::future::join_all((0..8).map(|_| get("reviewer"))).await;
+    let misses = answers.iter().filter(|(c, _)| c == "miss").count();
+    assert_eq!(misses, 1, "{:?}", answers.iter().map(|(c, _)| c).collect::<Vec<_>>());
+    assert!(answers.windows(2).all(|w| w[0].1 == w[1].1), "all got the same package");
+
+    // A workflow: when the researcher writes, the writer's package is
+    // computed ahead, at the revision of that write.
+    let workflow = json!({"mesh": {"workflow": ["researcher", "writer", "reviewer"]}});
+    ok(&s, Method::PATCH, "/v1/contexts/launch", workflow).await;
+    let r = s
+        .req(Method::PUT, "/v1/contexts/launch/entries/findings/churn")
+        .bearer_auth(ADMIN)
+        .header("x-agent-id", "researcher")
+        .json(&json!({"value": "Churn fell to 3%.", "kind": "finding"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (cache, p) = get("writer").await;
+    assert_eq!(cache, "hit", "the writer's package was ready: {}", p["revision"]);
+    assert!(keys(&p).contains(&"findings/churn".to_owned()), "and it holds the new finding");
+    let (cache, _) = get("researcher").await;
+    assert_eq!(cache, "miss", "nobody comes before the researcher");
 }
