@@ -136,6 +136,78 @@ pub struct Conflict {
     /// How an agent resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// A consensus that fell short: every candidate value with its
+    /// weight and supporters (the leading one is `proposed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+/// One agent's proposal to a consensus.
+#[derive(Clone, Debug, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// The proposing agent.
+    pub agent: String,
+    /// What it proposes.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// How sure it is (0..1, default 1).
+    #[serde(default = "one")]
+    pub confidence: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// One distinct value of a consensus, with its support.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Candidate {
+    /// The value.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// The sum of its supporters' confidence.
+    pub weight: f64,
+    /// Its share of all the weight (0..1).
+    pub agreement: f64,
+    /// The agents that proposed it.
+    pub agents: Vec<String>,
+}
+
+/// Groups proposals by value (JSON equality), weighted by confidence;
+/// the heaviest first (ties: the earliest proposed).
+pub fn tally(proposals: &[Proposal]) -> Result<Vec<Candidate>> {
+    if proposals.is_empty() {
+        return Err(Error::invalid("proposals", "give at least one proposal"));
+    }
+    let mut out: Vec<Candidate> = Vec::new();
+    for p in proposals {
+        crate::agent::parse_agent_id(&p.agent)?;
+        if !(0.0..=1.0).contains(&p.confidence) {
+            return Err(Error::invalid("confidence", "a confidence is between 0 and 1"));
+        }
+        match out.iter_mut().find(|c| c.value == p.value) {
+            Some(c) => {
+                c.weight += p.confidence;
+                c.agents.push(p.agent.clone());
+            }
+            None => out.push(Candidate {
+                value: p.value.clone(),
+                weight: p.confidence,
+                agreement: 0.0,
+                agents: vec![p.agent.clone()],
+            }),
+        }
+    }
+    let total: f64 = out.iter().map(|c| c.weight).sum();
+    if total <= 0.0 {
+        return Err(Error::invalid("confidence", "every proposal has confidence 0"));
+    }
+    for c in &mut out {
+        c.agreement = c.weight / total;
+    }
+    out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    Ok(out)
 }
 
 impl Conflict {

@@ -999,6 +999,7 @@ impl Decision {
             tags,
             confidential,
             resolution: None,
+            candidates: Vec::new(),
         }
     }
 

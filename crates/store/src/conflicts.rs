@@ -3,7 +3,8 @@
 //! agents involved), the conflict records a plan keeps, and resolutions.
 
 use ctxmesh_core::agent::Agent;
-use ctxmesh_core::conflict::{Choice, Conflict, ConflictStatus, Resolution};
+use ctxmesh_core::conflict::{Candidate, Choice, Conflict, ConflictStatus, Outcome, Proposed, Resolution, Severity};
+use ctxmesh_core::context::Strategy;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::history::commit_kinds;
 use ctxmesh_core::ids::ContextId;
@@ -128,6 +129,48 @@ pub(crate) async fn get(tx: &mut impl Tx, ctx: &ContextId, id: &str, lock: bool)
         Some(o) => decode(&o),
         None => Err(Error::not_found(format!("conflict {id:?} of context {:?}", ctx.as_str())).into()),
     }
+}
+
+/// Records a consensus on `key` that fell short as a pending conflict (one
+/// revision: the record and its `conflict.detected`); the leading
+/// candidate is the proposed value.
+pub(crate) async fn escalate(
+    tx: &mut impl Tx,
+    ctx: &ContextId,
+    key: &str,
+    author: &str,
+    candidates: Vec<Candidate>,
+) -> Result<Conflict> {
+    let mut info = tx.lock_context(ctx.as_str()).await?;
+    let at = now().max(info.updated_at);
+    let current = tx.entry_latest(&info.id, key, at).await?;
+    let mut plan = PlanBuilder::new(&info, author, at, commit_kinds::TXN);
+    let meta = current.as_ref().map(|c| c.meta.clone()).unwrap_or_default();
+    let leading = candidates.first().map(|c| c.value.clone()).unwrap_or_default();
+    let conflict = Conflict {
+        id: plan.next_conflict_id(),
+        context: info.id.clone(),
+        key: key.to_owned(),
+        strategy: Strategy::Manual,
+        severity: Severity::High,
+        status: ConflictStatus::Pending,
+        outcome: Outcome::Pending,
+        detected_revision: plan.revision(),
+        detected_at: at,
+        author: author.to_owned(),
+        base_revision: None,
+        current_revision: current.as_ref().map_or(0, |c| c.revision),
+        current_author: current.as_ref().map(|c| c.author.clone()),
+        fields: Vec::new(),
+        tags: meta.tags.clone(),
+        confidential: meta.confidential,
+        proposed: Some(Proposed { value: leading, deleted: false, meta }),
+        resolution: None,
+        candidates,
+    };
+    plan.conflict(conflict.clone());
+    apply_plan(tx, &mut info, plan.finish()).await?;
+    Ok(conflict)
 }
 
 /// What a resolution needs besides the transaction.

@@ -242,6 +242,17 @@ pub enum CoordWrite {
         /// The sweep time.
         now: Timestamp,
     },
+    /// Records a consensus that fell short as a pending conflict on `key`.
+    Escalate {
+        /// The context.
+        ctx: ContextId,
+        /// The entry the consensus was about.
+        key: String,
+        /// Who asked for the consensus.
+        author: String,
+        /// The candidate values, heaviest first.
+        candidates: Vec<ctxmesh_core::conflict::Candidate>,
+    },
     /// Resolves a pending conflict (see docs/conflicts.md).
     ResolveConflict {
         /// The context.
@@ -271,7 +282,8 @@ impl CoordWrite {
             | CoordWrite::Release { ctx, .. }
             | CoordWrite::Refresh { ctx, .. }
             | CoordWrite::AssignTask { ctx, .. }
-            | CoordWrite::ResolveConflict { ctx, .. } => ctx.as_str().to_owned(),
+            | CoordWrite::ResolveConflict { ctx, .. }
+            | CoordWrite::Escalate { ctx, .. } => ctx.as_str().to_owned(),
             CoordWrite::ExpireLock { ctx, .. } => ctx.clone(),
             CoordWrite::RequestHandoff { request, .. } => request.context.clone(),
             CoordWrite::Register(spec) => format!("@agent:{}", spec.id),
@@ -760,6 +772,10 @@ fn feed_event(kind: &str, agent: &Agent) -> Event {
 /// Runs one coordination write inside `tx`.
 pub(crate) async fn write(tx: &mut impl Tx, env: crate::ops::Env<'_>, op: CoordWrite) -> Result<CoordOutput> {
     match op {
+        CoordWrite::Escalate { ctx, key, author, candidates } => {
+            let conflict = crate::conflicts::escalate(tx, &ctx, &key, &author, candidates).await?;
+            Ok(CoordOutput::Conflict(Box::new(conflict)))
+        }
         CoordWrite::ResolveConflict { ctx, id, resolution, if_match, author, scope } => {
             let resolve = crate::conflicts::Resolve { ctx, id, choice: resolution, if_match, author, scope };
             let conflict = crate::conflicts::resolve(tx, env.limits, env.schemas, resolve).await?;

@@ -16,6 +16,7 @@ on_both_stores!(
     broadcasts_reach_exactly_the_relevant_agents,
     children_inherit_from_their_parent,
     the_next_agents_package_is_ready_and_computed_once,
+    consensus_agrees_or_escalates,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -362,4 +363,50 @@ async fn the_next_agents_package_is_ready_and_computed_once(s: TestServer) {
     assert!(keys(&p).contains(&"findings/churn".to_owned()), "and it holds the new finding");
     let (cache, _) = get("researcher").await;
     assert_eq!(cache, "miss", "nobody comes before the researcher");
+}
+
+async fn consensus_agrees_or_escalates(s: TestServer) {
+    ok(&s, Method::POST, "/v1/contexts", json!({"id": "vote"})).await;
+    let proposals = json!([
+        {"agent": "a", "value": {"price": 199}, "confidence": 0.9},
+        {"agent": "b", "value": {"price": 199}, "confidence": 0.6},
+        {"agent": "c", "value": {"price": 249}, "confidence": 0.5},
+    ]);
+    // 1.5 of 2.0 for 199: agreed, and written.
+    let body = json!({"key": "decisions/price", "proposals": proposals, "min_agreement": 0.6});
+    let (status, out) = send(&s, Method::POST, "/v1/contexts/vote/consensus", Some(body)).await;
+    assert_eq!((status, out["agreed"].as_bool()), (200, Some(true)), "{out}");
+    assert_eq!(out["agreement"].as_f64(), Some(0.75));
+    assert_eq!(out["candidates"][0]["agents"], json!(["a", "b"]));
+    let (_, entry) = send(&s, Method::GET, "/v1/contexts/vote/entries/decisions/price", None).await;
+    assert_eq!((entry["value"].clone(), entry["kind"].as_str()), (json!({"price": 199}), Some("decision")));
+    assert_eq!(entry["confidence"].as_f64(), Some(0.75));
+
+    // Below the bar: escalated as a pending conflict, nothing written.
+    let body = json!({"key": "decisions/launch", "proposals": [
+        {"agent": "a", "value": "march", "confidence": 0.5},
+        {"agent": "b", "value": "april", "confidence": 0.4},
+        {"agent": "c", "value": "may", "confidence": 0.3}], "min_agreement": 0.6});
+    let (status, out) = send(&s, Method::POST, "/v1/contexts/vote/consensus", Some(body)).await;
+    assert_eq!((status, out["agreed"].as_bool()), (202, Some(false)), "{out}");
+    let conflict = &out["conflict"];
+    assert_eq!((conflict["severity"].as_str(), conflict["status"].as_str()), (Some("high"), Some("pending")));
+    assert_eq!(conflict["candidates"].as_array().unwrap().len(), 3);
+    assert_eq!(send(&s, Method::GET, "/v1/contexts/vote/entries/decisions/launch", None).await.0, 404);
+    let (_, log) = send(&s, Method::GET, "/v1/contexts/vote/events?types=conflict.detected", None).await;
+    assert_eq!(log["events"][0]["key"], "decisions/launch");
+    // Resolved like any conflict: the leading candidate is the proposed value.
+    let resolve = format!("/v1/contexts/vote/conflicts/{}/resolve", conflict["id"].as_str().unwrap());
+    assert_eq!(send(&s, Method::POST, &resolve, Some(json!({"choose": "proposed"}))).await.0, 200);
+    assert_eq!(send(&s, Method::GET, "/v1/contexts/vote/entries/decisions/launch", None).await.1["value"], "march");
+
+    // Bad input changes nothing.
+    for body in [
+        json!({"key": "k", "proposals": []}),
+        json!({"key": "k", "proposals": [{"agent": "a", "value": 1, "confidence": 2}]}),
+        json!({"key": "k", "proposals": [{"agent": "a", "value": 1}], "min_agreement": 0}),
+        json!({"key": "bad//key", "proposals": [{"agent": "a", "value": 1}]}),
+    ] {
+        assert_eq!(send(&s, Method::POST, "/v1/contexts/vote/consensus", Some(body.clone())).await.0, 400, "{body}");
+    }
 }
