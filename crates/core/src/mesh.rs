@@ -232,6 +232,19 @@ pub fn value_text(value: &Value, out: &mut String) {
     }
 }
 
+/// The text an entry is searched and compared by: its key's words, kind,
+/// tags, and the strings and numbers of its value.
+pub fn search_text(entry: &Entry) -> String {
+    let mut all = format!(
+        "{} {} {}\n",
+        entry.key.replace(['/', '_', '-', '.'], " "),
+        entry.meta.kind.as_deref().unwrap_or(""),
+        entry.meta.tags.join(" ")
+    );
+    value_text(&entry.value, &mut all);
+    all
+}
+
 /// A term-frequency vector, for cosine similarity.
 #[derive(Clone, Debug, Default)]
 pub struct Terms {
@@ -283,14 +296,7 @@ impl Prepared {
     pub fn new(entry: Entry) -> Self {
         let mut text = String::new();
         value_text(&entry.value, &mut text);
-        let mut all = format!(
-            "{} {} {} ",
-            entry.key.replace(['/', '_', '-'], " "),
-            entry.meta.kind.as_deref().unwrap_or(""),
-            entry.meta.tags.join(" ")
-        );
-        all.push_str(&text);
-        Prepared { terms: Terms::of(&all), text, entry }
+        Prepared { terms: Terms::of(&search_text(&entry)), text, entry }
     }
 }
 

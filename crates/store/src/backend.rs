@@ -107,6 +107,15 @@ pub(crate) trait Tx: Send {
     /// returns the number of versions removed.
     fn remove_history_before(&mut self, ctx: &str, point: u64) -> impl Future<Output = Result<u64>> + Send;
 
+    /// Keys of the live entries of `ctx` whose text holds any of `terms`
+    /// (lowercase words), best first, with their keyword scores.
+    fn search(
+        &mut self,
+        ctx: &str,
+        terms: &[String],
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, f64)>>> + Send;
+
     /// Revisions committed by this transaction, to publish once it commits.
     fn published(&mut self) -> &mut Vec<Committed>;
 
@@ -383,6 +392,17 @@ macro_rules! impl_store {
                 use $crate::ops::{WriteOp, WriteOutput};
                 let op = WriteOp::Fork { id: id.clone(), at, new_id: new_id.clone(), author: author.to_owned() };
                 $crate::backend::output!(self.write(op).await, WriteOutput::Context)
+            }
+
+            async fn search(
+                &self,
+                id: &ctxmesh_core::ids::ContextId,
+                terms: &[String],
+                limit: usize,
+            ) -> $crate::Result<Vec<(String, f64)>> {
+                use $crate::ops::{ReadOp, ReadOutput};
+                let op = ReadOp::Search { id: id.clone(), terms: terms.to_vec(), limit };
+                $crate::backend::output!(self.read(op).await, ReadOutput::Hits)
             }
 
             async fn events(

@@ -124,6 +124,23 @@ pub(crate) fn collect_entries(rows: impl IntoIterator<Item = Result<VersionRow>>
     Ok(out)
 }
 
+/// The search text of an entry stored as a version row's `value` and
+/// `meta` columns (JSON).
+pub(crate) fn stored_search_text(key: &str, value: Option<String>, meta: Option<String>) -> Result<String> {
+    let entry = ctxmesh_core::Entry {
+        key: key.to_owned(),
+        value: value.map(|v| serde_json::from_str(&v)).transpose()?.unwrap_or_default(),
+        meta: meta.map(|m| serde_json::from_str(&m)).transpose()?.unwrap_or_default(),
+        revision: 0,
+        version: 0,
+        created_revision: 0,
+        updated_at: chrono::DateTime::UNIX_EPOCH,
+        author: String::new(),
+        vclock: Default::default(),
+    };
+    Ok(ctxmesh_core::mesh::search_text(&entry))
+}
+
 /// One row of the versions table as written by a plan.
 pub(crate) struct VersionInsert<'a> {
     pub(crate) key: &'a str,
@@ -138,6 +155,8 @@ pub(crate) struct VersionInsert<'a> {
     pub(crate) vclock: String,
     /// For a live entry: its expiry (the entries table), else `None`.
     pub(crate) live: Option<Option<i64>>,
+    /// For a live entry: its text for keyword search.
+    pub(crate) text: Option<String>,
 }
 
 /// The rows a plan writes to the versions table, in order.
@@ -157,6 +176,7 @@ pub(crate) fn version_inserts(plan: &ctxmesh_core::txn::Plan) -> Result<Vec<Vers
                 author: &e.author,
                 vclock: serde_json::to_string(&e.vclock)?,
                 live: Some(e.meta.expires_at.map(micros)),
+                text: Some(ctxmesh_core::mesh::search_text(e)),
             },
             None => VersionInsert {
                 key: &change.key,
@@ -170,6 +190,7 @@ pub(crate) fn version_inserts(plan: &ctxmesh_core::txn::Plan) -> Result<Vec<Vers
                 author: &plan.commit.author,
                 vclock: "{}".to_owned(),
                 live: None,
+                text: None,
             },
         });
     }

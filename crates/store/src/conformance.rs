@@ -1016,6 +1016,33 @@ pub async fn causal_writes_by_vclock(store: TestStore) {
     assert!(!absent.succeeded, "an empty vector means the writer saw no entry");
 }
 
+/// Keyword search finds live entries by the words of their key, kind,
+/// tags and value, best first, and follows updates and deletions.
+pub async fn keyword_search(store: TestStore) {
+    new_context(&store, "s").await;
+    new_context(&store, "other").await;
+    let words = |q: &str| q.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    put(&store, "s", "findings/revenue", json!({"note": "Revenue grew 15% and revenue margins held."})).await;
+    put(&store, "s", "findings/churn", json!("Churn fell; revenue steady.")).await;
+    put(&store, "s", "brand/voice", json!("warm and plain")).await;
+    put(&store, "other", "x", json!("revenue elsewhere")).await;
+    let hits = store.search(&cid("s"), &words("revenue"), 10).await.unwrap();
+    let keys: Vec<&str> = hits.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["findings/revenue", "findings/churn"], "the one that says it twice first; not other contexts");
+    assert!(hits[0].1 > hits[1].1 && hits[1].1 > 0.0);
+    assert_eq!(store.search(&cid("s"), &words("brand"), 10).await.unwrap()[0].0, "brand/voice", "keys are text too");
+    assert!(store.search(&cid("s"), &words("nothing"), 10).await.unwrap().is_empty());
+    put(&store, "s", "findings/churn", json!("Churn fell.")).await;
+    let keys: Vec<String> =
+        store.search(&cid("s"), &words("revenue"), 10).await.unwrap().into_iter().map(|h| h.0).collect();
+    assert_eq!(keys, ["findings/revenue"], "an update replaces the text");
+    store.txn(&cid("s"), txn(json!({"success": [{"op": "delete", "key": "findings/revenue"}]})), "t").await.unwrap();
+    assert!(store.search(&cid("s"), &words("revenue"), 10).await.unwrap().is_empty(), "a deletion removes it");
+    assert_eq!(store.search(&cid("s"), &words("warm churn"), 10).await.unwrap().len(), 2, "any of the words");
+    store.delete_context(&cid("other")).await.unwrap();
+    assert_eq!(code(store.search(&cid("other"), &words("revenue"), 10).await.unwrap_err()), "not_found");
+}
+
 /// Expands to one `#[tokio::test]` per conformance case. `$make` is an
 /// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
 /// per case.
@@ -1028,7 +1055,8 @@ macro_rules! conformance_tests {
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
             agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log,
-            merge_reads_the_base_from_history, manual_conflicts_wait_for_a_resolution, causal_writes_by_vclock);
+            merge_reads_the_base_from_history, manual_conflicts_wait_for_a_resolution, causal_writes_by_vclock,
+            keyword_search);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

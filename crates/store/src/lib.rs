@@ -127,6 +127,10 @@ pub trait Store: Send + Sync + 'static {
     async fn rollback(&self, id: &ContextId, to: u64, author: &str) -> Result<u64>;
     /// Creates `new_id` holding the entries of `id` as of `at`.
     async fn fork(&self, id: &ContextId, at: u64, new_id: &ContextId, author: &str) -> Result<ContextInfo>;
+    /// Keyword search: keys of live entries whose text holds any of
+    /// `terms` (lowercase words), best first, with their scores (BM25 on
+    /// SQLite, `ts_rank_cd` on PostgreSQL).
+    async fn search(&self, id: &ContextId, terms: &[String], limit: usize) -> Result<Vec<(String, f64)>>;
     /// The events of a context after revision `after`, oldest first: at
     /// least `limit` events when there are that many, and never part of a
     /// revision (its last revision is complete).

@@ -624,6 +624,12 @@ pub(crate) enum ReadOp {
         after: u64,
         limit: usize,
     },
+    /// Keyword search of a context's live entries.
+    Search {
+        id: ContextId,
+        terms: Vec<String>,
+        limit: usize,
+    },
     /// Contexts holding entries expired at `now`.
     ExpiredContexts {
         now: Timestamp,
@@ -646,6 +652,7 @@ pub(crate) enum ReadOutput {
     Diff(Vec<DiffChange>),
     Events(Vec<Event>),
     Ids(Vec<String>),
+    Hits(Vec<(String, f64)>),
     Coord(CoordOutput),
 }
 
@@ -662,6 +669,11 @@ pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
         ReadOp::ContextHistory { id, query } => ReadOutput::Commits(context_history(tx, &id, query).await?),
         ReadOp::Diff { id, from, to } => ReadOutput::Diff(diff(tx, &id, from, to).await?),
         ReadOp::Events { id, after, limit } => ReadOutput::Events(events(tx, &id, after, limit).await?),
+        ReadOp::Search { id, terms, limit } => {
+            tx.context(id.as_str()).await?;
+            let hits = if terms.is_empty() { Vec::new() } else { tx.search(id.as_str(), &terms, limit).await? };
+            ReadOutput::Hits(hits)
+        }
         ReadOp::ExpiredContexts { now } => ReadOutput::Ids(tx.contexts_with_expired(now).await?),
         ReadOp::RetainedContexts => ReadOutput::Ids(contexts_with_retention(tx).await?),
         ReadOp::Coord(op) => ReadOutput::Coord(crate::coord::read(tx, op).await?),

@@ -111,7 +111,21 @@ CREATE INDEX audit_by_agent ON audit (agent, seq);
 CREATE INDEX audit_by_ctx ON audit (ctx, seq);
 CREATE INDEX audit_by_time ON audit (at);
 "#,
+    r#"
+-- Keyword search: one document per live entry, ranked by ts_rank_cd.
+CREATE TABLE search_docs (
+    ctx TEXT COLLATE "C" NOT NULL,
+    key TEXT COLLATE "C" NOT NULL,
+    doc TSVECTOR NOT NULL,
+    PRIMARY KEY (ctx, key)
+);
+CREATE INDEX search_docs_fts ON search_docs USING GIN (doc);
+"#,
 ];
+
+/// The migration that added keyword search: the entries there were before
+/// it are indexed when it runs.
+const SEARCH_MIGRATION: usize = 4;
 
 /// The key of ctxmesh's migration lock ("ctxmesh" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0063_7478_6d65_7368;
@@ -141,6 +155,24 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<String> {
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;
+        if version + 1 == SEARCH_MIGRATION {
+            let rows = tx
+                .query(
+                    "SELECT e.ctx, e.key, v.value, v.meta FROM entries e \
+                     JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision",
+                    &[],
+                )
+                .await?;
+            for row in rows {
+                let (ctx, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                let text = crate::codec::stored_search_text(&key, row.try_get(2)?, row.try_get(3)?)?;
+                tx.execute(
+                    "INSERT INTO search_docs (ctx, key, doc) VALUES ($1, $2, to_tsvector('simple', $3))",
+                    &[&ctx, &key, &text],
+                )
+                .await?;
+            }
+        }
         tx.execute("INSERT INTO ctxmesh_migrations (version) VALUES ($1)", &[&(version as i32 + 1)]).await?;
     }
     tx.commit().await?;

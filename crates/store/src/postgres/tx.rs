@@ -165,7 +165,8 @@ impl Tx for PgTx<'_, '_> {
     async fn delete_context(&mut self, id: &str) -> Result<()> {
         self.execute(
             "WITH v AS (DELETE FROM versions WHERE ctx = $1), e AS (DELETE FROM entries WHERE ctx = $1), \
-             c AS (DELETE FROM commits WHERE ctx = $1), ev AS (DELETE FROM events WHERE ctx = $1) \
+             c AS (DELETE FROM commits WHERE ctx = $1), ev AS (DELETE FROM events WHERE ctx = $1), \
+             s AS (DELETE FROM search_docs WHERE ctx = $1) \
              DELETE FROM contexts WHERE id = $1",
             &[&id],
         )
@@ -303,12 +304,14 @@ impl Tx for PgTx<'_, '_> {
         let rows = version_inserts(plan)?;
         let mut v = VersionColumns::default();
         let (mut live_keys, mut live_revisions, mut live_expiry, mut gone) = (vec![], vec![], vec![], vec![]);
+        let mut texts: Vec<String> = vec![];
         for row in rows {
             match row.live {
                 Some(expires_at) => {
                     live_keys.push(row.key);
                     live_revisions.push(row.revision);
                     live_expiry.push(expires_at);
+                    texts.push(row.text.unwrap_or_default());
                 }
                 None => gone.push(row.key),
             }
@@ -336,6 +339,10 @@ impl Tx for PgTx<'_, '_> {
                SELECT $1, * FROM UNNEST($12::text[], $13::bigint[], $14::bigint[]) \
                ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at), \
              d AS (DELETE FROM entries WHERE ctx = $1 AND key = ANY($15::text[])), \
+             s AS (INSERT INTO search_docs (ctx, key, doc) \
+               SELECT $1, k, to_tsvector('simple', t) FROM UNNEST($12::text[], $24::text[]) AS x(k, t) \
+               ON CONFLICT (ctx, key) DO UPDATE SET doc = excluded.doc), \
+             sd AS (DELETE FROM search_docs WHERE ctx = $1 AND key = ANY($15::text[])), \
              c AS (INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES ($1, $16, $17, $18, $19, $20)), \
              ev AS (INSERT INTO events (ctx, revision, seq, event) SELECT $1, $16, * FROM UNNEST($21::bigint[], $22::text[])) \
              UPDATE contexts SET revision = $16, updated_at = $17, entry_count = $23 WHERE id = $1",
@@ -363,10 +370,23 @@ impl Tx for PgTx<'_, '_> {
                 &seqs,
                 &events,
                 &big(entry_count),
+                &texts,
             ],
         )
         .await?;
         Ok(())
+    }
+
+    async fn search(&mut self, ctx: &str, terms: &[String], limit: usize) -> Result<Vec<(String, f64)>> {
+        let query = terms.join(" | ");
+        let rows = self
+            .query(
+                "SELECT key, ts_rank_cd(doc, q)::float8 AS rank FROM search_docs, to_tsquery('simple', $2) q \
+                 WHERE ctx = $1 AND doc @@ q ORDER BY rank DESC, key LIMIT $3",
+                &[&ctx, &query, &(limit as i64)],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
     async fn remove_history_before(&mut self, ctx: &str, point: u64) -> Result<u64> {

@@ -107,7 +107,40 @@ CREATE INDEX audit_by_agent ON audit (agent, seq);
 CREATE INDEX audit_by_ctx ON audit (ctx, seq);
 CREATE INDEX audit_by_time ON audit (at);
 "#,
+    r#"
+-- Keyword search: one document per live entry, ranked by BM25.
+CREATE TABLE search_docs (
+    id  INTEGER PRIMARY KEY,
+    ctx TEXT NOT NULL,
+    key TEXT NOT NULL,
+    UNIQUE (ctx, key)
+);
+CREATE VIRTUAL TABLE search_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+"#,
 ];
+
+/// The migration that added keyword search: the entries there were before
+/// it are indexed when it runs.
+const SEARCH_MIGRATION: usize = 4;
+
+/// Indexes the live entries for keyword search (once, at the migration
+/// that added it).
+fn index_existing(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let mut read = tx.prepare(
+        "SELECT e.ctx, e.key, v.value, v.meta FROM entries e \
+         JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision",
+    )?;
+    let rows = read.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut doc = tx.prepare("INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) RETURNING id")?;
+    let mut text = tx.prepare("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
+    for row in rows {
+        let (ctx, key, value, meta): (String, String, Option<String>, Option<String>) = row?;
+        let indexed = crate::codec::stored_search_text(&key, value, meta)?;
+        let id: i64 = doc.query_row(rusqlite::params![ctx, key], |r| r.get(0))?;
+        text.execute(rusqlite::params![id, indexed])?;
+    }
+    Ok(())
+}
 
 /// Brings the database schema up to date.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
@@ -121,6 +154,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if version + 1 == SEARCH_MIGRATION {
+            index_existing(&tx)?;
+        }
         tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
         tx.commit()?;
     }

@@ -157,11 +157,22 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
-        for table in ["versions", "entries", "commits", "events"] {
+        self.conn.execute("DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE ctx = ?1)", [id])?;
+        for table in ["versions", "entries", "commits", "events", "search_docs"] {
             self.conn.execute(&format!("DELETE FROM {table} WHERE ctx = ?1"), [id])?;
         }
         self.conn.execute("DELETE FROM contexts WHERE id = ?1", [id])?;
         Ok(())
+    }
+
+    async fn search(&mut self, ctx: &str, terms: &[String], limit: usize) -> Result<Vec<(String, f64)>> {
+        let query = terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" OR ");
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.key, -bm25(search_fts) AS score FROM search_fts JOIN search_docs d ON d.id = search_fts.rowid \
+             WHERE search_fts MATCH ?1 AND d.ctx = ?2 ORDER BY score DESC, d.key LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![query, ctx, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     async fn entry_latest(&mut self, ctx: &str, key: &str, now: Timestamp) -> Result<Option<Entry>> {
@@ -304,6 +315,14 @@ impl Tx for SqliteTx<'_> {
              ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at",
         )?;
         let mut delete_entry = conn.prepare_cached("DELETE FROM entries WHERE ctx = ?1 AND key = ?2")?;
+        let mut upsert_doc = conn.prepare_cached(
+            "INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) ON CONFLICT (ctx, key) DO UPDATE SET key = excluded.key \
+             RETURNING id",
+        )?;
+        let mut find_doc = conn.prepare_cached("SELECT id FROM search_docs WHERE ctx = ?1 AND key = ?2")?;
+        let mut delete_doc = conn.prepare_cached("DELETE FROM search_docs WHERE id = ?1")?;
+        let mut delete_text = conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?;
+        let mut insert_text = conn.prepare_cached("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
         for v in version_inserts(plan)? {
             insert_version.execute(params![
                 ctx,
@@ -322,6 +341,19 @@ impl Tx for SqliteTx<'_> {
                 Some(expires_at) => upsert_entry.execute(params![ctx, v.key, v.revision, expires_at])?,
                 None => delete_entry.execute(params![ctx, v.key])?,
             };
+            match &v.text {
+                Some(text) => {
+                    let id: i64 = upsert_doc.query_row(params![ctx, v.key], |r| r.get(0))?;
+                    delete_text.execute([id])?;
+                    insert_text.execute(params![id, text])?;
+                }
+                None => {
+                    if let Some(id) = find_doc.query_row(params![ctx, v.key], |r| r.get::<_, i64>(0)).optional()? {
+                        delete_text.execute([id])?;
+                        delete_doc.execute([id])?;
+                    }
+                }
+            }
         }
         let at = micros(plan.commit.at);
         conn.prepare_cached(

@@ -159,7 +159,7 @@ async fn nodes_starting_together_migrate_once() {
     tokio::spawn(connection);
     let rows = client.query("SELECT version FROM ctxmesh_migrations ORDER BY version", &[]).await.unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, [1, 2, 3], "each migration applied once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
 
     client.execute("INSERT INTO ctxmesh_migrations (version) VALUES (999)", &[]).await.unwrap();
     let err = PostgresStore::connect(PostgresConfig::new(&url)).await.unwrap_err();
