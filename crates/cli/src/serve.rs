@@ -46,6 +46,26 @@ pub(crate) struct ServeArgs {
     /// context take effect at once).
     #[arg(long, env = "CTXMESH_ACCESS_RECHECK_MS", default_value_t = 5000)]
     access_recheck_ms: u64,
+    /// A sentence-transformers model directory (config.json,
+    /// model.safetensors, tokenizer.json; BERT family, such as
+    /// all-MiniLM-L6-v2) for semantic search and relevance, run locally.
+    #[arg(long, env = "CTXMESH_EMBEDDING_MODEL_DIR", conflicts_with = "embedding_url")]
+    embedding_model_dir: Option<PathBuf>,
+    /// An OpenAI-compatible endpoint for embeddings instead
+    /// (e.g. http://127.0.0.1:11434/v1), with --embedding-model.
+    #[arg(long, env = "CTXMESH_EMBEDDING_URL", requires = "embedding_model")]
+    embedding_url: Option<String>,
+    /// The model the embeddings endpoint serves.
+    #[arg(long, env = "CTXMESH_EMBEDDING_MODEL")]
+    embedding_model: Option<String>,
+    /// An OpenAI-compatible chat endpoint that summarizes what does not fit
+    /// a package, with --summarizer-model (default: the offline extractive
+    /// summary, which also stands when the endpoint fails).
+    #[arg(long, env = "CTXMESH_SUMMARIZER_URL", requires = "summarizer_model")]
+    summarizer_url: Option<String>,
+    /// The model the summarizer endpoint serves.
+    #[arg(long, env = "CTXMESH_SUMMARIZER_MODEL")]
+    summarizer_model: Option<String>,
     /// Days the audit log of access decisions is kept.
     #[arg(long, env = "CTXMESH_AUDIT_RETENTION_DAYS", default_value_t = 30)]
     audit_retention_days: u64,
@@ -121,7 +141,31 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
     }
     tracing::info!(address = %local, "ctxmesh listening on http://{local}");
+    let embedder: Option<std::sync::Arc<dyn ctxmesh_server::mesh::Embedder>> =
+        match (&args.embedding_model_dir, &args.embedding_url, &args.embedding_model) {
+            (Some(dir), _, _) => {
+                let model = ctxmesh_server::mesh::LocalEmbedder::load(dir)
+                    .map_err(|e| anyhow::anyhow!("the embedding model in {}: {e}", dir.display()))?;
+                tracing::info!(model = %dir.display(), "semantic search: local model");
+                Some(std::sync::Arc::new(model))
+            }
+            (None, Some(url), Some(model)) => {
+                tracing::info!(%url, %model, "semantic search: embeddings endpoint");
+                let key = std::env::var("CTXMESH_LLM_API_KEY").ok();
+                Some(std::sync::Arc::new(ctxmesh_server::mesh::RemoteEmbedder::new(url, model, key)))
+            }
+            _ => None,
+        };
+    let summarizer = match (&args.summarizer_url, &args.summarizer_model) {
+        (Some(url), Some(model)) => {
+            let key = std::env::var("CTXMESH_LLM_API_KEY").ok();
+            Some(std::sync::Arc::new(ctxmesh_server::mesh::LlmSummarizer::new(url, model, key)))
+        }
+        _ => None,
+    };
     let config = ServerConfig {
+        embedder,
+        summarizer,
         limits,
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),

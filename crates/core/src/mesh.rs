@@ -198,10 +198,14 @@ pub fn excludes(map: &ContextMap, key: &str, kind: Option<&str>, tags: &[String]
 
 /// The words of a text, lowercased, for keyword similarity.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 1 && !STOP.contains(w)).map(str::to_lowercase)
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 1)
+        .map(str::to_lowercase)
+        .filter(|w| !STOP.contains(&w.as_str()))
 }
 
-const STOP: [&str; 24] = [
+const STOP: [&str; 43] = [
+    "an", "as", "at", "be", "by", "do", "he", "if", "in", "is", "it", "no", "of", "on", "or", "so", "to", "up", "we",
     "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "has", "was", "its", "our", "from", "with",
     "this", "that", "into", "than", "then", "they", "them", "what",
 ];

@@ -59,6 +59,11 @@ pub struct ServerConfig {
     /// revocations, policy changes and expiries take effect within this;
     /// grant changes on a watched context, at once).
     pub access_recheck_interval: Duration,
+    /// Embeddings for semantic search and relevance (none: keyword only).
+    pub embedder: Option<Arc<dyn mesh::Embedder>>,
+    /// An LLM that summarizes what does not fit a package (none: the
+    /// extractive summary only).
+    pub summarizer: Option<Arc<mesh::LlmSummarizer>>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +79,8 @@ impl Default for ServerConfig {
             audit_retention: Duration::from_secs(30 * 86_400),
             max_streams_per_agent: 64,
             access_recheck_interval: Duration::from_secs(5),
+            embedder: None,
+            summarizer: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use ctxmesh_core::mesh::{
 use ctxmesh_store::{ListQuery, ReadAt};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use serde_json::json;
 use tiktoken_rs::CoreBPE;
 
 use crate::AppState;
@@ -143,6 +144,8 @@ pub(crate) struct Mesh {
     packages: Mutex<Bounded<PackageKey, Pending>>,
     /// Workflows by context, as last read (for prefetch).
     workflows: Mutex<Bounded<String, Arc<MeshSettings>>>,
+    /// Embeddings, by model.
+    vectors: Vectors,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -153,6 +156,7 @@ impl Default for Mesh {
             snapshots: Mutex::new(Bounded::new(SNAPSHOTS)),
             packages: Mutex::new(Bounded::new(PACKAGES)),
             workflows: Mutex::new(Bounded::new(SNAPSHOTS * 4)),
+            vectors: Vectors::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -349,18 +353,272 @@ async fn compute(state: AppState, ask: Arc<Ask>) -> ApiResult<Package> {
             .iter()
             .filter(|p| !p.entry.meta.confidential && ask.scopes.iter().all(|s| s.permits_entry(&p.entry)))
             .collect();
+        // With a model, semantic similarity to the objective is a signal.
+        let semantic = match (&state.config().embedder, ask.agent.objective.trim()) {
+            (Some(embedder), objective) if !objective.is_empty() => {
+                similarities(&state, embedder.as_ref(), ask.ctx.as_str(), &visible, objective).await?
+            }
+            _ => BTreeMap::new(),
+        };
         let scorer = Scorer::new(&ask.agent, &ask.settings, &visible, chrono::Utc::now());
         let request = PackageRequest { budget: ask.budget, explain: ask.explain, compress: ask.compress };
-        Ok(build_package(
+        let mut package = build_package(
             ask.ctx.as_str(),
             ask.revision,
             &scorer,
             &visible,
-            &BTreeMap::new(),
+            &semantic,
             &request,
             tokenizer,
             &Extractive,
             ask.encoding.name(),
-        ))
+        );
+        if let Some(llm) = &state.config().summarizer {
+            llm_summaries(llm, &mut package, &snapshot, &ask.agent.objective, tokenizer).await;
+        }
+        Ok(package)
     }
+}
+
+/// Turns texts into normalized vectors (semantic search and relevance).
+pub trait Embedder: Send + Sync + std::fmt::Debug {
+    /// The model's name (vectors are cached under it).
+    fn name(&self) -> &str;
+    /// One vector per text.
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'static, Result<Vec<Vec<f32>>, String>>;
+}
+
+/// A local sentence-transformers model directory, run with candle.
+#[derive(Debug)]
+pub struct LocalEmbedder(Arc<ctxmesh_embed::Model>);
+
+impl LocalEmbedder {
+    /// Loads the model in `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<Self, String> {
+        ctxmesh_embed::Model::load(dir).map(|m| LocalEmbedder(Arc::new(m)))
+    }
+}
+
+impl Embedder for LocalEmbedder {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'static, Result<Vec<Vec<f32>>, String>> {
+        let model = self.0.clone();
+        async move {
+            tokio::task::spawn_blocking(move || model.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>()))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        .boxed()
+    }
+}
+
+/// An OpenAI-compatible endpoint (`POST {url}/embeddings`).
+#[derive(Debug)]
+pub struct RemoteEmbedder {
+    url: String,
+    model: String,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl RemoteEmbedder {
+    /// An endpoint at `url` (e.g. `http://127.0.0.1:11434/v1`) serving `model`.
+    pub fn new(url: &str, model: &str, key: Option<String>) -> Self {
+        RemoteEmbedder { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http: http_client() }
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default()
+}
+
+impl Embedder for RemoteEmbedder {
+    fn name(&self) -> &str {
+        &self.model
+    }
+
+    fn embed(&self, texts: Vec<String>) -> BoxFuture<'static, Result<Vec<Vec<f32>>, String>> {
+        let mut req =
+            self.http.post(format!("{}/embeddings", self.url)).json(&json!({"model": self.model, "input": texts}));
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        async move {
+            let r = req.send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("the embeddings endpoint answered {}", r.status()));
+            }
+            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            let data = body["data"].as_array().ok_or("no data in the embeddings answer")?;
+            let mut out = Vec::with_capacity(data.len());
+            for item in data {
+                let v: Vec<f32> = serde_json::from_value(item["embedding"].clone()).map_err(|e| e.to_string())?;
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                out.push(v.into_iter().map(|x| x / norm).collect());
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+}
+
+/// An OpenAI-compatible chat endpoint that summarizes entries that do not
+/// fit a package (`POST {url}/chat/completions`); the extractive summary
+/// stands whenever it fails or answers too long.
+#[derive(Debug)]
+pub struct LlmSummarizer {
+    url: String,
+    model: String,
+    key: Option<String>,
+    http: reqwest::Client,
+}
+
+impl LlmSummarizer {
+    /// An endpoint at `url` serving `model`.
+    pub fn new(url: &str, model: &str, key: Option<String>) -> Self {
+        LlmSummarizer { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http: http_client() }
+    }
+
+    async fn summarize(&self, text: &str, objective: &str, tokens: usize) -> Result<String, String> {
+        let prompt = format!(
+            "Summarize the following for an agent whose objective is: {objective}\n\
+             Use at most {} words. Keep facts, numbers and names. Answer with the summary only.\n\n{text}",
+            (tokens * 3 / 4).max(5)
+        );
+        let body = json!({"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0});
+        let mut req = self.http.post(format!("{}/chat/completions", self.url)).json(&body);
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        let r = req.send().await.map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("the summarizer answered {}", r.status()));
+        }
+        let answer: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| "no summary in the answer".to_owned())
+    }
+}
+
+/// Replaces the extractive summaries of `package` by the LLM's where each
+/// fits the room its extractive one took and the whole stays within the
+/// budget; otherwise leaves the package as it was.
+async fn llm_summaries(
+    llm: &LlmSummarizer,
+    package: &mut Package,
+    snapshot: &[Prepared],
+    objective: &str,
+    counter: &Tokenizer,
+) {
+    let original = package.clone();
+    let mut changed = false;
+    for item in package.items.iter_mut().filter(|i| i.status == ctxmesh_core::mesh::Inclusion::Compressed) {
+        let Some(p) = snapshot.iter().find(|p| p.entry.key == item.key) else { continue };
+        let Some((head, _)) = item.text.split_once('\n') else { continue };
+        let head_tokens = counter.count(head) + 1;
+        match llm.summarize(&p.text, objective, item.tokens.saturating_sub(head_tokens)).await {
+            Ok(summary) => {
+                let text = format!("{head}\n{summary}");
+                let tokens = counter.count(&text);
+                if tokens <= item.tokens {
+                    item.text = text;
+                    item.tokens = tokens;
+                    changed = true;
+                }
+            }
+            Err(e) => {
+                metrics::counter!("ctxmesh_summarizer_failures_total").increment(1);
+                tracing::warn!(error = %e, key = %item.key, "the summarizer failed; the extractive summary stands");
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    let title = package.text.split("\n\n").next().unwrap_or_default().to_owned();
+    let mut text = title;
+    for item in &package.items {
+        text.push_str("\n\n");
+        text.push_str(&item.text);
+    }
+    let tokens = counter.count(&text);
+    if tokens <= package.budget {
+        package.text = text;
+        package.tokens = tokens;
+    } else {
+        *package = original;
+    }
+}
+
+/// A vector of an entry version: (model and context, key, revision).
+type VectorKey = (String, String, u64);
+
+/// Vectors of entries and queries, by model.
+#[derive(Default)]
+pub(crate) struct Vectors {
+    entries: Mutex<Option<Bounded<VectorKey, Arc<Vec<f32>>>>>,
+    queries: Mutex<Option<Bounded<String, Arc<Vec<f32>>>>>,
+}
+
+/// Entry vectors a node keeps.
+const VECTORS: usize = 50_000;
+
+/// The semantic similarity (0..1) of each entry of `entries` to `query`,
+/// by key; the entries' vectors are cached by revision.
+pub(crate) async fn similarities(
+    state: &AppState,
+    embedder: &dyn Embedder,
+    ctx: &str,
+    entries: &[&Prepared],
+    query: &str,
+) -> ApiResult<BTreeMap<String, f64>> {
+    let vectors = &state.mesh().vectors;
+    let model = embedder.name().to_owned();
+    let query_key = format!("{model}\u{0}{query}");
+    let cached = lock(&vectors.queries).get_or_insert_with(|| Bounded::new(256)).get(&query_key);
+    let query_vector = match cached {
+        Some(v) => v,
+        None => {
+            let v = embed_one(embedder, query.to_owned()).await?;
+            lock(&vectors.queries).get_or_insert_with(|| Bounded::new(256)).insert(query_key, v.clone());
+            v
+        }
+    };
+    let key_of = |p: &Prepared| (format!("{model}\u{0}{ctx}"), p.entry.key.clone(), p.entry.revision);
+    let mut missing: Vec<&Prepared> = Vec::new();
+    let mut out = BTreeMap::new();
+    {
+        let mut cache = lock(&vectors.entries);
+        let cache = cache.get_or_insert_with(|| Bounded::new(VECTORS));
+        for p in entries {
+            match cache.get(&key_of(p)) {
+                Some(v) => {
+                    out.insert(p.entry.key.clone(), ctxmesh_embed::cosine(&query_vector, &v).max(0.0));
+                }
+                None => missing.push(p),
+            }
+        }
+    }
+    for batch in missing.chunks(32) {
+        let texts = batch.iter().map(|p| ctxmesh_core::mesh::search_text(&p.entry)).collect();
+        let computed = embedder.embed(texts).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
+        let mut cache = lock(&vectors.entries);
+        let cache = cache.get_or_insert_with(|| Bounded::new(VECTORS));
+        for (p, v) in batch.iter().zip(computed) {
+            out.insert(p.entry.key.clone(), ctxmesh_embed::cosine(&query_vector, &v).max(0.0));
+            cache.insert(key_of(p), Arc::new(v));
+        }
+    }
+    Ok(out)
+}
+
+async fn embed_one(embedder: &dyn Embedder, text: String) -> ApiResult<Arc<Vec<f32>>> {
+    let mut v = embedder.embed(vec![text]).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
+    v.pop().map(Arc::new).ok_or_else(|| ApiError::unavailable("embeddings: no vector"))
 }

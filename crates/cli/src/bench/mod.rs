@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
+mod package;
 mod watch;
 
 /// `ctxmesh bench ...`.
@@ -34,6 +35,9 @@ enum Scenario {
     /// Watch fan-out: commit-to-receipt latency with N SSE subscribers of
     /// one context, and server memory per idle subscriber.
     Watch(watch::WatchBench),
+    /// Package computation: p50/p99 of building an agent's package over a
+    /// context of many entries (10,000 by default), within a token budget.
+    Package(package::PackageBench),
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -50,6 +54,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     match args.scenario {
         Scenario::Watch(bench) => watch::run(&target, &bench, args.json).await,
+        Scenario::Package(bench) => package::run(&target, &bench, args.json).await,
     }
 }
 

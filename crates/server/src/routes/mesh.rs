@@ -8,7 +8,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::agent::Agent;
 use ctxmesh_core::conflict::{Candidate, Proposal, tally};
-use ctxmesh_core::mesh::Package;
+use std::collections::HashMap;
+
+use ctxmesh_core::mesh::{Package, Prepared};
 use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
 use serde::{Deserialize, Serialize};
 
@@ -213,4 +215,151 @@ pub(crate) async fn consensus(
     };
     let outcome = ConsensusOutcome { agreed: false, agreement, entry: None, conflict: Some(conflict), candidates };
     Ok((StatusCode::ACCEPTED, Json(outcome)).into_response())
+}
+
+/// How a search ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Words (BM25 on SQLite, full-text rank on PostgreSQL).
+    Keyword,
+    /// Meaning: embeddings of the query and of each entry (needs a model).
+    Semantic,
+    /// Both, fused by reciprocal rank (the default with a model).
+    Hybrid,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct SearchParams {
+    /// What to look for.
+    q: String,
+    /// `keyword`, `semantic` or `hybrid` (default: hybrid with a model,
+    /// else keyword).
+    mode: Option<Mode>,
+    /// Most hits (default 10, at most 100).
+    limit: Option<usize>,
+    /// Only entries of this kind.
+    kind: Option<String>,
+    /// Only entries carrying every one of these tags (comma-separated).
+    tags: Option<String>,
+    /// Only entries last written by this agent.
+    author: Option<String>,
+    /// Only entries written at or after this time (RFC 3339).
+    since: Option<String>,
+    /// Only entries written before this time (RFC 3339).
+    until: Option<String>,
+}
+
+/// One search hit.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Hit {
+    /// The key.
+    key: String,
+    /// Its score: the keyword score, the cosine similarity, or the fused
+    /// reciprocal-rank score.
+    score: f64,
+    /// The entry.
+    entry: ctxmesh_core::Entry,
+}
+
+/// What a search found.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SearchResults {
+    /// The mode used.
+    mode: Mode,
+    /// The revision searched.
+    revision: u64,
+    /// Best first.
+    hits: Vec<Hit>,
+}
+
+/// The constant of reciprocal rank fusion.
+const RRF_K: f64 = 60.0;
+
+fn time_param(field: &str, value: &Option<String>) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .as_deref()
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| ApiError::invalid_argument(field, format!("{field} is an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// Search the current entries of a context by words, by meaning, or both.
+/// Only entries the caller may read are found, never confidential ones.
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/search", tag = "mesh", params(SearchParams),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    scopes: Scopes,
+    P(ctx): P<String>,
+    Q(p): Q<SearchParams>,
+) -> ApiResult<Json<SearchResults>> {
+    let ctx = context_id(&ctx)?;
+    if p.q.trim().is_empty() || p.q.len() > 4096 {
+        return Err(ApiError::invalid_argument("q", "a query has 1 to 4096 bytes"));
+    }
+    let limit = p.limit.unwrap_or(10);
+    if limit == 0 || limit > 100 {
+        return Err(ApiError::invalid_argument("limit", "limit is 1 to 100"));
+    }
+    let embedder = state.config().embedder.clone();
+    let mode = p.mode.unwrap_or(if embedder.is_some() { Mode::Hybrid } else { Mode::Keyword });
+    if mode != Mode::Keyword && embedder.is_none() {
+        return Err(ApiError::invalid_argument("mode", "no embedding model is configured: use mode=keyword"));
+    }
+    let (since, until) = (time_param("since", &p.since)?, time_param("until", &p.until)?);
+    let tags: Vec<&str> = p.tags.as_deref().map(|t| t.split(',').map(str::trim).collect()).unwrap_or_default();
+    let info = state.store().get_context(&ctx).await?;
+    let snapshot = state.mesh().snapshot(&state, &ctx, info.revision).await?;
+    let visible: Vec<&Prepared> = snapshot
+        .iter()
+        .filter(|x| {
+            let e = &x.entry;
+            !e.meta.confidential
+                && scopes.read.permits_entry(e)
+                && p.kind.as_ref().is_none_or(|k| e.meta.kind.as_ref() == Some(k))
+                && tags.iter().all(|t| e.meta.tags.iter().any(|have| have == t))
+                && p.author.as_ref().is_none_or(|a| &e.author == a)
+                && since.is_none_or(|t| e.updated_at >= t)
+                && until.is_none_or(|t| e.updated_at < t)
+        })
+        .collect();
+    let by_key: HashMap<&str, &Prepared> = visible.iter().map(|x| (x.entry.key.as_str(), *x)).collect();
+    let mut ranked: Vec<Vec<(String, f64)>> = Vec::new();
+    if mode != Mode::Semantic {
+        let mut terms: Vec<String> = ctxmesh_core::mesh::words(&p.q).collect();
+        terms.sort();
+        terms.dedup();
+        let hits = state.store().search(&ctx, &terms, 1000).await?;
+        ranked.push(hits.into_iter().filter(|(k, _)| by_key.contains_key(k.as_str())).collect());
+    }
+    if let (Some(embedder), true) = (&embedder, mode != Mode::Keyword) {
+        let scores = crate::mesh::similarities(&state, embedder.as_ref(), ctx.as_str(), &visible, &p.q).await?;
+        let mut list: Vec<(String, f64)> = scores.into_iter().collect();
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.push(list);
+    }
+    let fused: Vec<(String, f64)> = match ranked.as_slice() {
+        [one] => one.clone(),
+        lists => {
+            let mut score: HashMap<String, f64> = HashMap::new();
+            for list in lists {
+                for (rank, (key, _)) in list.iter().enumerate() {
+                    *score.entry(key.clone()).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+                }
+            }
+            let mut out: Vec<(String, f64)> = score.into_iter().collect();
+            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out
+        }
+    };
+    let hits = fused
+        .into_iter()
+        .take(limit)
+        .filter_map(|(key, score)| by_key.get(key.as_str()).map(|x| Hit { key, score, entry: x.entry.clone() }))
+        .collect();
+    Ok(Json(SearchResults { mode, revision: info.revision, hits }))
 }

@@ -76,6 +76,8 @@ pub(crate) struct TestServer {
     auth: ctxmesh_server::auth::Auth,
     rate_limit: Option<ctxmesh_server::limits::RateLimit>,
     limits: Limits,
+    embedder: Option<Arc<dyn ctxmesh_server::mesh::Embedder>>,
+    summarizer: Option<Arc<ctxmesh_server::mesh::LlmSummarizer>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -98,6 +100,22 @@ impl TestServer {
     pub(crate) async fn with_tokens(backend: Backend, admin_token: &str) -> Self {
         let mut server = Self::unstarted(backend, Limits::default());
         server.auth = ctxmesh_server::auth::Auth::with_admin_token(admin_token);
+        server.launch().await;
+        server
+    }
+
+    /// A server over `backend` with tokens, an embedding model and an LLM
+    /// summarizer (either may be absent).
+    pub(crate) async fn with_mesh(
+        backend: Backend,
+        admin_token: &str,
+        embedder: Option<Arc<dyn ctxmesh_server::mesh::Embedder>>,
+        summarizer: Option<Arc<ctxmesh_server::mesh::LlmSummarizer>>,
+    ) -> Self {
+        let mut server = Self::unstarted(backend, Limits::default());
+        server.auth = ctxmesh_server::auth::Auth::with_admin_token(admin_token);
+        server.embedder = embedder;
+        server.summarizer = summarizer;
         server.launch().await;
         server
     }
@@ -126,6 +144,8 @@ impl TestServer {
             auth: ctxmesh_server::auth::Auth::Off,
             rate_limit: None,
             limits,
+            embedder: None,
+            summarizer: None,
             shutdown: None,
             task: None,
         }
@@ -157,6 +177,8 @@ impl TestServer {
             audit_retention: Duration::from_secs(86_400),
             max_streams_per_agent: 2,
             access_recheck_interval: Duration::from_millis(200),
+            embedder: self.embedder.clone(),
+            summarizer: self.summarizer.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());

@@ -17,6 +17,7 @@ on_both_stores!(
     children_inherit_from_their_parent,
     the_next_agents_package_is_ready_and_computed_once,
     consensus_agrees_or_escalates,
+    keyword_search_filters_and_respects_access,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -409,4 +410,149 @@ async fn consensus_agrees_or_escalates(s: TestServer) {
     ] {
         assert_eq!(send(&s, Method::POST, "/v1/contexts/vote/consensus", Some(body.clone())).await.0, 400, "{body}");
     }
+}
+
+/// The real all-MiniLM-L6-v2 model directory (./scripts/test installs it).
+fn model_dir() -> std::path::PathBuf {
+    let dir = std::env::var("CTXMESH_TEST_MODEL_DIR")
+        .expect("CTXMESH_TEST_MODEL_DIR names the all-MiniLM-L6-v2 directory: run ./scripts/test, which installs it");
+    std::path::PathBuf::from(dir)
+}
+
+async fn semantic_server(backend: crate::Backend) -> TestServer {
+    let model = ctxmesh_server::mesh::LocalEmbedder::load(&model_dir()).expect("the model loads");
+    TestServer::with_mesh(backend, ADMIN, Some(std::sync::Arc::new(model)), None).await
+}
+
+async fn search(s: &TestServer, query: &str) -> (u16, Value) {
+    send(s, Method::GET, &format!("/v1/contexts/docs/search?{query}"), None).await
+}
+
+fn hit_keys(found: &Value) -> Vec<&str> {
+    found["hits"].as_array().unwrap().iter().map(|h| h["key"].as_str().unwrap()).collect()
+}
+
+async fn corpus(s: &TestServer) {
+    ok(s, Method::POST, "/v1/contexts", json!({"id": "docs"})).await;
+    for (key, body) in [
+        ("pets/cat", json!({"value": "The cat sat quietly on the warm windowsill.", "kind": "note", "tags": ["home"]})),
+        ("finance/q3", json!({"value": "Quarterly revenue rose by fifteen percent.", "kind": "finding"})),
+        ("weather/storm", json!({"value": "Heavy rain and strong winds are expected tomorrow.", "kind": "note"})),
+        ("finance/q4", json!({"value": "Revenue fell in the fourth quarter.", "kind": "finding", "tags": ["draft"]})),
+        ("finance/secret", json!({"value": "Revenue target for the buyer.", "confidential": true})),
+    ] {
+        ok(s, Method::PUT, &format!("/v1/contexts/docs/entries/{key}"), body).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_search_ranks_a_paraphrase_above_unrelated_entries() {
+    let s = semantic_server(crate::Backend::Sqlite).await;
+    corpus(&s).await;
+    let q = "q=a%20kitten%20resting%20by%20the%20window";
+    let (status, found) = search(&s, &format!("{q}&mode=semantic")).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(hit_keys(&found)[0], "pets/cat", "{found}");
+    let scores: Vec<f64> = found["hits"].as_array().unwrap().iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores[0] > scores[1] + 0.1, "the paraphrase clearly first: {scores:?}");
+    let (_, words) = search(&s, &format!("{q}&mode=keyword")).await;
+    assert!(!hit_keys(&words).contains(&"pets/cat"), "no word in common: only meaning finds it");
+    let (_, fused) = search(&s, q).await;
+    assert_eq!((fused["mode"].as_str(), hit_keys(&fused)[0]), (Some("hybrid"), "pets/cat"));
+    assert!(!hit_keys(&fused).contains(&"finance/secret"), "never a confidential entry");
+
+    // The objective's meaning feeds an agent's relevance.
+    ok(&s, Method::POST, "/v1/agents", json!({"id": "keeper", "objective": "look after the animals in the house"}))
+        .await;
+    ok(&s, Method::POST, "/v1/contexts/docs/grants", json!({"agents": ["keeper"], "permissions": ["read"]})).await;
+    let (status, p) = send(&s, Method::GET, "/v1/contexts/docs/package?agent=keeper&explain=true", None).await;
+    assert_eq!(status, 200, "{p}");
+    let semantic = |key: &str| {
+        let all = p["items"].as_array().unwrap().iter().chain(p["dropped"].as_array().unwrap());
+        all.clone().find(|i| i["key"] == key).unwrap()["explain"]["semantic"].as_f64().unwrap()
+    };
+    assert!(semantic("pets/cat") > semantic("finance/q3"), "{p}");
+}
+
+async fn keyword_search_filters_and_respects_access(s: TestServer) {
+    corpus(&s).await;
+    let (status, found) = search(&s, "q=revenue").await;
+    assert_eq!((status, found["mode"].as_str()), (200, Some("keyword")), "{found}");
+    let mut keys = hit_keys(&found);
+    keys.sort();
+    assert_eq!(keys, ["finance/q3", "finance/q4"], "never a confidential entry");
+    assert_eq!(hit_keys(&search(&s, "q=revenue&tags=draft").await.1), ["finance/q4"]);
+    assert_eq!(hit_keys(&search(&s, "q=revenue%20rain&kind=note").await.1), ["weather/storm"]);
+    assert!(hit_keys(&search(&s, "q=revenue&author=someone-else").await.1).is_empty());
+    assert!(hit_keys(&search(&s, "q=revenue&since=2999-01-01T00:00:00Z").await.1).is_empty());
+    assert_eq!(search(&s, "q=revenue&mode=semantic").await.0, 400, "no model configured");
+    assert_eq!(search(&s, "q=").await.0, 400);
+    assert_eq!(search(&s, "q=x&limit=0").await.0, 400);
+    assert_eq!(search(&s, "q=x&since=yesterday").await.0, 400);
+    // An agent finds only what it may read.
+    ok(&s, Method::POST, "/v1/agents", json!({"id": "reader"})).await;
+    let rule = json!({"id": "no-q4", "effect": "deny", "agents": "reader", "keys": "finance/q4"});
+    ok(&s, Method::POST, "/v1/policies", rule).await;
+    ok(&s, Method::POST, "/v1/contexts/docs/grants", json!({"agents": ["reader"], "permissions": ["read"]})).await;
+    let token = ok(&s, Method::POST, "/v1/agents/reader/token", json!({})).await["token"].as_str().unwrap().to_owned();
+    let r = s.req(Method::GET, "/v1/contexts/docs/search?q=revenue").bearer_auth(&token);
+    let (_, found) = status_json(r.send().await.unwrap()).await;
+    assert_eq!(hit_keys(&found), ["finance/q3"], "{found}");
+}
+
+/// A fake OpenAI-compatible server: chat completions answer `summary`
+/// (or fail when it is `None`); embeddings are word-presence vectors.
+async fn fake_llm(summary: Option<&'static str>) -> String {
+    use axum::routing::post;
+    let chat = move || async move {
+        match summary {
+            Some(s) => (axum::http::StatusCode::OK, axum::Json(json!({"choices": [{"message": {"content": s}}]}))),
+            None => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({}))),
+        }
+    };
+    let embeddings = |axum::Json(body): axum::Json<Value>| async move {
+        let vocab = ["cat", "kitten", "revenue", "rain"];
+        let data: Vec<Value> = body["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let t = t.as_str().unwrap().to_lowercase();
+                let v: Vec<f32> = vocab.iter().map(|w| if t.contains(w) { 1.0 } else { 0.01 }).collect();
+                json!({"embedding": v})
+            })
+            .collect();
+        axum::Json(json!({"data": data}))
+    };
+    let app = axum::Router::new().route("/v1/chat/completions", post(chat)).route("/v1/embeddings", post(embeddings));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_summarizes_when_configured_and_the_extractive_summary_stands_when_it_fails() {
+    use ctxmesh_server::mesh::{LlmSummarizer, RemoteEmbedder};
+    for (answer, expect_llm) in [(Some("Rivals cut prices; we lead on sound."), true), (None, false)] {
+        let url = fake_llm(answer).await;
+        let llm = std::sync::Arc::new(LlmSummarizer::new(&url, "tiny", None));
+        let s = TestServer::with_mesh(crate::Backend::Sqlite, ADMIN, None, Some(llm)).await;
+        pipeline(&s).await;
+        let (_, p) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=200", None).await;
+        let compressed: Vec<&Value> =
+            p["items"].as_array().unwrap().iter().filter(|i| i["status"] == "compressed").collect();
+        assert!(!compressed.is_empty(), "{p}");
+        let by_llm = compressed.iter().any(|i| i["text"].as_str().unwrap().contains("Rivals cut prices"));
+        assert_eq!(by_llm, expect_llm, "{p}");
+        assert!(p["tokens"].as_u64().unwrap() <= 200);
+        assert_eq!(p["tokens"].as_u64().unwrap() as usize, tokens(p["text"].as_str().unwrap()));
+    }
+    // An OpenAI-compatible embeddings endpoint serves semantic search too.
+    let url = fake_llm(None).await;
+    let embedder = std::sync::Arc::new(RemoteEmbedder::new(&url, "words", None));
+    let s = TestServer::with_mesh(crate::Backend::Sqlite, ADMIN, Some(embedder), None).await;
+    corpus(&s).await;
+    let (status, found) = search(&s, "q=cat&mode=semantic").await;
+    assert_eq!((status, hit_keys(&found).first().copied()), (200, Some("pets/cat")), "{found}");
 }
