@@ -10,7 +10,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
     paths(
         contexts::create, contexts::list, contexts::read, contexts::update, contexts::remove,
         entries::list, entries::read, entries::put, entries::patch, entries::remove, entries::txn, entries::document,
-        conflicts::list, conflicts::read, conflicts::resolve, mesh::package, mesh::consensus, mesh::search,
+        conflicts::list, conflicts::read, conflicts::resolve, mesh::package, mesh::consensus, mesh::search, mesh::decision,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
         agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,

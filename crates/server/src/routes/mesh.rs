@@ -363,3 +363,60 @@ pub(crate) async fn search(
         .collect();
     Ok(Json(SearchResults { mode, revision: info.revision, hits }))
 }
+
+/// `POST /v1/contexts/{ctx}/decisions`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionRequest {
+    /// What was decided.
+    #[schema(value_type = Object)]
+    decision: serde_json::Value,
+    /// The context revision the agent read before deciding.
+    read_revision: u64,
+    /// Where to record it (default `decisions/<agent>/<read_revision>`).
+    key: Option<String>,
+}
+
+/// A recorded decision.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DecisionRecord {
+    /// The entry holding it (kind `decision`).
+    entry: ctxmesh_core::Entry,
+    /// Where the package the agent saw is rebuilt.
+    replay: String,
+}
+
+/// Record a decision with the revision the agent read: an entry of kind
+/// `decision` holding `{"decision", "read_revision", "agent"}`, and the
+/// path that rebuilds the package the agent saw at that revision.
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/decisions", tag = "mesh", request_body = DecisionRequest,
+    responses((status = 201, body = DecisionRecord), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn decision(
+    State(state): State<AppState>,
+    caller: Caller,
+    scopes: Scopes,
+    P(ctx): P<String>,
+    JsonBody(req): JsonBody<DecisionRequest>,
+) -> ApiResult<Response> {
+    let ctx = context_id(&ctx)?;
+    let info = state.store().get_context(&ctx).await?;
+    if req.read_revision == 0 || req.read_revision > info.revision {
+        let message = format!("read_revision is 1 to the context's revision {}", info.revision);
+        return Err(ApiError::invalid_argument("read_revision", message));
+    }
+    info.check_readable(req.read_revision)?;
+    let key = req.key.unwrap_or_else(|| format!("decisions/{}/{}", caller.agent, req.read_revision));
+    let key = ctxmesh_core::EntryKey::parse(&key)?;
+    let value =
+        serde_json::json!({"decision": req.decision, "read_revision": req.read_revision, "agent": caller.agent});
+    let write = ctxmesh_core::EntryWrite { value, kind: Some("decision".into()), ..Default::default() };
+    let op = ctxmesh_core::txn::Op::Put { key, write };
+    let txn = ctxmesh_core::TxnRequest { success: vec![op], scope: scopes.txn(), ..Default::default() };
+    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
+    let entry = match response.results.into_iter().next() {
+        Some(ctxmesh_core::txn::OpResult::Put { entry }) => entry,
+        _ => return Err(ApiError::internal("a write returned no entry")),
+    };
+    let replay = format!("/v1/contexts/{}/package?agent={}&at={}", ctx.as_str(), caller.agent, req.read_revision);
+    Ok((StatusCode::CREATED, Json(DecisionRecord { entry, replay })).into_response())
+}

@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/package", get(mesh::package))
         .route("/v1/contexts/{ctx}/consensus", post(mesh::consensus))
         .route("/v1/contexts/{ctx}/search", get(mesh::search))
+        .route("/v1/contexts/{ctx}/decisions", post(mesh::decision))
         .route("/v1/contexts/{ctx}/conflicts", get(conflicts::list))
         .route("/v1/contexts/{ctx}/conflicts/{id}", get(conflicts::read))
         .route("/v1/contexts/{ctx}/conflicts/{id}/resolve", post(conflicts::resolve))

@@ -411,6 +411,7 @@ async fn a_grant_on_one_context_reveals_nothing_of_another(s: TestServer) {
     tries.extend([
         (Method::GET, "/v1/contexts/b/watch?after=0".to_owned(), None),
         (Method::GET, "/v1/contexts/b/package".to_owned(), None),
+        (Method::GET, "/v1/contexts/b/search?q=only".to_owned(), None),
         (Method::GET, "/v1/contexts/b/conflicts?status=all".to_owned(), None),
         (Method::PUT, "/v1/contexts/b/entries/k".to_owned(), Some(json!({"value": 0}))),
         (Method::POST, "/v1/contexts/b/txn".to_owned(), Some(json!({"success": [{"op": "get", "key": "k"}]}))),
@@ -446,6 +447,10 @@ async fn a_grant_on_one_context_reveals_nothing_of_another(s: TestServer) {
     let (status, package) = text(&s, Method::GET, "/v1/contexts/a/package", &bob, None).await;
     assert_eq!(status, 200, "{package}");
     assert!(package.contains("for-a") && !package.contains("B-ONLY"), "{package}");
+    // Nor does a search of A find anything of B.
+    let (status, found) = text(&s, Method::GET, "/v1/contexts/a/search?q=b-only", &bob, None).await;
+    assert_eq!(status, 200, "{found}");
+    assert!(!found.contains("B-ONLY") && found.contains("\"hits\":[]"), "{found}");
     // Nor does bob get a package of B built for alice.
     let (status, _) = text(&s, Method::GET, "/v1/contexts/b/package?agent=alice", &bob, None).await;
     assert_eq!(status, 403);

@@ -200,21 +200,31 @@ async fn packages_follow_each_agents_needs_within_its_budget(s: TestServer) {
 
 async fn packages_rebuild_what_an_agent_saw(s: TestServer) {
     pipeline(&s).await;
-    let (_, before) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=20000", None).await;
+    let (_, before) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer", None).await;
     let seen = before["revision"].as_u64().unwrap();
-    ok(
-        &s,
-        Method::PUT,
-        "/v1/contexts/launch/entries/findings/pricing",
-        json!({"value": "Rivals charge $199.", "kind": "finding"}),
-    )
-    .await;
-    let (_, now) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer&budget=20000", None).await;
+    // The writer records its decision with the revision it read.
+    let r = s
+        .req(Method::POST, "/v1/contexts/launch/decisions")
+        .bearer_auth(ADMIN)
+        .header("x-agent-id", "writer")
+        .json(&json!({"decision": {"headline": "Meet X1"}, "read_revision": seen}));
+    let (status, record) = status_json(r.send().await.unwrap()).await;
+    assert_eq!(status, 201, "{record}");
+    assert_eq!(record["entry"]["key"], format!("decisions/writer/{seen}"));
+    assert_eq!(record["entry"]["kind"], "decision");
+    assert_eq!(record["entry"]["value"]["read_revision"].as_u64(), Some(seen));
+    let replay = record["replay"].as_str().unwrap().to_owned();
+    let bad = json!({"decision": 1, "read_revision": 9999});
+    assert_eq!(send(&s, Method::POST, "/v1/contexts/launch/decisions", Some(bad)).await.0, 400);
+
+    let pricing = json!({"value": "Rivals charge $199.", "kind": "finding"});
+    ok(&s, Method::PUT, "/v1/contexts/launch/entries/findings/pricing", pricing).await;
+    let (_, now) = send(&s, Method::GET, "/v1/contexts/launch/package?agent=writer", None).await;
     assert!(keys(&now).contains(&"findings/pricing".to_owned()));
-    let (_, then) =
-        send(&s, Method::GET, &format!("/v1/contexts/launch/package?agent=writer&budget=20000&at={seen}"), None).await;
+    let (_, then) = send(&s, Method::GET, &replay, None).await;
     assert_eq!(then["revision"].as_u64(), Some(seen));
     assert_eq!(then["text"], before["text"], "the package at a revision is what the agent saw then");
+    assert!(!keys(&then).contains(&"findings/pricing".to_owned()));
 }
 
 async fn inbox(s: &TestServer, agent: &str) -> Vec<Value> {
@@ -364,6 +374,8 @@ async fn the_next_agents_package_is_ready_and_computed_once(s: TestServer) {
     assert!(keys(&p).contains(&"findings/churn".to_owned()), "and it holds the new finding");
     let (cache, _) = get("researcher").await;
     assert_eq!(cache, "miss", "nobody comes before the researcher");
+    let metrics = s.req(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ctxmesh_package_cache_hit_ratio"), "the hit ratio is in /metrics");
 }
 
 async fn consensus_agrees_or_escalates(s: TestServer) {
