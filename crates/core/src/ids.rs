@@ -148,9 +148,7 @@ impl KeyPattern {
 
     /// Whether `key` matches this pattern.
     pub fn matches(&self, key: &str) -> bool {
-        let pattern: Vec<&str> = self.0.split('/').collect();
-        let key: Vec<&str> = key.split('/').collect();
-        match_segments(&pattern, &key)
+        match_segments(self.0.split('/'), key.split('/'))
     }
 }
 
@@ -161,14 +159,27 @@ impl<'de> Deserialize<'de> for KeyPattern {
     }
 }
 
-fn match_segments(pattern: &[&str], key: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => key.is_empty(),
-        Some((&"**", rest)) => (0..=key.len()).any(|skip| match_segments(rest, &key[skip..])),
-        Some((first, rest)) => match key.split_first() {
-            Some((k, key_rest)) => match_glob(first.as_bytes(), k.as_bytes()) && match_segments(rest, key_rest),
-            None => false,
-        },
+/// Matches segment by segment without allocating (`**` backtracks).
+fn match_segments(mut pattern: std::str::Split<'_, char>, mut key: std::str::Split<'_, char>) -> bool {
+    loop {
+        match pattern.next() {
+            None => return key.next().is_none(),
+            Some("**") => {
+                let mut rest = key;
+                loop {
+                    if match_segments(pattern.clone(), rest.clone()) {
+                        return true;
+                    }
+                    if rest.next().is_none() {
+                        return false;
+                    }
+                }
+            }
+            Some(segment) => match key.next() {
+                Some(k) if match_glob(segment.as_bytes(), k.as_bytes()) => {}
+                _ => return false,
+            },
+        }
     }
 }
 

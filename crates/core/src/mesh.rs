@@ -183,17 +183,36 @@ fn mean(parts: &[(Option<f64>, f64)]) -> Option<f64> {
     (weight > 0.0).then(|| sum / weight)
 }
 
+/// A context map ready to match entries (its key patterns parsed once).
+#[derive(Clone, Debug, Default)]
+pub struct Matcher {
+    kinds: Vec<String>,
+    tags: Vec<String>,
+    keys: Vec<KeyPattern>,
+}
+
+impl Matcher {
+    /// The matcher of `map` (its `exclude` aside).
+    pub fn new(map: &ContextMap) -> Self {
+        Matcher {
+            kinds: map.kinds.clone(),
+            tags: map.tags.clone(),
+            keys: map.keys.iter().filter_map(|p| KeyPattern::parse(p).ok()).collect(),
+        }
+    }
+
+    /// Whether it names the entry at `key` with `kind` and `tags`.
+    pub fn names(&self, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
+        kind.is_some_and(|k| self.kinds.iter().any(|m| m == k))
+            || tags.iter().any(|t| self.tags.contains(t))
+            || self.keys.iter().any(|p| p.matches(key))
+    }
+}
+
 /// Whether `map` names the entry at `key` with `kind` and `tags` (its
 /// `exclude` is not consulted).
 pub fn names(map: &ContextMap, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
-    kind.is_some_and(|k| map.kinds.iter().any(|m| m == k))
-        || tags.iter().any(|t| map.tags.contains(t))
-        || map.keys.iter().any(|p| KeyPattern::parse(p).is_ok_and(|p| p.matches(key)))
-}
-
-/// Whether the agent's needs exclude the entry.
-pub fn excludes(map: &ContextMap, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
-    map.exclude.as_ref().is_some_and(|x| names(x, key, kind, tags))
+    Matcher::new(map).names(key, kind, tags)
 }
 
 /// The words of a text, lowercased, for keyword similarity.
@@ -310,6 +329,8 @@ pub struct Scorer<'a> {
     agent: &'a Agent,
     settings: &'a MeshSettings,
     objective: Terms,
+    needs: Matcher,
+    exclude: Option<Matcher>,
     /// Keys that entries the agent needs depend on.
     depended: HashSet<String>,
     now: Timestamp,
@@ -318,14 +339,16 @@ pub struct Scorer<'a> {
 impl<'a> Scorer<'a> {
     /// A scorer for `agent` over `entries` (for the dependency signal).
     pub fn new(agent: &'a Agent, settings: &'a MeshSettings, entries: &[&Prepared], now: Timestamp) -> Self {
+        let needs = Matcher::new(&agent.needs);
+        let exclude = agent.needs.exclude.as_deref().map(Matcher::new);
         let mut depended = HashSet::new();
         for p in entries {
             let e = &p.entry;
-            if names(&agent.needs, &e.key, e.meta.kind.as_deref(), &e.meta.tags) {
+            if !e.meta.depends_on.is_empty() && needs.names(&e.key, e.meta.kind.as_deref(), &e.meta.tags) {
                 depended.extend(e.meta.depends_on.iter().cloned());
             }
         }
-        Scorer { agent, settings, objective: Terms::of(&agent.objective), depended, now }
+        Scorer { agent, settings, objective: Terms::of(&agent.objective), needs, exclude, depended, now }
     }
 
     /// The threshold that applies.
@@ -339,14 +362,14 @@ impl<'a> Scorer<'a> {
     pub fn score(&self, p: &Prepared, semantic: Option<f64>) -> Option<(f64, Components)> {
         let e = &p.entry;
         let (kind, tags) = (e.meta.kind.as_deref(), &e.meta.tags);
-        if excludes(&self.agent.needs, &e.key, kind, tags) {
+        if self.exclude.as_ref().is_some_and(|x| x.names(&e.key, kind, tags)) {
             return None;
         }
         let age_ms = (self.now - e.updated_at).num_milliseconds().max(0) as f64;
         let half_life = self.settings.recency_half_life_ms as f64;
         let c = Components {
             explicit: e.meta.relevance.get(&self.agent.id).copied(),
-            needs: f64::from(u8::from(names(&self.agent.needs, &e.key, kind, tags))),
+            needs: f64::from(u8::from(self.needs.names(&e.key, kind, tags))),
             dependency: f64::from(u8::from(self.depended.contains(&e.key))),
             text: (!self.objective.is_empty()).then(|| self.objective.cosine(&p.terms)),
             semantic: semantic.map(|s| s.clamp(0.0, 1.0)),
@@ -461,9 +484,12 @@ pub struct Package {
     pub encoding: String,
     /// The entries in it, most relevant first.
     pub items: Vec<PackageItem>,
-    /// Entries relevant enough that did not fit (and, with `explain`,
-    /// those below the threshold or excluded).
+    /// Entries relevant enough that did not fit, most relevant first: the
+    /// first 100 (all with `explain`, with those below the threshold and
+    /// those excluded).
     pub dropped: Vec<Dropped>,
+    /// How many entries relevant enough did not fit.
+    pub dropped_total: usize,
     /// The package as prompt-ready Markdown.
     pub text: String,
 }
@@ -604,6 +630,9 @@ pub fn build_package(
     let mut used = counter.count(&title);
     let mut items: Vec<PackageItem> = Vec::new();
     let mut full = false;
+    // Entries dropped for the budget: all counted, the first listed.
+    const LISTED: usize = 100;
+    let mut dropped_total = 0;
     for (score, c, p) in ranked {
         let e = &p.entry;
         let room = request.budget.saturating_sub(used + sep_cost);
@@ -653,13 +682,18 @@ pub fn build_package(
                     explain: request.explain.then_some(c),
                 });
             }
-            None => dropped.push(Dropped {
-                key: e.key.clone(),
-                revision: e.revision,
-                score,
-                reason: "budget".into(),
-                explain: request.explain.then_some(c),
-            }),
+            None => {
+                dropped_total += 1;
+                if request.explain || dropped_total <= LISTED {
+                    dropped.push(Dropped {
+                        key: e.key.clone(),
+                        revision: e.revision,
+                        score,
+                        reason: "budget".into(),
+                        explain: request.explain.then_some(c),
+                    });
+                }
+            }
         }
     }
     // The parts were counted one by one; the tokenizer decides on the
@@ -676,6 +710,7 @@ pub fn build_package(
     let mut tokens = counter.count(&text);
     while tokens > request.budget {
         let Some(last) = items.pop() else { break };
+        dropped_total += 1;
         dropped.push(Dropped {
             key: last.key,
             revision: last.revision,
@@ -695,6 +730,7 @@ pub fn build_package(
         encoding: encoding.to_owned(),
         items,
         dropped,
+        dropped_total,
         text,
     }
 }

@@ -69,9 +69,9 @@ pub(crate) async fn run(target: &Target, bench: &PackageBench, json_out: bool) -
     let client = Client::new(&target.base).with_agent("bench");
     let ctx = format!("pkg-{}", std::process::id());
     client.create_context(&json!({"id": ctx})).await?;
-    // Entries in transactions of 500: kinds, tags and keys vary so that
+    // Entries in transactions of 200: kinds, tags and keys vary so that
     // about a third match the agents' needs.
-    for chunk in (0..bench.entries).collect::<Vec<_>>().chunks(500) {
+    for chunk in (0..bench.entries).collect::<Vec<_>>().chunks(200) {
         let ops: Vec<Value> = chunk
             .iter()
             .map(|i| {

@@ -314,11 +314,14 @@ pub(crate) async fn search(
     let tags: Vec<&str> = p.tags.as_deref().map(|t| t.split(',').map(str::trim).collect()).unwrap_or_default();
     let info = state.store().get_context(&ctx).await?;
     let snapshot = state.mesh().snapshot(&state, &ctx, info.revision).await?;
+    let now = chrono::Utc::now();
     let visible: Vec<&Prepared> = snapshot
         .iter()
+        .map(|x| x.as_ref())
         .filter(|x| {
             let e = &x.entry;
             !e.meta.confidential
+                && !e.is_expired(now)
                 && scopes.read.permits_entry(e)
                 && p.kind.as_ref().is_none_or(|k| e.meta.kind.as_ref() == Some(k))
                 && tags.iter().all(|t| e.meta.tags.iter().any(|have| have == t))
