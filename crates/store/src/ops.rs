@@ -52,7 +52,7 @@ pub(crate) async fn create_context(
     settings.validate()?;
     let now = now();
     let entries = inherited(tx, env, &settings, lineage.clone(), now).await?;
-    let info = insert_context_with(tx, env, &id, settings, author, now, None, lineage.parent).await?;
+    let info = insert_context(tx, env, &id, settings, author, now, None, lineage.parent).await?;
     finish_create(tx, info, author, now, commit_kinds::CREATE, entries).await
 }
 
@@ -100,20 +100,8 @@ async fn inherited(
     Ok(entries.into_iter().map(|(k, (v, m))| (k, v, m)).collect())
 }
 
-async fn insert_context(
-    tx: &mut impl Tx,
-    env: Env<'_>,
-    id: &ContextId,
-    settings: ctxmesh_core::ContextSettings,
-    author: &str,
-    now: Timestamp,
-    forked_from: Option<ForkOrigin>,
-) -> Result<ContextInfo> {
-    insert_context_with(tx, env, id, settings, author, now, forked_from, None).await
-}
-
 #[allow(clippy::too_many_arguments)] // the columns of a new context
-async fn insert_context_with(
+async fn insert_context(
     tx: &mut impl Tx,
     env: Env<'_>,
     id: &ContextId,
@@ -274,7 +262,7 @@ pub(crate) async fn fork(
     let entries = tx.list_at(&source.id, "", "", ALL, at).await?;
     let now = now();
     let origin = ForkOrigin { context: source.id.clone(), revision: at };
-    let info = insert_context(tx, env, new_id, source.settings.clone(), author, now, Some(origin)).await?;
+    let info = insert_context(tx, env, new_id, source.settings.clone(), author, now, Some(origin), None).await?;
     let entries = entries.into_iter().map(|e| (e.key, e.value, e.meta)).collect();
     finish_create(tx, info, author, now, commit_kinds::FORK, entries).await
 }

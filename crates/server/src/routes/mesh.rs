@@ -131,6 +131,23 @@ pub(crate) async fn package(
     Ok(response)
 }
 
+/// Writes `write` at `key` as `caller`, within its scopes; the entry.
+async fn put_entry(
+    state: &AppState,
+    caller: &Caller,
+    scopes: &Scopes,
+    ctx: &ctxmesh_core::ContextId,
+    key: ctxmesh_core::EntryKey,
+    write: ctxmesh_core::EntryWrite,
+) -> ApiResult<ctxmesh_core::Entry> {
+    let op = ctxmesh_core::txn::Op::Put { key, write };
+    let txn = ctxmesh_core::TxnRequest { success: vec![op], scope: scopes.txn(), ..Default::default() };
+    match state.store().txn(ctx, txn, &caller.agent).await?.results.into_iter().next() {
+        Some(ctxmesh_core::txn::OpResult::Put { entry }) => Ok(entry),
+        _ => Err(ApiError::internal("a write returned no entry")),
+    }
+}
+
 /// `POST /v1/contexts/{ctx}/consensus`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -195,13 +212,7 @@ pub(crate) async fn consensus(
             confidence: Some(agreement),
             ..Default::default()
         };
-        let op = ctxmesh_core::txn::Op::Put { key, write };
-        let txn = ctxmesh_core::TxnRequest { success: vec![op], scope: scopes.txn(), ..Default::default() };
-        let response = state.store().txn(&ctx, txn, &caller.agent).await?;
-        let entry = match response.results.into_iter().next() {
-            Some(ctxmesh_core::txn::OpResult::Put { entry }) => entry,
-            _ => return Err(ApiError::internal("a write returned no entry")),
-        };
+        let entry = put_entry(&state, &caller, &scopes, &ctx, key, write).await?;
         let outcome = ConsensusOutcome { agreed: true, agreement, entry: Some(entry), conflict: None, candidates };
         return Ok(Json(outcome).into_response());
     }
@@ -413,13 +424,7 @@ pub(crate) async fn decision(
     let value =
         serde_json::json!({"decision": req.decision, "read_revision": req.read_revision, "agent": caller.agent});
     let write = ctxmesh_core::EntryWrite { value, kind: Some("decision".into()), ..Default::default() };
-    let op = ctxmesh_core::txn::Op::Put { key, write };
-    let txn = ctxmesh_core::TxnRequest { success: vec![op], scope: scopes.txn(), ..Default::default() };
-    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
-    let entry = match response.results.into_iter().next() {
-        Some(ctxmesh_core::txn::OpResult::Put { entry }) => entry,
-        _ => return Err(ApiError::internal("a write returned no entry")),
-    };
+    let entry = put_entry(&state, &caller, &scopes, &ctx, key, write).await?;
     let replay = format!("/v1/contexts/{}/package?agent={}&at={}", ctx.as_str(), caller.agent, req.read_revision);
     Ok((StatusCode::CREATED, Json(DecisionRecord { entry, replay })).into_response())
 }
