@@ -5,7 +5,8 @@
 //! time, a token counter and (when a model is configured) semantic
 //! similarities.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -268,21 +269,27 @@ pub fn search_text(entry: &Entry) -> String {
     all
 }
 
-/// A term-frequency vector, for cosine similarity.
+/// A term-frequency vector, for cosine similarity: terms sorted, so that
+/// a lookup is a binary search over a few dozen short strings (no hashing).
 #[derive(Clone, Debug, Default)]
 pub struct Terms {
-    counts: HashMap<String, f64>,
+    counts: Vec<(Box<str>, f64)>,
     norm: f64,
 }
 
 impl Terms {
     /// The terms of `text`.
     pub fn of(text: &str) -> Self {
-        let mut counts: HashMap<String, f64> = HashMap::new();
-        for w in words(text) {
-            *counts.entry(w).or_default() += 1.0;
+        let mut all: Vec<String> = words(text).collect();
+        all.sort_unstable();
+        let mut counts: Vec<(Box<str>, f64)> = Vec::new();
+        for w in all {
+            match counts.last_mut() {
+                Some((last, c)) if **last == *w => *c += 1.0,
+                _ => counts.push((w.into_boxed_str(), 1.0)),
+            }
         }
-        let norm = counts.values().map(|c| c * c).sum::<f64>().sqrt();
+        let norm = counts.iter().map(|(_, c)| c * c).sum::<f64>().sqrt();
         Terms { counts, norm }
     }
 
@@ -291,20 +298,24 @@ impl Terms {
         self.counts.is_empty()
     }
 
+    fn get(&self, word: &str) -> Option<f64> {
+        self.counts.binary_search_by(|(w, _)| (**w).cmp(word)).ok().map(|i| self.counts[i].1)
+    }
+
     /// Cosine similarity with `other`.
     pub fn cosine(&self, other: &Terms) -> f64 {
         if self.norm == 0.0 || other.norm == 0.0 {
             return 0.0;
         }
         let (small, large) = if self.counts.len() <= other.counts.len() { (self, other) } else { (other, self) };
-        let dot: f64 = small.counts.iter().filter_map(|(w, c)| large.counts.get(w).map(|d| c * d)).sum();
+        let dot: f64 = small.counts.iter().filter_map(|(w, c)| large.get(w).map(|d| c * d)).sum();
         dot / (self.norm * other.norm)
     }
 }
 
 /// An entry with what scoring and packing it needs, computed once per
 /// version (a server caches these by context revision).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Prepared {
     /// The entry.
     pub entry: Entry,
@@ -312,6 +323,12 @@ pub struct Prepared {
     pub terms: Terms,
     /// Its value as text, for compression.
     pub text: String,
+    /// Its Markdown when included whole, made on first use.
+    whole: OnceLock<String>,
+    /// The token counts of `whole`, by encoding, counted on first use: the
+    /// entries at the top of one agent's ranking are mostly at the top of
+    /// the next one's.
+    whole_tokens: Mutex<Vec<(&'static str, usize)>>,
 }
 
 impl Prepared {
@@ -319,7 +336,32 @@ impl Prepared {
     pub fn new(entry: Entry) -> Self {
         let mut text = String::new();
         value_text(&entry.value, &mut text);
-        Prepared { terms: Terms::of(&search_text(&entry)), text, entry }
+        Prepared {
+            terms: Terms::of(&search_text(&entry)),
+            text,
+            entry,
+            whole: OnceLock::new(),
+            whole_tokens: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Its Markdown when included whole, and that text's tokens by `counter`.
+    pub fn whole(&self, counter: &dyn TokenCounter) -> (&str, usize) {
+        let text = self.whole.get_or_init(|| whole(&self.entry));
+        let encoding = counter.encoding();
+        let known = self
+            .whole_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(e, _)| *e == encoding)
+            .map(|(_, n)| *n);
+        let tokens = known.unwrap_or_else(|| {
+            let n = counter.count(text);
+            self.whole_tokens.lock().unwrap_or_else(|e| e.into_inner()).push((encoding, n));
+            n
+        });
+        (text, tokens)
     }
 }
 
@@ -395,6 +437,8 @@ pub fn priority_signal(p: Priority) -> f64 {
 pub trait TokenCounter {
     /// The number of tokens of `text`.
     fn count(&self, text: &str) -> usize;
+    /// The encoding's name (counts are cached under it).
+    fn encoding(&self) -> &'static str;
 }
 
 /// How an entry went into a package.
@@ -638,10 +682,9 @@ pub fn build_package(
         let room = request.budget.saturating_sub(used + sep_cost);
         let mut placed = None;
         if !full {
-            let text = whole(e);
-            let cost = counter.count(&text);
+            let (text, cost) = p.whole(counter);
             if cost <= room {
-                placed = Some((Inclusion::Included, text, cost));
+                placed = Some((Inclusion::Included, text.to_owned(), cost));
             } else if request.compress {
                 let head = format!("## {} (summary; whole at {})\n", e.key, reference(e));
                 let head_cost = counter.count(&head);
