@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod coord;
 mod ctx;
+mod mcp;
 mod serve;
 mod table;
 mod watch;
@@ -38,6 +39,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Run a benchmark scenario against a server (started for it by default).
     Bench(bench::BenchArgs),
+    /// Serve MCP over stdio, against a server or the embedded store.
+    Mcp(mcp::McpArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Locks(args) => coord::locks(args).await,
             Command::Handoff(args) => coord::handoff(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Mcp(args) => mcp::run(args).await,
         }
     });
     match result {

@@ -60,7 +60,14 @@ fn unauthenticated(message: &str) -> Response {
 
 /// Middleware: authenticates `/v1` requests and records the [`Caller`].
 pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/v1/") {
+    let path = req.uri().path();
+    if !(path.starts_with("/v1/") || path == "/mcp" || path.starts_with("/mcp/")) {
+        return next.run(req).await;
+    }
+    // A request from inside this node (an MCP tool call) carries the
+    // caller its MCP request was authenticated as; extensions cannot come
+    // from the network.
+    if req.extensions().get::<Caller>().is_some() {
         return next.run(req).await;
     }
     let named = match agent_header(req.headers()) {

@@ -25,6 +25,7 @@ mod cursor;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod mcp;
 pub mod mesh;
 pub mod metrics;
 pub mod openapi;
@@ -96,6 +97,8 @@ struct Inner {
     config: ServerConfig,
     /// Set when the server shuts down: long-lived streams end on it.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Cancelled when the server shuts down: MCP streams end on it.
+    mcp_closing: ctxmesh_mcp::CancellationToken,
     /// Per-agent request buckets.
     limiter: limits::RateLimiter,
     /// Per-agent open streams.
@@ -115,6 +118,7 @@ impl AppState {
                 store,
                 config,
                 closing,
+                mcp_closing: Default::default(),
                 limiter: Default::default(),
                 streams: Default::default(),
                 audit: Default::default(),
@@ -181,6 +185,7 @@ impl AppState {
     /// Starts the shutdown of long-lived streams (watches, WebSockets).
     pub fn close(&self) {
         self.inner.closing.send_replace(true);
+        self.inner.mcp_closing.cancel();
     }
 
     /// The store.
@@ -199,8 +204,21 @@ impl AppState {
     }
 }
 
-/// The application: every route, with limits and metrics.
+/// The application: every route, with limits and metrics, and MCP at
+/// `/mcp`.
 pub fn app(state: AppState) -> Router {
+    let api = api(state.clone());
+    // MCP requests are authenticated (and rate-limited) like the API's;
+    // their tool calls then go through the API router as that caller.
+    let mcp = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .service(mcp::service(&state, api.clone()));
+    api.route_service("/mcp", mcp)
+}
+
+/// The HTTP API: every `/v1` route and the operational ones.
+fn api(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config().limits.max_body_bytes).unwrap_or(usize::MAX);
     // Layers run outside in: authenticate, then authorize context routes.
     routes::router()

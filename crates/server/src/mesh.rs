@@ -57,23 +57,27 @@ impl Encoding {
         static CL100K: OnceLock<Result<Tokenizer, String>> = OnceLock::new();
         static O200K: OnceLock<Result<Tokenizer, String>> = OnceLock::new();
         let loaded = match self {
-            Encoding::Cl100kBase => {
-                CL100K.get_or_init(|| tiktoken_rs::cl100k_base().map(Tokenizer).map_err(|e| e.to_string()))
-            }
-            Encoding::O200kBase => {
-                O200K.get_or_init(|| tiktoken_rs::o200k_base().map(Tokenizer).map_err(|e| e.to_string()))
-            }
+            Encoding::Cl100kBase => CL100K.get_or_init(|| {
+                tiktoken_rs::cl100k_base().map(|bpe| Tokenizer(bpe, "cl100k_base")).map_err(|e| e.to_string())
+            }),
+            Encoding::O200kBase => O200K.get_or_init(|| {
+                tiktoken_rs::o200k_base().map(|bpe| Tokenizer(bpe, "o200k_base")).map_err(|e| e.to_string())
+            }),
         };
         loaded.as_ref().map_err(|e| ApiError::internal(format!("tokenizer {}: {e}", self.name())))
     }
 }
 
-/// A tiktoken tokenizer.
-pub struct Tokenizer(CoreBPE);
+/// A tiktoken tokenizer, and its encoding's name.
+pub struct Tokenizer(CoreBPE, &'static str);
 
 impl TokenCounter for Tokenizer {
     fn count(&self, text: &str) -> usize {
         self.0.count_ordinary(text)
+    }
+
+    fn encoding(&self) -> &'static str {
+        self.1
     }
 }
 
