@@ -8,6 +8,9 @@ use http::{Method, Request};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
+/// A lock's time to live when the call does not say.
+const DEFAULT_LOCK_TTL_MS: u64 = 30_000;
+
 /// A tool call turned into an HTTP request, or what is wrong with its
 /// arguments.
 pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, String> {
@@ -52,7 +55,7 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
             return a.with_preconditions(Method::DELETE, &path, None, "application/json");
         }
         "get_history" => {
-            let q = a.query(&["limit", "cursor"]);
+            let q = a.query(&["limit", "before"]);
             match args.get("key") {
                 Some(_) => (Method::GET, format!("/v1/contexts/{}/entries/{}/history{q}", ctx()?, a.key()?), None),
                 None => (Method::GET, format!("/v1/contexts/{}/history{q}", ctx()?), None),
@@ -77,6 +80,7 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
         }
         "acquire_lock" => {
             let mut body = serde_json::Map::new();
+            body.insert("ttl_ms".into(), json!(DEFAULT_LOCK_TTL_MS));
             for field in ["ttl_ms", "wait_ms"] {
                 if let Some(v) = args.get(field) {
                     body.insert(field.into(), v.clone());
@@ -161,8 +165,8 @@ pub(crate) fn list() -> Vec<Tool> {
         .with_annotations(ToolAnnotations::new().destructive(true)),
         tool(
             "get_history",
-            "The versions of an entry (with `key`), or the commits of the context (without): revision, author, time.",
-            json!({"context": context, "key": key, "limit": limit, "cursor": cursor}),
+            "The versions of an entry (with `key`), or the commits of the context (without), newest first: revision, author, time. Page with `before` (the answer's `next_before`).",
+            json!({"context": context, "key": key, "limit": limit, "before": revision}),
             &["context"],
         )
         .with_annotations(read_only()),
