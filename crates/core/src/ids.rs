@@ -148,7 +148,11 @@ impl KeyPattern {
 
     /// Whether `key` matches this pattern.
     pub fn matches(&self, key: &str) -> bool {
-        match_segments(self.0.split('/'), key.split('/'))
+        // The literal part before the first `*` must start the key (but
+        // for a last `/`: `a/**` matches `a`): most keys are told apart
+        // there, without splitting.
+        let literal = self.0.find('*').map_or(self.0.as_str(), |i| self.0[..i].trim_end_matches('/'));
+        key.starts_with(literal) && match_segments(self.0.split('/'), key.split('/'))
     }
 }
 

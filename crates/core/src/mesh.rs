@@ -269,24 +269,27 @@ pub fn search_text(entry: &Entry) -> String {
     all
 }
 
-/// A term-frequency vector, for cosine similarity: terms sorted, so that
-/// a lookup is a binary search over a few dozen short strings (no hashing).
+/// A term-frequency vector, for cosine similarity. Terms are kept as
+/// 64-bit hashes, sorted, in one contiguous array: scoring ten thousand
+/// entries is then a few binary searches over integers each, with no
+/// string compared and no pointer followed (a collision of two words'
+/// hashes is too rare to matter for a similarity).
 #[derive(Clone, Debug, Default)]
 pub struct Terms {
-    counts: Vec<(Box<str>, f64)>,
+    counts: Vec<(u64, f64)>,
     norm: f64,
 }
 
 impl Terms {
     /// The terms of `text`.
     pub fn of(text: &str) -> Self {
-        let mut all: Vec<String> = words(text).collect();
-        all.sort_unstable();
-        let mut counts: Vec<(Box<str>, f64)> = Vec::new();
-        for w in all {
+        let mut ids: Vec<u64> = words(text).map(|w| term_id(&w)).collect();
+        ids.sort_unstable();
+        let mut counts: Vec<(u64, f64)> = Vec::new();
+        for id in ids {
             match counts.last_mut() {
-                Some((last, c)) if **last == *w => *c += 1.0,
-                _ => counts.push((w.into_boxed_str(), 1.0)),
+                Some((last, c)) if *last == id => *c += 1.0,
+                _ => counts.push((id, 1.0)),
             }
         }
         let norm = counts.iter().map(|(_, c)| c * c).sum::<f64>().sqrt();
@@ -298,8 +301,8 @@ impl Terms {
         self.counts.is_empty()
     }
 
-    fn get(&self, word: &str) -> Option<f64> {
-        self.counts.binary_search_by(|(w, _)| (**w).cmp(word)).ok().map(|i| self.counts[i].1)
+    fn get(&self, id: u64) -> Option<f64> {
+        self.counts.binary_search_by_key(&id, |(i, _)| *i).ok().map(|i| self.counts[i].1)
     }
 
     /// Cosine similarity with `other`.
@@ -308,9 +311,14 @@ impl Terms {
             return 0.0;
         }
         let (small, large) = if self.counts.len() <= other.counts.len() { (self, other) } else { (other, self) };
-        let dot: f64 = small.counts.iter().filter_map(|(w, c)| large.get(w).map(|d| c * d)).sum();
+        let dot: f64 = small.counts.iter().filter_map(|(id, c)| large.get(*id).map(|d| c * d)).sum();
         dot / (self.norm * other.norm)
     }
+}
+
+/// A word's 64-bit id (FNV-1a: deterministic, fast on short words).
+fn term_id(word: &str) -> u64 {
+    word.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// An entry with what scoring and packing it needs, computed once per
@@ -412,7 +420,7 @@ impl<'a> Scorer<'a> {
         let c = Components {
             explicit: e.meta.relevance.get(&self.agent.id).copied(),
             needs: f64::from(u8::from(self.needs.names(&e.key, kind, tags))),
-            dependency: f64::from(u8::from(self.depended.contains(&e.key))),
+            dependency: f64::from(u8::from(!self.depended.is_empty() && self.depended.contains(&e.key))),
             text: (!self.objective.is_empty()).then(|| self.objective.cosine(&p.terms)),
             semantic: semantic.map(|s| s.clamp(0.0, 1.0)),
             recency: 0.5f64.powf(age_ms / half_life),
@@ -623,6 +631,64 @@ fn reference(e: &Entry) -> String {
     format!("{}@{}", e.key, e.revision)
 }
 
+/// Entries scored by one thread.
+struct Scored<'a> {
+    /// (score, revision, index into `signals`) of the entries at or above
+    /// the threshold.
+    ranked: Vec<(f64, u64, usize)>,
+    signals: Vec<(Components, &'a Prepared)>,
+    /// Below the threshold or excluded (only with `explain`).
+    dropped: Vec<Dropped>,
+}
+
+/// Contexts smaller than this are scored on one thread.
+const PARALLEL_SCORING_FROM: usize = 4096;
+
+/// Threads to score `n` entries with.
+fn scoring_threads(n: usize) -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    if n < PARALLEL_SCORING_FROM {
+        return 1;
+    }
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    cores.clamp(1, 4)
+}
+
+fn score_all<'a>(
+    scorer: &Scorer<'_>,
+    entries: &[&'a Prepared],
+    semantic: &BTreeMap<String, f64>,
+    threshold: f64,
+    explain: bool,
+) -> Scored<'a> {
+    let mut out = Scored { ranked: Vec::new(), signals: Vec::new(), dropped: Vec::new() };
+    for p in entries.iter().copied() {
+        let e = &p.entry;
+        let semantic = if semantic.is_empty() { None } else { semantic.get(&e.key).copied() };
+        match scorer.score(p, semantic) {
+            Some((score, c)) if score >= threshold => {
+                out.ranked.push((score, e.revision, out.signals.len()));
+                out.signals.push((c, p));
+            }
+            scored if explain => {
+                let (score, c, reason) = match scored {
+                    Some((s, c)) => (s, Some(c), "threshold"),
+                    None => (0.0, None, "excluded"),
+                };
+                out.dropped.push(Dropped {
+                    key: e.key.clone(),
+                    revision: e.revision,
+                    score,
+                    reason: reason.into(),
+                    explain: c,
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Builds a package: the entries at or above the threshold, most relevant
 /// first, each whole if it fits in what is left of the budget, else
 /// summarized (whole sentences) if that fits, else as a reference line; an
@@ -641,29 +707,32 @@ pub fn build_package(
     encoding: &str,
 ) -> Package {
     let threshold = scorer.settings.threshold_of(&scorer.agent.id);
-    let mut ranked: Vec<(f64, Components, &Prepared)> = Vec::new();
+    // Scoring touches every entry: large contexts are scored in chunks on
+    // several threads, merged in entry order (so the result is the same).
+    let chunk = entries.len().div_ceil(scoring_threads(entries.len())).max(1);
+    let scored: Vec<Scored<'_>> = if entries.len() <= chunk {
+        vec![score_all(scorer, entries, semantic, threshold, request.explain)]
+    } else {
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || score_all(scorer, part, semantic, threshold, request.explain)))
+                .collect();
+            parts.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        })
+    };
+    // Ranked by (score, revision) with indexes: the sort moves 24 bytes
+    // per entry and follows no pointer.
+    let mut ranked: Vec<(f64, u64, usize)> = Vec::new();
+    let mut signals: Vec<(Components, &Prepared)> = Vec::new();
     let mut dropped = Vec::new();
-    for p in entries.iter().copied() {
-        let e = &p.entry;
-        match scorer.score(p, semantic.get(&e.key).copied()) {
-            Some((score, c)) if score >= threshold => ranked.push((score, c, p)),
-            scored if request.explain => {
-                let (score, c, reason) = match scored {
-                    Some((s, c)) => (s, Some(c), "threshold"),
-                    None => (0.0, None, "excluded"),
-                };
-                dropped.push(Dropped {
-                    key: e.key.clone(),
-                    revision: e.revision,
-                    score,
-                    reason: reason.into(),
-                    explain: c,
-                });
-            }
-            _ => {}
-        }
+    for part in scored {
+        let offset = signals.len();
+        ranked.extend(part.ranked.into_iter().map(|(score, revision, i)| (score, revision, i + offset)));
+        signals.extend(part.signals);
+        dropped.extend(part.dropped);
     }
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.entry.revision.cmp(&a.2.entry.revision)));
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
 
     let mut title = format!("# Context {context} at revision {revision}");
     if counter.count(&title) > request.budget {
@@ -677,7 +746,9 @@ pub fn build_package(
     // Entries dropped for the budget: all counted, the first listed.
     const LISTED: usize = 100;
     let mut dropped_total = 0;
-    for (score, c, p) in ranked {
+    for (score, _, i) in ranked {
+        let p = signals[i].1;
+        let c = std::mem::take(&mut signals[i].0);
         let e = &p.entry;
         let room = request.budget.saturating_sub(used + sep_cost);
         let mut placed = None;
@@ -775,5 +846,70 @@ pub fn build_package(
         dropped,
         dropped_total,
         text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::AgentSpec;
+    use serde_json::json;
+
+    /// Counts whitespace-separated words, as a stand-in tokenizer.
+    struct Words;
+
+    impl TokenCounter for Words {
+        fn count(&self, text: &str) -> usize {
+            text.split_whitespace().count()
+        }
+
+        fn encoding(&self) -> &'static str {
+            "words"
+        }
+    }
+
+    fn entry(i: usize, now: Timestamp) -> Entry {
+        let area = ["findings", "notes"][i % 2];
+        let word = ["pricing", "churn", "brand"][i % 3];
+        serde_json::from_value(json!({
+            "key": format!("{area}/e{i:05}"), "value": format!("The {word} review {i} found item {} within range.", i % 7),
+            "revision": 1 + (i / 10) as u64, "version": 1, "created_revision": 1, "updated_at": now,
+            "author": "a", "confidence": (i % 10) as f64 / 10.0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_large_context_ranks_as_one_entry_at_a_time_would() {
+        let now = chrono::Utc::now();
+        let spec = json!({"id": "w", "objective": "pricing risk", "needs": {"keys": ["findings/**"]}});
+        let agent = serde_json::from_value::<AgentSpec>(spec).unwrap().into_agent(now).unwrap();
+        let settings = MeshSettings::default();
+        let prepared: Vec<Prepared> =
+            (0..PARALLEL_SCORING_FROM * 2 + 7).map(|i| Prepared::new(entry(i, now))).collect();
+        let entries: Vec<&Prepared> = prepared.iter().collect();
+        let scorer = Scorer::new(&agent, &settings, &entries, now);
+        let request = PackageRequest { budget: 300, explain: true, compress: true };
+        let package =
+            build_package("c", 9, &scorer, &entries, &BTreeMap::new(), &request, &Words, &Extractive, "words");
+
+        // The expected order, one entry at a time: by score, then revision,
+        // then key order.
+        let threshold = scorer.threshold();
+        let mut expected: Vec<(f64, u64, &str)> = entries
+            .iter()
+            .filter_map(|p| scorer.score(p, None).map(|(s, _)| (s, p.entry.revision, p.entry.key.as_str())))
+            .filter(|(s, _, _)| *s >= threshold)
+            .collect();
+        expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+        let placed: Vec<&str> = package.items.iter().map(|i| i.key.as_str()).collect();
+        let expected_keys: Vec<&str> = expected.iter().map(|e| e.2).collect();
+        assert!(!placed.is_empty() && placed.len() < expected_keys.len());
+        assert_eq!(placed, expected_keys[..placed.len()]);
+        assert!(package.tokens <= 300 && Words.count(&package.text) == package.tokens);
+        // Every entry is accounted for: placed, dropped for the budget, or
+        // below the threshold / excluded (explain lists them all).
+        assert_eq!(package.items.len() + package.dropped.len(), entries.len());
+        assert!(package.items.iter().all(|i| i.key.starts_with("findings/")));
     }
 }
