@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
+mod cas;
 mod package;
 mod watch;
 
@@ -38,11 +39,26 @@ enum Scenario {
     /// Package computation: p50/p99 of building an agent's package over a
     /// context of many entries (10,000 by default), within a token budget.
     Package(package::PackageBench),
+    /// Contended compare-and-swap: every client reads and conditionally
+    /// writes one entry; side by side with Redis and a Lua CAS script.
+    CasOne(cas::CasBench),
+    /// Compare-and-swap over many entries (1,000 by default).
+    CasMany(cas::CasBench),
+    /// 90% reads, 10% read-then-CAS, over many entries.
+    ReadHeavy(cas::CasBench),
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // The CAS scenarios start the systems they compare themselves.
+    let server = args.server.as_deref();
+    match &args.scenario {
+        Scenario::CasOne(bench) => return cas::run(cas::Workload::One, server, bench, args.json).await,
+        Scenario::CasMany(bench) => return cas::run(cas::Workload::Many, server, bench, args.json).await,
+        Scenario::ReadHeavy(bench) => return cas::run(cas::Workload::ReadHeavy, server, bench, args.json).await,
+        Scenario::Watch(_) | Scenario::Package(_) => {}
+    }
     let target = match &args.server {
-        Some(url) => Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None },
+        Some(url) => Target::remote(url),
         None => {
             // A bench server on loopback, without tokens.
             let mut flags = vec!["--durability", "full", "--auth", "off"];
@@ -55,6 +71,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Watch(bench) => watch::run(&target, &bench, args.json).await,
         Scenario::Package(bench) => package::run(&target, &bench, args.json).await,
+        Scenario::CasOne(_) | Scenario::CasMany(_) | Scenario::ReadHeavy(_) => unreachable!("run above"),
     }
 }
 
@@ -66,8 +83,13 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// A server that runs already.
+    pub(crate) fn remote(url: &str) -> Self {
+        Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None }
+    }
+
     /// Starts `ctxmesh serve` from this binary on a fresh data directory.
-    fn spawn(extra: &[&str]) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("cannot create a temporary data directory")?;
         let exe: PathBuf = std::env::current_exe().context("cannot find the ctxmesh binary")?;
         let mut child = Command::new(exe)

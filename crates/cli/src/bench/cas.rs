@@ -1,0 +1,492 @@
+//! The compare-and-swap scenarios, side by side with the baseline that
+//! hand-built shared context uses: Redis with an atomic Lua
+//! compare-and-swap script (version check and write in one script).
+//!
+//! Every system runs the same protocol: a client reads an entry's version,
+//! then writes a new value on the condition that the version is still the
+//! one it read (ctxmesh: `GET`, then `PUT` with `If-Match`; Redis: `HMGET`,
+//! then `EVALSHA` of the script). A refused write is a conflict; the client
+//! reads again.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{Percentiles, Target};
+
+/// The script of the Redis baseline (one version field and one value
+/// field per key; 1 when written, 0 on a conflict).
+const CAS_SCRIPT: &str = r"
+local cur_ver = tonumber(redis.call('HGET', KEYS[1], 'version'))
+if cur_ver ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'raw', ARGV[2])
+return 1
+";
+
+/// Options of the CAS scenarios.
+#[derive(Args, Debug)]
+pub(crate) struct CasBench {
+    /// Concurrent clients, one run per count (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+    clients: Vec<usize>,
+    /// Seconds each run measures (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Size of each written value, in bytes.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Entries the clients work on (default: 1 for cas-one, 1,000 for the
+    /// others).
+    #[arg(long)]
+    keys: Option<usize>,
+    /// Systems to run, side by side (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "ctxmesh,redis,redis-fsync")]
+    systems: Vec<System>,
+    /// The PostgreSQL database of `ctxmesh-postgres`.
+    #[arg(long, env = "CTXMESH_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    /// The `redis-server` binary the Redis baselines start (each on a
+    /// port and directory of its own).
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
+}
+
+/// A system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum System {
+    /// ctxmesh on its embedded store, writes acknowledged after fsync.
+    Ctxmesh,
+    /// ctxmesh on its embedded store, `--durability relaxed`.
+    CtxmeshRelaxed,
+    /// ctxmesh on PostgreSQL (`--postgres`).
+    CtxmeshPostgres,
+    /// Redis with the Lua CAS script, persistence off.
+    Redis,
+    /// Redis with the Lua CAS script, `appendonly yes`, `appendfsync always`.
+    RedisFsync,
+}
+
+impl System {
+    fn describe(self) -> &'static str {
+        match self {
+            System::Ctxmesh => "ctxmesh embedded (durable)",
+            System::CtxmeshRelaxed => "ctxmesh embedded (relaxed)",
+            System::CtxmeshPostgres => "ctxmesh on PostgreSQL",
+            System::Redis => "Redis+Lua, no persistence",
+            System::RedisFsync => "Redis+Lua, appendfsync always",
+        }
+    }
+}
+
+/// Which CAS scenario.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Workload {
+    /// Every client on one entry.
+    One,
+    /// Writes spread over many entries.
+    Many,
+    /// 90% reads, 10% read-then-CAS, over many entries.
+    ReadHeavy,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::One => "cas-one",
+            Workload::Many => "cas-many",
+            Workload::ReadHeavy => "read-heavy",
+        }
+    }
+
+    /// Percent of iterations that only read.
+    fn read_percent(self) -> u64 {
+        match self {
+            Workload::ReadHeavy => 90,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct RunResult {
+    system: System,
+    clients: usize,
+    seconds: f64,
+    /// Conditional writes that succeeded, per second.
+    cas_per_second: f64,
+    /// Conditional writes refused because another client wrote first, as a
+    /// share of all conditional writes.
+    conflict_ratio: f64,
+    /// Every request (reads and conditional writes), per second.
+    requests_per_second: f64,
+    /// Latency of the conditional writes.
+    cas: Percentiles,
+    /// Latency of the reads.
+    read: Percentiles,
+    /// Requests that failed otherwise (should be 0).
+    errors: u64,
+}
+
+pub(crate) async fn run(
+    workload: Workload,
+    server: Option<&str>,
+    bench: &CasBench,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let keys = bench.keys.unwrap_or(match workload {
+        Workload::One => 1,
+        _ => 1000,
+    });
+    if keys == 0 || bench.clients.contains(&0) {
+        bail!("--keys and --clients must be at least 1");
+    }
+    let value = "v".repeat(bench.value_size);
+    let mut results = Vec::new();
+    for &system in &bench.systems {
+        // One server per system, shared by its runs (a fresh context or key
+        // space per run).
+        let mut host = Host::start(system, server, bench).await?;
+        for &clients in &bench.clients {
+            let space = format!("cas-{}-{clients}", std::process::id());
+            let driver = host.driver(&space, keys, &value).await?;
+            results.push(measure(system, &driver, clients, keys, workload, &value, bench.duration).await?);
+            driver.close().await;
+        }
+        host.stop();
+    }
+    if json_out {
+        let out = json!({"scenario": workload.name(), "keys": keys, "value_size": bench.value_size,
+            "duration_s": bench.duration, "results": results});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {keys} entr{}, {}% reads, {} B values, {} s per run",
+        workload.name(),
+        if keys == 1 { "y" } else { "ies" },
+        workload.read_percent(),
+        bench.value_size,
+        bench.duration
+    );
+    println!(
+        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "system", "clients", "cas ok/s", "conflicts", "req/s", "cas p50", "cas p90", "cas p99", "cas max", "read p99"
+    );
+    for r in &results {
+        println!(
+            "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+            r.system.describe(),
+            r.clients,
+            r.cas_per_second,
+            r.conflict_ratio * 100.0,
+            r.requests_per_second,
+            r.cas.p50_ms,
+            r.cas.p90_ms,
+            r.cas.p99_ms,
+            r.cas.max_ms,
+            r.read.p99_ms
+        );
+    }
+    println!("(latencies in ms)");
+    Ok(())
+}
+
+/// A running system.
+enum Host {
+    Ctxmesh(Target),
+    Redis { process: Child, url: String, _dir: tempfile::TempDir },
+}
+
+impl Host {
+    async fn start(system: System, server: Option<&str>, bench: &CasBench) -> anyhow::Result<Self> {
+        let flags: Vec<&str> = match system {
+            System::Ctxmesh => vec!["--durability", "full"],
+            System::CtxmeshRelaxed => vec!["--durability", "relaxed"],
+            System::CtxmeshPostgres => vec!["--durability", "full", "--store", &bench.postgres],
+            System::Redis => return Self::redis(&bench.redis_server, false).await,
+            System::RedisFsync => return Self::redis(&bench.redis_server, true).await,
+        };
+        if let (System::Ctxmesh, Some(url)) = (system, server) {
+            return Ok(Host::Ctxmesh(Target::remote(url)));
+        }
+        // A bench server on loopback, without tokens or rate limits.
+        let mut all = vec!["--auth", "off", "--rate-limit", "0"];
+        all.extend(flags);
+        Ok(Host::Ctxmesh(Target::spawn(&all)?))
+    }
+
+    async fn redis(binary: &str, fsync: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a directory for Redis")?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = Command::new(binary);
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if fsync {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let process = cmd.spawn().with_context(|| {
+            format!("cannot start {binary}: install Redis (apt-get install redis-server) or leave the Redis systems out of --systems")
+        })?;
+        let url = format!("redis://127.0.0.1:{port}/");
+        let client = redis::Client::open(url.as_str())?;
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+            {
+                return Ok(Host::Redis { process, url, _dir: dir });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{binary} did not answer on port {port}")
+    }
+
+    /// A driver over a fresh key space `space` of `keys` entries.
+    async fn driver(&mut self, space: &str, keys: usize, value: &str) -> anyhow::Result<Driver> {
+        match self {
+            Host::Ctxmesh(target) => {
+                let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+                let base = format!("{}/v1/contexts/{space}", target.base);
+                let create = http.post(format!("{}/v1/contexts", target.base)).json(&json!({"id": space}));
+                expect_ok(create.send().await?).await?;
+                for chunk in (0..keys).collect::<Vec<_>>().chunks(200) {
+                    let ops: Vec<Value> =
+                        chunk.iter().map(|k| json!({"op": "put", "key": format!("k{k}"), "value": value})).collect();
+                    expect_ok(http.post(format!("{base}/txn")).json(&json!({"success": ops})).send().await?).await?;
+                }
+                Ok(Driver::Http { http, base })
+            }
+            Host::Redis { url, .. } => {
+                let client = redis::Client::open(url.as_str())?;
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                let mut pipe = redis::pipe();
+                for k in 0..keys {
+                    pipe.hset_multiple(format!("{space}:k{k}"), &[("version", "1"), ("raw", value)]).ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await?;
+                Ok(Driver::Redis { client, space: space.to_owned(), script: redis::Script::new(CAS_SCRIPT) })
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Host::Redis { process, .. } = self {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
+    if !response.status().is_success() {
+        bail!("the server refused the set-up: {} {}", response.status(), response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// How clients talk to a system.
+#[derive(Clone)]
+enum Driver {
+    Http { http: reqwest::Client, base: String },
+    Redis { client: redis::Client, space: String, script: redis::Script },
+}
+
+/// One client's connection.
+enum Conn {
+    Http(reqwest::Client, String),
+    Redis(redis::aio::MultiplexedConnection, String, redis::Script),
+}
+
+/// What a conditional write came to.
+enum Outcome {
+    Written,
+    Conflict,
+}
+
+impl Driver {
+    /// A connection of its own for one client (Redis: one socket per
+    /// client, as ctxmesh's clients each use one HTTP connection).
+    async fn connect(&self) -> anyhow::Result<Conn> {
+        Ok(match self {
+            Driver::Http { http, base } => Conn::Http(http.clone(), base.clone()),
+            Driver::Redis { client, space, script } => {
+                Conn::Redis(client.get_multiplexed_async_connection().await?, space.clone(), script.clone())
+            }
+        })
+    }
+
+    async fn close(self) {
+        if let Driver::Http { http, base } = self {
+            // The run's context is not needed any more.
+            let _ = http.delete(base).send().await;
+        }
+    }
+}
+
+impl Conn {
+    /// The entry's version.
+    async fn read(&mut self, key: usize) -> anyhow::Result<u64> {
+        match self {
+            Conn::Http(http, base) => {
+                let response = http.get(format!("{base}/entries/k{key}")).send().await?;
+                if !response.status().is_success() {
+                    bail!("read: {}", response.status());
+                }
+                let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                // The body is read like a client would, then dropped.
+                response.bytes().await?;
+                etag.trim_matches('"').parse().context("read: no revision in the ETag")
+            }
+            Conn::Redis(conn, space, _) => {
+                let (version, _raw): (u64, Vec<u8>) = redis::cmd("HMGET")
+                    .arg(format!("{space}:k{key}"))
+                    .arg("version")
+                    .arg("raw")
+                    .query_async(conn)
+                    .await?;
+                Ok(version)
+            }
+        }
+    }
+
+    /// Writes `value` if the entry is still at `version`.
+    async fn cas(&mut self, key: usize, version: u64, value: &str) -> anyhow::Result<Outcome> {
+        match self {
+            Conn::Http(http, base) => {
+                let response = http
+                    .put(format!("{base}/entries/k{key}"))
+                    .header("if-match", format!("\"{version}\""))
+                    .json(&json!({"value": value}))
+                    .send()
+                    .await?;
+                let status = response.status();
+                response.bytes().await?;
+                match status.as_u16() {
+                    200 | 201 => Ok(Outcome::Written),
+                    412 => Ok(Outcome::Conflict),
+                    other => bail!("write: {other}"),
+                }
+            }
+            Conn::Redis(conn, space, script) => {
+                let written: i64 =
+                    script.key(format!("{space}:k{key}")).arg(version).arg(value).invoke_async(conn).await?;
+                Ok(if written == 1 { Outcome::Written } else { Outcome::Conflict })
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    cas_ms: Vec<f64>,
+    read_ms: Vec<f64>,
+    written: u64,
+    conflicts: u64,
+    errors: u64,
+}
+
+/// Runs `clients` clients for a second of warm-up, then `seconds`.
+async fn measure(
+    system: System,
+    driver: &Driver,
+    clients: usize,
+    keys: usize,
+    workload: Workload,
+    value: &str,
+    seconds: u64,
+) -> anyhow::Result<RunResult> {
+    let start = Instant::now() + Duration::from_secs(1);
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut conn = driver.connect().await?;
+        let value = value.to_owned();
+        // Clients run on the runtime's threads, as separate processes would.
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            // A small xorshift per client: which key, and read or write.
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            loop {
+                let now = Instant::now();
+                if now >= end {
+                    break;
+                }
+                let counted = now >= start;
+                let key = (next() % keys as u64) as usize;
+                let only_read = next() % 100 < workload.read_percent();
+                let t = Instant::now();
+                let version = match conn.read(key).await {
+                    Ok(v) => v,
+                    Err(_) => {
+                        tally.errors += u64::from(counted);
+                        continue;
+                    }
+                };
+                if counted {
+                    tally.read_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                if only_read {
+                    continue;
+                }
+                let t = Instant::now();
+                let outcome = conn.cas(key, version, &value).await;
+                if !counted {
+                    continue;
+                }
+                tally.cas_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                match outcome {
+                    Ok(Outcome::Written) => tally.written += 1,
+                    Ok(Outcome::Conflict) => tally.conflicts += 1,
+                    Err(_) => tally.errors += 1,
+                }
+            }
+            tally
+        }));
+    }
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.context("a client failed")?;
+        all.cas_ms.extend(t.cas_ms);
+        all.read_ms.extend(t.read_ms);
+        all.written += t.written;
+        all.conflicts += t.conflicts;
+        all.errors += t.errors;
+    }
+    let secs = seconds as f64;
+    let attempts = all.written + all.conflicts;
+    Ok(RunResult {
+        system,
+        clients,
+        seconds: secs,
+        cas_per_second: all.written as f64 / secs,
+        conflict_ratio: if attempts == 0 { 0.0 } else { all.conflicts as f64 / attempts as f64 },
+        requests_per_second: (all.cas_ms.len() + all.read_ms.len()) as f64 / secs,
+        cas: Percentiles::of(all.cas_ms),
+        read: Percentiles::of(all.read_ms),
+        errors: all.errors,
+    })
+}
