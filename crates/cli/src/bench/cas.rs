@@ -133,6 +133,10 @@ struct RunResult {
     read: Percentiles,
     /// Requests that failed otherwise (should be 0).
     errors: u64,
+    /// Whether the entries' versions, read after the run, account for
+    /// exactly the writes acknowledged (warm-up included): none lost, none
+    /// applied twice.
+    writes_verified: bool,
 }
 
 pub(crate) async fn run(
@@ -166,8 +170,22 @@ pub(crate) async fn run(
         let out = json!({"scenario": workload.name(), "keys": keys, "value_size": bench.value_size,
             "duration_s": bench.duration, "results": results});
         println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+    } else {
+        print_table(workload, keys, bench, &results);
     }
+    if let Some(bad) = results.iter().find(|r| !r.writes_verified || r.errors > 0) {
+        bail!(
+            "{} with {} clients: {} errors, writes verified: {}",
+            bad.system.describe(),
+            bad.clients,
+            bad.errors,
+            bad.writes_verified
+        );
+    }
+    Ok(())
+}
+
+fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[RunResult]) {
     println!(
         "{}: {keys} entr{}, {}% reads, {} B values, {} s per run",
         workload.name(),
@@ -177,12 +195,22 @@ pub(crate) async fn run(
         bench.duration
     );
     println!(
-        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
-        "system", "clients", "cas ok/s", "conflicts", "req/s", "cas p50", "cas p90", "cas p99", "cas max", "read p99"
+        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "system",
+        "clients",
+        "cas ok/s",
+        "conflicts",
+        "req/s",
+        "cas p50",
+        "cas p90",
+        "cas p99",
+        "cas max",
+        "read p99",
+        "verified"
     );
-    for r in &results {
+    for r in results {
         println!(
-            "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2}",
+            "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8}",
             r.system.describe(),
             r.clients,
             r.cas_per_second,
@@ -192,11 +220,13 @@ pub(crate) async fn run(
             r.cas.p90_ms,
             r.cas.p99_ms,
             r.cas.max_ms,
-            r.read.p99_ms
+            r.read.p99_ms,
+            if r.writes_verified && r.errors == 0 { "yes" } else { "NO" }
         );
     }
-    println!("(latencies in ms)");
-    Ok(())
+    println!(
+        "(latencies in ms; verified: the entries' versions account for every acknowledged write, and no request failed)"
+    );
 }
 
 /// A running system.
@@ -333,6 +363,41 @@ impl Driver {
         })
     }
 
+    /// The writes the entries have taken since they were set up: the sum
+    /// of their versions, less one each.
+    async fn versions(&self, keys: usize) -> anyhow::Result<u64> {
+        let mut total = 0;
+        match self {
+            Driver::Http { http, base } => {
+                let mut cursor: Option<String> = None;
+                loop {
+                    let mut req = http.get(format!("{base}/entries")).query(&[("limit", "1000")]);
+                    if let Some(c) = &cursor {
+                        req = req.query(&[("cursor", c)]);
+                    }
+                    let page: Value = req.send().await?.error_for_status()?.json().await?;
+                    for entry in page["entries"].as_array().into_iter().flatten() {
+                        total += entry["version"].as_u64().context("an entry without a version")? - 1;
+                    }
+                    match page["next_cursor"].as_str() {
+                        Some(c) => cursor = Some(c.to_owned()),
+                        None => break,
+                    }
+                }
+            }
+            Driver::Redis { client, space, .. } => {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                let mut pipe = redis::pipe();
+                for k in 0..keys {
+                    pipe.hget(format!("{space}:k{k}"), "version");
+                }
+                let versions: Vec<u64> = pipe.query_async(&mut conn).await?;
+                total = versions.iter().map(|v| v - 1).sum();
+            }
+        }
+        Ok(total)
+    }
+
     async fn close(self) {
         if let Driver::Http { http, base } = self {
             // The run's context is not needed any more.
@@ -399,6 +464,8 @@ struct Tally {
     cas_ms: Vec<f64>,
     read_ms: Vec<f64>,
     written: u64,
+    /// Writes acknowledged during the warm-up.
+    warm_up_written: u64,
     conflicts: u64,
     errors: u64,
 }
@@ -455,6 +522,7 @@ async fn measure(
                 let t = Instant::now();
                 let outcome = conn.cas(key, version, &value).await;
                 if !counted {
+                    tally.warm_up_written += u64::from(matches!(outcome, Ok(Outcome::Written)));
                     continue;
                 }
                 tally.cas_ms.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -473,9 +541,12 @@ async fn measure(
         all.cas_ms.extend(t.cas_ms);
         all.read_ms.extend(t.read_ms);
         all.written += t.written;
+        all.warm_up_written += t.warm_up_written;
         all.conflicts += t.conflicts;
         all.errors += t.errors;
     }
+    let versions = driver.versions(keys).await?;
+    let writes_verified = versions == all.written + all.warm_up_written;
     let secs = seconds as f64;
     let attempts = all.written + all.conflicts;
     Ok(RunResult {
@@ -488,5 +559,6 @@ async fn measure(
         cas: Percentiles::of(all.cas_ms),
         read: Percentiles::of(all.read_ms),
         errors: all.errors,
+        writes_verified,
     })
 }

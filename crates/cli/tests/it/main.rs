@@ -1,6 +1,7 @@
 //! End-to-end tests of the `ctxmesh` binary: crash safety, graceful
 //! shutdown, the CLI client commands, and several nodes over PostgreSQL.
 
+mod bench;
 mod cli;
 mod cluster;
 mod crash;

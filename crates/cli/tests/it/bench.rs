@@ -1,0 +1,53 @@
+//! `ctxmesh bench` CAS scenarios: they run ctxmesh and the Redis baselines
+//! side by side and check that every acknowledged write is accounted for.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .arg("bench")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("the ctxmesh binary runs");
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+}
+
+#[test]
+fn cas_scenarios_run_ctxmesh_and_redis_side_by_side() {
+    // Redis is started by the bench itself, from redis-server (the test
+    // command installs it): missing, this test fails.
+    let systems = "ctxmesh,ctxmesh-relaxed,redis,redis-fsync";
+    let one = bench(&["cas-one", "--clients", "1,4", "--duration", "1", "--systems", systems]);
+    assert_eq!(one["scenario"], "cas-one");
+    let results = one["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "{one:#}");
+    for r in results {
+        assert_eq!(r["errors"], 0, "{r:#}");
+        assert_eq!(r["writes_verified"], true, "{r:#}");
+        assert!(r["cas_per_second"].as_f64().unwrap() > 0.0, "{r:#}");
+        assert!(r["cas"]["p99_ms"].as_f64().unwrap() >= r["cas"]["p50_ms"].as_f64().unwrap());
+        // One client never conflicts with itself.
+        if r["clients"] == 1 {
+            assert_eq!(r["conflict_ratio"], 0.0, "{r:#}");
+        }
+    }
+    let names: Vec<&str> = results.iter().map(|r| r["system"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["ctxmesh", "ctxmesh", "ctxmesh-relaxed", "ctxmesh-relaxed", "redis", "redis", "redis-fsync", "redis-fsync"]
+    );
+
+    let heavy =
+        bench(&["read-heavy", "--clients", "2", "--duration", "1", "--keys", "50", "--systems", "ctxmesh,redis"]);
+    for r in heavy["results"].as_array().unwrap() {
+        assert_eq!(r["writes_verified"], true, "{r:#}");
+        // About nine reads for each write.
+        let reads = r["read"]["samples"].as_f64().unwrap();
+        let writes = r["cas"]["samples"].as_f64().unwrap();
+        assert!(reads > writes * 5.0, "{r:#}");
+    }
+}
