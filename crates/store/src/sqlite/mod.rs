@@ -65,6 +65,21 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Prepared statements kept per connection: more than the store has, so
+/// that no statement is parsed again (rusqlite keeps 16 by default, fewer
+/// than one write uses, and an LRU cache that small re-prepares them all).
+const STATEMENT_CACHE: usize = 128;
+
+/// Statements are prepared once and keep their plans: a large statement
+/// cache, and the query planner stability guarantee, without which SQLite
+/// prepares a statement again whenever a new value is bound to a `LIMIT ?`
+/// or a range bound (most of the writer's time went there).
+fn keep_plans(conn: &Connection) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     pub fn open(config: SqliteConfig) -> Result<Self> {
@@ -73,12 +88,16 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut conn = Connection::open(&config.path)?;
+        keep_plans(&conn)?;
         let synchronous = match config.durability {
             Durability::Full => "FULL",
             Durability::Relaxed => "NORMAL",
         };
+        // Savepoint journals (one savepoint per job of a batch) stay in
+        // memory: they only matter until the batch commits or rolls back.
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
+             PRAGMA temp_store = MEMORY;"
         ))?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -181,6 +200,7 @@ impl ReadPool {
     fn open(path: &Path) -> Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags)?;
+        keep_plans(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(conn)
     }

@@ -25,12 +25,136 @@ use crate::{EntryVersion, Result, StoreError};
 pub(crate) struct SqliteTx<'a> {
     pub(crate) conn: &'a mut Connection,
     pub(crate) published: Vec<Committed>,
+    /// Full-text index changes held back for the writer to apply once per
+    /// batch (`None`: applied at once).
+    pub(crate) search: Option<Vec<SearchChange>>,
 }
 
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new() }
+        SqliteTx { conn, published: Vec::new(), search: None }
     }
+
+    /// A transaction whose full-text index changes are held back in
+    /// `search`. FTS5 writes its pending index data to disk at the end of
+    /// every savepoint: one savepoint per job would make one index segment
+    /// per write; applied once, before the batch commits, they make one.
+    pub(crate) fn deferring_search(conn: &'a mut Connection) -> Self {
+        SqliteTx { conn, published: Vec::new(), search: Some(Vec::new()) }
+    }
+
+    /// Writes a plan's rows (versions, live entries, the commit, events,
+    /// the context's revision) and returns its full-text index changes.
+    fn write_rows(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<Vec<SearchChange>> {
+        let conn = &*self.conn;
+        let mut insert_version = conn.prepare_cached(
+            "INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, updated_at, \
+             author, vclock) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let mut upsert_entry = conn.prepare_cached(
+            "INSERT INTO entries (ctx, key, revision, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at",
+        )?;
+        let mut delete_entry = conn.prepare_cached("DELETE FROM entries WHERE ctx = ?1 AND key = ?2")?;
+        let mut search = Vec::new();
+        for v in version_inserts(plan)? {
+            insert_version.execute(params![
+                ctx,
+                v.key,
+                v.revision,
+                v.change,
+                v.value,
+                v.meta,
+                v.version,
+                v.created_revision,
+                v.updated_at,
+                v.author,
+                v.vclock,
+            ])?;
+            match v.live {
+                Some(expires_at) => upsert_entry.execute(params![ctx, v.key, v.revision, expires_at])?,
+                None => delete_entry.execute(params![ctx, v.key])?,
+            };
+            search.push(match &v.text {
+                Some(text) => SearchChange::Put { ctx: ctx.to_owned(), key: v.key.to_owned(), text: text.clone() },
+                None => SearchChange::Remove { ctx: ctx.to_owned(), key: v.key.to_owned() },
+            });
+        }
+        let at = micros(plan.commit.at);
+        conn.prepare_cached(
+            "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            ctx,
+            plan.revision as i64,
+            at,
+            plan.commit.author,
+            plan.commit.kind,
+            serde_json::to_string(&plan.commit.keys)?
+        ])?;
+        let mut insert_event =
+            conn.prepare_cached("INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)")?;
+        for (seq, event) in plan.events.iter().enumerate() {
+            insert_event.execute(params![ctx, plan.revision as i64, seq as i64, serde_json::to_string(event)?])?;
+        }
+        conn.prepare_cached("UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1")?
+            .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
+        Ok(search)
+    }
+
+    fn search_change(&mut self, change: SearchChange) -> Result<()> {
+        match &mut self.search {
+            Some(held) => held.push(change),
+            None => apply_search(self.conn, &[change])?,
+        }
+        Ok(())
+    }
+}
+
+/// A change to the full-text index.
+#[derive(Debug)]
+pub(crate) enum SearchChange {
+    /// The entry's text (a new one replaces the old).
+    Put { ctx: String, key: String, text: String },
+    /// The entry is gone.
+    Remove { ctx: String, key: String },
+    /// The context is gone.
+    DropContext { ctx: String },
+}
+
+/// Applies `changes` in order, in the current transaction.
+pub(crate) fn apply_search(conn: &Connection, changes: &[SearchChange]) -> Result<()> {
+    let mut upsert_doc = conn.prepare_cached(
+        "INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) ON CONFLICT (ctx, key) DO UPDATE SET key = excluded.key \
+         RETURNING id",
+    )?;
+    let mut find_doc = conn.prepare_cached("SELECT id FROM search_docs WHERE ctx = ?1 AND key = ?2")?;
+    let mut delete_doc = conn.prepare_cached("DELETE FROM search_docs WHERE id = ?1")?;
+    let mut delete_text = conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?;
+    let mut insert_text = conn.prepare_cached("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
+    for change in changes {
+        match change {
+            SearchChange::Put { ctx, key, text } => {
+                let id: i64 = upsert_doc.query_row(params![ctx, key], |r| r.get(0))?;
+                delete_text.execute([id])?;
+                insert_text.execute(params![id, text])?;
+            }
+            SearchChange::Remove { ctx, key } => {
+                if let Some(id) = find_doc.query_row(params![ctx, key], |r| r.get::<_, i64>(0)).optional()? {
+                    delete_text.execute([id])?;
+                    delete_doc.execute([id])?;
+                }
+            }
+            SearchChange::DropContext { ctx } => {
+                conn.execute(
+                    "DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE ctx = ?1)",
+                    [ctx],
+                )?;
+                conn.execute("DELETE FROM search_docs WHERE ctx = ?1", [ctx])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Drives a future over a [`SqliteTx`] to completion. They never wait:
@@ -157,8 +281,8 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE ctx = ?1)", [id])?;
-        for table in ["versions", "entries", "commits", "events", "search_docs"] {
+        self.search_change(SearchChange::DropContext { ctx: id.to_owned() })?;
+        for table in ["versions", "entries", "commits", "events"] {
             self.conn.execute(&format!("DELETE FROM {table} WHERE ctx = ?1"), [id])?;
         }
         self.conn.execute("DELETE FROM contexts WHERE id = ?1", [id])?;
@@ -305,75 +429,10 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn write_plan(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<()> {
-        let conn = &*self.conn;
-        let mut insert_version = conn.prepare_cached(
-            "INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, updated_at, \
-             author, vclock) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        let mut upsert_entry = conn.prepare_cached(
-            "INSERT INTO entries (ctx, key, revision, expires_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at",
-        )?;
-        let mut delete_entry = conn.prepare_cached("DELETE FROM entries WHERE ctx = ?1 AND key = ?2")?;
-        let mut upsert_doc = conn.prepare_cached(
-            "INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) ON CONFLICT (ctx, key) DO UPDATE SET key = excluded.key \
-             RETURNING id",
-        )?;
-        let mut find_doc = conn.prepare_cached("SELECT id FROM search_docs WHERE ctx = ?1 AND key = ?2")?;
-        let mut delete_doc = conn.prepare_cached("DELETE FROM search_docs WHERE id = ?1")?;
-        let mut delete_text = conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?;
-        let mut insert_text = conn.prepare_cached("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
-        for v in version_inserts(plan)? {
-            insert_version.execute(params![
-                ctx,
-                v.key,
-                v.revision,
-                v.change,
-                v.value,
-                v.meta,
-                v.version,
-                v.created_revision,
-                v.updated_at,
-                v.author,
-                v.vclock,
-            ])?;
-            match v.live {
-                Some(expires_at) => upsert_entry.execute(params![ctx, v.key, v.revision, expires_at])?,
-                None => delete_entry.execute(params![ctx, v.key])?,
-            };
-            match &v.text {
-                Some(text) => {
-                    let id: i64 = upsert_doc.query_row(params![ctx, v.key], |r| r.get(0))?;
-                    delete_text.execute([id])?;
-                    insert_text.execute(params![id, text])?;
-                }
-                None => {
-                    if let Some(id) = find_doc.query_row(params![ctx, v.key], |r| r.get::<_, i64>(0)).optional()? {
-                        delete_text.execute([id])?;
-                        delete_doc.execute([id])?;
-                    }
-                }
-            }
+        let search = self.write_rows(ctx, plan, entry_count)?;
+        for change in search {
+            self.search_change(change)?;
         }
-        let at = micros(plan.commit.at);
-        conn.prepare_cached(
-            "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            ctx,
-            plan.revision as i64,
-            at,
-            plan.commit.author,
-            plan.commit.kind,
-            serde_json::to_string(&plan.commit.keys)?
-        ])?;
-        let mut insert_event =
-            conn.prepare_cached("INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)")?;
-        for (seq, event) in plan.events.iter().enumerate() {
-            insert_event.execute(params![ctx, plan.revision as i64, seq as i64, serde_json::to_string(event)?])?;
-        }
-        conn.prepare_cached("UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1")?
-            .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
         Ok(())
     }
 

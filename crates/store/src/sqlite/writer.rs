@@ -14,7 +14,7 @@ use ctxmesh_core::Limits;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::tx::{SqliteTx, run_now};
+use super::tx::{SearchChange, SqliteTx, apply_search, run_now};
 use crate::backend::SchemaCache;
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, WriteOp, WriteOutput};
@@ -85,8 +85,17 @@ impl Writer {
             return;
         }
         let mut published = Vec::new();
+        let mut search = Vec::new();
         let results: Vec<Result<WriteOutput>> =
-            ops.into_iter().map(|op| self.run_in_savepoint(op, &mut published)).collect();
+            ops.into_iter().map(|op| self.run_in_savepoint(op, &mut published, &mut search)).collect();
+        // The full-text index changes of the jobs that succeeded, in order,
+        // outside any savepoint, in the batch's transaction.
+        if let Err(e) = apply_search(&self.conn, &search) {
+            tracing::error!(error = %e, "indexing failed; the batch was rolled back");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            fail_all(replies, &e);
+            return;
+        }
         let started = Instant::now();
         let committed = self.conn.execute_batch("COMMIT");
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
@@ -112,16 +121,23 @@ impl Writer {
     }
 
     /// Runs one job in a savepoint: rolled back alone when it fails.
-    fn run_in_savepoint(&mut self, op: WriteOp, published: &mut Vec<Committed>) -> Result<WriteOutput> {
+    fn run_in_savepoint(
+        &mut self,
+        op: WriteOp,
+        published: &mut Vec<Committed>,
+        search: &mut Vec<SearchChange>,
+    ) -> Result<WriteOutput> {
         self.conn.execute_batch("SAVEPOINT job")?;
         let env = Env { limits: &self.limits, schemas: &self.schemas };
-        let mut tx = SqliteTx::new(&mut self.conn);
+        let mut tx = SqliteTx::deferring_search(&mut self.conn);
         let result = run_now(ops::write(&mut tx, env, op));
         let job_published = std::mem::take(&mut tx.published);
+        let job_search = tx.search.take().unwrap_or_default();
         if result.is_err() {
             self.conn.execute_batch("ROLLBACK TO job")?;
         } else {
             published.extend(job_published);
+            search.extend(job_search);
         }
         self.conn.execute_batch("RELEASE job")?;
         result

@@ -64,3 +64,44 @@ async fn concurrent_writers_share_commits() {
     assert_eq!(jobs, 200);
     assert!(commits < jobs, "200 concurrent writes took {commits} commits: group commit shares fsyncs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_of_a_batch_holds_the_writes_that_succeeded() {
+    // Writes of one batch are indexed together before it commits: the
+    // ones refused (a failed comparison) leave nothing in the index.
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db.sqlite"))).unwrap());
+    store.create_context(serde_json::from_value(json!({"id": "ix"})).unwrap(), "a").await.unwrap();
+    let ctx = ContextId::parse("ix").unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (store, ctx) = (store.clone(), ctx.clone());
+        tasks.push(tokio::spawn(async move {
+            // Every odd write demands a missing entry exist: refused.
+            let compare = if i % 2 == 1 {
+                json!([{"key": "absent", "exists": true}])
+            } else {
+                json!([])
+            };
+            let word = if i % 2 == 1 { "refused" } else { "kept" };
+            let t: TxnRequest = serde_json::from_value(json!({"compare": compare,
+                "success": [{"op": "put", "key": format!("k{i}"), "value": format!("{word} note {i}")}]}))
+            .unwrap();
+            store.txn(&ctx, t, "w").await.unwrap().succeeded
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), i % 2 == 0);
+    }
+    let kept = store.search(&ctx, &["kept".to_owned()], 1000).await.unwrap();
+    assert_eq!(kept.len(), 50);
+    assert!(store.search(&ctx, &["refused".to_owned()], 1000).await.unwrap().is_empty());
+    // A deletion and a re-write in later batches replace what was indexed.
+    let t: TxnRequest = serde_json::from_value(json!({"success": [{"op": "delete", "key": "k0"},
+        {"op": "put", "key": "k2", "value": "rewritten"}]}))
+    .unwrap();
+    store.txn(&ctx, t, "w").await.unwrap();
+    assert_eq!(store.search(&ctx, &["kept".to_owned()], 1000).await.unwrap().len(), 48);
+    let rewritten = store.search(&ctx, &["rewritten".to_owned()], 10).await.unwrap();
+    assert_eq!(rewritten.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["k2"]);
+}
