@@ -78,17 +78,7 @@ pub struct Client {
 
 /// Percent-encodes a key for a URL path (every `/` too, so that no key is
 /// mistaken for a sub-resource such as `/history`).
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use ctxmesh_core::ids::percent_encode as encode_key;
 
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:7600`).

@@ -196,6 +196,21 @@ fn match_glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
+/// Percent-encodes everything but the URL-unreserved characters, `/`
+/// too: a key is one path segment, never mistaken for a sub-resource such
+/// as `/history`, and an id cannot add segments.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The smallest string greater than every string starting with `prefix`,
 /// for range scans; `None` when there is none (empty prefix).
 pub fn prefix_end(prefix: &str) -> Option<String> {

@@ -8,6 +8,8 @@ use http::{Method, Request};
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
+pub(crate) use ctxmesh_core::ids::percent_encode as encode;
+
 /// A lock's time to live when the call does not say.
 const DEFAULT_LOCK_TTL_MS: u64 = 30_000;
 
@@ -336,21 +338,6 @@ fn build(
         request = request.header(*name, value);
     }
     request.body(bytes).map_err(|e| format!("cannot make the request: {e}"))
-}
-
-/// Percent-encodes everything but unreserved characters, `/` too: a key's
-/// segments are one path segment, never mistaken for a sub-resource such
-/// as `/history`, and an id cannot add segments.
-pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

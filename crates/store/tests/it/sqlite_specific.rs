@@ -78,11 +78,7 @@ async fn the_index_of_a_batch_holds_the_writes_that_succeeded() {
         let (store, ctx) = (store.clone(), ctx.clone());
         tasks.push(tokio::spawn(async move {
             // Every odd write demands a missing entry exist: refused.
-            let compare = if i % 2 == 1 {
-                json!([{"key": "absent", "exists": true}])
-            } else {
-                json!([])
-            };
+            let compare = if i % 2 == 1 { json!([{"key": "absent", "exists": true}]) } else { json!([]) };
             let word = if i % 2 == 1 { "refused" } else { "kept" };
             let t: TxnRequest = serde_json::from_value(json!({"compare": compare,
                 "success": [{"op": "put", "key": format!("k{i}"), "value": format!("{word} note {i}")}]}))
