@@ -51,6 +51,12 @@ enum Scenario {
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // The CAS scenarios start the systems they compare themselves.
     let server = args.server.as_deref();
+    let cas = matches!(args.scenario, Scenario::CasOne(_) | Scenario::CasMany(_) | Scenario::ReadHeavy(_));
+    if cas && args.store.is_some() {
+        bail!(
+            "the CAS scenarios start their systems themselves: for PostgreSQL use --systems ctxmesh-postgres --postgres URL"
+        );
+    }
     match &args.scenario {
         Scenario::CasOne(bench) => return cas::run(cas::Workload::One, server, bench, args.json).await,
         Scenario::CasMany(bench) => return cas::run(cas::Workload::Many, server, bench, args.json).await,
