@@ -175,7 +175,7 @@ impl ServerHandler for Mcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::list()))
+        Ok(ListToolsResult::with_all_items(tools::all().to_vec()))
     }
 
     async fn call_tool(
@@ -183,7 +183,7 @@ impl ServerHandler for Mcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !tools::list().iter().any(|t| t.name == request.name) {
+        if !tools::all().iter().any(|t| t.name == request.name) {
             return Err(ErrorData::invalid_params(format!("unknown tool {:?}", request.name), None));
         }
         let args = request.arguments.unwrap_or_default();

@@ -96,8 +96,13 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
     build(method, &path, body, "application/json", &[])
 }
 
-/// The tools, with their input schemas.
-pub(crate) fn list() -> Vec<Tool> {
+/// The tools, with their input schemas, made once.
+pub(crate) fn all() -> &'static [Tool] {
+    static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(list)
+}
+
+fn list() -> Vec<Tool> {
     let context = json!({"type": "string", "description": "The context id."});
     let key =
         json!({"type": "string", "description": "The entry's key: `/`-separated segments, e.g. `findings/pricing`."});
@@ -384,7 +389,7 @@ mod tests {
 
     #[test]
     fn every_listed_tool_has_a_request() {
-        for tool in list() {
+        for tool in all() {
             let e = request(&tool.name, &JsonObject::new());
             assert!(!e.is_err_and(|e| e.contains("unknown tool")), "{}", tool.name);
         }

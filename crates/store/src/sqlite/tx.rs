@@ -75,8 +75,8 @@ impl<'a> SqliteTx<'a> {
                 Some(expires_at) => upsert_entry.execute(params![ctx, v.key, v.revision, expires_at])?,
                 None => delete_entry.execute(params![ctx, v.key])?,
             };
-            search.push(match &v.text {
-                Some(text) => SearchChange::Put { ctx: ctx.to_owned(), key: v.key.to_owned(), text: text.clone() },
+            search.push(match v.text {
+                Some(text) => SearchChange::Put { ctx: ctx.to_owned(), key: v.key.to_owned(), text },
                 None => SearchChange::Remove { ctx: ctx.to_owned(), key: v.key.to_owned() },
             });
         }
