@@ -246,6 +246,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn hub(&self) -> &Hub;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// The stale-write checks of this node (see [`crate::precheck`]).
+    fn prechecks(&self) -> &Arc<crate::precheck::Prechecks>;
 }
 
 /// The error for an output of the wrong kind (a bug).
@@ -318,9 +320,28 @@ macro_rules! impl_store {
                 txn: ctxmesh_core::txn::TxnRequest,
                 author: &str,
             ) -> $crate::Result<ctxmesh_core::txn::TxnResponse> {
-                use $crate::ops::{WriteOp, WriteOutput};
+                use $crate::ops::{ReadOp, ReadOutput, WriteOp, WriteOutput};
+                let checks = self.prechecks();
+                if checks.wanted(id.as_str(), &txn) {
+                    let op = ReadOp::Precheck {
+                        id: id.clone(),
+                        txn: Box::new(txn.clone()),
+                        author: author.to_owned(),
+                        checks: checks.clone(),
+                    };
+                    // Anything but a refusal (an error too) is the writer's to answer.
+                    if let Ok(Some(refused)) = $crate::backend::output!(self.read(op).await, ReadOutput::Refused) {
+                        checks.record(id.as_str(), true);
+                        return Ok(refused);
+                    }
+                }
+                let guarded = $crate::precheck::guarded(&txn);
                 let op = WriteOp::Txn { id: id.clone(), txn, author: author.to_owned() };
-                $crate::backend::output!(self.write(op).await, WriteOutput::Txn)
+                let response = $crate::backend::output!(self.write(op).await, WriteOutput::Txn)?;
+                if guarded {
+                    checks.record(id.as_str(), !response.succeeded);
+                }
+                Ok(response)
             }
 
             async fn get_entry(

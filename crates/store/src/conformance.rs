@@ -992,6 +992,49 @@ pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
     assert!(conflicts(&store, "h", Some(ConflictStatus::Pending)).await.is_empty());
 }
 
+/// On a context where guarded writes are mostly refused (one hot entry,
+/// many writers), a stale write is answered without the writer: the answer
+/// is the writer's (the current entry, the reason), the policy of each key
+/// still decides (a `last-write-wins` key is written), and a write whose
+/// precondition holds succeeds.
+pub async fn stale_writes_on_a_hot_context(store: TestStore) {
+    let policy = json!({"strategy": "reject", "overrides": [{"pattern": "lww/**", "strategy": "last-write-wins"}]});
+    policy_context(&store, "hot", policy).await;
+    let base = put(&store, "hot", "k", json!(0)).await;
+    put(&store, "hot", "lww/k", json!(0)).await;
+    let guarded = |k: &str, revision: u64, v: Value| {
+        txn(json!({"compare": [{"key": k, "revision": revision}], "success": [{"op": "put", "key": k, "value": v}]}))
+    };
+    let current = store.txn(&cid("hot"), guarded("k", base, json!(1)), "one").await.unwrap();
+    assert!(current.succeeded);
+    for i in 0..10 {
+        let refused = store.txn(&cid("hot"), guarded("k", base, json!(100 + i)), "two").await.unwrap();
+        assert!(!refused.succeeded);
+        let report = &refused.conflicts[0];
+        assert_eq!(report.outcome, Outcome::Rejected);
+        assert_eq!(report.reason.as_deref(), Some("the entry changed since it was read (policy: reject)"));
+        let now = report.current.as_ref().unwrap();
+        assert_eq!((now.value.clone(), now.revision), (json!(1), current.revision));
+    }
+    assert_eq!(latest(&store, "hot", "k").await.unwrap().value, json!(1), "nothing refused was written");
+    // Other keys keep their policy on the hot context.
+    let lww = store.txn(&cid("hot"), guarded("lww/k", base, json!("last")), "two").await.unwrap();
+    assert!(lww.succeeded, "{lww:?}");
+    assert_eq!(lww.conflicts[0].outcome, Outcome::Overwritten);
+    assert_eq!(latest(&store, "hot", "lww/k").await.unwrap().value, json!("last"));
+    // A write whose precondition holds goes through.
+    let fresh = latest(&store, "hot", "k").await.unwrap().revision;
+    assert!(store.txn(&cid("hot"), guarded("k", fresh, json!(2)), "two").await.unwrap().succeeded);
+    assert_eq!(latest(&store, "hot", "k").await.unwrap().value, json!(2));
+    // A failure branch is run as the writer runs it.
+    let t =
+        txn(json!({"compare": [{"key": "k", "revision": base}], "success": [{"op": "put", "key": "k", "value": 9}],
+        "failure": [{"op": "get", "key": "k"}]}));
+    let failed = store.txn(&cid("hot"), t, "two").await.unwrap();
+    assert!(!failed.succeeded && failed.conflicts.is_empty());
+    assert_eq!(serde_json::to_value(&failed.results).unwrap()[0]["entries"][0]["value"], json!(2));
+}
+
 /// Causal writes: a write that carries the vector it read applies when it
 /// descends from the entry, and meets the policy when it is concurrent.
 pub async fn causal_writes_by_vclock(store: TestStore) {
@@ -1056,7 +1099,7 @@ macro_rules! conformance_tests {
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
             agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log,
             merge_reads_the_base_from_history, manual_conflicts_wait_for_a_resolution, causal_writes_by_vclock,
-            keyword_search);
+            stale_writes_on_a_hot_context, keyword_search);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -23,6 +23,7 @@ mod mesh;
 pub mod notify;
 mod ops;
 pub mod postgres;
+mod precheck;
 pub mod sqlite;
 
 #[cfg(feature = "conformance")]

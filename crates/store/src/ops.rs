@@ -188,10 +188,28 @@ pub(crate) async fn txn(
     if let Some(fence) = &txn.fence {
         crate::coord::check_fence(tx, &ctx.id, fence).await?;
     }
-    let schemas = env.schemas.get(&ctx)?;
     let now = now().max(ctx.updated_at);
     expire_in(tx, &mut ctx, now).await?;
+    let (mut plan, response) = plan_on(tx, env, &ctx, txn, author, now).await?;
+    if !plan.is_empty() {
+        let inboxes = crate::mesh::broadcasts(tx, &ctx, &mut plan, author, now).await?;
+        apply_plan(tx, &mut ctx, plan).await?;
+        crate::mesh::deliver(tx, inboxes).await?;
+    }
+    Ok(response)
+}
 
+/// Plans `txn` on `ctx` as it is in `tx`: reads what it compares and
+/// reads, and what a stale write's policy needs, then plans.
+pub(crate) async fn plan_on(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    ctx: &ContextInfo,
+    txn: &TxnRequest,
+    author: &str,
+    now: Timestamp,
+) -> Result<(Plan, TxnResponse)> {
+    let schemas = env.schemas.get(ctx)?;
     let read_set = txn.read_set();
     let mut snapshot = Snapshot::default();
     for key in &read_set.keys {
@@ -205,14 +223,28 @@ pub(crate) async fn txn(
         }
     }
     crate::conflicts::prepare(tx, &ctx.id, txn, &mut snapshot, author).await?;
-    let input = PlanInput { context: &ctx, schemas: &schemas, limits: env.limits, author, now };
-    let (mut plan, response) = plan_txn(&input, &snapshot, txn)?;
-    if !plan.is_empty() {
-        let inboxes = crate::mesh::broadcasts(tx, &ctx, &mut plan, author, now).await?;
-        apply_plan(tx, &mut ctx, plan).await?;
-        crate::mesh::deliver(tx, inboxes).await?;
+    let input = PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now };
+    Ok(plan_txn(&input, &snapshot, txn)?)
+}
+
+/// The writer's answer to `txn` when it is refused on the committed state
+/// and would change nothing; `None` when only the writer can tell. See
+/// [`crate::precheck`].
+pub(crate) async fn precheck(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    txn: &TxnRequest,
+    author: &str,
+) -> Result<Option<TxnResponse>> {
+    txn.validate(env.limits)?;
+    let ctx = tx.context(id.as_str()).await?;
+    if let Some(fence) = &txn.fence {
+        crate::coord::check_fence(tx, &ctx.id, fence).await?;
     }
-    Ok(response)
+    let now = now().max(ctx.updated_at);
+    let (plan, response) = plan_on(tx, env, &ctx, txn, author, now).await?;
+    Ok((!response.succeeded && plan.is_empty()).then_some(response))
 }
 
 pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: &str) -> Result<u64> {
@@ -626,6 +658,13 @@ pub(crate) enum ReadOp {
     RetainedContexts,
     /// Agents, locks, handoffs, tasks, inboxes.
     Coord(CoordRead),
+    /// A guarded write checked against the committed state.
+    Precheck {
+        id: ContextId,
+        txn: Box<TxnRequest>,
+        author: String,
+        checks: std::sync::Arc<crate::precheck::Prechecks>,
+    },
 }
 
 /// What a read returns.
@@ -642,6 +681,8 @@ pub(crate) enum ReadOutput {
     Ids(Vec<String>),
     Hits(Vec<(String, f64)>),
     Coord(CoordOutput),
+    /// The answer to a write refused on the committed state.
+    Refused(Option<TxnResponse>),
 }
 
 /// Runs one read inside `tx`.
@@ -665,5 +706,9 @@ pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
         ReadOp::ExpiredContexts { now } => ReadOutput::Ids(tx.contexts_with_expired(now).await?),
         ReadOp::RetainedContexts => ReadOutput::Ids(contexts_with_retention(tx).await?),
         ReadOp::Coord(op) => ReadOutput::Coord(crate::coord::read(tx, op).await?),
+        ReadOp::Precheck { id, txn, author, checks } => {
+            let env = Env { limits: &checks.limits, schemas: &checks.schemas };
+            ReadOutput::Refused(precheck(tx, env, &id, &txn, &author).await?)
+        }
     })
 }

@@ -13,7 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bytes::Bytes;
 use clap::{Args, ValueEnum};
+use http::Method;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use super::{Percentiles, Target};
@@ -341,7 +345,7 @@ enum Driver {
 
 /// One client's connection.
 enum Conn {
-    Http(reqwest::Client, String),
+    Http(HttpConn),
     Redis(redis::aio::MultiplexedConnection, String, redis::Script),
 }
 
@@ -356,7 +360,7 @@ impl Driver {
     /// client, as ctxmesh's clients each use one HTTP connection).
     async fn connect(&self) -> anyhow::Result<Conn> {
         Ok(match self {
-            Driver::Http { http, base } => Conn::Http(http.clone(), base.clone()),
+            Driver::Http { base, .. } => Conn::Http(HttpConn::open(base).await?),
             Driver::Redis { client, space, script } => {
                 Conn::Redis(client.get_multiplexed_async_connection().await?, space.clone(), script.clone())
             }
@@ -410,15 +414,12 @@ impl Conn {
     /// The entry's version.
     async fn read(&mut self, key: usize) -> anyhow::Result<u64> {
         match self {
-            Conn::Http(http, base) => {
-                let response = http.get(format!("{base}/entries/k{key}")).send().await?;
-                if !response.status().is_success() {
-                    bail!("read: {}", response.status());
+            Conn::Http(http) => {
+                let (status, etag) = http.send(Method::GET, &format!("entries/k{key}"), None, None).await?;
+                if !status.is_success() {
+                    bail!("read: {status}");
                 }
-                let etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                // The body is read like a client would, then dropped.
-                response.bytes().await?;
-                etag.trim_matches('"').parse().context("read: no revision in the ETag")
+                etag.as_deref().unwrap_or("").trim_matches('"').parse().context("read: no revision in the ETag")
             }
             Conn::Redis(conn, space, _) => {
                 let (version, _raw): (u64, Vec<u8>) = redis::cmd("HMGET")
@@ -435,15 +436,11 @@ impl Conn {
     /// Writes `value` if the entry is still at `version`.
     async fn cas(&mut self, key: usize, version: u64, value: &str) -> anyhow::Result<Outcome> {
         match self {
-            Conn::Http(http, base) => {
-                let response = http
-                    .put(format!("{base}/entries/k{key}"))
-                    .header("if-match", format!("\"{version}\""))
-                    .json(&json!({"value": value}))
-                    .send()
-                    .await?;
-                let status = response.status();
-                response.bytes().await?;
+            Conn::Http(http) => {
+                let body = Bytes::from(serde_json::to_vec(&json!({"value": value}))?);
+                let if_match = format!("\"{version}\"");
+                let (status, _) =
+                    http.send(Method::PUT, &format!("entries/k{key}"), Some(&if_match), Some(body)).await?;
                 match status.as_u16() {
                     200 | 201 => Ok(Outcome::Written),
                     412 => Ok(Outcome::Conflict),
@@ -456,6 +453,57 @@ impl Conn {
                 Ok(if written == 1 { Outcome::Written } else { Outcome::Conflict })
             }
         }
+    }
+}
+
+/// A client's own HTTP/1.1 connection to ctxmesh: hyper's client
+/// connection, without a pool or redirects, so that the load generator
+/// costs little next to the server it measures (as `redis`'s connection
+/// does next to Redis).
+struct HttpConn {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+    /// The context's path, ending in `/`.
+    path: String,
+}
+
+impl HttpConn {
+    /// Connects to the server of `base` (`http://host:port/v1/contexts/<id>`).
+    async fn open(base: &str) -> anyhow::Result<Self> {
+        let uri: http::Uri = base.parse().context("the server's URL")?;
+        let host = uri.authority().context("the server's URL has no host")?.to_string();
+        let stream =
+            tokio::net::TcpStream::connect(&host).await.with_context(|| format!("cannot connect to {host}"))?;
+        stream.set_nodelay(true)?;
+        let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(HttpConn { send, host, path: format!("{}/", uri.path()) })
+    }
+
+    /// Sends one request on the connection; the status and the ETag of
+    /// the answer, whose body is read (like a client would) and dropped.
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        if_match: Option<&str>,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(http::StatusCode, Option<String>)> {
+        let mut request = http::Request::builder().method(method).uri(format!("{}{path}", self.path));
+        request = request.header(http::header::HOST, &self.host);
+        if let Some(tag) = if_match {
+            request = request.header(http::header::IF_MATCH, tag);
+        }
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(body.unwrap_or_default()))?;
+        self.send.ready().await?;
+        let response = self.send.send_request(request).await?;
+        let status = response.status();
+        let etag = response.headers().get(http::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        response.into_body().collect().await?;
+        Ok((status, etag))
     }
 }
 

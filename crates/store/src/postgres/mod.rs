@@ -23,9 +23,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use crate::backend::{Backend, SchemaCache, impl_store};
+use crate::backend::{Backend, impl_store};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, ReadOp, ReadOutput, WriteOp, WriteOutput};
+use crate::precheck::Prechecks;
 use crate::{Durability, Result, StoreError};
 
 mod listen;
@@ -77,8 +78,7 @@ pub struct PostgresStore {
 
 struct Shared {
     pool: Pool,
-    limits: Limits,
-    schemas: SchemaCache,
+    checks: Arc<Prechecks>,
     durability: Durability,
     relay: Arc<Relay>,
     /// Per-context write queues of this node; a queue exists while a task
@@ -134,8 +134,7 @@ impl PostgresStore {
         }
         let shared = Shared {
             pool,
-            limits: config.limits,
-            schemas: SchemaCache::default(),
+            checks: Arc::new(Prechecks::new(config.limits)),
             durability: config.durability,
             relay,
             queues: Mutex::new(HashMap::new()),
@@ -175,6 +174,10 @@ impl Backend for PostgresStore {
 
     fn hub(&self) -> &Hub {
         self.shared.relay.hub()
+    }
+
+    fn prechecks(&self) -> &Arc<Prechecks> {
+        &self.shared.checks
     }
 
     async fn ping(&self) -> Result<()> {
@@ -261,7 +264,7 @@ impl Shared {
         if self.durability == Durability::Relaxed {
             tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
         }
-        let env = Env { limits: &self.limits, schemas: &self.schemas };
+        let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
         let alone = ops.len() == 1;
         let mut results = Vec::with_capacity(ops.len());
         let mut published = Vec::new();

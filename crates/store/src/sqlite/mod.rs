@@ -13,8 +13,12 @@ use tokio::sync::oneshot;
 use crate::backend::{Backend, impl_store};
 use crate::notify::Hub;
 use crate::ops::{self, ReadOp, ReadOutput, WriteOp, WriteOutput};
-use crate::{Durability, Result, StoreError};
+use crate::precheck::Prechecks;
+use crate::{Durability, ReadAt, Result, StoreError};
+use live::LiveCache;
 
+mod checkpoint;
+mod live;
 mod schema;
 mod tx;
 mod writer;
@@ -48,6 +52,9 @@ pub struct SqliteStore {
     readers: ReadPool,
     stats: Arc<WriterStats>,
     hub: Arc<Hub>,
+    checks: Arc<Prechecks>,
+    /// Live entries read lately, kept exact by the writer.
+    live: Arc<LiveCache>,
 }
 
 /// How many commits (fsyncs) the writer made for how many write jobs.
@@ -70,6 +77,54 @@ impl std::fmt::Debug for SqliteStore {
 /// than one write uses, and an LRU cache that small re-prepares them all).
 const STATEMENT_CACHE: usize = 128;
 
+/// Takes the database for this process: the writer thread is its only
+/// writer, which the cache of live entries and the notifications of
+/// commits rely on. The lock (on `<database>.lock`) is held until the
+/// writer thread ends (a store just dropped in this process lets go of it
+/// within moments: it is waited for up to 5 seconds); the system releases
+/// it if the process dies.
+fn lock_database(path: &Path) -> Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", Path::new(&lock_path).display())))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Unavailable(format!(
+                    "the database {} is in use by another ctxmesh process (stop it, or use a data directory of its own)",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Backend(format!("cannot lock {}: {e}", Path::new(&lock_path).display())));
+            }
+        }
+    }
+}
+
+/// Page cache of the writer's connection, in KiB: 8 MiB keeps the pages a
+/// write reads (SQLite's default of 2 MiB had it read them from the file
+/// again), and stays small enough that clearing it at each transaction's
+/// end is cheap (64 MiB made commits slower than 2 MiB).
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
+
+/// Bytes the WAL file is cut back to when it starts over (it grows past
+/// the checkpoint threshold while readers hold old snapshots).
+const WAL_SIZE_LIMIT: u64 = 32 << 20;
+
+/// Page cache of each reader's connection, in KiB.
+const READER_CACHE_KIB: u32 = 16 * 1024;
+
 /// Statements are prepared once and keep their plans: a large statement
 /// cache, and the query planner stability guarantee, without which SQLite
 /// prepares a statement again whenever a new value is bound to a `LIMIT ?`
@@ -87,6 +142,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let lock = lock_database(&config.path)?;
         let mut conn = Connection::open(&config.path)?;
         keep_plans(&conn)?;
         let synchronous = match config.durability {
@@ -97,17 +153,22 @@ impl SqliteStore {
         // memory: they only matter until the batch commits or rolls back.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA busy_timeout = 5000; \
-             PRAGMA temp_store = MEMORY;"
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{WRITER_CACHE_KIB}; \
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
         ))?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Backend(format!("could not enable WAL mode (got {mode})")));
         }
         schema::migrate(&mut conn)?;
+        checkpoint::start(&mut conn, checkpoint::connection(&config.path, synchronous)?)?;
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
-        let writer = writer::spawn(conn, config.limits.clone(), stats.clone(), hub.clone())?;
-        Ok(SqliteStore { writer, readers: ReadPool::new(&config.path, config.readers.max(1))?, stats, hub })
+        let checks = Arc::new(Prechecks::new(config.limits.clone()));
+        let live = Arc::new(LiveCache::default());
+        let writer = writer::spawn(conn, lock, checks.clone(), live.clone(), stats.clone(), hub.clone())?;
+        let readers = ReadPool::new(&config.path, config.readers.max(1))?;
+        Ok(SqliteStore { writer, readers, stats, hub, checks, live })
     }
 
     /// Commits and jobs so far: with concurrent writers, group commit makes
@@ -132,20 +193,30 @@ impl Backend for SqliteStore {
     }
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
-        self.readers
-            .read(move |conn| {
-                // One read transaction: every query of the read sees the
-                // same committed state.
-                conn.execute_batch("BEGIN")?;
-                let result = run_now(ops::read(&mut SqliteTx::new(conn), op));
-                conn.execute_batch("COMMIT")?;
-                result
-            })
-            .await
+        // One entry at the latest revision: from memory when it is there.
+        let Some((ctx, key)) = (match &op {
+            ReadOp::GetEntry { id, key, at: ReadAt::Latest } => Some((id.as_str().to_owned(), key.as_str().to_owned())),
+            _ => None,
+        }) else {
+            return self.read_snapshot(op).await;
+        };
+        if let Some(hit) = self.live.get(&ctx, &key, chrono::Utc::now()) {
+            return Ok(ReadOutput::Entry(hit));
+        }
+        let ticket = self.live.ticket(&ctx);
+        let out = self.read_snapshot(op).await?;
+        if let ReadOutput::Entry((entry, revision)) = &out {
+            self.live.fill(&ctx, ticket, &key, entry, *revision);
+        }
+        Ok(out)
     }
 
     fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    fn prechecks(&self) -> &Arc<Prechecks> {
+        &self.checks
     }
 
     async fn ping(&self) -> Result<()> {
@@ -153,6 +224,22 @@ impl Backend for SqliteStore {
             return Err(StoreError::Unavailable("the writer thread has stopped".into()));
         }
         self.readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}
+
+impl SqliteStore {
+    /// Runs a read on one of the reader threads, in one read transaction.
+    async fn read_snapshot(&self, op: ReadOp) -> Result<ReadOutput> {
+        self.readers
+            .read(move |conn| {
+                // One read transaction: every query of the read sees the
+                // same committed state.
+                tx::exec(conn, "BEGIN")?;
+                let result = run_now(ops::read(&mut SqliteTx::new(conn), op));
+                tx::exec(conn, "COMMIT")?;
+                result
+            })
+            .await
     }
 }
 
@@ -202,6 +289,7 @@ impl ReadPool {
         let conn = Connection::open_with_flags(path, flags)?;
         keep_plans(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))?;
         Ok(conn)
     }
 

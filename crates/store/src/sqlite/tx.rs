@@ -13,6 +13,7 @@ use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::live::LiveChange;
 use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
@@ -28,19 +29,23 @@ pub(crate) struct SqliteTx<'a> {
     /// Full-text index changes held back for the writer to apply once per
     /// batch (`None`: applied at once).
     pub(crate) search: Option<Vec<SearchChange>>,
+    /// The changes to live entries, for the writer's cache (`None`: not
+    /// collected).
+    pub(crate) live: Option<Vec<LiveChange>>,
 }
 
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: None }
+        SqliteTx { conn, published: Vec::new(), search: None, live: None }
     }
 
-    /// A transaction whose full-text index changes are held back in
-    /// `search`. FTS5 writes its pending index data to disk at the end of
-    /// every savepoint: one savepoint per job would make one index segment
-    /// per write; applied once, before the batch commits, they make one.
-    pub(crate) fn deferring_search(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: Some(Vec::new()) }
+    /// The writer's transaction: its full-text index changes are held back
+    /// in `search` (FTS5 writes its pending index data to disk at the end
+    /// of every savepoint: one savepoint per job would make one index
+    /// segment per write; applied once, before the batch commits, they make
+    /// one), and its changes to live entries are collected in `live`.
+    pub(crate) fn writer(conn: &'a mut Connection) -> Self {
+        SqliteTx { conn, published: Vec::new(), search: Some(Vec::new()), live: Some(Vec::new()) }
     }
 
     /// Writes a plan's rows (versions, live entries, the commit, events,
@@ -99,6 +104,10 @@ impl<'a> SqliteTx<'a> {
         }
         conn.prepare_cached("UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1")?
             .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
+        if let Some(live) = &mut self.live {
+            let entries = plan.changes.iter().map(|c| (c.key.clone(), c.after.clone())).collect();
+            live.push(LiveChange::Revision { ctx: ctx.to_owned(), revision: plan.revision, entries });
+        }
         Ok(search)
     }
 
@@ -123,29 +132,36 @@ pub(crate) enum SearchChange {
 }
 
 /// Applies `changes` in order, in the current transaction.
+///
+/// Only the last change of each entry counts (a batch that writes one key
+/// ten times indexes it once). The documents are resolved first and the
+/// full-text index is written after: once FTS5 takes part in a
+/// transaction, every statement that opens a statement savepoint makes it
+/// write its pending index data to disk, which would undo the batching.
 pub(crate) fn apply_search(conn: &Connection, changes: &[SearchChange]) -> Result<()> {
-    let mut upsert_doc = conn.prepare_cached(
-        "INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) ON CONFLICT (ctx, key) DO UPDATE SET key = excluded.key \
-         RETURNING id",
-    )?;
     let mut find_doc = conn.prepare_cached("SELECT id FROM search_docs WHERE ctx = ?1 AND key = ?2")?;
+    let mut insert_doc = conn.prepare_cached("INSERT INTO search_docs (ctx, key) VALUES (?1, ?2) RETURNING id")?;
     let mut delete_doc = conn.prepare_cached("DELETE FROM search_docs WHERE id = ?1")?;
-    let mut delete_text = conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?;
-    let mut insert_text = conn.prepare_cached("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
-    for change in changes {
+    // Documents first; what the index must do, in order.
+    // (document, its new text, whether it is new)
+    let mut index: Vec<(i64, Option<&str>, bool)> = Vec::new();
+    for change in last_changes(changes) {
         match change {
             SearchChange::Put { ctx, key, text } => {
-                let id: i64 = upsert_doc.query_row(params![ctx, key], |r| r.get(0))?;
-                delete_text.execute([id])?;
-                insert_text.execute(params![id, text])?;
+                match find_doc.query_row(params![ctx, key], |r| r.get::<_, i64>(0)).optional()? {
+                    Some(id) => index.push((id, Some(text), false)),
+                    None => index.push((insert_doc.query_row(params![ctx, key], |r| r.get(0))?, Some(text), true)),
+                }
             }
             SearchChange::Remove { ctx, key } => {
                 if let Some(id) = find_doc.query_row(params![ctx, key], |r| r.get::<_, i64>(0)).optional()? {
-                    delete_text.execute([id])?;
                     delete_doc.execute([id])?;
+                    index.push((id, None, false));
                 }
             }
             SearchChange::DropContext { ctx } => {
+                // Rare (a deleted context): the index is written here, in
+                // order, whatever it costs.
                 conn.execute(
                     "DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE ctx = ?1)",
                     [ctx],
@@ -154,6 +170,43 @@ pub(crate) fn apply_search(conn: &Connection, changes: &[SearchChange]) -> Resul
             }
         }
     }
+    let mut delete_text = conn.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?;
+    let mut insert_text = conn.prepare_cached("INSERT INTO search_fts (rowid, text) VALUES (?1, ?2)")?;
+    for (id, text, new) in index {
+        if !new {
+            delete_text.execute([id])?;
+        }
+        if let Some(text) = text {
+            insert_text.execute(params![id, text])?;
+        }
+    }
+    Ok(())
+}
+
+/// `changes` without those a later change of the same entry overrides (a
+/// later put or removal of the key, or the removal of its context), in
+/// their order.
+fn last_changes(changes: &[SearchChange]) -> Vec<&SearchChange> {
+    let mut seen = std::collections::HashSet::new();
+    let mut dropped = std::collections::HashSet::new();
+    let mut kept: Vec<&SearchChange> = changes
+        .iter()
+        .rev()
+        .filter(|change| match change {
+            SearchChange::Put { ctx, key, .. } | SearchChange::Remove { ctx, key } => {
+                !dropped.contains(ctx.as_str()) && seen.insert((ctx.as_str(), key.as_str()))
+            }
+            SearchChange::DropContext { ctx } => dropped.insert(ctx.as_str()),
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// Runs a statement without parameters or rows (`BEGIN`, `SAVEPOINT`, ...),
+/// prepared once per connection.
+pub(crate) fn exec(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
 
@@ -282,6 +335,9 @@ impl Tx for SqliteTx<'_> {
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
         self.search_change(SearchChange::DropContext { ctx: id.to_owned() })?;
+        if let Some(live) = &mut self.live {
+            live.push(LiveChange::Dropped { ctx: id.to_owned() });
+        }
         for table in ["versions", "entries", "commits", "events"] {
             self.conn.execute(&format!("DELETE FROM {table} WHERE ctx = ?1"), [id])?;
         }
@@ -589,4 +645,41 @@ fn object_row(row: &Row<'_>) -> rusqlite::Result<Object> {
         due_at: row.get::<_, Option<i64>>(5)?.map(from_micros),
         body: row.get(6)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SearchChange, last_changes};
+
+    fn put(ctx: &str, key: &str, text: &str) -> SearchChange {
+        SearchChange::Put { ctx: ctx.into(), key: key.into(), text: text.into() }
+    }
+
+    fn describe(changes: Vec<&SearchChange>) -> Vec<String> {
+        changes
+            .into_iter()
+            .map(|c| match c {
+                SearchChange::Put { ctx, key, text } => format!("put {ctx}/{key}={text}"),
+                SearchChange::Remove { ctx, key } => format!("remove {ctx}/{key}"),
+                SearchChange::DropContext { ctx } => format!("drop {ctx}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_last_change_of_an_entry_is_indexed() {
+        let changes = vec![
+            put("a", "k", "1"),
+            put("a", "j", "1"),
+            put("a", "k", "2"),
+            SearchChange::Remove { ctx: "a".into(), key: "j".into() },
+            put("b", "k", "1"),
+            SearchChange::DropContext { ctx: "b".into() },
+            put("b", "k", "2"),
+            SearchChange::DropContext { ctx: "c".into() },
+            put("c", "x", "1"),
+            SearchChange::DropContext { ctx: "c".into() },
+        ];
+        assert_eq!(describe(last_changes(&changes)), ["put a/k=2", "remove a/j", "drop b", "put b/k=2", "drop c"]);
+    }
 }

@@ -101,3 +101,39 @@ async fn the_index_of_a_batch_holds_the_writes_that_succeeded() {
     let rewritten = store.search(&ctx, &["rewritten".to_owned()], 10).await.unwrap();
     assert_eq!(rewritten.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["k2"]);
 }
+
+#[tokio::test]
+async fn one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let _store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    // Another process (here: another store) is refused, after a wait.
+    let err = SqliteStore::open(SqliteConfig::new(&path)).unwrap_err();
+    assert!(err.to_string().contains("in use by another ctxmesh process"), "{err}");
+}
+
+/// Once most guarded writes to a context are refused, stale ones are
+/// answered from a read of the committed state: they stop reaching the
+/// writer (and its queue), and are refused all the same.
+#[tokio::test]
+async fn stale_writes_on_a_hot_entry_skip_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteConfig::new(dir.path().join("db.sqlite"))).unwrap();
+    store.create_context(serde_json::from_value(json!({"id": "hot"})).unwrap(), "a").await.unwrap();
+    let ctx = ContextId::parse("hot").unwrap();
+    let put = |revision: u64, value: u64| -> TxnRequest {
+        serde_json::from_value(json!({"compare": [{"key": "k", "revision": revision}],
+            "success": [{"op": "put", "key": "k", "value": value}]}))
+        .unwrap()
+    };
+    let first = store.txn(&ctx, put(0, 1), "a").await.unwrap();
+    assert!(first.succeeded);
+    let before = store.commit_stats().jobs;
+    for i in 0..20 {
+        assert!(!store.txn(&ctx, put(0, 100 + i), "a").await.unwrap().succeeded);
+    }
+    let reached = store.commit_stats().jobs - before;
+    assert!(reached <= 3, "{reached} of 20 stale writes reached the writer");
+    let (e, _) = store.get_entry(&ctx, &EntryKey::parse("k").unwrap(), ReadAt::Latest).await.unwrap();
+    assert_eq!(e.unwrap().value, json!(1));
+}

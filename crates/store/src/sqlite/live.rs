@@ -1,0 +1,326 @@
+//! The live entries of the contexts being read, in memory.
+//!
+//! Reading one entry at the latest revision is the most common request;
+//! on the embedded store it would take a reader thread and a SQLite read
+//! transaction. The writer thread is the only writer of the database, so
+//! it knows every change: it keeps this cache exact, and such reads are
+//! answered from memory when the cache holds the entry.
+//!
+//! How it stays exact:
+//! - Before a batch commits, the writer marks each context it changed as
+//!   pending and removes the entries it changed. After the commit (or the
+//!   rollback) it writes the new entries through, moves the generation and
+//!   clears the mark. While a context is pending, reads of it are not
+//!   answered from here (the commit may or may not be visible yet).
+//! - A read that misses notes its context's generation (a ticket), reads
+//!   a snapshot, and puts what it read in the cache only if the context is
+//!   not pending and its generation has not moved: no commit happened in
+//!   between that the snapshot might not show.
+//! - An expired entry stays expired until it is written again (which goes
+//!   through the writer), so an entry read as absent because it expired is
+//!   cached as absent; a cached entry is checked for expiry when read.
+//!
+//! The cache is bounded: entries larger than [`MAX_ENTRY_BYTES`] are not
+//! kept, and it starts empty again past [`MAX_BYTES`] or
+//! [`MAX_CONTEXTS`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use ctxmesh_core::{Entry, Timestamp};
+use serde_json::Value;
+
+/// An entry larger than this (approximately, in bytes) is not kept.
+const MAX_ENTRY_BYTES: usize = 64 << 10;
+
+/// The cache starts empty again past this many bytes (approximately).
+const MAX_BYTES: usize = 64 << 20;
+
+/// The cache starts empty again past this many contexts.
+const MAX_CONTEXTS: usize = 4096;
+
+/// What one committed write changed in one context, for the cache.
+#[derive(Debug)]
+pub(crate) enum LiveChange {
+    /// The context is at `revision`, with these entries changed (`None`:
+    /// deleted or expired).
+    Revision { ctx: String, revision: u64, entries: Vec<(String, Option<Entry>)> },
+    /// The context was deleted.
+    Dropped { ctx: String },
+}
+
+impl LiveChange {
+    fn ctx(&self) -> &str {
+        match self {
+            LiveChange::Revision { ctx, .. } | LiveChange::Dropped { ctx } => ctx,
+        }
+    }
+}
+
+/// A read's ticket: the generation of its context when it started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket(u64);
+
+#[derive(Default)]
+pub(crate) struct LiveCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Moves at every commit and rollback.
+    generation: u64,
+    contexts: HashMap<String, Cached>,
+    /// Contexts changed by the batch being committed.
+    pending: HashSet<String>,
+    bytes: usize,
+}
+
+struct Cached {
+    /// The generation of the last commit that changed the context (or of
+    /// the cache when the context came in).
+    generation: u64,
+    /// The context's revision, once known.
+    revision: Option<u64>,
+    /// Entries by key, with their approximate size (`None`: absent).
+    entries: HashMap<String, (Option<Entry>, usize)>,
+}
+
+impl LiveCache {
+    /// The entry at `key` of `ctx` and the context's revision, when the
+    /// cache holds them: `Some((None, revision))` for an entry known to be
+    /// absent.
+    pub(crate) fn get(&self, ctx: &str, key: &str, now: Timestamp) -> Option<(Option<Entry>, u64)> {
+        let inner = self.lock();
+        if inner.pending.contains(ctx) {
+            return None;
+        }
+        let cached = inner.contexts.get(ctx)?;
+        let revision = cached.revision?;
+        let (entry, _) = cached.entries.get(key)?;
+        Some((entry.as_ref().filter(|e| !e.is_expired(now)).cloned(), revision))
+    }
+
+    /// A ticket for a read of `ctx` that missed.
+    pub(crate) fn ticket(&self, ctx: &str) -> Ticket {
+        let mut inner = self.lock();
+        if !inner.contexts.contains_key(ctx) && inner.contexts.len() >= MAX_CONTEXTS {
+            inner.clear();
+        }
+        let generation = inner.generation;
+        let cached = inner.contexts.entry(ctx.to_owned()).or_insert_with(|| Cached {
+            generation,
+            revision: None,
+            entries: HashMap::new(),
+        });
+        Ticket(cached.generation)
+    }
+
+    /// Keeps what a read with `ticket` found, unless a commit may have
+    /// changed the context since.
+    pub(crate) fn fill(&self, ctx: &str, ticket: Ticket, key: &str, entry: &Option<Entry>, revision: u64) {
+        let size = entry.as_ref().map_or(key.len(), weight);
+        if size > MAX_ENTRY_BYTES {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.pending.contains(ctx) {
+            return;
+        }
+        let Some(cached) = inner.contexts.get_mut(ctx).filter(|c| c.generation == ticket.0) else { return };
+        cached.revision = Some(revision);
+        let old = cached.entries.insert(key.to_owned(), (entry.clone(), size)).map_or(0, |(_, s)| s);
+        inner.bytes = inner.bytes + size - old;
+        if inner.bytes > MAX_BYTES {
+            inner.clear();
+        }
+    }
+
+    /// Before a batch commits: its contexts are pending, the entries it
+    /// changed are gone.
+    pub(crate) fn begin(&self, changes: &[LiveChange]) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        for change in changes {
+            inner.pending.insert(change.ctx().to_owned());
+            match change {
+                LiveChange::Dropped { ctx } => inner.drop_context(ctx),
+                LiveChange::Revision { ctx, entries, .. } => {
+                    let mut freed = 0;
+                    if let Some(cached) = inner.contexts.get_mut(ctx.as_str()) {
+                        for (key, _) in entries {
+                            freed += cached.entries.remove(key).map_or(0, |(_, s)| s);
+                        }
+                    }
+                    inner.bytes -= freed;
+                }
+            }
+        }
+    }
+
+    /// After the batch: when it committed, its changes are written through
+    /// to the contexts held here.
+    pub(crate) fn finish(&self, changes: Vec<LiveChange>, committed: bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        let generation = inner.generation;
+        for change in changes {
+            inner.pending.remove(change.ctx());
+            match change {
+                LiveChange::Dropped { ctx } => inner.drop_context(&ctx),
+                LiveChange::Revision { ctx, revision, entries } => {
+                    let Some(cached) = inner.contexts.get_mut(&ctx) else { continue };
+                    cached.generation = generation;
+                    if !committed {
+                        continue;
+                    }
+                    cached.revision = Some(cached.revision.map_or(revision, |r| r.max(revision)));
+                    let mut grown = 0;
+                    for (key, entry) in entries {
+                        let size = entry.as_ref().map_or(key.len(), weight);
+                        if size <= MAX_ENTRY_BYTES {
+                            grown += size;
+                            grown -= cached.entries.insert(key, (entry, size)).map_or(0, |(_, s)| s);
+                        }
+                    }
+                    inner.bytes += grown;
+                }
+            }
+        }
+        if inner.bytes > MAX_BYTES {
+            inner.clear();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn drop_context(&mut self, ctx: &str) {
+        if let Some(cached) = self.contexts.remove(ctx) {
+            self.bytes -= cached.entries.values().map(|(_, s)| s).sum::<usize>();
+        }
+    }
+
+    /// Forgets everything (pending marks stay: their batch is still on).
+    fn clear(&mut self) {
+        self.contexts.clear();
+        self.bytes = 0;
+    }
+}
+
+/// The approximate size of an entry in memory, in bytes.
+fn weight(e: &Entry) -> usize {
+    fn value(v: &Value) -> usize {
+        match v {
+            Value::String(s) => 24 + s.len(),
+            Value::Array(items) => 24 + items.iter().map(value).sum::<usize>(),
+            Value::Object(map) => 48 + map.iter().map(|(k, v)| 24 + k.len() + value(v)).sum::<usize>(),
+            _ => 16,
+        }
+    }
+    let meta = e.meta.kind.as_ref().map_or(0, String::len)
+        + e.meta.tags.iter().chain(&e.meta.depends_on).map(|t| 24 + t.len()).sum::<usize>()
+        + e.meta.relevance.keys().map(|k| 32 + k.len()).sum::<usize>();
+    256 + e.key.len() + e.author.len() + value(&e.value) + meta + e.vclock.keys().map(|k| 32 + k.len()).sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(key: &str, revision: u64, value: Value) -> Entry {
+        serde_json::from_value(json!({
+            "key": key, "value": value, "revision": revision, "version": 1, "created_revision": revision,
+            "updated_at": Utc::now(), "author": "a"
+        }))
+        .unwrap()
+    }
+
+    fn write(ctx: &str, revision: u64, key: &str, value: Option<Value>) -> Vec<LiveChange> {
+        let entries = vec![(key.to_owned(), value.map(|v| entry(key, revision, v)))];
+        vec![LiveChange::Revision { ctx: ctx.into(), revision, entries }]
+    }
+
+    fn commit(cache: &LiveCache, changes: Vec<LiveChange>) {
+        cache.begin(&changes);
+        cache.finish(changes, true);
+    }
+
+    fn value_of(cache: &LiveCache, ctx: &str, key: &str) -> Option<Option<Value>> {
+        cache.get(ctx, key, Utc::now()).map(|(e, _)| e.map(|e| e.value))
+    }
+
+    #[test]
+    fn a_read_fills_and_commits_write_through() {
+        let cache = LiveCache::default();
+        assert_eq!(value_of(&cache, "c", "k"), None, "empty");
+        let ticket = cache.ticket("c");
+        cache.fill("c", ticket, "k", &Some(entry("k", 3, json!(1))), 3);
+        assert_eq!(cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)), Some((Some(json!(1)), 3)));
+        commit(&cache, write("c", 4, "k", Some(json!(2))));
+        assert_eq!(cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)), Some((Some(json!(2)), 4)));
+        commit(&cache, write("c", 5, "k", None));
+        assert_eq!(value_of(&cache, "c", "k"), Some(None), "deleted: known absent");
+        // A commit to another context leaves this one alone.
+        commit(&cache, write("d", 9, "k", Some(json!(3))));
+        assert_eq!(value_of(&cache, "d", "k"), None, "contexts nobody read are not kept");
+        assert_eq!(cache.get("c", "k", Utc::now()).map(|(_, r)| r), Some(5));
+    }
+
+    #[test]
+    fn a_read_that_raced_a_commit_is_not_kept() {
+        let cache = LiveCache::default();
+        let t = cache.ticket("c");
+        cache.fill("c", t, "other", &None, 1);
+        // Read started, then a commit happened: its snapshot may be older.
+        let ticket = cache.ticket("c");
+        commit(&cache, write("c", 2, "k", Some(json!("new"))));
+        cache.fill("c", ticket, "k", &Some(entry("k", 1, json!("old"))), 1);
+        assert_eq!(value_of(&cache, "c", "k"), Some(Some(json!("new"))));
+        // A read that began while a batch was committing is not kept either.
+        let ticket = cache.ticket("c");
+        let changes = write("c", 3, "j", Some(json!("new")));
+        cache.begin(&changes);
+        assert_eq!(value_of(&cache, "c", "k"), None, "pending: not answered from memory");
+        cache.fill("c", ticket, "j", &Some(entry("j", 1, json!("old"))), 2);
+        cache.finish(changes, true);
+        cache.fill("c", ticket, "j", &Some(entry("j", 1, json!("old"))), 2);
+        assert_eq!(value_of(&cache, "c", "j"), Some(Some(json!("new"))));
+        // A batch that rolled back changed nothing, and the entries it
+        // would have changed are read again.
+        let changes = write("c", 4, "j", Some(json!("lost")));
+        cache.begin(&changes);
+        cache.finish(changes, false);
+        assert_eq!(value_of(&cache, "c", "j"), None);
+        assert_eq!(value_of(&cache, "c", "k"), Some(Some(json!("new"))));
+    }
+
+    #[test]
+    fn deleted_contexts_and_expired_entries_are_not_served() {
+        let cache = LiveCache::default();
+        let ticket = cache.ticket("c");
+        let mut soon = entry("k", 1, json!(1));
+        soon.meta.expires_at = Some(Utc::now() + Duration::milliseconds(50));
+        cache.fill("c", ticket, "k", &Some(soon), 1);
+        assert_eq!(value_of(&cache, "c", "k"), Some(Some(json!(1))));
+        assert_eq!(cache.get("c", "k", Utc::now() + Duration::seconds(1)).map(|(e, _)| e.is_none()), Some(true));
+        let ticket = cache.ticket("c");
+        commit(&cache, vec![LiveChange::Dropped { ctx: "c".into() }]);
+        cache.fill("c", ticket, "k", &Some(entry("k", 1, json!(1))), 1);
+        assert_eq!(value_of(&cache, "c", "k"), None);
+    }
+
+    #[test]
+    fn large_entries_are_not_kept() {
+        let cache = LiveCache::default();
+        let ticket = cache.ticket("c");
+        cache.fill("c", ticket, "big", &Some(entry("big", 1, json!("x".repeat(MAX_ENTRY_BYTES)))), 1);
+        assert_eq!(value_of(&cache, "c", "big"), None);
+    }
+}
