@@ -121,12 +121,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits: limits.clone(),
         pool_size: args.pool_size,
     };
+    // Configuration mistakes are reported before the store is opened.
+    let auth = resolve_auth(&args)?;
     let (store, description) =
         ctxmesh_store::open(args.store.as_deref(), &options).await.with_context(|| match args.store.as_deref() {
             Some(url) if url.contains("://") && !url.starts_with("sqlite:") => "cannot open the store".to_owned(),
             _ => format!("cannot open the store in {}", args.data_dir.display()),
         })?;
-    let auth = resolve_auth(&args)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}: is another server running there?", args.listen))?;

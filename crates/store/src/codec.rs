@@ -67,8 +67,11 @@ pub(crate) const VERSION_COLUMNS: &str =
     "key, revision, change, value, meta, version, created_revision, updated_at, author, vclock";
 
 /// [`VERSION_COLUMNS`] qualified by the table alias `v`.
-pub(crate) fn prefixed_version_columns() -> String {
-    VERSION_COLUMNS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ")
+pub(crate) fn prefixed_version_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        VERSION_COLUMNS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ")
+    });
+    &COLUMNS
 }
 
 /// A raw version row, decoded lazily so that JSON errors surface as errors.

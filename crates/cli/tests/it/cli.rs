@@ -236,4 +236,15 @@ async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("without authentication"));
+
+    // A second server on the same data directory is refused (after a
+    // wait of a few seconds for the first to let go).
+    let second = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .args(["serve", "--auth", "off", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another ctxmesh process"));
+    drop(server);
 }

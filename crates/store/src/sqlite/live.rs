@@ -10,8 +10,12 @@
 //! - Before a batch commits, the writer marks each context it changed as
 //!   pending and removes the entries it changed. After the commit (or the
 //!   rollback) it writes the new entries through, moves the generation and
-//!   clears the mark. While a context is pending, reads of it are not
-//!   answered from here (the commit may or may not be visible yet).
+//!   clears the mark. While a context is pending, its other entries are
+//!   still answered from here, with the revision before the commit, unless
+//!   a read of the database may have seen the commit: a read of one entry
+//!   records the revision it returned, any other read of a pending context
+//!   counts as having seen the commit's, and no later read from here
+//!   returns an older revision.
 //! - A read that misses notes its context's generation (a ticket), reads
 //!   a snapshot, and puts what it read in the cache only if the context is
 //!   not pending and its generation has not moved: no commit happened in
@@ -24,7 +28,7 @@
 //! kept, and it starts empty again past [`MAX_BYTES`] or
 //! [`MAX_CONTEXTS`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use ctxmesh_core::{Entry, Timestamp};
@@ -71,8 +75,9 @@ struct Inner {
     /// Moves at every commit and rollback.
     generation: u64,
     contexts: HashMap<String, Cached>,
-    /// Contexts changed by the batch being committed.
-    pending: HashSet<String>,
+    /// Contexts changed by the batch being committed, with the revision it
+    /// brings them to.
+    pending: HashMap<String, u64>,
     bytes: usize,
 }
 
@@ -82,6 +87,8 @@ struct Cached {
     generation: u64,
     /// The context's revision, once known.
     revision: Option<u64>,
+    /// The newest revision of the context a read of the database returned.
+    seen: u64,
     /// Entries by key, with their approximate size (`None`: absent).
     entries: HashMap<String, (Option<Entry>, usize)>,
 }
@@ -92,11 +99,8 @@ impl LiveCache {
     /// absent.
     pub(crate) fn get(&self, ctx: &str, key: &str, now: Timestamp) -> Option<(Option<Entry>, u64)> {
         let inner = self.lock();
-        if inner.pending.contains(ctx) {
-            return None;
-        }
         let cached = inner.contexts.get(ctx)?;
-        let revision = cached.revision?;
+        let revision = cached.revision.filter(|r| *r >= cached.seen)?;
         let (entry, _) = cached.entries.get(key)?;
         Some((entry.as_ref().filter(|e| !e.is_expired(now)).cloned(), revision))
     }
@@ -111,23 +115,24 @@ impl LiveCache {
         let cached = inner.contexts.entry(ctx.to_owned()).or_insert_with(|| Cached {
             generation,
             revision: None,
+            seen: 0,
             entries: HashMap::new(),
         });
         Ticket(cached.generation)
     }
 
-    /// Keeps what a read with `ticket` found, unless a commit may have
-    /// changed the context since.
+    /// Records what a read of the database with `ticket` returned (before
+    /// it is answered), and keeps it unless a commit may have changed the
+    /// context since the read began.
     pub(crate) fn fill(&self, ctx: &str, ticket: Ticket, key: &str, entry: &Option<Entry>, revision: u64) {
-        let size = entry.as_ref().map_or(key.len(), weight);
-        if size > MAX_ENTRY_BYTES {
-            return;
-        }
         let mut inner = self.lock();
-        if inner.pending.contains(ctx) {
+        let pending = inner.pending.contains_key(ctx);
+        let Some(cached) = inner.contexts.get_mut(ctx) else { return };
+        cached.seen = cached.seen.max(revision);
+        let size = entry.as_ref().map_or(key.len(), weight);
+        if pending || cached.generation != ticket.0 || size > MAX_ENTRY_BYTES {
             return;
         }
-        let Some(cached) = inner.contexts.get_mut(ctx).filter(|c| c.generation == ticket.0) else { return };
         cached.revision = Some(revision);
         let old = cached.entries.insert(key.to_owned(), (entry.clone(), size)).map_or(0, |(_, s)| s);
         inner.bytes = inner.bytes + size - old;
@@ -142,7 +147,12 @@ impl LiveCache {
         let mut inner = self.lock();
         inner.generation += 1;
         for change in changes {
-            inner.pending.insert(change.ctx().to_owned());
+            let next = match change {
+                LiveChange::Revision { revision, .. } => *revision,
+                LiveChange::Dropped { .. } => u64::MAX,
+            };
+            let at = inner.pending.entry(change.ctx().to_owned()).or_default();
+            *at = (*at).max(next);
             match change {
                 LiveChange::Dropped { ctx } => inner.drop_context(ctx),
                 LiveChange::Revision { ctx, entries, .. } => {
@@ -172,6 +182,8 @@ impl LiveCache {
                     let Some(cached) = inner.contexts.get_mut(&ctx) else { continue };
                     cached.generation = generation;
                     if !committed {
+                        // No read saw a revision that was rolled back.
+                        cached.seen = cached.revision.unwrap_or(0);
                         continue;
                     }
                     cached.revision = Some(cached.revision.map_or(revision, |r| r.max(revision)));
@@ -189,6 +201,20 @@ impl LiveCache {
         }
         if inner.bytes > MAX_BYTES {
             inner.clear();
+        }
+    }
+
+    /// Records that a read of the database (other than one entry's) of
+    /// `ctx` is done: if a commit of the context is under way, the read may
+    /// have seen it.
+    /// `None`: a read of every context (the list of contexts).
+    pub(crate) fn read_done(&self, ctx: Option<&str>) {
+        let mut inner = self.lock();
+        let Inner { pending, contexts, .. } = &mut *inner;
+        for (id, next) in pending.iter().filter(|(id, _)| ctx.is_none_or(|c| c == id.as_str())) {
+            if let Some(cached) = contexts.get_mut(id) {
+                cached.seen = cached.seen.max(*next);
+            }
         }
     }
 
@@ -287,18 +313,32 @@ mod tests {
         let ticket = cache.ticket("c");
         let changes = write("c", 3, "j", Some(json!("new")));
         cache.begin(&changes);
-        assert_eq!(value_of(&cache, "c", "k"), None, "pending: not answered from memory");
+        assert_eq!(
+            cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)),
+            Some((Some(json!("new")), 2)),
+            "pending: an entry the commit does not change is answered, at the revision before it"
+        );
         cache.fill("c", ticket, "j", &Some(entry("j", 1, json!("old"))), 2);
+        // Once a read of the database may have seen the commit, nothing
+        // older is answered from here until it is done.
+        cache.read_done(Some("c"));
+        assert_eq!(value_of(&cache, "c", "k"), None);
         cache.finish(changes, true);
+        assert_eq!(cache.get("c", "k", Utc::now()).map(|(_, r)| r), Some(3));
         cache.fill("c", ticket, "j", &Some(entry("j", 1, json!("old"))), 2);
         assert_eq!(value_of(&cache, "c", "j"), Some(Some(json!("new"))));
         // A batch that rolled back changed nothing, and the entries it
         // would have changed are read again.
         let changes = write("c", 4, "j", Some(json!("lost")));
         cache.begin(&changes);
+        cache.read_done(Some("c"));
+        assert_eq!(value_of(&cache, "c", "k"), None);
         cache.finish(changes, false);
         assert_eq!(value_of(&cache, "c", "j"), None);
-        assert_eq!(value_of(&cache, "c", "k"), Some(Some(json!("new"))));
+        assert_eq!(
+            cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)),
+            Some((Some(json!("new")), 3))
+        );
     }
 
     #[test]

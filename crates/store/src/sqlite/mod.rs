@@ -198,9 +198,17 @@ impl Backend for SqliteStore {
             ReadOp::GetEntry { id, key, at: ReadAt::Latest } => Some((id.as_str().to_owned(), key.as_str().to_owned())),
             _ => None,
         }) else {
-            return self.read_snapshot(op).await;
+            let seen = read_context(&op);
+            let out = self.read_snapshot(op).await;
+            if let Some(ctx) = seen {
+                self.live.read_done(ctx.as_deref());
+            }
+            return out;
         };
-        if let Some(hit) = self.live.get(&ctx, &key, chrono::Utc::now()) {
+        let hit = self.live.get(&ctx, &key, chrono::Utc::now());
+        metrics::counter!("ctxmesh_live_entry_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
+            .increment(1);
+        if let Some(hit) = hit {
             return Ok(ReadOutput::Entry(hit));
         }
         let ticket = self.live.ticket(&ctx);
@@ -225,6 +233,23 @@ impl Backend for SqliteStore {
         }
         self.readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
+}
+
+/// The context a read shows a revision of (`Some(None)`: every context).
+fn read_context(op: &ReadOp) -> Option<Option<String>> {
+    Some(Some(match op {
+        ReadOp::ListContexts { .. } => return Some(None),
+        ReadOp::GetContext { id }
+        | ReadOp::GetEntry { id, .. }
+        | ReadOp::ListEntries { id, .. }
+        | ReadOp::EntryHistory { id, .. }
+        | ReadOp::ContextHistory { id, .. }
+        | ReadOp::Diff { id, .. }
+        | ReadOp::Events { id, .. }
+        | ReadOp::Search { id, .. }
+        | ReadOp::Precheck { id, .. } => id.as_str().to_owned(),
+        _ => return None,
+    }))
 }
 
 impl SqliteStore {

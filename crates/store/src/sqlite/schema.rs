@@ -117,11 +117,21 @@ CREATE TABLE search_docs (
 );
 CREATE VIRTUAL TABLE search_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 "#,
+    r#"
+-- The keyword index keeps no copy of the text (the entries have it), and
+-- deletes without reading it back: a write replaces its entry's document
+-- without tokenizing the old text again.
+DROP TABLE search_fts;
+DELETE FROM search_docs;
+CREATE VIRTUAL TABLE search_fts USING fts5(
+    text, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'
+);
+"#,
 ];
 
-/// The migration that added keyword search: the entries there were before
-/// it are indexed when it runs.
-const SEARCH_MIGRATION: usize = 4;
+/// The migrations that (re)made the keyword index: the entries there were
+/// before are indexed when they run.
+const SEARCH_MIGRATIONS: [usize; 2] = [4, 5];
 
 /// Indexes the live entries for keyword search (once, at the migration
 /// that added it).
@@ -154,7 +164,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        if version + 1 == SEARCH_MIGRATION {
+        if SEARCH_MIGRATIONS.contains(&(version + 1)) {
             index_existing(&tx)?;
         }
         tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;

@@ -137,3 +137,33 @@ async fn stale_writes_on_a_hot_entry_skip_the_writer() {
     let (e, _) = store.get_entry(&ctx, &EntryKey::parse("k").unwrap(), ReadAt::Latest).await.unwrap();
     assert_eq!(e.unwrap().value, json!(1));
 }
+
+/// A database from before the keyword index kept no text of its own is
+/// upgraded: its live entries are indexed again.
+#[tokio::test]
+async fn the_keyword_index_is_rebuilt_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let ctx = ContextId::parse("up").unwrap();
+    {
+        let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        store.create_context(serde_json::from_value(json!({"id": "up"})).unwrap(), "a").await.unwrap();
+        let t: TxnRequest = serde_json::from_value(
+            json!({"success": [{"op": "put", "key": "plan", "value": "migrate the billing service"}]}),
+        )
+        .unwrap();
+        store.txn(&ctx, t, "a").await.unwrap();
+    }
+    // Back to schema 4: the index of that version, empty.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE search_fts; DELETE FROM search_docs; \
+         CREATE VIRTUAL TABLE search_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2'); \
+         PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let hits = store.search(&ctx, &["billing".to_owned()], 10).await.unwrap();
+    assert_eq!(hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["plan"]);
+}
