@@ -125,11 +125,35 @@ const WAL_SIZE_LIMIT: u64 = 32 << 20;
 /// Page cache of each reader's connection, in KiB.
 const READER_CACHE_KIB: u32 = 16 * 1024;
 
-/// Statements are prepared once and keep their plans: a large statement
+/// Lookaside memory: SQLite's own small allocations come from it instead
+/// of the C allocator. Its default is 100 slots of 1200 bytes, fewer than a
+/// batch of writes uses (the writer's 2,000 slots took cas-many from 8,300
+/// to 9,300 CAS/s); readers need fewer.
+const LOOKASIDE_SLOT: std::ffi::c_int = 1200;
+const WRITER_LOOKASIDE_SLOTS: std::ffi::c_int = 2000;
+const READER_LOOKASIDE_SLOTS: std::ffi::c_int = 500;
+
+/// Sets up a new connection: lookaside memory of `lookaside_slots`, and
+/// statements prepared once that keep their plans (a large statement
 /// cache, and the query planner stability guarantee, without which SQLite
 /// prepares a statement again whenever a new value is bound to a `LIMIT ?`
-/// or a range bound (most of the writer's time went there).
-fn keep_plans(conn: &Connection) -> Result<()> {
+/// or a range bound: most of the writer's time went there).
+fn tune(conn: &Connection, lookaside_slots: std::ffi::c_int) -> Result<()> {
+    // SAFETY: the connection was just opened and has run no statement, so
+    // none of its lookaside memory is in use (the one condition of
+    // SQLITE_DBCONFIG_LOOKASIDE); a null buffer makes SQLite allocate it.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_LOOKASIDE,
+            std::ptr::null_mut::<std::ffi::c_void>(),
+            LOOKASIDE_SLOT,
+            lookaside_slots,
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        tracing::debug!(rc, "SQLite kept its default lookaside memory");
+    }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
@@ -144,7 +168,7 @@ impl SqliteStore {
         }
         let lock = lock_database(&config.path)?;
         let mut conn = Connection::open(&config.path)?;
-        keep_plans(&conn)?;
+        tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
         let synchronous = match config.durability {
             Durability::Full => "FULL",
             Durability::Relaxed => "NORMAL",
@@ -312,7 +336,7 @@ impl ReadPool {
     fn open(path: &Path) -> Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags)?;
-        keep_plans(&conn)?;
+        tune(&conn, READER_LOOKASIDE_SLOTS)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))?;
         Ok(conn)
