@@ -167,3 +167,86 @@ async fn the_keyword_index_is_rebuilt_on_upgrade() {
     let hits = store.search(&ctx, &["billing".to_owned()], 10).await.unwrap();
     assert_eq!(hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["plan"]);
 }
+
+/// Reads of one entry, answered from memory or not, never go back in time
+/// and always see the reader's own acknowledged writes, with writers,
+/// readers and listings (which read the database) running at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_never_go_back_under_concurrent_writes() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(SqliteConfig::new(dir.path().join("db.sqlite"))).unwrap());
+    store.create_context(serde_json::from_value(json!({"id": "mono"})).unwrap(), "a").await.unwrap();
+    let ctx = ContextId::parse("mono").unwrap();
+    let keys: Vec<EntryKey> = (0..4).map(|i| EntryKey::parse(&format!("k{i}")).unwrap()).collect();
+    let mut tasks = Vec::new();
+    for w in 0..6u64 {
+        let (store, ctx, keys) = (store.clone(), ctx.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..60u64 {
+                let key = &keys[((w + i) % 4) as usize];
+                let (current, _) = store.get_entry(&ctx, key, ReadAt::Latest).await.unwrap();
+                let revision = current.map_or(0, |e| e.revision);
+                let t: TxnRequest = serde_json::from_value(json!({
+                    "compare": [{"key": key.as_str(), "revision": revision}],
+                    "success": [{"op": "put", "key": key.as_str(), "value": {"writer": w, "i": i}}]
+                }))
+                .unwrap();
+                let done = store.txn(&ctx, t, "w").await.unwrap();
+                if done.succeeded {
+                    // Read your writes.
+                    let (e, at) = store.get_entry(&ctx, key, ReadAt::Latest).await.unwrap();
+                    let e = e.unwrap();
+                    assert!(e.revision >= done.revision, "wrote {} then read {}", done.revision, e.revision);
+                    assert!(at >= done.revision, "context revision {at} after a write at {}", done.revision);
+                }
+            }
+        }));
+    }
+    for _ in 0..4 {
+        let (store, ctx, keys) = (store.clone(), ctx.clone(), keys.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = [0u64; 4];
+            let mut context_seen = 0;
+            for i in 0..600usize {
+                let k = i % 4;
+                if i % 50 == 0 {
+                    // A listing reads the database, whatever is cached.
+                    let page = store
+                        .list_entries(
+                            &ctx,
+                            ReadAt::Latest,
+                            &ctxmesh_store::ListQuery { prefix: String::new(), after_key: None, limit: 10 },
+                        )
+                        .await
+                        .unwrap();
+                    assert!(page.revision >= context_seen, "listing at {} after {context_seen}", page.revision);
+                    context_seen = page.revision;
+                }
+                let (e, at) = store.get_entry(&ctx, &keys[k], ReadAt::Latest).await.unwrap();
+                let revision = e.map_or(0, |e| e.revision);
+                assert!(revision >= seen[k], "k{k}: revision {revision} after {}", seen[k]);
+                assert!(at >= context_seen, "context revision {at} after {context_seen}");
+                seen[k] = revision;
+                context_seen = at;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // What memory answers is what the database holds.
+    for key in &keys {
+        let (cached, _) = store.get_entry(&ctx, key, ReadAt::Latest).await.unwrap();
+        let page = store
+            .list_entries(
+                &ctx,
+                ReadAt::Latest,
+                &ctxmesh_store::ListQuery { prefix: String::new(), after_key: None, limit: 10 },
+            )
+            .await
+            .unwrap();
+        let stored = page.entries.into_iter().find(|e| e.key == key.as_str());
+        assert_eq!(cached, stored);
+    }
+}
