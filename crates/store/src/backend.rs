@@ -248,6 +248,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// The stale-write checks of this node (see [`crate::precheck`]).
     fn prechecks(&self) -> &Arc<crate::precheck::Prechecks>;
+    /// The writer's refusal of `txn`, from a copy of the committed state
+    /// this node holds in memory, when it holds what that takes.
+    fn refuse_in_memory(
+        &self,
+        _id: &ctxmesh_core::ids::ContextId,
+        _txn: &ctxmesh_core::txn::TxnRequest,
+        _author: &str,
+    ) -> Option<ctxmesh_core::txn::TxnResponse> {
+        None
+    }
 }
 
 /// The error for an output of the wrong kind (a bug).
@@ -323,6 +333,11 @@ macro_rules! impl_store {
                 use $crate::ops::{ReadOp, ReadOutput, WriteOp, WriteOutput};
                 let checks = self.prechecks();
                 if checks.wanted(id.as_str(), &txn) {
+                    if let Some(refused) = self.refuse_in_memory(id, &txn, author) {
+                        metrics::counter!("ctxmesh_stale_writes_refused_early_total", "from" => "memory").increment(1);
+                        checks.record(id.as_str(), true);
+                        return Ok(refused);
+                    }
                     let op = ReadOp::Precheck {
                         id: id.clone(),
                         txn: Box::new(txn.clone()),
@@ -330,7 +345,8 @@ macro_rules! impl_store {
                         checks: checks.clone(),
                     };
                     // Anything but a refusal (an error too) is the writer's to answer.
-                    if let Ok(Some(refused)) = $crate::backend::output!(self.read(op).await, ReadOutput::Refused) {
+                    if let Ok((Some(refused), _)) = $crate::backend::output!(self.read(op).await, ReadOutput::Refused) {
+                        metrics::counter!("ctxmesh_stale_writes_refused_early_total", "from" => "read").increment(1);
                         checks.record(id.as_str(), true);
                         return Ok(refused);
                     }

@@ -1007,6 +1007,10 @@ pub async fn stale_writes_on_a_hot_context(store: TestStore) {
     };
     let current = store.txn(&cid("hot"), guarded("k", base, json!(1)), "one").await.unwrap();
     assert!(current.succeeded);
+    // Read first, as a client of a hot entry does (a store may keep what
+    // it read).
+    assert_eq!(latest(&store, "hot", "k").await.unwrap().revision, current.revision);
+    latest(&store, "hot", "lww/k").await.unwrap();
     for i in 0..10 {
         let refused = store.txn(&cid("hot"), guarded("k", base, json!(100 + i)), "two").await.unwrap();
         assert!(!refused.succeeded);
@@ -1015,6 +1019,7 @@ pub async fn stale_writes_on_a_hot_context(store: TestStore) {
         assert_eq!(report.reason.as_deref(), Some("the entry changed since it was read (policy: reject)"));
         let now = report.current.as_ref().unwrap();
         assert_eq!((now.value.clone(), now.revision), (json!(1), current.revision));
+        assert_eq!(refused.revision, current.revision, "the context's revision when refused");
     }
     assert_eq!(latest(&store, "hot", "k").await.unwrap().value, json!(1), "nothing refused was written");
     // Other keys keep their policy on the hot context.

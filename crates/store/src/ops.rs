@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DurationRound, Utc};
-use ctxmesh_core::context::{ContextInfo, ContextPatch, ForkOrigin, NewContext};
+use ctxmesh_core::context::{ContextInfo, ContextPatch, ForkOrigin, NewContext, Strategy};
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
 use ctxmesh_core::history::{Commit, DiffChange, commit_kinds};
@@ -228,15 +228,15 @@ pub(crate) async fn plan_on(
 }
 
 /// The writer's answer to `txn` when it is refused on the committed state
-/// and would change nothing; `None` when only the writer can tell. See
-/// [`crate::precheck`].
+/// and would change nothing (`None` when only the writer can tell), and
+/// the context as read. See [`crate::precheck`].
 pub(crate) async fn precheck(
     tx: &mut impl Tx,
     env: Env<'_>,
     id: &ContextId,
     txn: &TxnRequest,
     author: &str,
-) -> Result<Option<TxnResponse>> {
+) -> Result<(Option<TxnResponse>, ContextInfo)> {
     txn.validate(env.limits)?;
     let ctx = tx.context(id.as_str()).await?;
     if let Some(fence) = &txn.fence {
@@ -244,7 +244,34 @@ pub(crate) async fn precheck(
     }
     let now = now().max(ctx.updated_at);
     let (plan, response) = plan_on(tx, env, &ctx, txn, author, now).await?;
-    Ok((!response.succeeded && plan.is_empty()).then_some(response))
+    Ok(((!response.succeeded && plan.is_empty()).then_some(response), ctx))
+}
+
+/// [`precheck`] on a copy of the committed state held in memory: the
+/// context and the live entries of `txn`'s read set (absent when not
+/// there). Only where nothing else is needed: no fence to check, no
+/// prefix to read, and every compared key under `reject` (the other
+/// policies read history and the agents' trust).
+pub(crate) fn precheck_in_memory(
+    env: Env<'_>,
+    ctx: &ContextInfo,
+    entries: BTreeMap<String, Entry>,
+    txn: &TxnRequest,
+    author: &str,
+) -> Option<TxnResponse> {
+    if txn.fence.is_some() || txn.validate(env.limits).is_err() {
+        return None;
+    }
+    let policy = &ctx.settings.policy;
+    if txn.comparisons().iter().any(|c| policy.rules_for(c.key.as_str()).strategy != Strategy::Reject) {
+        return None;
+    }
+    let schemas = env.schemas.get(ctx).ok()?;
+    let snapshot = Snapshot { entries, ..Snapshot::default() };
+    let input =
+        PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now: now().max(ctx.updated_at) };
+    let (plan, response) = plan_txn(&input, &snapshot, txn).ok()?;
+    (!response.succeeded && plan.is_empty()).then_some(response)
 }
 
 pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: &str) -> Result<u64> {
@@ -681,8 +708,9 @@ pub(crate) enum ReadOutput {
     Ids(Vec<String>),
     Hits(Vec<(String, f64)>),
     Coord(CoordOutput),
-    /// The answer to a write refused on the committed state.
-    Refused(Option<TxnResponse>),
+    /// The answer to a write refused on the committed state, and the
+    /// context as read.
+    Refused((Option<TxnResponse>, Box<ContextInfo>)),
 }
 
 /// Runs one read inside `tx`.
@@ -708,7 +736,8 @@ pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
         ReadOp::Coord(op) => ReadOutput::Coord(crate::coord::read(tx, op).await?),
         ReadOp::Precheck { id, txn, author, checks } => {
             let env = Env { limits: &checks.limits, schemas: &checks.schemas };
-            ReadOutput::Refused(precheck(tx, env, &id, &txn, &author).await?)
+            let (refused, ctx) = precheck(tx, env, &id, &txn, &author).await?;
+            ReadOutput::Refused((refused, Box::new(ctx)))
         }
     })
 }

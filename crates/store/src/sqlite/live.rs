@@ -28,9 +28,10 @@
 //! kept, and it starts empty again past [`MAX_BYTES`] or
 //! [`MAX_CONTEXTS`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::{Entry, Timestamp};
 use serde_json::Value;
 
@@ -46,9 +47,18 @@ const MAX_CONTEXTS: usize = 4096;
 /// What one committed write changed in one context, for the cache.
 #[derive(Debug)]
 pub(crate) enum LiveChange {
-    /// The context is at `revision`, with these entries changed (`None`:
-    /// deleted or expired).
-    Revision { ctx: String, revision: u64, entries: Vec<(String, Option<Entry>)> },
+    /// The context is at `revision` (made at `updated_at`, holding
+    /// `entry_count` entries), with these entries changed (`None`: deleted
+    /// or expired).
+    Revision {
+        ctx: String,
+        revision: u64,
+        updated_at: Timestamp,
+        entry_count: u64,
+        entries: Vec<(String, Option<Entry>)>,
+    },
+    /// The context's row changed otherwise (created, settings, compaction).
+    Context { ctx: String },
     /// The context was deleted.
     Dropped { ctx: String },
 }
@@ -56,7 +66,7 @@ pub(crate) enum LiveChange {
 impl LiveChange {
     fn ctx(&self) -> &str {
         match self {
-            LiveChange::Revision { ctx, .. } | LiveChange::Dropped { ctx } => ctx,
+            LiveChange::Revision { ctx, .. } | LiveChange::Context { ctx } | LiveChange::Dropped { ctx } => ctx,
         }
     }
 }
@@ -89,6 +99,8 @@ struct Cached {
     revision: Option<u64>,
     /// The newest revision of the context a read of the database returned.
     seen: u64,
+    /// The context as of `revision`, once read.
+    info: Option<ContextInfo>,
     /// Entries by key, with their approximate size (`None`: absent).
     entries: HashMap<String, (Option<Entry>, usize)>,
 }
@@ -105,6 +117,42 @@ impl LiveCache {
         Some((entry.as_ref().filter(|e| !e.is_expired(now)).cloned(), revision))
     }
 
+    /// The context and the live entries at `keys`, as of one revision, when
+    /// the cache holds them all (an entry known to be absent, or expired
+    /// at `now`, is left out of the map).
+    pub(crate) fn snapshot<'k>(
+        &self,
+        ctx: &str,
+        keys: impl IntoIterator<Item = &'k String>,
+        now: Timestamp,
+    ) -> Option<(ContextInfo, BTreeMap<String, Entry>)> {
+        let inner = self.lock();
+        let cached = inner.contexts.get(ctx)?;
+        let revision = cached.revision.filter(|r| *r >= cached.seen)?;
+        let info = cached.info.as_ref().filter(|i| i.revision == revision)?;
+        let mut entries = BTreeMap::new();
+        for key in keys {
+            if let Some(e) = cached.entries.get(key)?.0.as_ref().filter(|e| !e.is_expired(now)) {
+                entries.insert(key.clone(), e.clone());
+            }
+        }
+        Some((info.clone(), entries))
+    }
+
+    /// Keeps the context as a read with `ticket` found it, unless a commit
+    /// may have changed it since the read began.
+    pub(crate) fn fill_context(&self, ticket: Ticket, info: &ContextInfo) {
+        let mut inner = self.lock();
+        let pending = inner.pending.contains_key(&info.id);
+        let Some(cached) = inner.contexts.get_mut(&info.id) else { return };
+        cached.seen = cached.seen.max(info.revision);
+        if pending || cached.generation != ticket.0 || cached.revision.is_some_and(|r| r != info.revision) {
+            return;
+        }
+        cached.revision = Some(info.revision);
+        cached.info = Some(info.clone());
+    }
+
     /// A ticket for a read of `ctx` that missed.
     pub(crate) fn ticket(&self, ctx: &str) -> Ticket {
         let mut inner = self.lock();
@@ -116,6 +164,7 @@ impl LiveCache {
             generation,
             revision: None,
             seen: 0,
+            info: None,
             entries: HashMap::new(),
         });
         Ticket(cached.generation)
@@ -149,12 +198,18 @@ impl LiveCache {
         for change in changes {
             let next = match change {
                 LiveChange::Revision { revision, .. } => *revision,
+                LiveChange::Context { .. } => 0,
                 LiveChange::Dropped { .. } => u64::MAX,
             };
             let at = inner.pending.entry(change.ctx().to_owned()).or_default();
             *at = (*at).max(next);
             match change {
                 LiveChange::Dropped { ctx } => inner.drop_context(ctx),
+                LiveChange::Context { ctx } => {
+                    if let Some(cached) = inner.contexts.get_mut(ctx.as_str()) {
+                        cached.info = None;
+                    }
+                }
                 LiveChange::Revision { ctx, entries, .. } => {
                     let mut freed = 0;
                     if let Some(cached) = inner.contexts.get_mut(ctx.as_str()) {
@@ -178,7 +233,13 @@ impl LiveCache {
             inner.pending.remove(change.ctx());
             match change {
                 LiveChange::Dropped { ctx } => inner.drop_context(&ctx),
-                LiveChange::Revision { ctx, revision, entries } => {
+                LiveChange::Context { ctx } => {
+                    if let Some(cached) = inner.contexts.get_mut(&ctx) {
+                        cached.generation = generation;
+                        cached.info = None;
+                    }
+                }
+                LiveChange::Revision { ctx, revision, updated_at, entry_count, entries } => {
                     let Some(cached) = inner.contexts.get_mut(&ctx) else { continue };
                     cached.generation = generation;
                     if !committed {
@@ -187,6 +248,11 @@ impl LiveCache {
                         continue;
                     }
                     cached.revision = Some(cached.revision.map_or(revision, |r| r.max(revision)));
+                    if let Some(info) = &mut cached.info {
+                        info.revision = revision;
+                        info.updated_at = updated_at;
+                        info.entry_count = entry_count;
+                    }
                     let mut grown = 0;
                     for (key, entry) in entries {
                         let size = entry.as_ref().map_or(key.len(), weight);
@@ -270,7 +336,7 @@ mod tests {
 
     fn write(ctx: &str, revision: u64, key: &str, value: Option<Value>) -> Vec<LiveChange> {
         let entries = vec![(key.to_owned(), value.map(|v| entry(key, revision, v)))];
-        vec![LiveChange::Revision { ctx: ctx.into(), revision, entries }]
+        vec![LiveChange::Revision { ctx: ctx.into(), revision, updated_at: Utc::now(), entry_count: 1, entries }]
     }
 
     fn commit(cache: &LiveCache, changes: Vec<LiveChange>) {
@@ -354,6 +420,40 @@ mod tests {
         commit(&cache, vec![LiveChange::Dropped { ctx: "c".into() }]);
         cache.fill("c", ticket, "k", &Some(entry("k", 1, json!(1))), 1);
         assert_eq!(value_of(&cache, "c", "k"), None);
+    }
+
+    fn context(revision: u64) -> ContextInfo {
+        serde_json::from_value(json!({
+            "id": "c", "revision": revision, "created_at": Utc::now(), "updated_at": Utc::now(),
+            "created_by": "a", "entry_count": 1, "compacted_revision": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_needs_the_context_and_every_entry() {
+        let cache = LiveCache::default();
+        let keys = ["k".to_owned(), "gone".to_owned()];
+        let ticket = cache.ticket("c");
+        cache.fill("c", ticket, "k", &Some(entry("k", 2, json!(1))), 2);
+        cache.fill("c", ticket, "gone", &None, 2);
+        assert!(cache.snapshot("c", &keys, Utc::now()).is_none(), "the context was not read yet");
+        cache.fill_context(ticket, &context(2));
+        let (info, entries) = cache.snapshot("c", &keys, Utc::now()).unwrap();
+        assert_eq!((info.revision, entries.keys().map(String::as_str).collect::<Vec<_>>()), (2, vec!["k"]));
+        assert!(cache.snapshot("c", &["other".to_owned()], Utc::now()).is_none(), "an entry not held");
+        // Commits bring the context forward.
+        commit(&cache, write("c", 3, "k", Some(json!(2))));
+        let (info, entries) = cache.snapshot("c", &keys, Utc::now()).unwrap();
+        assert_eq!((info.revision, info.entry_count, entries["k"].value.clone()), (3, 1, json!(2)));
+        // A change to the context's settings forgets it until read again.
+        commit(&cache, vec![LiveChange::Context { ctx: "c".into() }]);
+        assert!(cache.snapshot("c", &keys, Utc::now()).is_none());
+        // A read of the context that raced a commit is not kept.
+        let ticket = cache.ticket("c");
+        commit(&cache, write("c", 4, "k", Some(json!(3))));
+        cache.fill_context(ticket, &context(3));
+        assert!(cache.snapshot("c", &keys, Utc::now()).is_none());
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use ctxmesh_core::Limits;
+use ctxmesh_core::ids::ContextId;
+use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
@@ -223,7 +225,15 @@ impl Backend for SqliteStore {
             _ => None,
         }) else {
             let seen = read_context(&op);
+            // A check of a stale write reads the context: kept for the next.
+            let ticket = match &op {
+                ReadOp::Precheck { id, .. } => Some(self.live.ticket(id.as_str())),
+                _ => None,
+            };
             let out = self.read_snapshot(op).await;
+            if let (Some(ticket), Ok(ReadOutput::Refused((_, info)))) = (ticket, &out) {
+                self.live.fill_context(ticket, info);
+            }
             if let Some(ctx) = seen {
                 self.live.read_done(ctx.as_deref());
             }
@@ -249,6 +259,16 @@ impl Backend for SqliteStore {
 
     fn prechecks(&self) -> &Arc<Prechecks> {
         &self.checks
+    }
+
+    fn refuse_in_memory(&self, id: &ContextId, txn: &TxnRequest, author: &str) -> Option<TxnResponse> {
+        let read_set = txn.read_set();
+        if !read_set.prefixes.is_empty() {
+            return None;
+        }
+        let (ctx, entries) = self.live.snapshot(id.as_str(), &read_set.keys, chrono::Utc::now())?;
+        let env = ops::Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
+        ops::precheck_in_memory(env, &ctx, entries, txn, author)
     }
 
     async fn ping(&self) -> Result<()> {

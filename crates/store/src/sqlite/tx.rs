@@ -106,9 +106,23 @@ impl<'a> SqliteTx<'a> {
             .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
         if let Some(live) = &mut self.live {
             let entries = plan.changes.iter().map(|c| (c.key.clone(), c.after.clone())).collect();
-            live.push(LiveChange::Revision { ctx: ctx.to_owned(), revision: plan.revision, entries });
+            live.push(LiveChange::Revision {
+                ctx: ctx.to_owned(),
+                revision: plan.revision,
+                updated_at: plan.commit.at,
+                entry_count,
+                entries,
+            });
         }
         Ok(search)
+    }
+
+    /// Notes, for the writer's cache, a change to a context's row other
+    /// than a new revision.
+    fn context_changed(&mut self, ctx: &str) {
+        if let Some(live) = &mut self.live {
+            live.push(LiveChange::Context { ctx: ctx.to_owned() });
+        }
     }
 
     fn search_change(&mut self, change: SearchChange) -> Result<()> {
@@ -303,6 +317,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn insert_context(&mut self, info: &ContextInfo) -> Result<bool> {
+        self.context_changed(&info.id);
         let inserted = self
             .conn
             .prepare_cached(
@@ -326,6 +341,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn update_settings(&mut self, id: &str, settings: &ContextSettings, at: Timestamp) -> Result<()> {
+        self.context_changed(id);
         self.conn.execute(
             "UPDATE contexts SET settings = ?2, settings_version = settings_version + 1, updated_at = ?3 WHERE id = ?1",
             params![id, serde_json::to_string(settings)?, micros(at)],
@@ -493,6 +509,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn remove_history_before(&mut self, ctx: &str, point: u64) -> Result<u64> {
+        self.context_changed(ctx);
         let c = point as i64;
         // Versions superseded by a newer version at or before the point.
         let superseded = self.conn.execute(
