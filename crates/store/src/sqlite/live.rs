@@ -8,14 +8,16 @@
 //!
 //! How it stays exact:
 //! - Before a batch commits, the writer marks each context it changed as
-//!   pending and removes the entries it changed. After the commit (or the
-//!   rollback) it writes the new entries through, moves the generation and
-//!   clears the mark. While a context is pending, its other entries are
-//!   still answered from here, with the revision before the commit, unless
-//!   a read of the database may have seen the commit: a read of one entry
-//!   records the revision it returned, any other read of a pending context
-//!   counts as having seen the commit's, and no later read from here
-//!   returns an older revision.
+//!   pending. After the commit (or the rollback) it writes the new entries
+//!   through, moves the generation and clears the mark. While a context is
+//!   pending, reads from here answer the state before the commit, until a
+//!   read of the database may have seen the commit: a read of one entry
+//!   records the revision it returned, any other read of the database
+//!   counts as having seen the commits under way, and no later read from
+//!   here returns an older revision. Nobody else can know of the commit
+//!   before it is done: its writers are answered, and its events published,
+//!   after. So every read is of a state that was current at some moment of
+//!   the request (linearizable).
 //! - A read that misses notes its context's generation (a ticket), reads
 //!   a snapshot, and puts what it read in the cache only if the context is
 //!   not pending and its generation has not moved: no commit happened in
@@ -190,8 +192,7 @@ impl LiveCache {
         }
     }
 
-    /// Before a batch commits: its contexts are pending, the entries it
-    /// changed are gone.
+    /// Before a batch commits: its contexts are pending.
     pub(crate) fn begin(&self, changes: &[LiveChange]) {
         let mut inner = self.lock();
         inner.generation += 1;
@@ -210,15 +211,9 @@ impl LiveCache {
                         cached.info = None;
                     }
                 }
-                LiveChange::Revision { ctx, entries, .. } => {
-                    let mut freed = 0;
-                    if let Some(cached) = inner.contexts.get_mut(ctx.as_str()) {
-                        for (key, _) in entries {
-                            freed += cached.entries.remove(key).map_or(0, |(_, s)| s);
-                        }
-                    }
-                    inner.bytes -= freed;
-                }
+                // Its entries stay as they were until the commit is done or
+                // a read of the database may have seen it.
+                LiveChange::Revision { .. } => {}
             }
         }
     }
@@ -240,7 +235,8 @@ impl LiveCache {
                     }
                 }
                 LiveChange::Revision { ctx, revision, updated_at, entry_count, entries } => {
-                    let Some(cached) = inner.contexts.get_mut(&ctx) else { continue };
+                    let Inner { contexts, bytes, .. } = &mut *inner;
+                    let Some(cached) = contexts.get_mut(&ctx) else { continue };
                     cached.generation = generation;
                     if !committed {
                         // No read saw a revision that was rolled back.
@@ -253,15 +249,17 @@ impl LiveCache {
                         info.updated_at = updated_at;
                         info.entry_count = entry_count;
                     }
-                    let mut grown = 0;
                     for (key, entry) in entries {
                         let size = entry.as_ref().map_or(key.len(), weight);
-                        if size <= MAX_ENTRY_BYTES {
-                            grown += size;
-                            grown -= cached.entries.insert(key, (entry, size)).map_or(0, |(_, s)| s);
-                        }
+                        // Too large to keep: the old version goes.
+                        let old = if size <= MAX_ENTRY_BYTES {
+                            *bytes += size;
+                            cached.entries.insert(key, (entry, size))
+                        } else {
+                            cached.entries.remove(&key)
+                        };
+                        *bytes -= old.map_or(0, |(_, s)| s);
                     }
-                    inner.bytes += grown;
                 }
             }
         }
@@ -382,8 +380,9 @@ mod tests {
         assert_eq!(
             cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)),
             Some((Some(json!("new")), 2)),
-            "pending: an entry the commit does not change is answered, at the revision before it"
+            "pending: the state before the commit is answered"
         );
+        assert_eq!(value_of(&cache, "c", "j"), None, "never read, not written through yet");
         cache.fill("c", ticket, "j", &Some(entry("j", 1, json!("old"))), 2);
         // Once a read of the database may have seen the commit, nothing
         // older is answered from here until it is done.
@@ -397,10 +396,11 @@ mod tests {
         // would have changed are read again.
         let changes = write("c", 4, "j", Some(json!("lost")));
         cache.begin(&changes);
+        assert_eq!(value_of(&cache, "c", "j"), Some(Some(json!("new"))), "the state before the commit");
         cache.read_done(Some("c"));
         assert_eq!(value_of(&cache, "c", "k"), None);
         cache.finish(changes, false);
-        assert_eq!(value_of(&cache, "c", "j"), None);
+        assert_eq!(value_of(&cache, "c", "j"), Some(Some(json!("new"))));
         assert_eq!(
             cache.get("c", "k", Utc::now()).map(|(e, r)| (e.map(|e| e.value), r)),
             Some((Some(json!("new")), 3))
@@ -462,5 +462,10 @@ mod tests {
         let ticket = cache.ticket("c");
         cache.fill("c", ticket, "big", &Some(entry("big", 1, json!("x".repeat(MAX_ENTRY_BYTES)))), 1);
         assert_eq!(value_of(&cache, "c", "big"), None);
+        cache.fill("c", ticket, "k", &Some(entry("k", 1, json!("small"))), 1);
+        assert_eq!(value_of(&cache, "c", "k"), Some(Some(json!("small"))));
+        commit(&cache, write("c", 2, "k", Some(json!("x".repeat(MAX_ENTRY_BYTES)))));
+        assert_eq!(value_of(&cache, "c", "k"), None, "the small version is not answered any more");
+        assert_eq!(cache.lock().bytes, 0);
     }
 }

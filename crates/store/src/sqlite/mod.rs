@@ -234,9 +234,7 @@ impl Backend for SqliteStore {
             if let (Some(ticket), Ok(ReadOutput::Refused((_, info)))) = (ticket, &out) {
                 self.live.fill_context(ticket, info);
             }
-            if let Some(ctx) = seen {
-                self.live.read_done(ctx.as_deref());
-            }
+            self.live.read_done(seen.as_deref());
             return out;
         };
         let hit = self.live.get(&ctx, &key, chrono::Utc::now());
@@ -279,10 +277,9 @@ impl Backend for SqliteStore {
     }
 }
 
-/// The context a read shows a revision of (`Some(None)`: every context).
-fn read_context(op: &ReadOp) -> Option<Option<String>> {
-    Some(Some(match op {
-        ReadOp::ListContexts { .. } => return Some(None),
+/// The context a read of the database shows (`None`: any context).
+fn read_context(op: &ReadOp) -> Option<String> {
+    Some(match op {
         ReadOp::GetContext { id }
         | ReadOp::GetEntry { id, .. }
         | ReadOp::ListEntries { id, .. }
@@ -293,7 +290,7 @@ fn read_context(op: &ReadOp) -> Option<Option<String>> {
         | ReadOp::Search { id, .. }
         | ReadOp::Precheck { id, .. } => id.as_str().to_owned(),
         _ => return None,
-    }))
+    })
 }
 
 impl SqliteStore {
