@@ -243,8 +243,13 @@ pub(crate) async fn precheck(
         crate::coord::check_fence(tx, &ctx.id, fence).await?;
     }
     let now = now().max(ctx.updated_at);
-    let (plan, response) = plan_on(tx, env, &ctx, txn, author, now).await?;
-    Ok(((!response.succeeded && plan.is_empty()).then_some(response), ctx))
+    Ok((refused_alone(plan_on(tx, env, &ctx, txn, author, now).await?), ctx))
+}
+
+/// The response of a plan that refuses the whole transaction with nothing
+/// to write: then it is the writer's answer too.
+fn refused_alone((plan, response): (Plan, TxnResponse)) -> Option<TxnResponse> {
+    (!response.succeeded && plan.is_empty()).then_some(response)
 }
 
 /// [`precheck`] on a copy of the committed state held in memory: the
@@ -270,8 +275,7 @@ pub(crate) fn precheck_in_memory(
     let snapshot = Snapshot { entries, ..Snapshot::default() };
     let input =
         PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now: now().max(ctx.updated_at) };
-    let (plan, response) = plan_txn(&input, &snapshot, txn).ok()?;
-    (!response.succeeded && plan.is_empty()).then_some(response)
+    refused_alone(plan_txn(&input, &snapshot, txn).ok()?)
 }
 
 pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: &str) -> Result<u64> {

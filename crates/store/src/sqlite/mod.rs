@@ -220,35 +220,33 @@ impl Backend for SqliteStore {
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
         // One entry at the latest revision: from memory when it is there.
-        let Some((ctx, key)) = (match &op {
-            ReadOp::GetEntry { id, key, at: ReadAt::Latest } => Some((id.as_str().to_owned(), key.as_str().to_owned())),
-            _ => None,
-        }) else {
-            let seen = read_context(&op);
-            // A check of a stale write reads the context: kept for the next.
-            let ticket = match &op {
-                ReadOp::Precheck { id, .. } => Some(self.live.ticket(id.as_str())),
-                _ => None,
-            };
-            let out = self.read_snapshot(op).await;
-            if let (Some(ticket), Ok(ReadOutput::Refused((_, info)))) = (ticket, &out) {
-                self.live.fill_context(ticket, info);
+        if let ReadOp::GetEntry { id, key, at: ReadAt::Latest } = &op {
+            let hit = self.live.get(id.as_str(), key.as_str(), chrono::Utc::now());
+            metrics::counter!("ctxmesh_live_entry_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
+                .increment(1);
+            if let Some(hit) = hit {
+                return Ok(ReadOutput::Entry(hit));
             }
-            self.live.read_done(seen.as_deref());
-            return out;
+            let (ctx, key) = (id.as_str().to_owned(), key.as_str().to_owned());
+            let ticket = self.live.ticket(&ctx);
+            let out = self.read_snapshot(op).await?;
+            if let ReadOutput::Entry((entry, revision)) = &out {
+                self.live.fill(&ctx, ticket, &key, entry, *revision);
+            }
+            return Ok(out);
+        }
+        let seen = read_context(&op);
+        // A check of a stale write reads the context: kept for the next.
+        let ticket = match &op {
+            ReadOp::Precheck { id, .. } => Some(self.live.ticket(id.as_str())),
+            _ => None,
         };
-        let hit = self.live.get(&ctx, &key, chrono::Utc::now());
-        metrics::counter!("ctxmesh_live_entry_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
-            .increment(1);
-        if let Some(hit) = hit {
-            return Ok(ReadOutput::Entry(hit));
+        let out = self.read_snapshot(op).await;
+        if let (Some(ticket), Ok(ReadOutput::Refused((_, info)))) = (ticket, &out) {
+            self.live.fill_context(ticket, info);
         }
-        let ticket = self.live.ticket(&ctx);
-        let out = self.read_snapshot(op).await?;
-        if let ReadOutput::Entry((entry, revision)) = &out {
-            self.live.fill(&ctx, ticket, &key, entry, *revision);
-        }
-        Ok(out)
+        self.live.read_done(seen.as_deref());
+        out
     }
 
     fn hub(&self) -> &Hub {

@@ -6,18 +6,22 @@ use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
 use ctxmesh_store::{ReadAt, Store};
 use serde_json::json;
 
+/// Opens the database at `path`, creates context `id` with `key` set to
+/// `value`, and closes the database.
+async fn write_one(path: &std::path::Path, id: &str, key: &str, value: serde_json::Value) {
+    let store = SqliteStore::open(SqliteConfig::new(path)).unwrap();
+    store.create_context(serde_json::from_value(json!({"id": id})).unwrap(), "a").await.unwrap();
+    let t: TxnRequest =
+        serde_json::from_value(json!({"success": [{"op": "put", "key": key, "value": value}]})).unwrap();
+    store.txn(&ContextId::parse(id).unwrap(), t, "a").await.unwrap();
+}
+
 #[tokio::test]
 async fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     let ctx = ContextId::parse("persist").unwrap();
-    {
-        let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
-        store.create_context(serde_json::from_value(json!({"id": "persist"})).unwrap(), "a").await.unwrap();
-        let t: TxnRequest =
-            serde_json::from_value(json!({"success": [{"op": "put", "key": "k", "value": 42}]})).unwrap();
-        store.txn(&ctx, t, "a").await.unwrap();
-    }
+    write_one(&path, "persist", "k", json!(42)).await;
     let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
     let (e, rev) = store.get_entry(&ctx, &EntryKey::parse("k").unwrap(), ReadAt::Latest).await.unwrap();
     assert_eq!(e.unwrap().value, json!(42));
@@ -145,15 +149,7 @@ async fn the_keyword_index_is_rebuilt_on_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
     let ctx = ContextId::parse("up").unwrap();
-    {
-        let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
-        store.create_context(serde_json::from_value(json!({"id": "up"})).unwrap(), "a").await.unwrap();
-        let t: TxnRequest = serde_json::from_value(
-            json!({"success": [{"op": "put", "key": "plan", "value": "migrate the billing service"}]}),
-        )
-        .unwrap();
-        store.txn(&ctx, t, "a").await.unwrap();
-    }
+    write_one(&path, "up", "plan", json!("migrate the billing service")).await;
     // Back to schema 4: the index of that version, empty.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
