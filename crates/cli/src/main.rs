@@ -43,6 +43,13 @@ enum Command {
     Mcp(mcp::McpArgs),
 }
 
+/// jemalloc, for Rust and (as the process's `malloc`) for SQLite: small
+/// allocations cost less than with the C library's allocator, which the
+/// server's hot paths make many of (docs/benchmarks.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

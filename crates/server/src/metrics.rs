@@ -44,17 +44,20 @@ pub fn render() -> String {
     install().render()
 }
 
-/// Bytes of heap in use (allocated and not freed), from the C allocator.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Bytes of heap in use (allocated and not freed), from jemalloc, which
+/// serves every allocation of the process: Rust's and SQLite's.
+#[cfg(not(target_env = "msvc"))]
 pub fn heap_in_use_bytes() -> Option<u64> {
-    // SAFETY: mallinfo2 only reads the allocator's counters; it has no
-    // preconditions and returns a plain struct.
-    let info = unsafe { libc::mallinfo2() };
-    Some((info.uordblks + info.hblkhd) as u64)
+    // Linking the allocator makes it the process's `malloc`, whether or
+    // not the binary also names it as Rust's global allocator.
+    use tikv_jemallocator as _;
+    // Its counters are refreshed when the epoch advances.
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    tikv_jemalloc_ctl::stats::allocated::read().ok().map(|bytes| bytes as u64)
 }
 
 /// Bytes of heap in use: not known on this platform.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(target_env = "msvc")]
 pub fn heap_in_use_bytes() -> Option<u64> {
     None
 }

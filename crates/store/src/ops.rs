@@ -616,24 +616,27 @@ pub(crate) enum WriteOutput {
     Unit,
 }
 
-/// Runs one write inside `tx`.
-pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: WriteOp) -> Result<WriteOutput> {
+/// Runs one write inside `tx`. The write is borrowed, so that a backend
+/// can run it again (see the SQLite writer's batches).
+pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: &WriteOp) -> Result<WriteOutput> {
     Ok(match op {
-        WriteOp::CreateContext { new, author } => WriteOutput::Context(create_context(tx, env, new, &author).await?),
-        WriteOp::UpdateContext { id, patch } => WriteOutput::Context(update_context(tx, &id, patch).await?),
+        WriteOp::CreateContext { new, author } => {
+            WriteOutput::Context(create_context(tx, env, new.clone(), author).await?)
+        }
+        WriteOp::UpdateContext { id, patch } => WriteOutput::Context(update_context(tx, id, patch.clone()).await?),
         WriteOp::DeleteContext { id } => {
-            delete_context(tx, env, &id).await?;
+            delete_context(tx, env, id).await?;
             WriteOutput::Unit
         }
-        WriteOp::Txn { id, txn: request, author } => WriteOutput::Txn(txn(tx, env, &id, &request, &author).await?),
-        WriteOp::Rollback { id, to, author } => WriteOutput::Revision(rollback(tx, &id, to, &author).await?),
-        WriteOp::Fork { id, at, new_id, author } => {
-            WriteOutput::Context(fork(tx, env, &id, at, &new_id, &author).await?)
+        WriteOp::Txn { id, txn: request, author } => WriteOutput::Txn(txn(tx, env, id, request, author).await?),
+        WriteOp::Rollback { id, to, author } => WriteOutput::Revision(rollback(tx, id, *to, author).await?),
+        WriteOp::Fork { id, at, new_id, author } => WriteOutput::Context(fork(tx, env, id, *at, new_id, author).await?),
+        WriteOp::AppendEvent { id, event, author } => {
+            WriteOutput::Event(append_event(tx, id, event.clone(), author).await?)
         }
-        WriteOp::AppendEvent { id, event, author } => WriteOutput::Event(append_event(tx, &id, event, &author).await?),
-        WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, &id, now).await?),
-        WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, &id, now).await?),
-        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, env, op).await?),
+        WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, id, *now).await?),
+        WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, id, *now).await?),
+        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, env, op.clone()).await?),
     })
 }
 

@@ -275,7 +275,7 @@ impl Shared {
                 tx.batch_execute("SAVEPOINT job").await?;
             }
             let mut job_tx = PgTx::new(&tx);
-            let result = ops::write(&mut job_tx, env, op).await;
+            let result = ops::write(&mut job_tx, env, &op).await;
             match (&result, alone) {
                 (Ok(_), false) => {
                     published.append(&mut job_tx.published);

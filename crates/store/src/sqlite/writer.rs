@@ -40,6 +40,9 @@ pub(crate) struct WriterStats {
     pub(crate) commits: AtomicU64,
     /// Jobs answered.
     pub(crate) jobs: AtomicU64,
+    /// Batches run again with a savepoint per job (a job failed after
+    /// writing rows).
+    pub(crate) reruns: AtomicU64,
 }
 
 /// Starts the writer thread on `conn`.
@@ -89,18 +92,20 @@ impl Writer {
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
-        if let Err(e) = exec(&self.conn, "BEGIN IMMEDIATE") {
-            fail_all(replies, &e);
-            return;
-        }
-        let mut effects = Effects::default();
-        let results: Vec<Result<WriteOutput>> =
-            ops.into_iter().map(|op| self.run_in_savepoint(op, &mut effects)).collect();
+        let (results, effects) = match self.run_jobs(&ops) {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "a batch failed; it was rolled back");
+                self.rollback();
+                fail_all(replies, &e);
+                return;
+            }
+        };
         // The full-text index changes of the jobs that succeeded, in order,
         // outside any savepoint, in the batch's transaction.
         if let Err(e) = apply_search(&self.conn, &effects.search) {
             tracing::error!(error = %e, "indexing failed; the batch was rolled back");
-            let _ = self.conn.execute_batch("ROLLBACK");
+            self.rollback();
             fail_all(replies, &e);
             return;
         }
@@ -110,7 +115,7 @@ impl Writer {
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = committed {
             tracing::error!(error = %e, "commit failed; the batch was rolled back");
-            let _ = self.conn.execute_batch("ROLLBACK");
+            self.rollback();
             self.live.finish(effects.live, false);
             fail_all(replies, &e);
             return;
@@ -128,9 +133,61 @@ impl Writer {
         }
     }
 
-    /// Runs one job in a savepoint: rolled back alone when it fails.
-    fn run_in_savepoint(&mut self, op: WriteOp, effects: &mut Effects) -> Result<WriteOutput> {
-        exec(&self.conn, "SAVEPOINT job")?;
+    /// Runs the jobs of a batch in one transaction, so that a failing job
+    /// changes nothing and the others are kept.
+    ///
+    /// First without savepoints: a job that fails before it writes a row
+    /// (a refused precondition, bad input, an unknown context: nearly every
+    /// failure) has changed nothing, and a savepoint per job costs a copy
+    /// of every page each job touches. SQLite counts the rows written; if a
+    /// job fails after writing some, the transaction is rolled back and the
+    /// batch runs again with a savepoint per job. Nothing was answered yet,
+    /// so running a job twice is invisible.
+    fn run_jobs(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
+        exec(&self.conn, "BEGIN IMMEDIATE")?;
+        let mut effects = Effects::default();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let written = self.conn.total_changes();
+            let (result, job) = self.run_job(op);
+            match &result {
+                Ok(_) => effects.extend(job),
+                Err(_) if self.conn.total_changes() != written => {
+                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("ctxmesh_write_batches_rerun_total").increment(1);
+                    exec(&self.conn, "ROLLBACK")?;
+                    return self.run_jobs_in_savepoints(ops);
+                }
+                Err(_) => self.check_open()?,
+            }
+            results.push(result);
+        }
+        Ok((results, effects))
+    }
+
+    /// [`Self::run_jobs`], each job in a savepoint: rolled back alone when
+    /// it fails.
+    fn run_jobs_in_savepoints(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
+        exec(&self.conn, "BEGIN IMMEDIATE")?;
+        let mut effects = Effects::default();
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            exec(&self.conn, "SAVEPOINT job")?;
+            let (result, job) = self.run_job(op);
+            if result.is_ok() {
+                effects.extend(job);
+            } else {
+                self.check_open()?;
+                exec(&self.conn, "ROLLBACK TO job")?;
+            }
+            exec(&self.conn, "RELEASE job")?;
+            results.push(result);
+        }
+        Ok((results, effects))
+    }
+
+    /// Runs one job; what it leaves for after the commit, if it succeeds.
+    fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
         let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
         let mut tx = SqliteTx::writer(&mut self.conn);
         let result = run_now(ops::write(&mut tx, env, op));
@@ -139,15 +196,22 @@ impl Writer {
             search: tx.search.take().unwrap_or_default(),
             live: tx.live.take().unwrap_or_default(),
         };
-        if result.is_err() {
-            exec(&self.conn, "ROLLBACK TO job")?;
-        } else {
-            effects.published.extend(job.published);
-            effects.search.extend(job.search);
-            effects.live.extend(job.live);
+        (result, job)
+    }
+
+    /// Fails when SQLite ended the transaction itself (it does on some I/O
+    /// errors): the jobs after would otherwise each commit on their own.
+    fn check_open(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::Unavailable("the database ended the batch's transaction".into()));
         }
-        exec(&self.conn, "RELEASE job")?;
-        result
+        Ok(())
+    }
+
+    fn rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -162,8 +226,152 @@ struct Effects {
     live: Vec<LiveChange>,
 }
 
+impl Effects {
+    fn extend(&mut self, job: Effects) {
+        self.published.extend(job.published);
+        self.search.extend(job.search);
+        self.live.extend(job.live);
+    }
+}
+
 fn fail_all(replies: Vec<Reply>, e: &StoreError) {
     for reply in replies {
         let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ctxmesh_core::limits::Limits;
+    use ctxmesh_core::{ContextId, TxnRequest};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A writer on a new database in `dir`, run by the test itself.
+    fn writer(dir: &std::path::Path) -> Writer {
+        let mut conn = Connection::open(dir.join("db.sqlite")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        Writer {
+            conn,
+            _lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
+            checks: Arc::new(Prechecks::new(Limits::default())),
+            live: Arc::new(LiveCache::default()),
+            stats: Arc::default(),
+            hub: Arc::new(Hub::default()),
+        }
+    }
+
+    /// Runs `ops` as one batch: their answers.
+    fn batch(writer: &mut Writer, ops: Vec<WriteOp>) -> Vec<Result<WriteOutput>> {
+        let (mut jobs, mut answers) = (Vec::new(), Vec::new());
+        for op in ops {
+            let (reply, answer) = oneshot::channel();
+            jobs.push(Job { op, reply });
+            answers.push(answer);
+        }
+        writer.commit_batch(&mut jobs);
+        answers.into_iter().map(|mut a| a.try_recv().expect("every job is answered")).collect()
+    }
+
+    fn create(id: &str, body: serde_json::Value) -> WriteOp {
+        let mut body = body;
+        body["id"] = json!(id);
+        WriteOp::CreateContext { new: serde_json::from_value(body).unwrap(), author: "a".into() }
+    }
+
+    fn txn(id: &str, body: serde_json::Value) -> WriteOp {
+        let txn: TxnRequest = serde_json::from_value(body).unwrap();
+        WriteOp::Txn { id: ContextId::parse(id).unwrap(), txn, author: "a".into() }
+    }
+
+    fn put(id: &str, key: &str, value: serde_json::Value) -> WriteOp {
+        txn(id, json!({"success": [{"op": "put", "key": key, "value": value}]}))
+    }
+
+    fn revision(writer: &Writer, id: &str) -> i64 {
+        writer.conn.query_row("SELECT revision FROM contexts WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    }
+
+    fn value(writer: &Writer, id: &str, key: &str) -> Option<String> {
+        writer
+            .conn
+            .query_row(
+                "SELECT v.value FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key \
+                 AND v.revision = e.revision WHERE e.ctx = ?1 AND e.key = ?2",
+                [id, key],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+
+    /// Jobs that fail without writing (a refused precondition, a schema
+    /// violation) leave the others of their batch alone, without a second
+    /// run.
+    #[test]
+    fn failures_before_writing_need_no_rerun() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        let schema = json!({"schemas": {"n": {"type": "integer"}}});
+        assert!(batch(&mut w, vec![create("c", schema)]).iter().all(Result::is_ok));
+        let answers = batch(
+            &mut w,
+            vec![
+                put("c", "a", json!(1)),
+                txn(
+                    "c",
+                    json!({"compare": [{"key": "a", "revision": 0}], "success": [{"op": "put", "key": "a", "value": 9}]}),
+                ),
+                put("c", "n", json!("not a number")),
+                put("c", "b", json!(2)),
+            ],
+        );
+        assert!(matches!(&answers[0], Ok(WriteOutput::Txn(r)) if r.succeeded));
+        assert!(matches!(&answers[1], Ok(WriteOutput::Txn(r)) if !r.succeeded), "a stale write is refused");
+        assert!(matches!(&answers[2], Err(StoreError::Core(ctxmesh_core::Error::SchemaViolation { .. }))));
+        assert!(matches!(&answers[3], Ok(WriteOutput::Txn(r)) if r.succeeded));
+        assert_eq!(w.stats.reruns.load(Ordering::Relaxed), 0);
+        assert_eq!((value(&w, "c", "a"), value(&w, "c", "b")), (Some("1".into()), Some("2".into())));
+        assert_eq!(value(&w, "c", "n"), None);
+        assert_eq!(revision(&w, "c"), 3);
+    }
+
+    /// A job that fails after writing rows (here: it first removes an
+    /// expired entry, then its value breaks the schema) is undone alone:
+    /// the batch runs again with a savepoint per job, and the jobs before
+    /// and after it are committed once each.
+    #[test]
+    fn a_job_failing_after_writing_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        let schema = json!({"schemas": {"n": {"type": "integer"}}});
+        let setup = batch(
+            &mut w,
+            vec![
+                create("s", schema),
+                create("other", json!({})),
+                txn("s", json!({"success": [{"op": "put", "key": "old", "value": 1, "ttl_ms": 1}]})),
+            ],
+        );
+        assert!(setup.iter().all(Result::is_ok));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let answers = batch(
+            &mut w,
+            vec![put("other", "a", json!(1)), put("s", "n", json!("not a number")), put("other", "b", json!(2))],
+        );
+        assert!(matches!(&answers[0], Ok(WriteOutput::Txn(r)) if r.succeeded && r.revision == 2));
+        assert!(matches!(&answers[1], Err(StoreError::Core(ctxmesh_core::Error::SchemaViolation { .. }))));
+        assert!(matches!(&answers[2], Ok(WriteOutput::Txn(r)) if r.succeeded && r.revision == 3));
+        assert_eq!(w.stats.reruns.load(Ordering::Relaxed), 1, "the batch ran again with savepoints");
+        // The failed job's expiry was undone with it.
+        assert_eq!(revision(&w, "s"), 2);
+        assert_eq!(value(&w, "s", "old"), Some("1".into()));
+        // The others were applied once each.
+        assert_eq!(revision(&w, "other"), 3);
+        assert_eq!((value(&w, "other", "a"), value(&w, "other", "b")), (Some("1".into()), Some("2".into())));
+        let versions: i64 =
+            w.conn.query_row("SELECT count(*) FROM versions WHERE ctx = 'other'", [], |r| r.get(0)).unwrap();
+        assert_eq!(versions, 2);
     }
 }
