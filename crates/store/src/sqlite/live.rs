@@ -29,8 +29,14 @@
 //! The cache is bounded: entries larger than [`MAX_ENTRY_BYTES`] are not
 //! kept, and it starts empty again past [`MAX_BYTES`] or
 //! [`MAX_CONTEXTS`].
+//!
+//! The writer reads from it too. While it runs a batch's jobs, nothing is
+//! pending and the cache holds committed state only; so an entry that
+//! neither the batch so far ([`BatchChanges`]) nor the job itself has
+//! changed is, when the cache holds it, exactly what the writer's own
+//! transaction would read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use ctxmesh_core::context::ContextInfo;
@@ -70,6 +76,49 @@ impl LiveChange {
         match self {
             LiveChange::Revision { ctx, .. } | LiveChange::Context { ctx } | LiveChange::Dropped { ctx } => ctx,
         }
+    }
+}
+
+impl LiveChange {
+    /// Whether this change is to `key` of `ctx` (or to the whole context).
+    pub(crate) fn touches(&self, ctx: &str, key: &str) -> bool {
+        match self {
+            LiveChange::Revision { ctx: c, entries, .. } => c == ctx && entries.iter().any(|(k, _)| k == key),
+            LiveChange::Context { ctx: c } | LiveChange::Dropped { ctx: c } => c == ctx,
+        }
+    }
+}
+
+/// The entries and contexts that the jobs of the batch under way have
+/// changed: only the writer's transaction has them.
+#[derive(Default)]
+pub(crate) struct BatchChanges {
+    contexts: HashSet<String>,
+    entries: HashMap<String, HashSet<String>>,
+}
+
+impl BatchChanges {
+    /// Adds what a job that succeeded changed.
+    pub(crate) fn note(&mut self, changes: &[LiveChange]) {
+        for change in changes {
+            match change {
+                LiveChange::Revision { ctx, entries, .. } => {
+                    self.entries.entry(ctx.clone()).or_default().extend(entries.iter().map(|(k, _)| k.clone()));
+                }
+                LiveChange::Context { ctx } | LiveChange::Dropped { ctx } => {
+                    self.contexts.insert(ctx.clone());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn changed(&self, ctx: &str, key: &str) -> bool {
+        self.contexts.contains(ctx) || self.entries.get(ctx).is_some_and(|keys| keys.contains(key))
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.contexts.clear();
+        self.entries.clear();
     }
 }
 

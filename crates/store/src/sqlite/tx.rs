@@ -13,7 +13,7 @@ use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::live::LiveChange;
+use super::live::{BatchChanges, LiveCache, LiveChange};
 use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
@@ -32,20 +32,43 @@ pub(crate) struct SqliteTx<'a> {
     /// The changes to live entries, for the writer's cache (`None`: not
     /// collected).
     pub(crate) live: Option<Vec<LiveChange>>,
+    /// For the writer: the live-entry cache, and what the batch has changed
+    /// so far (see [`SqliteTx::committed_entry`]).
+    committed: Option<(&'a LiveCache, &'a BatchChanges)>,
 }
 
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: None, live: None }
+        SqliteTx { conn, published: Vec::new(), search: None, live: None, committed: None }
     }
 
     /// The writer's transaction: its full-text index changes are held back
     /// in `search` (FTS5 writes its pending index data to disk at the end
     /// of every savepoint: one savepoint per job would make one index
     /// segment per write; applied once, before the batch commits, they make
-    /// one), and its changes to live entries are collected in `live`.
-    pub(crate) fn writer(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: Some(Vec::new()), live: Some(Vec::new()) }
+    /// one), and its changes to live entries are collected in `live`. It
+    /// reads the entries of `live_cache` that `batch` has not changed.
+    pub(crate) fn writer(conn: &'a mut Connection, live_cache: &'a LiveCache, batch: &'a BatchChanges) -> Self {
+        SqliteTx {
+            conn,
+            published: Vec::new(),
+            search: Some(Vec::new()),
+            live: Some(Vec::new()),
+            committed: Some((live_cache, batch)),
+        }
+    }
+
+    /// For the writer: the latest entry at `key` (`Some(None)`: absent) as
+    /// the last commit left it, from the live-entry cache, when neither the
+    /// batch so far nor this job changed it and the cache holds it; then it
+    /// is what this transaction would read (see the `live` module).
+    fn committed_entry(&self, ctx: &str, key: &str, now: Timestamp) -> Option<Option<Entry>> {
+        let (cache, batch) = self.committed?;
+        let mine = self.live.as_deref().unwrap_or_default();
+        if batch.changed(ctx, key) || mine.iter().any(|c| c.touches(ctx, key)) {
+            return None;
+        }
+        cache.get(ctx, key, now).map(|(entry, _)| entry)
     }
 
     /// Writes a plan's rows (versions, live entries, the commit, events,
@@ -372,6 +395,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn entry_latest(&mut self, ctx: &str, key: &str, now: Timestamp) -> Result<Option<Entry>> {
+        if let Some(entry) = self.committed_entry(ctx, key, now) {
+            return Ok(entry);
+        }
         let sql = format!(
             "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
              WHERE e.ctx = ?1 AND e.key = ?2 AND (e.expires_at IS NULL OR e.expires_at > ?3)",

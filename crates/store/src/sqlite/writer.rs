@@ -1,7 +1,7 @@
 //! The single writer thread: every write to the database goes through it.
 //!
 //! It takes jobs from a queue, runs as many as are waiting in one SQLite
-//! transaction (each inside a savepoint, so a failing job changes nothing),
+//! transaction (a failing job changes nothing: see `Writer::run_jobs`),
 //! commits once (one fsync), and only then answers every job of the batch.
 //! This is group commit: concurrent writers share an fsync, and no caller
 //! hears "done" before its write is durable.
@@ -13,7 +13,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::live::{LiveCache, LiveChange};
+use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, WriteOp, WriteOutput};
@@ -55,7 +55,7 @@ pub(crate) fn spawn(
     hub: Arc<Hub>,
 ) -> Result<JobSender> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let writer = Writer { conn, _lock: lock, checks, live, stats, hub };
+    let writer = Writer { conn, _lock: lock, checks, live, stats, hub, changes: BatchChanges::default() };
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-writer".into())
         .spawn(move || writer.run(rx))
@@ -71,6 +71,8 @@ struct Writer {
     live: Arc<LiveCache>,
     stats: Arc<WriterStats>,
     hub: Arc<Hub>,
+    /// What the jobs of the batch under way have changed so far.
+    changes: BatchChanges,
 }
 
 impl Writer {
@@ -145,13 +147,17 @@ impl Writer {
     /// so running a job twice is invisible.
     fn run_jobs(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
+        self.changes.clear();
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let written = self.conn.total_changes();
             let (result, job) = self.run_job(op);
             match &result {
-                Ok(_) => effects.extend(job),
+                Ok(_) => {
+                    self.changes.note(&job.live);
+                    effects.extend(job);
+                }
                 Err(_) if self.conn.total_changes() != written => {
                     self.stats.reruns.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("ctxmesh_write_batches_rerun_total").increment(1);
@@ -169,12 +175,14 @@ impl Writer {
     /// it fails.
     fn run_jobs_in_savepoints(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
+        self.changes.clear();
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             exec(&self.conn, "SAVEPOINT job")?;
             let (result, job) = self.run_job(op);
             if result.is_ok() {
+                self.changes.note(&job.live);
                 effects.extend(job);
             } else {
                 self.check_open()?;
@@ -189,7 +197,7 @@ impl Writer {
     /// Runs one job; what it leaves for after the commit, if it succeeds.
     fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
         let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
-        let mut tx = SqliteTx::writer(&mut self.conn);
+        let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes);
         let result = run_now(ops::write(&mut tx, env, op));
         let job = Effects {
             published: std::mem::take(&mut tx.published),
@@ -260,6 +268,7 @@ mod tests {
             live: Arc::new(LiveCache::default()),
             stats: Arc::default(),
             hub: Arc::new(Hub::default()),
+            changes: BatchChanges::default(),
         }
     }
 
@@ -304,6 +313,53 @@ mod tests {
                 |r| r.get(0),
             )
             .ok()
+    }
+
+    fn cas(id: &str, key: &str, revision: u64, value: serde_json::Value) -> WriteOp {
+        txn(
+            id,
+            json!({"compare": [{"key": key, "revision": revision}], "success": [{"op": "put", "key": key, "value": value}]}),
+        )
+    }
+
+    fn succeeded(answer: &Result<WriteOutput>) -> bool {
+        matches!(answer, Ok(WriteOutput::Txn(r)) if r.succeeded)
+    }
+
+    /// The writer reads an entry from the live-entry cache only while no
+    /// job of its batch has changed it: a compare-and-swap sees the writes
+    /// before it in the same batch, and stale ones are refused.
+    #[test]
+    fn the_writer_reads_the_batch_own_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        // The context is held by the cache (as after a read), so the
+        // batches' commits are written through to it.
+        w.live.ticket("c");
+        assert!(batch(&mut w, vec![create("c", json!({})), put("c", "k", json!(1))]).iter().all(Result::is_ok));
+        let now = crate::ops::now();
+        let (cached, _) = w.live.get("c", "k", now).expect("the cache holds the committed entry");
+        assert_eq!(cached.map(|e| e.value), Some(json!(1)));
+        let answers = batch(
+            &mut w,
+            vec![
+                cas("c", "k", 2, json!(2)),
+                cas("c", "k", 2, json!(3)),
+                cas("c", "k", 3, json!(4)),
+                cas("c", "other", 0, json!(5)),
+                cas("c", "other", 0, json!(6)),
+            ],
+        );
+        let ok: Vec<bool> = answers.iter().map(succeeded).collect();
+        assert_eq!(ok, [true, false, true, true, false]);
+        assert_eq!(value(&w, "c", "k"), Some("4".into()));
+        assert_eq!(value(&w, "c", "other"), Some("5".into()));
+        // The next batch reads what this one committed, from the cache.
+        let (cached, _) = w.live.get("c", "k", now).expect("written through");
+        assert_eq!(cached.map(|e| e.value), Some(json!(4)));
+        let next = batch(&mut w, vec![cas("c", "k", 3, json!(7)), cas("c", "k", 4, json!(8))]);
+        assert_eq!(next.iter().map(succeeded).collect::<Vec<_>>(), [false, true]);
+        assert_eq!(value(&w, "c", "k"), Some("8".into()));
     }
 
     /// Jobs that fail without writing (a refused precondition, a schema
