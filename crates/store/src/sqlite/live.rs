@@ -77,9 +77,7 @@ impl LiveChange {
             LiveChange::Revision { ctx, .. } | LiveChange::Context { ctx } | LiveChange::Dropped { ctx } => ctx,
         }
     }
-}
 
-impl LiveChange {
     /// Whether this change is to `key` of `ctx` (or to the whole context).
     pub(crate) fn touches(&self, ctx: &str, key: &str) -> bool {
         match self {
