@@ -94,7 +94,7 @@ impl Writer {
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
-        let (results, effects) = match self.run_jobs(&ops) {
+        let (results, effects) = match self.run_jobs(&ops, false) {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "a batch failed; it was rolled back");
@@ -143,52 +143,37 @@ impl Writer {
     /// failure) has changed nothing, and a savepoint per job costs a copy
     /// of every page each job touches. SQLite counts the rows written; if a
     /// job fails after writing some, the transaction is rolled back and the
-    /// batch runs again with a savepoint per job. Nothing was answered yet,
-    /// so running a job twice is invisible.
-    fn run_jobs(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
+    /// batch runs again with a savepoint per job (`savepoints`), each
+    /// rolled back alone when its job fails. Nothing was answered yet, so
+    /// running a job twice is invisible.
+    fn run_jobs(&mut self, ops: &[WriteOp], savepoints: bool) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
         self.changes.clear();
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            let written = self.conn.total_changes();
-            let (result, job) = self.run_job(op);
-            match &result {
-                Ok(_) => {
-                    self.changes.note(&job.live);
-                    effects.extend(job);
-                }
-                Err(_) if self.conn.total_changes() != written => {
-                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("ctxmesh_write_batches_rerun_total").increment(1);
-                    exec(&self.conn, "ROLLBACK")?;
-                    return self.run_jobs_in_savepoints(ops);
-                }
-                Err(_) => self.check_open()?,
+            if savepoints {
+                exec(&self.conn, "SAVEPOINT job")?;
             }
-            results.push(result);
-        }
-        Ok((results, effects))
-    }
-
-    /// [`Self::run_jobs`], each job in a savepoint: rolled back alone when
-    /// it fails.
-    fn run_jobs_in_savepoints(&mut self, ops: &[WriteOp]) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
-        exec(&self.conn, "BEGIN IMMEDIATE")?;
-        self.changes.clear();
-        let mut effects = Effects::default();
-        let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
-            exec(&self.conn, "SAVEPOINT job")?;
+            let written = self.conn.total_changes();
             let (result, job) = self.run_job(op);
             if result.is_ok() {
                 self.changes.note(&job.live);
                 effects.extend(job);
             } else {
                 self.check_open()?;
-                exec(&self.conn, "ROLLBACK TO job")?;
+                if savepoints {
+                    exec(&self.conn, "ROLLBACK TO job")?;
+                } else if self.conn.total_changes() != written {
+                    self.stats.reruns.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("ctxmesh_write_batches_rerun_total").increment(1);
+                    exec(&self.conn, "ROLLBACK")?;
+                    return self.run_jobs(ops, true);
+                }
             }
-            exec(&self.conn, "RELEASE job")?;
+            if savepoints {
+                exec(&self.conn, "RELEASE job")?;
+            }
             results.push(result);
         }
         Ok((results, effects))

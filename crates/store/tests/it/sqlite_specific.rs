@@ -16,6 +16,13 @@ async fn write_one(path: &std::path::Path, id: &str, key: &str, value: serde_jso
     store.txn(&ContextId::parse(id).unwrap(), t, "a").await.unwrap();
 }
 
+/// The first entries of a context's latest listing, read from the
+/// database (listings are never answered from memory).
+async fn listing(store: &SqliteStore, ctx: &ContextId) -> ctxmesh_store::EntryPage {
+    let query = ctxmesh_store::ListQuery { prefix: String::new(), after_key: None, limit: 10 };
+    store.list_entries(ctx, ReadAt::Latest, &query).await.unwrap()
+}
+
 #[tokio::test]
 async fn data_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -208,14 +215,7 @@ async fn reads_never_go_back_under_concurrent_writes() {
                 let k = i % 4;
                 if i % 50 == 0 {
                     // A listing reads the database, whatever is cached.
-                    let page = store
-                        .list_entries(
-                            &ctx,
-                            ReadAt::Latest,
-                            &ctxmesh_store::ListQuery { prefix: String::new(), after_key: None, limit: 10 },
-                        )
-                        .await
-                        .unwrap();
+                    let page = listing(&store, &ctx).await;
                     assert!(page.revision >= context_seen, "listing at {} after {context_seen}", page.revision);
                     context_seen = page.revision;
                 }
@@ -232,17 +232,10 @@ async fn reads_never_go_back_under_concurrent_writes() {
         t.await.unwrap();
     }
     // What memory answers is what the database holds.
+    let page = listing(&store, &ctx).await;
     for key in &keys {
         let (cached, _) = store.get_entry(&ctx, key, ReadAt::Latest).await.unwrap();
-        let page = store
-            .list_entries(
-                &ctx,
-                ReadAt::Latest,
-                &ctxmesh_store::ListQuery { prefix: String::new(), after_key: None, limit: 10 },
-            )
-            .await
-            .unwrap();
-        let stored = page.entries.into_iter().find(|e| e.key == key.as_str());
+        let stored = page.entries.iter().find(|e| e.key == key.as_str()).cloned();
         assert_eq!(cached, stored);
     }
 }
