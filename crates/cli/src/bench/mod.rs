@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 mod cas;
+mod floor;
 mod package;
 mod watch;
 
@@ -46,6 +47,9 @@ enum Scenario {
     CasMany(cas::CasBench),
     /// 90% reads, 10% read-then-CAS, over many entries.
     ReadHeavy(cas::CasBench),
+    /// The SQLite floor: CPU per write of SQLite alone storing the rows of
+    /// a durable write (no server), the least ctxmesh's writer can cost.
+    SqliteFloor(floor::FloorBench),
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -58,6 +62,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     match &args.scenario {
+        Scenario::SqliteFloor(bench) => {
+            if server.is_some() || args.store.is_some() {
+                bail!("sqlite-floor runs SQLite in this process: it takes no --server or --store");
+            }
+            return tokio::task::block_in_place(|| floor::run(bench, args.json));
+        }
         Scenario::CasOne(bench) => return cas::run(cas::Workload::One, server, bench, args.json).await,
         Scenario::CasMany(bench) => return cas::run(cas::Workload::Many, server, bench, args.json).await,
         Scenario::ReadHeavy(bench) => return cas::run(cas::Workload::ReadHeavy, server, bench, args.json).await,
@@ -77,7 +87,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Watch(bench) => watch::run(&target, &bench, args.json).await,
         Scenario::Package(bench) => package::run(&target, &bench, args.json).await,
-        Scenario::CasOne(_) | Scenario::CasMany(_) | Scenario::ReadHeavy(_) => unreachable!("run above"),
+        Scenario::CasOne(_) | Scenario::CasMany(_) | Scenario::ReadHeavy(_) | Scenario::SqliteFloor(_) => {
+            unreachable!("run above")
+        }
     }
 }
 

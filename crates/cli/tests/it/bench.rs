@@ -1,5 +1,6 @@
 //! `ctxmesh bench` CAS scenarios: they run ctxmesh and the Redis baselines
-//! side by side and check that every acknowledged write is accounted for.
+//! side by side and check that every acknowledged write is accounted for;
+//! and the SQLite floor.
 
 use std::process::Command;
 
@@ -50,4 +51,24 @@ fn cas_scenarios_run_ctxmesh_and_redis_side_by_side() {
         let writes = r["cas"]["samples"].as_f64().unwrap();
         assert!(reads > writes * 5.0, "{r:#}");
     }
+}
+
+#[test]
+fn sqlite_floor_reports_each_row_set() {
+    let out = bench(&["sqlite-floor", "--writes", "300", "--batch", "10", "--keys", "20"]);
+    let reports = out.as_array().expect("one report per row set");
+    let rows: Vec<&str> = reports.iter().map(|r| r["rows"].as_str().unwrap()).collect();
+    assert_eq!(rows, ["entry", "history", "full"]);
+    for r in reports {
+        assert_eq!((r["writes"].as_u64(), r["batch"].as_u64()), (Some(300), Some(10)), "{r:#}");
+        assert!(r["writes_per_sec"].as_f64().unwrap() > 0.0, "{r:#}");
+        assert!(r["cpu_us_per_write"].as_f64().unwrap() > 0.0, "{r:#}");
+    }
+    // Bad options are refused before anything runs.
+    let refused = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .args(["bench", "sqlite-floor", "--batch", "0"])
+        .output()
+        .expect("the ctxmesh binary runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("must be positive"));
 }

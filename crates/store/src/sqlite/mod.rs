@@ -20,6 +20,7 @@ use crate::{Durability, ReadAt, Result, StoreError};
 use live::LiveCache;
 
 mod checkpoint;
+pub mod floor;
 mod live;
 mod schema;
 mod tx;

@@ -75,14 +75,8 @@ impl<'a> SqliteTx<'a> {
     /// the context's revision) and returns its full-text index changes.
     fn write_rows(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<Vec<SearchChange>> {
         let conn = &*self.conn;
-        let mut insert_version = conn.prepare_cached(
-            "INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, updated_at, \
-             author, vclock) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        let mut upsert_entry = conn.prepare_cached(
-            "INSERT INTO entries (ctx, key, revision, expires_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at",
-        )?;
+        let mut insert_version = conn.prepare_cached(INSERT_VERSION)?;
+        let mut upsert_entry = conn.prepare_cached(UPSERT_ENTRY)?;
         let mut delete_entry = conn.prepare_cached("DELETE FROM entries WHERE ctx = ?1 AND key = ?2")?;
         let mut search = Vec::new();
         for v in version_inserts(plan)? {
@@ -109,10 +103,7 @@ impl<'a> SqliteTx<'a> {
             });
         }
         let at = micros(plan.commit.at);
-        conn.prepare_cached(
-            "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
+        conn.prepare_cached(INSERT_COMMIT)?.execute(params![
             ctx,
             plan.revision as i64,
             at,
@@ -120,13 +111,16 @@ impl<'a> SqliteTx<'a> {
             plan.commit.kind,
             serde_json::to_string(&plan.commit.keys)?
         ])?;
-        let mut insert_event =
-            conn.prepare_cached("INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
         for (seq, event) in plan.events.iter().enumerate() {
             insert_event.execute(params![ctx, plan.revision as i64, seq as i64, serde_json::to_string(event)?])?;
         }
-        conn.prepare_cached("UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1")?
-            .execute(params![ctx, plan.revision as i64, at, entry_count as i64])?;
+        conn.prepare_cached(UPDATE_CONTEXT_REVISION)?.execute(params![
+            ctx,
+            plan.revision as i64,
+            at,
+            entry_count as i64
+        ])?;
         if let Some(live) = &mut self.live {
             let entries = plan.changes.iter().map(|c| (c.key.clone(), c.after.clone())).collect();
             live.push(LiveChange::Revision {
@@ -156,6 +150,18 @@ impl<'a> SqliteTx<'a> {
         Ok(())
     }
 }
+
+/// The statements that store a write's rows (also run by
+/// [`super::floor`], which measures what they cost alone).
+pub(super) const INSERT_VERSION: &str = "INSERT INTO versions (ctx, key, revision, change, value, meta, version, \
+     created_revision, updated_at, author, vclock) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+pub(super) const UPSERT_ENTRY: &str = "INSERT INTO entries (ctx, key, revision, expires_at) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at";
+pub(super) const INSERT_COMMIT: &str =
+    "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+pub(super) const INSERT_EVENT: &str = "INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)";
+pub(super) const UPDATE_CONTEXT_REVISION: &str =
+    "UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1";
 
 /// A change to the full-text index.
 #[derive(Debug)]
