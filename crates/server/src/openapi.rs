@@ -13,7 +13,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
         conflicts::list, conflicts::read, conflicts::resolve, mesh::package, mesh::consensus, mesh::search, mesh::decision,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
-        agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
+        agents::whoami, agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
         agents::inbox, agents::inbox_watch, agents::feed, agents::feed_watch,
         grants::grant, grants::list, grants::revoke, grants::shared, grants::audit,
         grants::add_policy, grants::policies, grants::delete_policy,

@@ -128,8 +128,9 @@ async def test_async_watch_resumes_across_restart(fresh_server: CtxmeshServer) -
 async def test_async_handoff_and_inbox_watch(server: CtxmeshServer) -> None:
     src = server.register_agent(unique("src"))
     dst = server.register_agent(unique("dst"))
+    # dst holds only its token: its inbox is found by asking the server.
     async with server.async_client(token=src.token, agent_id=src.id) as s, server.async_client(
-        token=dst.token, agent_id=dst.id
+        token=dst.token
     ) as d:
         cid = (await s.create_context(unique("ctx"))).id
         inbox = d.watch_inbox(after=0)
@@ -143,6 +144,8 @@ async def test_async_handoff_and_inbox_watch(server: CtxmeshServer) -> None:
         await inbox.aclose()
         assert [e.type for e in rest] == ["handoff.accepted", "handoff.completed"]
         assert [e.seq for e in [received, *rest]] == [1, 2, 3]
+        assert await d.whoami() == ctxmesh.Identity(agent=dst.id, admin=False)
+        assert (await d.heartbeat()).id == dst.id
         assert [e.type async for e in s.iter_inbox()] == ["handoff.accepted", "handoff.completed"]
         with pytest.raises(StopAsyncIteration):
             await inbox.__anext__()

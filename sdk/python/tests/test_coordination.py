@@ -44,9 +44,22 @@ def test_agent_registry(admin: ctxmesh.Client, server: CtxmeshServer) -> None:
         admin.register_agent(unique("bad"), token_budget=0)
     assert e.value.field == "token_budget"
 
+    # A token alone is enough: the client asks the server whose it is.
+    assert me.whoami() == ctxmesh.Identity(agent=aid, admin=False)
+    with server.client(token=registered.token) as token_only:
+        assert token_only.agent_id is None
+        assert token_only.heartbeat().id == aid
+        assert token_only.inbox().events == []
+        assert token_only.shared() == []
+    assert admin.whoami().admin
+    with pytest.raises(ValueError, match="name the agent"):
+        admin.heartbeat()  # the admin token belongs to no agent
+
     rotated = me.rotate_token()
     with pytest.raises(ctxmesh.Unauthenticated):
         me.heartbeat()
+    with pytest.raises(ctxmesh.Unauthenticated):
+        server.client(token=registered.token).whoami()
     renewed = server.client(token=rotated.token, agent_id=aid)
     assert renewed.heartbeat().id == aid
 

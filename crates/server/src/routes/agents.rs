@@ -73,6 +73,25 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(AgentWithToken { agent, token })).into_response())
 }
 
+/// Who the caller is, as the server authenticated it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Identity {
+    /// The agent the caller acts as: an agent token's own agent; for the
+    /// admin token (or with auth off), the agent named by `X-Agent-Id`,
+    /// else `admin` (`anonymous` with auth off).
+    agent: String,
+    /// Whether the caller holds the admin token (always, with auth off).
+    admin: bool,
+}
+
+/// Who am I: the agent and rights of the caller's credentials (so that a
+/// client holding only an agent token learns its agent id).
+#[utoipa::path(get, path = "/v1/whoami", tag = "agents",
+    responses((status = 200, body = Identity), (status = 401, body = ErrorBody)))]
+pub(crate) async fn whoami(caller: Caller) -> Json<Identity> {
+    Json(Identity { agent: caller.agent, admin: caller.admin })
+}
+
 /// The answer to a token rotation.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct NewToken {

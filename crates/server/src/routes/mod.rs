@@ -51,6 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/events", get(history::events))
         .route("/v1/contexts/{ctx}/watch", get(watch::sse))
         .route("/v1/messages", post(watch::message))
+        .route("/v1/whoami", get(agents::whoami))
         .route("/v1/agents", post(agents::register).get(agents::list))
         .route("/v1/agents/events", get(agents::feed))
         .route("/v1/agents/watch", get(agents::feed_watch))

@@ -80,6 +80,25 @@ async fn tokens(s: TestServer) {
         .unwrap();
     assert_eq!(status_json(acting).await.1["author"], "bob", "the admin may act for an agent");
 
+    // Who am I: a token tells its agent; the admin acts as the agent it
+    // names, else as `admin`; without a token there is no one.
+    let whoami = |token: Option<&'static str>, owned: Option<String>, named: Option<&'static str>| {
+        let mut r = s.req(Method::GET, "/v1/whoami");
+        if let Some(t) = owned.as_deref().or(token) {
+            r = r.bearer_auth(t);
+        }
+        if let Some(n) = named {
+            r = r.header("x-agent-id", n);
+        }
+        async move { status_json(r.send().await.unwrap()).await }
+    };
+    assert_eq!(whoami(None, Some(alice.clone()), None).await, (200, json!({"agent": "alice", "admin": false})));
+    assert_eq!(whoami(Some(ADMIN), None, None).await, (200, json!({"agent": "admin", "admin": true})));
+    assert_eq!(whoami(Some(ADMIN), None, Some("bob")).await, (200, json!({"agent": "bob", "admin": true})));
+    assert_eq!(whoami(None, Some(alice.clone()), Some("bob")).await.0, 403, "an agent cannot act as another");
+    let (status, e) = whoami(None, None, None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (401, Some("unauthenticated")));
+
     // An agent's own things are its own.
     assert_eq!(call(&s, Method::POST, "/v1/agents/alice/heartbeat", Some(&alice), None).await.0, 200);
     assert_eq!(call(&s, Method::POST, "/v1/agents/bob/heartbeat", Some(&alice), None).await.0, 403);

@@ -48,11 +48,12 @@ async fn openapi_documents_the_api() {
         "/v1/contexts/{ctx}/watch",
         "/v1/messages",
         "/v1/ws",
+        "/v1/whoami",
     ] {
         assert!(paths.contains_key(p), "{p} is documented");
     }
     let schemas = spec["components"]["schemas"].as_object().unwrap();
-    for s in ["Entry", "ContextInfo", "TxnRequest", "ErrorBody"] {
+    for s in ["Entry", "ContextInfo", "TxnRequest", "ErrorBody", "Identity"] {
         assert!(schemas.contains_key(s), "schema {s}");
     }
 }

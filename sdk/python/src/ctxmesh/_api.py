@@ -253,6 +253,11 @@ def check(response: httpx.Response) -> None:
 # --- settings ----------------------------------------------------------------
 
 
+def token_agent(identity: Optional[m.Identity]) -> Optional[str]:
+    """The agent an agent token belongs to; None for the admin token or when not known."""
+    return identity.agent if identity is not None and not identity.admin else None
+
+
 def resolve_settings(
     base_url: Optional[str], token: Optional[str], agent_id: Optional[str]
 ) -> tuple[str, Optional[str], Optional[str]]:

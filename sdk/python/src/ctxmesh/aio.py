@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import (
     Any,
     AsyncIterator,
+    Awaitable,
     Callable,
     Dict,
     Iterable,
@@ -66,6 +67,7 @@ class AsyncClient:
         _http: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.base_url, self.token, self.agent_id = _api.resolve_settings(base_url, token, agent_id)
+        self._identity: Optional[m.Identity] = None
         self.timeout = timeout
         self._extra_headers = dict(headers or {})
         self._owns_http = _http is None
@@ -130,10 +132,11 @@ class AsyncClient:
     # --- streams -------------------------------------------------------------
 
     def _stream_opener(
-        self, path: str, params: Dict[str, Any], options: WatchOptions
+        self, path: Union[str, Callable[[], Awaitable[str]]], params: Dict[str, Any], options: WatchOptions
     ) -> Callable[[Optional[int]], Any]:
         @asynccontextmanager
         async def open_stream(after: Optional[int]) -> AsyncIterator[httpx.Response]:
+            target = path if isinstance(path, str) else await path()
             query = dict(params)
             extra: Dict[str, str] = {"Accept": "text/event-stream"}
             if after is not None:
@@ -141,7 +144,7 @@ class AsyncClient:
                 extra["Last-Event-ID"] = str(after)
             timeout = httpx.Timeout(self.timeout, read=options.read_timeout)
             async with self._http.stream(
-                "GET", path, params=_api.query(query), headers=self._headers(extra), timeout=timeout
+                "GET", target, params=_api.query(query), headers=self._headers(extra), timeout=timeout
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
@@ -192,12 +195,17 @@ class AsyncClient:
         read_timeout: float = 45.0,
     ) -> AsyncWatch:
         """Watches an agent's inbox (default: this client's agent), resuming by itself."""
-        agent = self._agent(agent)
+        named = agent
         options = WatchOptions(
             include_progress=include_progress, reconnect=reconnect, max_retries=max_retries, read_timeout=read_timeout
         )
         params = _api.compact(types=types, prefix=prefix, min_priority=min_priority)
-        opener = self._stream_opener(f"/v1/agents/{_api.seg(agent)}/inbox/watch", params, options)
+
+        async def path() -> str:
+            # The agent may have to be asked of the server (its token's).
+            return f"/v1/agents/{_api.seg(await self._agent(named))}/inbox/watch"
+
+        opener = self._stream_opener(path, params, options)
         return AsyncWatch(opener, after=after, stream_kind="stream", options=options)
 
     def watch_agents(
@@ -365,11 +373,17 @@ class AsyncClient:
         """
         return AsyncHeldLock(self, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
 
-    def _agent(self, agent: Optional[str]) -> str:
-        agent = agent or self.agent_id
+    async def _agent(self, agent: Optional[str]) -> str:
+        agent = agent or self.agent_id or await self._token_agent()
         if not agent:
-            raise ValueError("name the agent, or create the client with agent_id=")
+            raise ValueError("name the agent, or create the client with agent_id= or an agent's token")
         return agent
+
+    async def _token_agent(self) -> Optional[str]:
+        """The agent of this client's token, asked of the server once (None for the admin token)."""
+        if self._identity is None and self.token:
+            self._identity = await self.whoami()
+        return _api.token_agent(self._identity)
 
     # --- the API (each method mirrors the one of ctxmesh.Client) ----------------
 
@@ -785,26 +799,30 @@ class AsyncClient:
         """Unregisters an agent: its locks are released and its token ends."""
         return await self._run(Call("DELETE", f"/v1/agents/{_api.seg(agent)}", _api.no_content))
 
+    async def whoami(self) -> m.Identity:
+        """Who this client is to the server (see :meth:`ctxmesh.Client.whoami`)."""
+        return await self._run(Call("GET", "/v1/whoami", _api.model(m.Identity)))
+
     async def heartbeat(self, agent: Optional[str] = None) -> m.Agent:
         """Renews an agent's lease (default: this client's agent)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/heartbeat"
+        path = f"/v1/agents/{_api.seg(await self._agent(agent))}/heartbeat"
         return await self._run(Call("POST", path, _api.model(m.Agent)))
 
     async def rotate_token(self, agent: Optional[str] = None) -> m.NewToken:
         """Issues a new token for an agent; the old one stops working at once."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/token"
+        path = f"/v1/agents/{_api.seg(await self._agent(agent))}/token"
         return await self._run(Call("POST", path, _api.model(m.NewToken)))
 
     async def revoke_token(self, agent: Optional[str] = None) -> None:
         """Revokes an agent's token."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/token"
+        path = f"/v1/agents/{_api.seg(await self._agent(agent))}/token"
         return await self._run(Call("DELETE", path, _api.no_content))
 
     async def inbox(
         self, agent: Optional[str] = None, *, after: int = 0, limit: Optional[int] = None
     ) -> m.StreamPage:
         """One page of an agent's inbox after sequence ``after`` (default agent: this client's)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/inbox"
+        path = f"/v1/agents/{_api.seg(await self._agent(agent))}/inbox"
         return await self._run(Call("GET", path, _api.model(m.StreamPage), params={"after": after, "limit": limit}))
 
     async def agent_events(self, *, after: int = 0, limit: Optional[int] = None) -> m.StreamPage:
@@ -995,7 +1013,7 @@ class AsyncClient:
 
     async def shared(self, agent: Optional[str] = None) -> List[m.Grant]:
         """The grants an agent holds (default: this client's agent)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/shared"
+        path = f"/v1/agents/{_api.seg(await self._agent(agent))}/shared"
         return await self._run(Call("GET", path, _api.model_list(m.Grant, "grants")))
 
     async def add_policy(

@@ -37,8 +37,10 @@ class Client:
             ``$CTXMESH_TOKEN``).
         agent_id: the agent this client acts as, sent as ``X-Agent-Id``
             (default: ``$CTXMESH_AGENT``). With an agent token the server
-            knows the agent already; with the admin token it names the agent
-            the admin acts for.
+            knows the agent already: methods whose agent defaults to this
+            client's ask the server once (:meth:`whoami`) when it is not
+            given. With the admin token it names the agent the admin acts
+            for.
         timeout: seconds for each request (watches use their own read
             timeout).
         headers: extra headers for every request.
@@ -62,6 +64,7 @@ class Client:
         _http: Optional[httpx.Client] = None,
     ) -> None:
         self.base_url, self.token, self.agent_id = _api.resolve_settings(base_url, token, agent_id)
+        self._identity: Optional[m.Identity] = None
         self.timeout = timeout
         self._extra_headers = dict(headers or {})
         self._owns_http = _http is None
@@ -404,10 +407,16 @@ class Client:
         return HeldLock(self, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
 
     def _agent(self, agent: Optional[str]) -> str:
-        agent = agent or self.agent_id
+        agent = agent or self.agent_id or self._token_agent()
         if not agent:
-            raise ValueError("name the agent, or create the client with agent_id=")
+            raise ValueError("name the agent, or create the client with agent_id= or an agent's token")
         return agent
+
+    def _token_agent(self) -> Optional[str]:
+        """The agent of this client's token, asked of the server once (None for the admin token)."""
+        if self._identity is None and self.token:
+            self._identity = self.whoami()
+        return _api.token_agent(self._identity)
 
     # --- the API (ctxmesh.AsyncClient mirrors every method below) -----------
 
@@ -822,6 +831,10 @@ class Client:
     def delete_agent(self, agent: str) -> None:
         """Unregisters an agent: its locks are released and its token ends."""
         return self._run(Call("DELETE", f"/v1/agents/{_api.seg(agent)}", _api.no_content))
+
+    def whoami(self) -> m.Identity:
+        """Who this client is to the server: the agent of its token (or the one it names), and whether it is admin."""
+        return self._run(Call("GET", "/v1/whoami", _api.model(m.Identity)))
 
     def heartbeat(self, agent: Optional[str] = None) -> m.Agent:
         """Renews an agent's lease (default: this client's agent)."""

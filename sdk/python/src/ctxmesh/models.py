@@ -369,6 +369,15 @@ class AgentPage(Model):
     next_cursor: Optional[str] = None
 
 
+class Identity(Model):
+    """Who a client is to the server (``GET /v1/whoami``)."""
+
+    agent: str
+    """The agent the client acts as: its token's agent, or the agent it names with the admin token."""
+    admin: bool
+    """Whether it holds the admin token (always, on a server without tokens)."""
+
+
 class NewToken(Model):
     """A rotated agent token."""
 
