@@ -839,6 +839,52 @@ pub async fn grants_and_access(store: TestStore) {
         inbox(&store, "reader", 0).await.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
         ["context.shared", "context.revoked"]
     );
+
+    // A context deleted and made again by another agent: its old creator
+    // loses it at once, though it was asked just before.
+    assert!(access("tester").await.allows(Permission::Admin, now));
+    store.delete_context(&cid("g")).await.unwrap();
+    let gone = store.coord_read(CoordRead::Access { ctx: cid("g"), agent: "tester".into() }).await;
+    assert_eq!(code(gone.unwrap_err()), "not_found");
+    let again: NewContext = serde_json::from_value(json!({ "id": "g" })).unwrap();
+    store.create_context(again, "reader").await.unwrap();
+    assert!(!access("tester").await.allows(Permission::Read, now));
+    assert!(access("reader").await.allows(Permission::Admin, now));
+}
+
+/// Tokens: the owner of a token's hash, asked again and again, follows
+/// every rotation, revocation and unregistration at once.
+pub async fn token_owners(store: TestStore) {
+    register(&store, json!({"id": "holder"})).await;
+    let owner = |hash: &str| {
+        let (store, hash) = (store.clone(), hash.to_owned());
+        async move {
+            match store.coord_read(CoordRead::TokenOwner { hash }).await {
+                Ok(CoordOutput::Agent(a)) => Some(a.id),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => {
+                    assert_eq!(code(e), "not_found");
+                    None
+                }
+            }
+        }
+    };
+    let set = |hash: &str| CoordWrite::SetToken { agent: "holder".into(), hash: hash.into() };
+    store.coord_write(set("h1")).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(owner("h1").await.as_deref(), Some("holder"));
+    }
+    assert_eq!(owner("nobody").await, None);
+    // Rotation: the old hash ends, the new one works.
+    store.coord_write(set("h2")).await.unwrap();
+    assert_eq!(owner("h1").await, None);
+    assert_eq!(owner("h2").await.as_deref(), Some("holder"));
+    store.coord_write(CoordWrite::RevokeTokens { agent: "holder".into() }).await.unwrap();
+    assert_eq!(owner("h2").await, None);
+    store.coord_write(set("h3")).await.unwrap();
+    assert_eq!(owner("h3").await.as_deref(), Some("holder"));
+    store.coord_write(CoordWrite::Unregister { id: "holder".into() }).await.unwrap();
+    assert_eq!(owner("h3").await, None);
 }
 
 /// The audit log: appended in order, filtered, trimmed by age.
@@ -1102,7 +1148,7 @@ macro_rules! conformance_tests {
             time_travel_matches_model, read_as_of_time, list_pagination, history_and_diff,
             rollback_restores, fork_from_revision, ttl_expiry, retention_compaction,
             event_log_is_gap_free, schema_enforced, notifications_and_appended_events,
-            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, audit_log,
+            agent_registry, locks_and_fencing, lease_expiry, handoff_lifecycle, tasks_and_inbox, grants_and_access, token_owners, audit_log,
             merge_reads_the_base_from_history, manual_conflicts_wait_for_a_resolution, causal_writes_by_vclock,
             stale_writes_on_a_hot_context, keyword_search);
     };

@@ -47,6 +47,13 @@ const TOKEN: &str = "token";
 pub(crate) const GRANT: &str = "grant";
 const POLICY: &str = "policy";
 
+/// Whether objects of `kind` are read to authenticate or authorize a
+/// request (`CoordRead::TokenOwner`, `CoordRead::Access`): a backend that
+/// keeps those reads in memory forgets them when such an object changes.
+pub(crate) fn affects_access(kind: &str) -> bool {
+    matches!(kind, AGENT | TOKEN | GRANT | POLICY)
+}
+
 pub(crate) async fn policies(tx: &mut impl Tx) -> Result<Vec<PolicyRule>> {
     tx.objects(POLICY, &ObjectFilter::default(), "", usize::MAX >> 1).await?.iter().map(decode).collect()
 }

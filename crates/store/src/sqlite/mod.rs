@@ -17,8 +17,10 @@ use crate::notify::Hub;
 use crate::ops::{self, ReadOp, ReadOutput, WriteOp, WriteOutput};
 use crate::precheck::Prechecks;
 use crate::{Durability, ReadAt, Result, StoreError};
+use access::{AccessCache, AccessKey};
 use live::LiveCache;
 
+mod access;
 mod checkpoint;
 pub mod floor;
 mod live;
@@ -58,6 +60,8 @@ pub struct SqliteStore {
     checks: Arc<Prechecks>,
     /// Live entries read lately, kept exact by the writer.
     live: Arc<LiveCache>,
+    /// Token owners and access inputs read lately, kept exact by the writer.
+    access: Arc<AccessCache>,
 }
 
 /// How many commits (fsyncs) the writer made for how many write jobs.
@@ -193,9 +197,11 @@ impl SqliteStore {
         let hub = Arc::new(Hub::default());
         let checks = Arc::new(Prechecks::new(config.limits.clone()));
         let live = Arc::new(LiveCache::default());
-        let writer = writer::spawn(conn, lock, checks.clone(), live.clone(), stats.clone(), hub.clone())?;
+        let access = Arc::new(AccessCache::default());
+        let writer =
+            writer::spawn(conn, lock, checks.clone(), live.clone(), access.clone(), stats.clone(), hub.clone())?;
         let readers = ReadPool::new(&config.path, config.readers.max(1))?;
-        Ok(SqliteStore { writer, readers, stats, hub, checks, live })
+        Ok(SqliteStore { writer, readers, stats, hub, checks, live, access })
     }
 
     /// Commits and jobs so far: with concurrent writers, group commit makes
@@ -235,6 +241,25 @@ impl Backend for SqliteStore {
                 self.live.fill(&ctx, ticket, &key, entry, *revision);
             }
             return Ok(out);
+        }
+        // A token's owner, or what an access decision reads: from memory
+        // when it is there.
+        if let ReadOp::Coord(read) = &op
+            && let Some(key) = AccessKey::of(read)
+        {
+            let hit = self.access.get(&key);
+            metrics::counter!("ctxmesh_access_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
+                .increment(1);
+            if let Some(hit) = hit {
+                return Ok(ReadOutput::Coord(hit));
+            }
+            let ticket = self.access.ticket();
+            let out = self.read_snapshot(op).await;
+            self.live.read_done(None);
+            if let Ok(ReadOutput::Coord(found)) = &out {
+                self.access.fill(key, ticket, found);
+            }
+            return out;
         }
         let seen = read_context(&op);
         // A check of a stale write reads the context: kept for the next.

@@ -35,11 +35,14 @@ pub(crate) struct SqliteTx<'a> {
     /// For the writer: the live-entry cache, and what the batch has changed
     /// so far (see [`SqliteTx::committed_entry`]).
     committed: Option<(&'a LiveCache, &'a BatchChanges)>,
+    /// Whether this transaction changed what authenticating or authorizing
+    /// a request reads (see `sqlite/access.rs`).
+    pub(crate) access_changed: bool,
 }
 
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: None, live: None, committed: None }
+        SqliteTx { conn, published: Vec::new(), search: None, live: None, committed: None, access_changed: false }
     }
 
     /// The writer's transaction: its full-text index changes are held back
@@ -55,6 +58,7 @@ impl<'a> SqliteTx<'a> {
             search: Some(Vec::new()),
             live: Some(Vec::new()),
             committed: Some((live_cache, batch)),
+            access_changed: false,
         }
     }
 
@@ -137,6 +141,8 @@ impl<'a> SqliteTx<'a> {
     /// Notes, for the writer's cache, a change to a context's row other
     /// than a new revision.
     fn context_changed(&mut self, ctx: &str) {
+        // A context created, deleted or reset changes who may use it.
+        self.access_changed = true;
         if let Some(live) = &mut self.live {
             live.push(LiveChange::Context { ctx: ctx.to_owned() });
         }
@@ -379,6 +385,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
+        self.access_changed = true;
         self.search_change(SearchChange::DropContext { ctx: id.to_owned() })?;
         if let Some(live) = &mut self.live {
             live.push(LiveChange::Dropped { ctx: id.to_owned() });
@@ -570,6 +577,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn put_object(&mut self, o: &Object) -> Result<()> {
+        self.access_changed |= crate::coord::affects_access(&o.kind);
         self.conn
             .prepare_cached(
                 "INSERT INTO objects (kind, id, ctx, owner, state, due_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -581,6 +589,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
+        self.access_changed |= crate::coord::affects_access(kind);
         self.conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?.execute(params![kind, id])?;
         Ok(())
     }
@@ -607,6 +616,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context_objects(&mut self, ctx: &str) -> Result<()> {
+        self.access_changed = true;
         self.conn.prepare_cached("DELETE FROM objects WHERE ctx = ?1")?.execute([ctx])?;
         Ok(())
     }

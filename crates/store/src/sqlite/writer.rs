@@ -13,6 +13,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::access::AccessCache;
 use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
 use crate::notify::{Committed, Hub};
@@ -51,11 +52,12 @@ pub(crate) fn spawn(
     lock: std::fs::File,
     checks: Arc<Prechecks>,
     live: Arc<LiveCache>,
+    access: Arc<AccessCache>,
     stats: Arc<WriterStats>,
     hub: Arc<Hub>,
 ) -> Result<JobSender> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let writer = Writer { conn, _lock: lock, checks, live, stats, hub, changes: BatchChanges::default() };
+    let writer = Writer { conn, _lock: lock, checks, live, access, stats, hub, changes: BatchChanges::default() };
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-writer".into())
         .spawn(move || writer.run(rx))
@@ -69,6 +71,9 @@ struct Writer {
     _lock: std::fs::File,
     checks: Arc<Prechecks>,
     live: Arc<LiveCache>,
+    /// Token owners and access inputs in memory, forgotten when a batch
+    /// changes them.
+    access: Arc<AccessCache>,
     stats: Arc<WriterStats>,
     hub: Arc<Hub>,
     /// What the jobs of the batch under way have changed so far.
@@ -112,9 +117,15 @@ impl Writer {
             return;
         }
         self.live.begin(&effects.live);
+        if effects.access_changed {
+            self.access.begin();
+        }
         let started = Instant::now();
         let committed = exec(&self.conn, "COMMIT");
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
+        if effects.access_changed {
+            self.access.finish();
+        }
         if let Err(e) = committed {
             tracing::error!(error = %e, "commit failed; the batch was rolled back");
             self.rollback();
@@ -188,6 +199,7 @@ impl Writer {
             published: std::mem::take(&mut tx.published),
             search: tx.search.take().unwrap_or_default(),
             live: tx.live.take().unwrap_or_default(),
+            access_changed: tx.access_changed,
         };
         (result, job)
     }
@@ -217,6 +229,8 @@ struct Effects {
     search: Vec<SearchChange>,
     /// Changes to live entries, for the cache.
     live: Vec<LiveChange>,
+    /// Whether what authenticating or authorizing a request reads changed.
+    access_changed: bool,
 }
 
 impl Effects {
@@ -224,6 +238,7 @@ impl Effects {
         self.published.extend(job.published);
         self.search.extend(job.search);
         self.live.extend(job.live);
+        self.access_changed |= job.access_changed;
     }
 }
 
@@ -251,6 +266,7 @@ mod tests {
             _lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
             checks: Arc::new(Prechecks::new(Limits::default())),
             live: Arc::new(LiveCache::default()),
+            access: Arc::default(),
             stats: Arc::default(),
             hub: Arc::new(Hub::default()),
             changes: BatchChanges::default(),
