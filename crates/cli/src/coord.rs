@@ -224,19 +224,19 @@ fn print_agents(list: &Value) {
 
 fn print_lock(l: &Value) {
     match l["holder"].as_str() {
-        Some(holder) => println!(
+        Some(holder) => outln!(
             "{} held by {holder} (lock id {}, fencing token {}, expires {})",
             s(&l["name"]),
             s(&l["lock_id"]),
             s(&l["fencing_token"]),
             s(&l["expires_at"])
         ),
-        None => println!("{} is free (last fencing token {})", s(&l["name"]), s(&l["fencing_token"])),
+        None => outln!("{} is free (last fencing token {})", s(&l["name"]), s(&l["fencing_token"])),
     }
 }
 
 fn print_handoff(h: &Value) {
-    println!(
+    outln!(
         "{}  {}  {} -> {}  context {}@{}",
         s(&h["id"]),
         s(&h["state"]),
@@ -246,7 +246,7 @@ fn print_handoff(h: &Value) {
         s(&h["revision"])
     );
     if let Some(intent) = h["user_intent"].as_str() {
-        println!("intent: {intent}");
+        outln!("intent: {intent}");
     }
 }
 
@@ -266,9 +266,7 @@ pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
                 body["lease_ms"] = l.into();
             }
             let agent = client.register_agent(&merged(body, spec.as_deref())?).await?;
-            output(json_out, &agent, || {
-                println!("registered {} (lease {} ms)", s(&agent["id"]), s(&agent["lease_ms"]))
-            });
+            output(json_out, &agent, || outln!("registered {} (lease {} ms)", s(&agent["id"]), s(&agent["lease_ms"])));
         }
         AgentsCommand::Ls { status, capability } => {
             let mut q = Vec::new();
@@ -283,17 +281,17 @@ pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
         }
         AgentsCommand::Get { id } => {
             let agent = client.get_agent(&id).await?;
-            output(json_out, &agent, || println!("{}", serde_json::to_string_pretty(&agent).unwrap_or_default()));
+            output(json_out, &agent, || outln!("{}", serde_json::to_string_pretty(&agent).unwrap_or_default()));
         }
         AgentsCommand::Heartbeat { id } => {
             let agent = client.heartbeat(&id).await?;
             output(json_out, &agent, || {
-                println!("{} {} until {}", s(&agent["id"]), s(&agent["status"]), s(&agent["lease_expires_at"]))
+                outln!("{} {} until {}", s(&agent["id"]), s(&agent["status"]), s(&agent["lease_expires_at"]))
             });
         }
         AgentsCommand::Rm { id } => {
             client.unregister_agent(&id).await?;
-            output(json_out, &json!({ "unregistered": id }), || println!("unregistered {id}"));
+            output(json_out, &json!({ "unregistered": id }), || outln!("unregistered {id}"));
         }
         AgentsCommand::Inbox { id, after } => {
             let page = client.inbox(&id, after, None).await?;
@@ -363,7 +361,7 @@ pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
         }
         HandoffCommand::Show { id } => {
             let h = client.get_handoff(&id).await?;
-            output(json_out, &h, || println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default()));
+            output(json_out, &h, || outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default()));
         }
         HandoffCommand::Ls { context, state } => {
             let mut q = Vec::new();

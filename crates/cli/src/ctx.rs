@@ -206,7 +206,7 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
             }
             body["labels"] = Value::Object(label_map);
             let info = client.create_context(&body).await?;
-            output(json_out, &info, || println!("created context {} at revision {}", info.id, info.revision));
+            output(json_out, &info, || outln!("created context {} at revision {}", info.id, info.revision));
         }
         CtxCommand::Ls { ctx: None, .. } => {
             let mut all = Vec::new();
@@ -267,12 +267,12 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
                     })
                     .collect();
                 table::print(&["KEY", "REVISION", "VERSION", "AUTHOR", "KIND", "VALUE"], &rows);
-                println!("({} entries at revision {revision})", entries.len());
+                outln!("({} entries at revision {revision})", entries.len());
             });
         }
         CtxCommand::Get { ctx, key: None, .. } => {
             let info = client.get_context(&ctx).await?;
-            output(json_out, &info, || println!("{}", serde_json::to_string_pretty(&info).unwrap_or_default()));
+            output(json_out, &info, || outln!("{}", serde_json::to_string_pretty(&info).unwrap_or_default()));
         }
         CtxCommand::Get { ctx, key: Some(key), at } => {
             let entry = client.get_entry(&ctx, &key, at).await?;
@@ -297,7 +297,7 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
             };
             let entry = client.put_entry(&ctx, &key, &body, pre).await?;
             output(json_out, &entry, || {
-                println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
+                outln!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
             });
         }
         CtxCommand::Patch { ctx, key, patch, json_patch, if_match } => {
@@ -306,20 +306,20 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
             let pre = if_match.map_or(Precondition::None, Precondition::Revision);
             let entry = client.patch_entry(&ctx, &key, &patch, kind, pre).await?;
             output(json_out, &entry, || {
-                println!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
+                outln!("{} = revision {} (version {})", entry.key, entry.revision, entry.version)
             });
         }
         CtxCommand::Rm { ctx, key: Some(key), if_match, .. } => {
             let pre = if_match.map_or(Precondition::None, Precondition::Revision);
             let answer = client.delete_entry(&ctx, &key, pre).await?;
-            output(json_out, &answer, || println!("deleted {key} at revision {}", answer["revision"]));
+            output(json_out, &answer, || outln!("deleted {key} at revision {}", answer["revision"]));
         }
         CtxCommand::Rm { ctx, key: None, context, .. } => {
             if !context {
                 bail!("give a key to delete an entry, or --context to delete the whole context {ctx:?}");
             }
             client.delete_context(&ctx).await?;
-            output(json_out, &json!({ "deleted": ctx }), || println!("deleted context {ctx}"));
+            output(json_out, &json!({ "deleted": ctx }), || outln!("deleted context {ctx}"));
         }
         CtxCommand::History { ctx, key, limit } => {
             let history = client.history(&ctx, key.as_deref(), Some(limit)).await?;
@@ -383,19 +383,19 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
                         ]
                     })
                     .collect();
-                println!("changes from revision {} to {}:", diff["from"], diff["to"]);
+                outln!("changes from revision {} to {}:", diff["from"], diff["to"]);
                 table::print(&["KEY", "CHANGE", "BEFORE", "AFTER"], &rows);
             });
         }
         CtxCommand::Rollback { ctx, to } => {
             let answer = client.rollback(&ctx, to).await?;
-            output(json_out, &answer, || println!("restored revision {to} as revision {}", answer["revision"]));
+            output(json_out, &answer, || outln!("restored revision {to} as revision {}", answer["revision"]));
         }
         CtxCommand::Fork { ctx, new_id, at } => {
             let info = client.fork(&ctx, &new_id, at).await?;
             output(json_out, &info, || {
                 let from = info.forked_from.as_ref().map_or(0, |f| f.revision);
-                println!("forked {ctx}@{from} into {}", info.id);
+                outln!("forked {ctx}@{from} into {}", info.id);
             });
         }
     }
@@ -404,26 +404,26 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
 
 pub(crate) fn output<T: serde::Serialize>(json_out: bool, value: &T, human: impl FnOnce()) {
     if json_out {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
         human();
     }
 }
 
 fn print_entry(e: &Entry) {
-    println!("key:       {}", e.key);
-    println!("revision:  {} (version {}, created at revision {})", e.revision, e.version, e.created_revision);
-    println!("author:    {}  updated {}", e.author, e.updated_at.to_rfc3339());
+    outln!("key:       {}", e.key);
+    outln!("revision:  {} (version {}, created at revision {})", e.revision, e.version, e.created_revision);
+    outln!("author:    {}  updated {}", e.author, e.updated_at.to_rfc3339());
     if let Some(kind) = &e.meta.kind {
-        println!("kind:      {kind}");
+        outln!("kind:      {kind}");
     }
     if !e.meta.tags.is_empty() {
-        println!("tags:      {}", e.meta.tags.join(", "));
+        outln!("tags:      {}", e.meta.tags.join(", "));
     }
     if let Some(at) = e.meta.expires_at {
-        println!("expires:   {}", at.to_rfc3339());
+        outln!("expires:   {}", at.to_rfc3339());
     }
-    println!("{}", serde_json::to_string_pretty(&e.value).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(&e.value).unwrap_or_default());
 }
 
 /// A value argument: literal JSON, `@FILE`, or `-` for standard input.

@@ -1,11 +1,21 @@
 //! `ctxmesh`: runs the server (`serve`) and talks to one (`ctx ...`).
 //!
 //! Exit codes: 0 success; 1 any other error; 2 bad usage; 3 not found;
-//! 4 precondition failed or conflict; 5 the server cannot be reached.
+//! 4 precondition failed or conflict; 5 the server cannot be reached. A
+//! command whose output is no longer read (`| head`) ends quietly with 0.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// `println!` for what the commands print: when the reader has gone
+/// (`ctxmesh ctx list | head -1`), the command ends quietly, with success,
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
 
 mod bench;
 mod coord;
@@ -14,6 +24,19 @@ mod mcp;
 mod serve;
 mod table;
 mod watch;
+
+/// Writes one line to stdout (see `outln!`).
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // Nothing more can be said to anyone: stop here.
+            std::process::exit(0);
+        }
+        panic!("cannot write to stdout: {e}");
+    }
+}
 
 /// Shared, versioned context for AI agents.
 #[derive(Parser, Debug)]

@@ -85,7 +85,7 @@ pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
 
 fn print_event(e: &Value, json: bool) {
     if json {
-        println!("{e}");
+        outln!("{e}");
         return;
     }
     let data = &e["data"];
@@ -101,7 +101,7 @@ fn print_event(e: &Value, json: bool) {
         Some("message") => crate::table::clip(&data["body"].to_string(), 80),
         _ => String::new(),
     };
-    println!(
+    outln!(
         "{:>6}  {:<20} {:<8} {:<24} {:<12} {}",
         e["revision"],
         e["type"].as_str().unwrap_or(""),

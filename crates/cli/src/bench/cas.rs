@@ -173,7 +173,7 @@ pub(crate) async fn run(
     if json_out {
         let out = json!({"scenario": workload.name(), "keys": keys, "value_size": bench.value_size,
             "duration_s": bench.duration, "results": results});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_table(workload, keys, bench, &results);
     }
@@ -190,7 +190,7 @@ pub(crate) async fn run(
 }
 
 fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[RunResult]) {
-    println!(
+    outln!(
         "{}: {keys} entr{}, {}% reads, {} B values, {} s per run",
         workload.name(),
         if keys == 1 { "y" } else { "ies" },
@@ -198,7 +198,7 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
         bench.value_size,
         bench.duration
     );
-    println!(
+    outln!(
         "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
         "system",
         "clients",
@@ -213,7 +213,7 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
         "verified"
     );
     for r in results {
-        println!(
+        outln!(
             "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8}",
             r.system.describe(),
             r.clients,
@@ -228,7 +228,7 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
             if r.writes_verified && r.errors == 0 { "yes" } else { "NO" }
         );
     }
-    println!(
+    outln!(
         "(latencies in ms; verified: the entries' versions account for every acknowledged write, and no request failed)"
     );
 }

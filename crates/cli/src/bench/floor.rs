@@ -36,7 +36,7 @@ pub(crate) fn run(bench: &FloorBench, json_out: bool) -> anyhow::Result<()> {
         reports.push(floor::measure(dir.path(), rows, &config)?);
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = reports
@@ -53,7 +53,7 @@ pub(crate) fn run(bench: &FloorBench, json_out: bool) -> anyhow::Result<()> {
         })
         .collect();
     crate::table::print(&["rows", "writes", "batch", "cpu_us/write", "writes/s", "file_mib"], &rows);
-    println!(
+    outln!(
         "(entry: version, live-entry and context rows; history: and the commit and event rows; \
          full: and the keyword index, as the embedded store writes them; one thread, synchronous = FULL)"
     );

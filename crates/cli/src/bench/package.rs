@@ -119,19 +119,20 @@ pub(crate) async fn run(target: &Target, bench: &PackageBench, json_out: bool) -
         tokens: first["tokens"].as_u64().unwrap_or(0) as usize,
     };
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"scenario": "package", "result": result}))?);
+        outln!("{}", serde_json::to_string_pretty(&json!({"scenario": "package", "result": result}))?);
         return Ok(());
     }
-    println!(
+    outln!(
         "package: {} entries, budget {} tokens, {} items / {} tokens per package, server {}",
-        result.entries, result.budget, result.items, result.tokens, target.base
+        result.entries,
+        result.budget,
+        result.items,
+        result.tokens,
+        target.base
     );
-    println!("{:<12} {:>8} {:>8} {:>8} {:>8} {:>8}", "phase", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    outln!("{:<12} {:>8} {:>8} {:>8} {:>8} {:>8}", "phase", "samples", "p50 ms", "p90 ms", "p99 ms", "max ms");
     for (name, p) in [("compute", &result.compute), ("after write", &result.after_write), ("cached", &result.cached)] {
-        println!(
-            "{:<12} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            name, p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
-        );
+        outln!("{:<12} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}", name, p.samples, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms);
     }
     Ok(())
 }

@@ -50,14 +50,17 @@ pub(crate) async fn run(target: &Target, bench: &WatchBench, json_out: bool) -> 
         results.push(run_one(target, bench, n).await?);
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"scenario": "watch", "results": results}))?);
+        outln!("{}", serde_json::to_string_pretty(&json!({"scenario": "watch", "results": results}))?);
         return Ok(());
     }
-    println!(
+    outln!(
         "watch fan-out: {} writes at {}/s, {} B values, server {}",
-        bench.writes, bench.rate, bench.value_size, target.base
+        bench.writes,
+        bench.rate,
+        bench.value_size,
+        target.base
     );
-    println!("commit-to-receipt latency (event commit time to arrival at the subscriber):");
+    outln!("commit-to-receipt latency (event commit time to arrival at the subscriber):");
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {

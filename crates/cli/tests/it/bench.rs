@@ -72,3 +72,21 @@ fn sqlite_floor_reports_each_row_set() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("must be positive"));
 }
+
+#[test]
+fn output_to_a_reader_that_has_gone_ends_quietly() {
+    // `ctxmesh ... | head -1`: the reader closes the pipe before the
+    // command prints (the floor writes first); the command ends with
+    // success, without a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        .args(["bench", "sqlite-floor", "--writes", "60", "--batch", "5", "--keys", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the ctxmesh binary runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {:?}, stderr: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
