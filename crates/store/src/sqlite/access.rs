@@ -18,8 +18,17 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::coord::{CoordOutput, CoordRead};
 
-/// Entries kept at most; past it the cache starts over.
-const MAX_ENTRIES: usize = 16_384;
+/// Weight kept at most, past which the cache starts over: an answer
+/// weighs 1, plus one per policy it carries (an access answer carries
+/// every policy), so that many policies cannot make it large.
+const MAX_WEIGHT: usize = 65_536;
+
+fn weight(out: &CoordOutput) -> usize {
+    match out {
+        CoordOutput::Access(access) => 1 + access.policies.len(),
+        _ => 1,
+    }
+}
 
 /// The key of a cached read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +67,8 @@ struct Inner {
     /// Whether such a batch is committing.
     pending: bool,
     entries: HashMap<AccessKey, CoordOutput>,
+    /// The entries' weight.
+    weight: usize,
 }
 
 impl AccessCache {
@@ -78,10 +89,15 @@ impl AccessCache {
         if inner.pending || inner.generation != ticket.0 {
             return;
         }
-        if inner.entries.len() >= MAX_ENTRIES {
-            inner.entries.clear();
+        let added = weight(out);
+        let replaced = inner.entries.get(&key).map_or(0, weight);
+        if inner.weight - replaced + added > MAX_WEIGHT {
+            inner.clear();
         }
-        inner.entries.insert(key, out.clone());
+        if let Some(old) = inner.entries.insert(key, out.clone()) {
+            inner.weight -= weight(&old);
+        }
+        inner.weight += added;
     }
 
     /// Before a batch that changes access commits.
@@ -89,7 +105,7 @@ impl AccessCache {
         let mut inner = self.lock();
         inner.generation += 1;
         inner.pending = true;
-        inner.entries.clear();
+        inner.clear();
     }
 
     /// After it committed (or failed to), before it answers.
@@ -97,11 +113,18 @@ impl AccessCache {
         let mut inner = self.lock();
         inner.generation += 1;
         inner.pending = false;
-        inner.entries.clear();
+        inner.clear();
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.weight = 0;
     }
 }
 
@@ -150,6 +173,20 @@ mod tests {
 
     fn key() -> AccessKey {
         AccessKey::Token("h".into())
+    }
+
+    #[test]
+    fn the_cache_starts_over_past_its_weight() {
+        let cache = AccessCache::default();
+        let t = cache.ticket();
+        for i in 0..MAX_WEIGHT {
+            cache.fill(AccessKey::Token(i.to_string()), t, &CoordOutput::Unit);
+        }
+        cache.fill(AccessKey::Token("0".into()), t, &CoordOutput::Unit);
+        assert!(cache.get(&AccessKey::Token("1".into())).is_some(), "a refill weighs nothing more");
+        cache.fill(key(), t, &CoordOutput::Unit);
+        assert!(cache.get(&AccessKey::Token("1".into())).is_none(), "started over");
+        assert!(cache.get(&key()).is_some());
     }
 
     #[test]
