@@ -244,23 +244,19 @@ impl Backend for SqliteStore {
         }
         // A token's owner, or what an access decision reads: from memory
         // when it is there.
-        if let ReadOp::Coord(read) = &op
-            && let Some(key) = AccessKey::of(read)
-        {
-            let hit = self.access.get(&key);
+        let access = match &op {
+            ReadOp::Coord(read) => AccessKey::of(read),
+            _ => None,
+        };
+        if let Some(key) = &access {
+            let hit = self.access.get(key);
             metrics::counter!("ctxmesh_access_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
                 .increment(1);
             if let Some(hit) = hit {
                 return Ok(ReadOutput::Coord(hit));
             }
-            let ticket = self.access.ticket();
-            let out = self.read_snapshot(op).await;
-            self.live.read_done(None);
-            if let Ok(ReadOutput::Coord(found)) = &out {
-                self.access.fill(key, ticket, found);
-            }
-            return out;
         }
+        let access = access.map(|key| (key, self.access.ticket()));
         let seen = read_context(&op);
         // A check of a stale write reads the context: kept for the next.
         let ticket = match &op {
@@ -268,8 +264,10 @@ impl Backend for SqliteStore {
             _ => None,
         };
         let out = self.read_snapshot(op).await;
-        if let (Some(ticket), Ok(ReadOutput::Refused((_, info)))) = (ticket, &out) {
-            self.live.fill_context(ticket, info);
+        match (&out, ticket, access) {
+            (Ok(ReadOutput::Refused((_, info))), Some(ticket), _) => self.live.fill_context(ticket, info),
+            (Ok(ReadOutput::Coord(found)), _, Some((key, ticket))) => self.access.fill(key, ticket, found),
+            _ => {}
         }
         self.live.read_done(seen.as_deref());
         out
