@@ -123,6 +123,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Configuration mistakes are reported before the store is opened.
     let auth = resolve_auth(&args)?;
+    ctxmesh_store::faults::setup_from_env().map_err(anyhow::Error::msg)?;
     let (store, description) =
         ctxmesh_store::open(args.store.as_deref(), &options).await.with_context(|| match args.store.as_deref() {
             Some(url) if url.contains("://") && !url.starts_with("sqlite:") => "cannot open the store".to_owned(),

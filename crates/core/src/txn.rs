@@ -228,7 +228,8 @@ pub enum PatchBody {
 }
 
 impl PatchBody {
-    /// Applies the patch to `value`.
+    /// Applies the patch to `value`; a JSON Patch that fails leaves it
+    /// unchanged.
     pub fn apply(&self, key: &str, value: &mut Value) -> Result<()> {
         match self {
             PatchBody::MergePatch(patch) => {
@@ -239,7 +240,15 @@ impl PatchBody {
                 let bad = |reason: String| Error::InvalidPatch { key: key.to_owned(), reason };
                 let patch: json_patch::Patch =
                     serde_json::from_value(ops.clone()).map_err(|e| bad(format!("malformed JSON Patch: {e}")))?;
-                json_patch::patch(value, &patch).map_err(|e| bad(e.to_string()))
+                // Patched on a copy, kept only on success: `json_patch::patch`
+                // undoes a failed patch by replaying inverse operations, and
+                // panics when one cannot be replayed (a `move` to an ancestor
+                // of its `from`, then a failing `test`), which would take the
+                // store's writer down with it.
+                let mut patched = value.clone();
+                json_patch::patch_unsafe(&mut patched, &patch).map_err(|e| bad(e.to_string()))?;
+                *value = patched;
+                Ok(())
             }
         }
     }
@@ -1369,6 +1378,18 @@ mod tests {
         assert!(!c(json!({"key": "a", "value": null})).holds(None));
         assert!(c(json!({"key": "a", "revision": 1, "version": 1})).validate().is_err());
         assert!(c(json!({"key": "a", "exists": true, "op": "gt"})).validate().is_err());
+    }
+
+    #[test]
+    fn failed_json_patch_after_a_move_to_an_ancestor_changes_nothing() {
+        // json-patch's own undo cannot replay this move backwards and panics.
+        let patch = PatchBody::JsonPatch(json!([
+            {"op": "move", "from": "/a/b", "path": "/a"},
+            {"op": "test", "path": "/a", "value": 0}
+        ]));
+        let mut value = json!({"a": {"b": 1}});
+        assert_eq!(patch.apply("doc", &mut value).unwrap_err().code(), "invalid_patch");
+        assert_eq!(value, json!({"a": {"b": 1}}));
     }
 
     #[test]

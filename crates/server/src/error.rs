@@ -105,6 +105,14 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%msg, "store unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry later")
             }
+            StoreError::Full(msg) => {
+                tracing::warn!(%msg, "storage full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the server's disk is full; the write changed nothing: retry once space is freed",
+                )
+            }
             other => ApiError::internal(other),
         }
     }
@@ -120,7 +128,7 @@ impl IntoResponse for ApiError {
         if let Some(refused) = refused {
             response.extensions_mut().insert(refused);
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::INSUFFICIENT_STORAGE) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
@@ -134,3 +142,19 @@ pub(crate) struct Refusal(pub(crate) String);
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk is `507 storage_full` with `Retry-After`, and the
+    /// driver's message stays in the log.
+    #[test]
+    fn a_full_disk_is_507_storage_full() {
+        let e = ApiError::from(StoreError::Full("database or disk is full (/var/lib/secret)".into()));
+        assert_eq!((e.status, e.code), (StatusCode::INSUFFICIENT_STORAGE, "storage_full"));
+        assert!(!e.message.contains("/var/lib"));
+        let response = e.into_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+    }
+}

@@ -10,6 +10,10 @@ pub enum StoreError {
     /// The backend is shutting down or cannot take requests.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The disk is full: writes are refused until space returns; reads
+    /// go on.
+    #[error("storage full: {0}")]
+    Full(String),
     /// The backend failed (I/O, corruption, a bug). Details are logged by
     /// whoever reports it, never sent to clients.
     #[error("storage backend error: {0}")]
@@ -18,13 +22,19 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::DISK_FULL => {
+                StoreError::Full(format!("{}: {}", db.severity(), db.message()))
+            }
             Some(db) => StoreError::Backend(format!("{}: {} ({})", db.severity(), db.message(), db.code().code())),
             // No answer from the database: the connection is gone or
             // could not be made.

@@ -19,6 +19,7 @@ mod codec;
 mod conflicts;
 pub mod coord;
 mod error;
+pub mod faults;
 mod mesh;
 pub mod notify;
 mod ops;

@@ -157,6 +157,7 @@ def test_error_mapping_table() -> None:
         "compacted": ctxmesh.Compacted,
         "invalid_argument": ctxmesh.InvalidArgument,
         "unavailable": ctxmesh.Unavailable,
+        "storage_full": ctxmesh.StorageFull,
         "internal": ctxmesh.Internal,
         "something_new": ctxmesh.CtxmeshError,
     }.items():

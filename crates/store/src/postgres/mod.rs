@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use crate::backend::{Backend, impl_store};
+use crate::faults::{Allowed, failpoint};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, ReadOp, ReadOutput, WriteOp, WriteOutput};
 use crate::precheck::Prechecks;
@@ -268,7 +269,10 @@ impl Shared {
         let alone = ops.len() == 1;
         let mut results = Vec::with_capacity(ops.len());
         let mut published = Vec::new();
-        for op in ops {
+        for (n, op) in ops.into_iter().enumerate() {
+            if n > 0 {
+                failpoint("postgres::batch::mid", Allowed::CrashOrError)?;
+            }
             // A job that fails is undone alone; a lone job needs no
             // savepoint (the whole transaction is rolled back instead).
             if !alone {
@@ -297,9 +301,11 @@ impl Shared {
             tx.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&self.relay.channel(), &payloads])
                 .await?;
         }
+        failpoint("postgres::commit::before", Allowed::CrashOrError)?;
         let started = Instant::now();
         tx.commit().await?;
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
+        failpoint("postgres::commit::after", Allowed::CrashOnly)?;
         Ok((results, published))
     }
 }

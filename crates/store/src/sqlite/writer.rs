@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::access::AccessCache;
 use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
+use crate::faults::{Allowed, failpoint};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, WriteOp, WriteOutput};
 use crate::precheck::Prechecks;
@@ -116,6 +117,11 @@ impl Writer {
             fail_all(replies, &e);
             return;
         }
+        if let Err(e) = failpoint("sqlite::commit::before", Allowed::CrashOrError) {
+            self.rollback();
+            fail_all(replies, &e);
+            return;
+        }
         self.live.begin(&effects.live);
         if effects.access_changed {
             self.access.begin();
@@ -133,6 +139,8 @@ impl Writer {
             fail_all(replies, &e);
             return;
         }
+        // Past the durability point: the failpoints here can only crash.
+        let _ = failpoint("sqlite::commit::after", Allowed::CrashOnly);
         self.live.finish(effects.live, true);
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
@@ -141,6 +149,7 @@ impl Writer {
         for committed in effects.published {
             self.hub.publish(committed);
         }
+        let _ = failpoint("sqlite::answer::before", Allowed::CrashOnly);
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -162,12 +171,19 @@ impl Writer {
         self.changes.clear();
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
-        for op in ops {
+        for (n, op) in ops.iter().enumerate() {
+            if n > 0 {
+                failpoint("sqlite::batch::mid", Allowed::CrashOrError)?;
+            }
             if savepoints {
                 exec(&self.conn, "SAVEPOINT job")?;
             }
             let written = self.conn.total_changes();
             let (result, job) = self.run_job(op);
+            if let Err(StoreError::Full(msg)) = &result {
+                // No job of the batch can be written either.
+                return Err(StoreError::Full(msg.clone()));
+            }
             if result.is_ok() {
                 self.changes.note(&job.live);
                 effects.extend(job);
@@ -242,9 +258,16 @@ impl Effects {
     }
 }
 
+/// Answers every job of a failed batch: `storage_full` when the disk is
+/// full (nothing was written, the client may retry once space returns),
+/// else unavailable (the client cannot tell what happened).
 fn fail_all(replies: Vec<Reply>, e: &StoreError) {
     for reply in replies {
-        let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+        let error = match e {
+            StoreError::Full(msg) => StoreError::Full(msg.clone()),
+            other => StoreError::Unavailable(format!("commit failed: {other}")),
+        };
+        let _ = reply.send(Err(error));
     }
 }
 
@@ -392,6 +415,27 @@ mod tests {
         assert_eq!((value(&w, "c", "a"), value(&w, "c", "b")), (Some("1".into()), Some("2".into())));
         assert_eq!(value(&w, "c", "n"), None);
         assert_eq!(revision(&w, "c"), 3);
+    }
+
+    /// A full disk refuses the whole batch with `Full` (SQLite's
+    /// `max_page_count` stands in for the disk here), changes nothing, and
+    /// writes go through again once there is room.
+    #[test]
+    fn a_full_disk_refuses_writes_until_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        assert!(batch(&mut w, vec![create("c", json!({})), put("c", "k", json!(0))]).iter().all(Result::is_ok));
+        let pages: i64 = w.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+        w.conn.execute_batch(&format!("PRAGMA max_page_count = {pages}")).unwrap();
+        let big = json!("x".repeat(64 * 1024));
+        let answers = batch(&mut w, vec![put("c", "a", json!(1)), put("c", "big", big.clone())]);
+        assert!(answers.iter().all(|a| matches!(a, Err(StoreError::Full(_)))), "{answers:?}");
+        assert_eq!(revision(&w, "c"), 2, "nothing of the batch was written");
+        assert_eq!(value(&w, "c", "a"), None);
+        w.conn.execute_batch("PRAGMA max_page_count = 1073741823").unwrap();
+        let answers = batch(&mut w, vec![put("c", "a", json!(1)), put("c", "big", big)]);
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(revision(&w, "c"), 4);
     }
 
     /// A job that fails after writing rows (here: it first removes an

@@ -48,6 +48,7 @@ __all__ = [
     "RateLimited",
     "Internal",
     "Unavailable",
+    "StorageFull",
     "ConflictPending",
     "LockNotAcquired",
     "UpdateConflict",
@@ -283,6 +284,11 @@ class Unavailable(_RetryAfter):
     """503 ``unavailable``: the store cannot take requests now."""
 
 
+class StorageFull(_RetryAfter):
+    """507 ``storage_full``: the server's disk is full; the write changed
+    nothing and can be retried once space is freed. Reads still work."""
+
+
 class ConflictPending(CtxmeshError):
     """A stale write was kept aside as a pending conflict (``202 Accepted``).
 
@@ -350,6 +356,7 @@ _BY_CODE: dict[str, type[CtxmeshError]] = {
     "rate_limited": RateLimited,
     "internal": Internal,
     "unavailable": Unavailable,
+    "storage_full": StorageFull,
 }
 
 # Used when an answer has no ctxmesh error body (a proxy in between, say).
@@ -371,6 +378,7 @@ _BY_STATUS: dict[int, tuple[str, type[CtxmeshError]]] = {
     502: ("unavailable", Unavailable),
     503: ("unavailable", Unavailable),
     504: ("unavailable", Unavailable),
+    507: ("storage_full", StorageFull),
 }
 
 

@@ -1,0 +1,93 @@
+//! Failpoints inside the write path, for the robustness suite
+//! (`scripts/robust`, docs/robustness.md).
+//!
+//! They exist only in a build with the `failpoints` feature; without it
+//! [`failpoint`] is an empty inline function and costs nothing. With it, a
+//! failpoint is configured by name through the `fail` crate, from the
+//! `FAILPOINTS` environment variable at start-up
+//! (`FAILPOINTS='sqlite::commit::before=5%1*return(crash)'`), with the
+//! action `return(crash)` or `return(ioerr)`:
+//!
+//! - `crash` aborts the process on the spot, as a power cut or `kill -9`
+//!   would stop it: no destructor runs, nothing is flushed;
+//! - `ioerr` makes the step fail with an I/O error, as a failing disk
+//!   would, and the write path handles it as it handles a real one.
+//!
+//! The failpoints, in the order a write meets them:
+//!
+//! | name | where |
+//! |---|---|
+//! | `sqlite::batch::mid` | between two jobs of a batch, inside its transaction |
+//! | `sqlite::commit::before` | before the durability point (the batch's COMMIT) |
+//! | `sqlite::commit::after` | after the durability point, before the batch's revisions are published |
+//! | `sqlite::answer::before` | published, before the jobs are answered |
+//! | `sqlite::checkpoint` | before a WAL checkpoint copies pages into the database |
+//! | `postgres::batch::mid` | between two jobs of a batch, inside its transaction |
+//! | `postgres::commit::before` | before the batch's COMMIT |
+//! | `postgres::commit::after` | after the COMMIT, before publishing and answering |
+//!
+//! An I/O error after the durability point would tell a client its durable
+//! write failed, which no real disk error can cause: there, `ioerr` crashes
+//! too.
+
+use crate::{Result, StoreError};
+
+/// What a failpoint does when it fires.
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Allowed {
+    /// Crash or I/O error (before the durability point).
+    CrashOrError,
+    /// Crash only (at or after the durability point).
+    CrashOnly,
+}
+
+/// Evaluates the failpoint `name`: `Ok` unless it is configured and fires.
+#[cfg(feature = "failpoints")]
+pub(crate) fn failpoint(name: &'static str, allowed: Allowed) -> Result<()> {
+    let Some(action) = fail::eval(name, |arg| arg.unwrap_or_default()) else {
+        return Ok(());
+    };
+    if action == "ioerr" && allowed == Allowed::CrashOrError {
+        // The line the robustness runner counts faults by.
+        tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
+        return Err(StoreError::Backend(format!("injected I/O error at failpoint {name}")));
+    }
+    tracing::error!(failpoint = name, action = "crash", "failpoint fired");
+    eprintln!("failpoint fired: {name} crash");
+    std::process::abort();
+}
+
+/// Evaluates the failpoint `name`: always `Ok` in a build without the
+/// `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint(_name: &'static str, _allowed: Allowed) -> Result<()> {
+    Ok(())
+}
+
+/// Configures the failpoints the `FAILPOINTS` environment variable names
+/// (`name=actions` pairs separated by `;`, in the `fail` crate's syntax),
+/// in a build with the `failpoints` feature. Without the feature a
+/// non-empty `FAILPOINTS` is refused, so that a run meant to inject faults
+/// cannot silently inject none.
+pub fn setup_from_env() -> std::result::Result<(), String> {
+    let wanted = std::env::var("FAILPOINTS").unwrap_or_default();
+    if wanted.trim().is_empty() {
+        return Ok(());
+    }
+    #[cfg(feature = "failpoints")]
+    {
+        for pair in wanted.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, actions) =
+                pair.split_once('=').ok_or_else(|| format!("failpoint {pair:?}: expected name=actions"))?;
+            fail::cfg(name.trim(), actions.trim()).map_err(|e| format!("failpoint {name:?}: {e}"))?;
+        }
+        tracing::warn!(failpoints = %wanted, "failpoints configured");
+        Ok(())
+    }
+    #[cfg(not(feature = "failpoints"))]
+    {
+        Err("FAILPOINTS is set, but this build has no failpoints: build with `--features failpoints`".into())
+    }
+}

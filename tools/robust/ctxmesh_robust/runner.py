@@ -1,0 +1,416 @@
+"""`scripts/robust`: real servers, concurrent clients, faults, then every
+history checked. docs/robustness.md explains the run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import checks
+from .history import Op, WatchConnection
+from .servers import Node, Postgres, SmallDisk, tear_wal_tail
+from .traffic import TTL_KEYS, Client, Cluster, Contexts, Stats, Watcher
+
+SQLITE_FAILPOINTS = ["sqlite::batch::mid", "sqlite::commit::before", "sqlite::commit::after", "sqlite::answer::before", "sqlite::checkpoint"]
+POSTGRES_FAILPOINTS = ["postgres::batch::mid", "postgres::commit::before", "postgres::commit::after"]
+# Failpoints that only crash (after the durability point).
+CRASH_ONLY = {"sqlite::commit::after", "sqlite::answer::before", "postgres::commit::after"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/robust", description="ctxmesh's robustness run: traffic, faults, checkers")
+    p.add_argument("--store", choices=["sqlite", "postgres"], required=True)
+    p.add_argument("--minutes", type=float, default=1.0, help="how long traffic and faults run")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bin", default="target/debug/ctxmesh", help="a ctxmesh binary built with --features failpoints")
+    p.add_argument("--clients", type=int, default=6)
+    p.add_argument("--watchers", type=int, default=4)
+    p.add_argument("--fault-gap", type=float, default=3.0, help="mean seconds between faults")
+    p.add_argument("--epoch", type=float, default=15.0, help="seconds before traffic moves to new contexts")
+    p.add_argument("--postgres", default=os.environ.get("CTXMESH_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+                   help="a PostgreSQL database to create the run's database from")
+    p.add_argument("--no-pg-restart", action="store_true", help="do not restart PostgreSQL (when it is not the local cluster)")
+    p.add_argument("--disk-mb", type=int, default=1024, help="size of the tmpfs the embedded store runs on")
+    p.add_argument("--report", help="write the figures as JSON to this file")
+    p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, data)")
+    return p.parse_args(argv)
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"ctxmesh-robust-{args.store}-"))
+        self.logs = self.dir / "logs"
+        self.logs.mkdir()
+        self.disk: SmallDisk | None = None
+        self.pg: Postgres | None = None
+        self.nodes: list[Node] = []
+        self.faults: Counter[str] = Counter()
+        self.fault_log: list[str] = []
+        self.disk_windows: list[tuple[float, float, int, int]] = []
+        self.record: list[Op] = []
+        self.connections: list[WatchConnection] = []
+        self.stats = Stats()
+        self.violations: list[str] = []
+        self.pg_restart = None
+
+    # Set-up and tear-down.
+
+    async def setup(self) -> None:
+        binary = str(Path(self.args.bin).resolve())
+        if not Path(binary).exists():
+            raise SystemExit(f"robust: no binary at {binary}; build it with `cargo build -p ctxmesh --features failpoints`")
+        if self.args.store == "sqlite":
+            self.disk = SmallDisk(self.dir / "disk", self.args.disk_mb)
+            self.disk.mount()
+            self.nodes = [Node(0, binary, self.disk.path / "data", None, self.logs)]
+        else:
+            self.pg = Postgres(self.args.postgres, f"ctxmesh_robust_{self.args.seed}_{os.getpid()}")
+            self.pg.create()
+            if not self.args.no_pg_restart:
+                self.pg_restart = Postgres.restart_command()
+                if self.pg_restart is None:
+                    raise SystemExit("robust: cannot restart PostgreSQL here (no pg_lsclusters); pass --no-pg-restart")
+            self.nodes = [Node(i, binary, self.dir / f"data{i}", self.pg.url, self.logs) for i in range(3)]
+        for node in self.nodes:
+            await node.start()
+
+    async def teardown(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+        if self.disk is not None:
+            self.disk.free()
+            self.disk.unmount()
+        if self.pg is not None:
+            self.pg.drop()
+        if not self.args.keep and not self.violations:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def admin(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+        """A set-up request, retried until it is answered (faults may be
+        under way)."""
+        deadline = time.monotonic() + 120
+        async with httpx.AsyncClient(timeout=5.0, headers={"X-Agent-Id": "robust"}) as http:
+            while time.monotonic() < deadline:
+                for node in self.nodes:
+                    try:
+                        r = await http.request(method, node.url + path, json=body)
+                    except httpx.HTTPError:
+                        continue
+                    if r.status_code in ok:
+                        return r.json() if r.content else None
+                    if r.status_code < 500 and r.status_code != 429:
+                        raise RuntimeError(f"{method} {path} answered {r.status_code}: {r.text}")
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"{method} {path} was not answered in two minutes")
+
+    async def create_contexts(self, names: list[str]) -> None:
+        for name in names:
+            # An unknown outcome is settled by trying again: 409 says it exists.
+            await self.admin("POST", "/v1/contexts", {"id": name}, ok=(201, 409))
+
+    # Faults.
+
+    async def restart(self, node: Node, failpoints: str = "") -> None:
+        await node.kill()
+        await node.start(failpoints)
+
+    async def fault_kill(self) -> None:
+        node = self.rng.choice(self.nodes)
+        await asyncio.sleep(self.rng.uniform(0, 0.5))
+        await node.kill()
+        if self.args.store == "postgres":
+            await asyncio.sleep(self.rng.uniform(0.1, 1.5))
+        await node.start()
+        self.faults["kill -9"] += 1
+
+    async def fault_failpoint(self, action: str) -> None:
+        node = self.rng.choice(self.nodes)
+        names = SQLITE_FAILPOINTS if self.args.store == "sqlite" else POSTGRES_FAILPOINTS
+        if action == "ioerr":
+            names = [n for n in names if n not in CRASH_ONLY]
+        name = self.rng.choice(names)
+        if action == "crash":
+            spec = f"{name}=1*return(crash)" if name == "sqlite::checkpoint" else f"{name}=3%1*return(crash)"
+        else:
+            spec = f"{name}=10%3*return(ioerr)" if name != "sqlite::checkpoint" else f"{name}=2*return(ioerr)"
+        await self.restart(node, spec)
+        fired_before = len(node.fired)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            node.scan_log()
+            if action == "crash" and not node.alive:
+                break
+            if action == "ioerr" and len(node.fired) >= fired_before + 1:
+                await asyncio.sleep(1)
+                node.scan_log()
+                break
+        if action == "crash":
+            if not node.alive:
+                assert node.process is not None
+                await node.process.wait()
+                node.scan_log()
+            # Restarted without failpoints either way (if it did not fire,
+            # this is one more kill -9).
+            await self.restart(node)
+        fired = node.fired[fired_before:]
+        for fp_name, fp_action in fired:
+            self.faults[f"failpoint {fp_action}"] += 1
+            self.faults[f"failpoint {fp_name} {fp_action}"] += 1
+        if not fired:
+            self.faults[f"failpoint armed, not reached ({action})"] += 1
+
+    async def fault_torn_tail(self) -> None:
+        node = self.nodes[0]
+        await node.kill()
+        what = tear_wal_tail(node.data_dir / "ctxmesh.db-wal", self.rng)
+        self.fault_log.append(f"torn tail: {what}")
+        await node.start()
+        self.faults["torn WAL tail"] += 1
+
+    async def fault_disk_full(self) -> None:
+        assert self.disk is not None
+        cluster = self.cluster
+        start = time.monotonic()
+        full_before, reads_before = self.stats.storage_full, self.stats.reads_ok_while_full
+        self.disk.fill()
+        cluster.disk_full = True
+        # Hold the disk full until writes have been refused (the WAL may
+        # have room left at first), at most ten seconds.
+        deadline = start + 10
+        while time.monotonic() < deadline and self.stats.storage_full == full_before:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(self.rng.uniform(0.5, 2.0))
+        cluster.disk_full = False
+        self.disk.free()
+        end = time.monotonic()
+        refused = self.stats.storage_full - full_before
+        reads = self.stats.reads_ok_while_full - reads_before
+        self.disk_windows.append((start, end, refused, reads))
+        self.faults["disk full"] += 1
+        if not self.nodes[0].alive:
+            self.violations.append(f"the server died while the disk was full; see {self.nodes[0].log_path}")
+            await self.nodes[0].start()
+
+    async def fault_pg_terminate(self) -> None:
+        assert self.pg is not None
+        n = await asyncio.to_thread(self.pg.terminate_backends)
+        self.faults["pg_terminate_backend"] += 1
+        self.fault_log.append(f"terminated {n} backends")
+
+    async def fault_pg_restart(self) -> None:
+        assert self.pg is not None and self.pg_restart is not None
+        done = await asyncio.to_thread(lambda: __import__("subprocess").run(self.pg_restart, capture_output=True, text=True))
+        if done.returncode != 0:
+            raise RuntimeError(f"restarting PostgreSQL failed: {done.stderr}")
+        await self.pg.wait_ready()
+        self.faults["PostgreSQL restart"] += 1
+
+    async def inject(self, until: float) -> None:
+        if self.args.store == "sqlite":
+            kinds = [("kill", 0.40), ("fp_crash", 0.15), ("fp_ioerr", 0.15), ("torn", 0.15), ("full", 0.15)]
+        else:
+            kinds = [("kill", 0.40), ("fp_crash", 0.15), ("fp_ioerr", 0.15), ("terminate", 0.15)]
+            if self.pg_restart is not None:
+                kinds.append(("pg_restart", 0.15))
+        # Every kind early on, then at random.
+        order = [k for k, _ in kinds]
+        self.rng.shuffle(order)
+        while time.monotonic() < until:
+            await asyncio.sleep(self.rng.uniform(0.3, 2 * self.args.fault_gap - 0.3))
+            if time.monotonic() >= until:
+                break
+            kind = order.pop() if order else self.rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+            if kind == "kill":
+                await self.fault_kill()
+            elif kind == "fp_crash":
+                await self.fault_failpoint("crash")
+            elif kind == "fp_ioerr":
+                await self.fault_failpoint("ioerr")
+            elif kind == "torn":
+                await self.fault_torn_tail()
+            elif kind == "full":
+                await self.fault_disk_full()
+            elif kind == "terminate":
+                await self.fault_pg_terminate()
+            elif kind == "pg_restart":
+                await self.fault_pg_restart()
+
+    # Traffic.
+
+    async def client_loop(self, client: Client, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await client.one()
+
+    async def epochs(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.args.epoch)
+                return
+            except asyncio.TimeoutError:
+                pass
+            upcoming = [f"{self.contexts.prefix}-e{self.contexts.epoch + 1}-{i}" for i in range(self.contexts.width)]
+            await self.create_contexts(upcoming)
+            self.contexts.next_epoch()
+
+    async def run(self) -> int:
+        args = self.args
+        started = time.monotonic()
+        await self.setup()
+        self.cluster = Cluster([n.url for n in self.nodes])
+        self.contexts = Contexts(f"r{args.seed}", width=2)
+        for i in range(args.clients):
+            await self.admin("POST", "/v1/agents", {"id": f"c{i}", "name": f"client {i}", "lease_ms": 3_600_000}, ok=(201, 409))
+        first = [f"{self.contexts.prefix}-e1-{i}" for i in range(self.contexts.width)]
+        await self.create_contexts(first)
+        self.contexts.next_epoch()
+        clients = [Client(i, self.cluster, self.contexts, random.Random(self.rng.random()), self.record, self.stats) for i in range(args.clients)]
+        watchers = [
+            Watcher(f"w{i}", "sse" if i % 2 == 0 else "ws", self.cluster, self.contexts, random.Random(self.rng.random()), self.connections)
+            for i in range(args.watchers)
+        ]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(self.client_loop(c, stop)) for c in clients]
+        tasks.append(asyncio.create_task(self.epochs(stop)))
+        watch_tasks = [asyncio.create_task(w.run()) for w in watchers]
+        until = time.monotonic() + args.minutes * 60
+        try:
+            await self.inject(until)
+            # Heal: every node up, the disk free.
+            if self.disk is not None:
+                self.disk.free()
+                self.cluster.disk_full = False
+            for node in self.nodes:
+                if not node.alive:
+                    await node.start()
+            stop.set()
+            done, pending = await asyncio.wait(tasks, timeout=30)
+            for t in pending:
+                t.cancel()
+            for t in done:
+                if t.exception():
+                    raise t.exception()  # type: ignore[misc]
+            # The watchers follow their contexts to the last revision.
+            last = {}
+            for ctx in self.contexts.current:
+                info = await self.admin("GET", f"/v1/contexts/{ctx}")
+                last[ctx] = info["revision"]
+            deadline = time.monotonic() + 30
+            for w in watchers:
+                w.stop.set()
+            await asyncio.wait(watch_tasks, timeout=10)
+            await asyncio.gather(*(w.follow_to_end(last, deadline) for w in watchers))
+            for c in clients:
+                await c.close()
+            figures = await self.check(last)
+        finally:
+            for t in watch_tasks:
+                t.cancel()
+            await self.teardown()
+        figures["seconds"] = round(time.monotonic() - started, 1)
+        if args.report:
+            Path(args.report).write_text(json.dumps(figures, indent=2) + "\n")
+        for v in self.violations[:50]:
+            print("violation:", v, file=sys.stderr)
+        if self.violations:
+            print(f"robust: the run's directory (logs, data) is kept in {self.dir}", file=sys.stderr)
+        faults = sum(v for k, v in self.faults.items() if k in TOTALS)
+        print(", ".join(f"{k}: {v}" for k, v in sorted(self.faults.items())))
+        print(
+            f"robust: {args.store} {figures['histories']} histories, {figures['operations']} operations, "
+            f"{faults} faults, {figures['watch_events']} watch events checked: {len(self.violations)} violations"
+        )
+        return 1 if self.violations else 0
+
+    async def check(self, last: dict[str, int]) -> dict[str, Any]:
+        by_ctx: dict[str, list[Op]] = {}
+        for op in self.record:
+            by_ctx.setdefault(op.ctx, []).append(op)
+        self.violations.extend(self.stats.unexpected)
+        histories = 0
+        watch_events = 0
+        for ctx in self.contexts.all:
+            events = await self.read_log(ctx)
+            log = checks.Log(ctx, events)
+            ops = by_ctx.get(ctx, [])
+            self.violations.extend(checks.check_log(log, ops))
+            self.violations.extend(checks.check_reads_at(log, ops, TTL_KEYS))
+            self.violations.extend(checks.check_fencing(log, ops))
+            history, bad = checks.patch_unknown(log, ops)
+            self.violations.extend(bad)
+            found = await asyncio.to_thread(checks.check_linearizable, log, history)
+            self.violations.extend(found)
+            histories += 1
+            listed = await self.admin("GET", f"/v1/contexts/{ctx}/entries?limit=1000")
+            now = time.time()
+            expired = [k for k in TTL_KEYS]  # TTL keys may expire between the list and the log read
+            self.violations.extend(
+                checks.check_final(log, {e["key"]: (e["value"]["w"], e["revision"]) for e in listed["entries"]}, listed["revision"], expired)
+            )
+            del now
+            for conn in self.connections:
+                if conn.ctx != ctx:
+                    continue
+                must = last.get(ctx) if conn.ended == "end" else None
+                bad, n = checks.check_watch(log, conn, must)
+                self.violations.extend(bad)
+                watch_events += n
+        for start, end, refused, reads in self.disk_windows:
+            if refused == 0:
+                self.violations.append(f"disk full for {end - start:.1f} s: no write was refused with storage_full")
+            if reads == 0:
+                self.violations.append(f"disk full for {end - start:.1f} s: no read was answered")
+            after = [op for op in self.record if op.call > end and op.out is not None and op.kind in checks.WRITES and checks._ok(op)]
+            if not after:
+                self.violations.append("no write succeeded after the disk had space again")
+        return {
+            "store": self.args.store,
+            "seed": self.args.seed,
+            "minutes": self.args.minutes,
+            "histories": histories,
+            "operations": len(self.record),
+            "unknown_outcomes": sum(1 for op in self.record if op.out is None),
+            "storage_full_refusals": self.stats.storage_full,
+            "watch_connections": len(self.connections),
+            "watch_events": watch_events,
+            "faults": dict(self.faults),
+            "violations": len(self.violations),
+        }
+
+    async def read_log(self, ctx: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page = await self.admin("GET", f"/v1/contexts/{ctx}/events?after={after}&limit=1000")
+            events.extend(page["events"])
+            if not page.get("more"):
+                return events
+            after = page["last_revision"]
+
+
+# The fault kinds the closing line adds up (the per-failpoint lines are
+# details of "failpoint crash" and "failpoint ioerr").
+TOTALS = {"kill -9", "failpoint crash", "failpoint ioerr", "torn WAL tail", "disk full", "pg_terminate_backend", "PostgreSQL restart"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return asyncio.run(Run(args).run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
