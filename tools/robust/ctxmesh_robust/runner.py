@@ -307,8 +307,9 @@ class Run:
             # The watchers follow their contexts to the last revision.
             last = {}
             for ctx in self.contexts.current:
-                info = await self.admin("GET", f"/v1/contexts/{ctx}")
-                last[ctx] = info["revision"]
+                info = await self.admin("GET", f"/v1/contexts/{ctx}", ok=(200, 404))
+                if "revision" in info:  # a lost context is reported by check()
+                    last[ctx] = info["revision"]
             deadline = time.monotonic() + 30
             for w in watchers:
                 w.stop.set()
@@ -326,6 +327,9 @@ class Run:
             Path(args.report).write_text(json.dumps(figures, indent=2) + "\n")
         for v in self.violations[:50]:
             print("violation:", v, file=sys.stderr)
+        if self.violations:
+            kinds = Counter(violation_kind(v) for v in self.violations)
+            print("violations by kind: " + ", ".join(f"{k}: {n}" for k, n in kinds.most_common()), file=sys.stderr)
         if self.violations:
             print(f"robust: the run's directory (logs, data) is kept in {self.dir}", file=sys.stderr)
         faults = sum(v for k, v in self.faults.items() if k in TOTALS)
@@ -345,6 +349,9 @@ class Run:
         watch_events = 0
         for ctx in self.contexts.all:
             events = await self.read_log(ctx)
+            if events is None:
+                self.violations.append(f"{ctx}: the context's creation was acknowledged, and it is gone")
+                continue
             log = checks.Log(ctx, events)
             ops = by_ctx.get(ctx, [])
             self.violations.extend(checks.check_log(log, ops))
@@ -391,11 +398,14 @@ class Run:
             "violations": len(self.violations),
         }
 
-    async def read_log(self, ctx: str) -> list[dict[str, Any]]:
+    async def read_log(self, ctx: str) -> list[dict[str, Any]] | None:
+        """The context's whole event log; None if the context is unknown."""
         events: list[dict[str, Any]] = []
         after = 0
         while True:
-            page = await self.admin("GET", f"/v1/contexts/{ctx}/events?after={after}&limit=1000")
+            page = await self.admin("GET", f"/v1/contexts/{ctx}/events?after={after}&limit=1000", ok=(200, 404))
+            if page.get("error", {}).get("code") == "not_found":
+                return None
             events.extend(page["events"])
             if not page.get("more"):
                 return events
@@ -405,6 +415,22 @@ class Run:
 # The fault kinds the closing line adds up (the per-failpoint lines are
 # details of "failpoint crash" and "failpoint ioerr").
 TOTALS = {"kill -9", "failpoint crash", "failpoint ioerr", "torn WAL tail", "disk full", "pg_terminate_backend", "PostgreSQL restart"}
+
+
+VIOLATION_KINDS = [
+    "acknowledged write lost", "acknowledged delete", "creation was acknowledged", "refused write took effect",
+    "no client wrote it", "written", "took effect in part", "gaps", "out of order", "not linearizable",
+    "inconclusive", "read of", "final state", "token", "ordered", "unique", "atomic", "reliable", "bookmark",
+    "disk full", "died", "answer",
+]
+
+
+def violation_kind(violation: str) -> str:
+    """A short name for a violation, to count them by kind."""
+    for kind in VIOLATION_KINDS:
+        if kind in violation:
+            return "unexpected answer" if kind == "answer" else kind
+    return "other"
 
 
 def main(argv: list[str] | None = None) -> int:
