@@ -30,7 +30,7 @@
 //! write failed, which no real disk error can cause: there, `ioerr` crashes
 //! too.
 
-use crate::{Result, StoreError};
+use crate::Result;
 
 /// What a failpoint does when it fires.
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
@@ -51,7 +51,7 @@ pub(crate) fn failpoint(name: &'static str, allowed: Allowed) -> Result<()> {
     if action == "ioerr" && allowed == Allowed::CrashOrError {
         // The line the robustness runner counts faults by.
         tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
-        return Err(StoreError::Backend(format!("injected I/O error at failpoint {name}")));
+        return Err(crate::StoreError::Backend(format!("injected I/O error at failpoint {name}")));
     }
     tracing::error!(failpoint = name, action = "crash", "failpoint fired");
     eprintln!("failpoint fired: {name} crash");

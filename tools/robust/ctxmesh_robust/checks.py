@@ -131,10 +131,9 @@ def check_log(log: Log, ops: list[Op]) -> list[str]:
         bad.append(f"{ctx}: one revision's events are not together in the log")
     # No write applied twice.
     for vid, places in log.by_vid.items():
-        if len(places) > 1 and not all(p[2] in ("deleted", "expired") for p in places[1:]):
-            applied = [p for p in places if p[2] in ("created", "updated")]
-            if len(applied) > 1:
-                bad.append(f"{ctx}: value {vid} was written {len(applied)} times: {applied}")
+        applied = [p for p in places if p[2] in ("created", "updated")]
+        if len(applied) > 1:
+            bad.append(f"{ctx}: value {vid} was written {len(applied)} times: {applied}")
     issued: dict[str, Op] = {}
     for op in ops:
         for key, vid in _writes(op):
@@ -335,7 +334,6 @@ def check_watch(log: Log, conn: WatchConnection, must_reach: int | None) -> tupl
             expected.extend(e for e in log.groups[rev] if _passes(e, conn))
     delivered: list[dict[str, Any]] = []
     bad: list[str] = []
-    seen: set[tuple[int, int]] = set()
     reached = conn.after
     for kind, rev, events in conn.frames:
         if kind == "progress":
@@ -355,7 +353,6 @@ def check_watch(log: Log, conn: WatchConnection, must_reach: int | None) -> tupl
             if event["revision"] < reached and delivered:
                 bad.append(f"{name}: ordered: revision {event['revision']} after {delivered[-1]['revision']}")
                 return bad, at
-            ident = (event["revision"], sum(1 for d in delivered if d["revision"] == event["revision"]))
             if at >= len(expected):
                 bad.append(f"{name}: delivered revision {event['revision']}, which the log does not have after {conn.after}")
                 return bad, at
@@ -368,7 +365,6 @@ def check_watch(log: Log, conn: WatchConnection, must_reach: int | None) -> tupl
                 else:
                     bad.append(f"{name}: event {at} is {event}, the log has {want}")
                 return bad, at
-            seen.add(ident)
             delivered.append(event)
             reached = max(reached, event["revision"])
     # Atomic: only the last revision of a broken connection may be partial.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Hashable, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Protocol, Sequence, TypeVar
 
 S = TypeVar("S", bound=Hashable)
 

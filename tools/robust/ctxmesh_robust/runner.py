@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--bin", default="target/debug/ctxmesh", help="a ctxmesh binary built with --features failpoints")
     p.add_argument("--clients", type=int, default=6)
     p.add_argument("--watchers", type=int, default=4)
-    p.add_argument("--fault-gap", type=float, default=3.0, help="mean seconds between faults")
+    p.add_argument("--fault-gap", type=float, default=2.5, help="mean seconds between faults")
     p.add_argument("--epoch", type=float, default=15.0, help="seconds before traffic moves to new contexts")
     p.add_argument("--postgres", default=os.environ.get("CTXMESH_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
                    help="a PostgreSQL database to create the run's database from")
@@ -214,19 +215,19 @@ class Run:
 
     async def fault_pg_restart(self) -> None:
         assert self.pg is not None and self.pg_restart is not None
-        done = await asyncio.to_thread(lambda: __import__("subprocess").run(self.pg_restart, capture_output=True, text=True))
+        done = await asyncio.to_thread(subprocess.run, self.pg_restart, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"restarting PostgreSQL failed: {done.stderr}")
         await self.pg.wait_ready()
         self.faults["PostgreSQL restart"] += 1
 
     async def inject(self, until: float) -> None:
+        # Half of the faults are kills; the other kinds share the rest.
         if self.args.store == "sqlite":
-            kinds = [("kill", 0.40), ("fp_crash", 0.15), ("fp_ioerr", 0.15), ("torn", 0.15), ("full", 0.15)]
+            others = ["fp_crash", "fp_ioerr", "torn", "full"]
         else:
-            kinds = [("kill", 0.40), ("fp_crash", 0.15), ("fp_ioerr", 0.15), ("terminate", 0.15)]
-            if self.pg_restart is not None:
-                kinds.append(("pg_restart", 0.15))
+            others = ["fp_crash", "fp_ioerr", "terminate"] + (["pg_restart"] if self.pg_restart is not None else [])
+        kinds = [("kill", 0.5)] + [(k, 0.5 / len(others)) for k in others]
         # Every kind early on, then at random.
         order = [k for k, _ in kinds]
         self.rng.shuffle(order)
@@ -363,12 +364,10 @@ class Run:
             self.violations.extend(found)
             histories += 1
             listed = await self.admin("GET", f"/v1/contexts/{ctx}/entries?limit=1000")
-            now = time.time()
-            expired = [k for k in TTL_KEYS]  # TTL keys may expire between the list and the log read
-            self.violations.extend(
-                checks.check_final(log, {e["key"]: (e["value"]["w"], e["revision"]) for e in listed["entries"]}, listed["revision"], expired)
-            )
-            del now
+            entries = {e["key"]: (e["value"]["w"], e["revision"]) for e in listed["entries"]}
+            # Entries with a TTL may expire between the list and the log
+            # read: they are left out of this comparison.
+            self.violations.extend(checks.check_final(log, entries, listed["revision"], TTL_KEYS))
             for conn in self.connections:
                 if conn.ctx != ctx:
                     continue
@@ -392,6 +391,8 @@ class Run:
             "operations": len(self.record),
             "unknown_outcomes": sum(1 for op in self.record if op.out is None),
             "storage_full_refusals": self.stats.storage_full,
+            "reads_answered_while_full": self.stats.reads_ok_while_full,
+            "disk_full_windows": [[round(end - start, 1), refused, reads] for start, end, refused, reads in self.disk_windows],
             "watch_connections": len(self.connections),
             "watch_events": watch_events,
             "faults": dict(self.faults),

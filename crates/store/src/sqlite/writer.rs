@@ -429,12 +429,14 @@ mod tests {
         w.conn.execute_batch(&format!("PRAGMA max_page_count = {pages}")).unwrap();
         let big = json!("x".repeat(64 * 1024));
         let answers = batch(&mut w, vec![put("c", "a", json!(1)), put("c", "big", big.clone())]);
-        assert!(answers.iter().all(|a| matches!(a, Err(StoreError::Full(_)))), "{answers:?}");
+        let errors: Vec<String> =
+            answers.iter().map(|a| a.as_ref().err().map(ToString::to_string).unwrap_or_default()).collect();
+        assert!(answers.iter().all(|a| matches!(a, Err(StoreError::Full(_)))), "{errors:?}");
         assert_eq!(revision(&w, "c"), 2, "nothing of the batch was written");
         assert_eq!(value(&w, "c", "a"), None);
         w.conn.execute_batch("PRAGMA max_page_count = 1073741823").unwrap();
         let answers = batch(&mut w, vec![put("c", "a", json!(1)), put("c", "big", big)]);
-        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert!(answers.iter().all(Result::is_ok), "writes go through again");
         assert_eq!(revision(&w, "c"), 4);
     }
 
