@@ -373,6 +373,23 @@ pub struct ContextInfo {
 }
 
 impl ContextInfo {
+    /// A context about to be created by `created_by` at `now`: revision 0,
+    /// no entries, no parent.
+    pub fn new(id: &str, created_by: &str, settings: ContextSettings, now: Timestamp) -> Self {
+        ContextInfo {
+            id: id.to_owned(),
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+            created_by: created_by.to_owned(),
+            settings,
+            parent: None,
+            forked_from: None,
+            entry_count: 0,
+            compacted_revision: 0,
+        }
+    }
+
     /// Fails with `410 compacted` when revision `at` is no longer readable,
     /// with `404` when it lies in the future, and with `400` for revision 0.
     pub fn check_readable(&self, at: u64) -> Result<()> {

@@ -222,16 +222,9 @@ impl Step {
 
 fn context(revision: u64, entry_count: u64) -> ContextInfo {
     ContextInfo {
-        id: "c".into(),
         revision,
-        created_at: chrono::DateTime::UNIX_EPOCH,
-        updated_at: chrono::DateTime::UNIX_EPOCH,
-        created_by: "a".into(),
-        settings: ContextSettings::default(),
-        parent: None,
-        forked_from: None,
         entry_count,
-        compacted_revision: 0,
+        ..ContextInfo::new("c", "a", ContextSettings::default(), chrono::DateTime::UNIX_EPOCH)
     }
 }
 

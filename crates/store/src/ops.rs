@@ -112,16 +112,9 @@ async fn insert_context(
     parent: Option<ContextId>,
 ) -> Result<ContextInfo> {
     let info = ContextInfo {
-        id: id.as_str().to_owned(),
-        revision: 0,
-        created_at: now,
-        updated_at: now,
-        created_by: author.to_owned(),
-        settings,
         parent: parent.map(|p| p.as_str().to_owned()),
         forked_from,
-        entry_count: 0,
-        compacted_revision: 0,
+        ..ContextInfo::new(id.as_str(), author, settings, now)
     };
     if !tx.insert_context(&info).await? {
         return Err(Error::AlreadyExists { what: format!("context {:?}", id.as_str()) }.into());
