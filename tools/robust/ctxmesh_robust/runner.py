@@ -191,8 +191,8 @@ class Run:
         self.disk.fill()
         cluster.disk_full = True
         # Hold the disk full until writes have been refused (the WAL may
-        # have room left at first), at most ten seconds.
-        deadline = start + 10
+        # have room left at first), at most thirty seconds.
+        deadline = start + 30
         while time.monotonic() < deadline and self.stats.storage_full == full_before:
             await asyncio.sleep(0.1)
         await asyncio.sleep(self.rng.uniform(0.5, 2.0))
@@ -392,6 +392,7 @@ class Run:
             "unknown_outcomes": sum(1 for op in self.record if op.out is None),
             "storage_full_refusals": self.stats.storage_full,
             "reads_answered_while_full": self.stats.reads_ok_while_full,
+            "other_5xx_while_full": dict(self.stats.errors_while_full),
             "disk_full_windows": [[round(end - start, 1), refused, reads] for start, end, refused, reads in self.disk_windows],
             "watch_connections": len(self.connections),
             "watch_events": watch_events,

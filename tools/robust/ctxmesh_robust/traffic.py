@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,8 @@ class Stats:
     ops: int = 0
     unknown: int = 0
     not_sent: int = 0
+    # Answers other than 507 storage_full with a 5xx while the disk was full.
+    errors_while_full: Counter[str] = field(default_factory=Counter)
     storage_full: int = 0
     reads_ok_while_full: int = 0
     unexpected: list[str] = field(default_factory=list)
@@ -113,6 +116,9 @@ class Client:
         except ValueError:
             body = None
         if response.status_code >= 500 and response.status_code != 507:
+            if self.cluster.disk_full:
+                code = (body or {}).get("error", {}).get("code") if isinstance(body, dict) else None
+                self.stats.errors_while_full[f"{response.status_code} {code}"] += 1
             return None
         if response.status_code == 507:
             code = (body or {}).get("error", {}).get("code")
