@@ -23,6 +23,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
     /// Only commits before this revision.
     before: Option<u64>,
@@ -95,6 +96,7 @@ async fn hide_keys(state: &AppState, ctx: &ContextId, read: &EntryScope, commits
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DiffParams {
     /// The earlier revision (0: the empty state before creation).
     from: u64,
@@ -205,6 +207,7 @@ pub(crate) async fn compact(State(state): State<AppState>, P(ctx): P<String>) ->
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventParams {
     /// Only events of revisions after this one (default 0: from the start).
     #[serde(default)]

@@ -115,6 +115,7 @@ pub(crate) fn entry_key(raw: &str) -> Result<EntryKey, ApiError> {
 
 /// `?at=REV` or `?as_of=RFC3339`: which state a read sees.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadAtParams {
     /// Read the state right after this revision.
     at: Option<u64>,

@@ -26,6 +26,7 @@ use crate::watch::{Order, Source, WatchFilter, WatchItem, WatchSpec, watch};
 
 /// Filters shared by the event history and the watch streams.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FilterParams {
     /// Comma-separated event types to keep, e.g. `context.updated,message`.
     pub(crate) types: Option<String>,
@@ -55,6 +56,7 @@ impl FilterParams {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WatchParams {
     /// Deliver events of revisions after this one (default: from now on).
     after: Option<u64>,
