@@ -16,7 +16,7 @@ use ctxmesh_store::{Compaction, HistoryQuery, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::watch::FilterParams;
-use super::{P, context_id, created_context, page_size};
+use super::{P, check_revision, context_id, created_context, page_size};
 use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiResult, ErrorBody};
@@ -239,6 +239,7 @@ pub(crate) async fn events(
     Q(filter): Q<FilterParams>,
 ) -> ApiResult<Json<EventList>> {
     let ctx = context_id(&ctx)?;
+    check_revision("after", params.after)?;
     let limit = page_size(&state, params.limit, 100)?;
     let mut filter = filter.filter()?;
     filter.scope = (!scopes.read.is_all()).then_some(scopes.read);

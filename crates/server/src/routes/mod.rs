@@ -137,6 +137,18 @@ impl ReadAtParams {
     }
 }
 
+/// The largest revision a store holds: revisions are signed 64-bit
+/// integers in SQL.
+pub(crate) const MAX_REVISION: u64 = i64::MAX as u64;
+
+/// A revision given as `field`, such as `after`: at most [`MAX_REVISION`].
+pub(crate) fn check_revision(field: &str, revision: u64) -> Result<u64, ApiError> {
+    if revision > MAX_REVISION {
+        return Err(ApiError::invalid_argument(field, format!("{field} is a revision: at most {MAX_REVISION}")));
+    }
+    Ok(revision)
+}
+
 /// A page size within the server's bounds.
 pub(crate) fn page_size(state: &AppState, limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
     let max = state.config().max_page_size;

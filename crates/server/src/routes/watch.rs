@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{P, context_id};
+use super::{P, check_revision, context_id};
 use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -129,6 +129,9 @@ pub(crate) async fn start_spec(
     mut filter: WatchFilter,
     order: Order,
 ) -> ApiResult<WatchSpec> {
+    if let Some(after) = after {
+        check_revision("after", after)?;
+    }
     let info = state.store().get_context(&context).await?;
     let after = after.unwrap_or(info.revision);
     if after + 1 < info.compacted_revision {
