@@ -254,7 +254,7 @@ impl AgentSpec {
     /// fresh lease at `now`.
     pub fn into_agent(self, now: Timestamp) -> Result<Agent> {
         let id = parse_agent_id(&self.id)?;
-        let agent = Agent {
+        let mut agent = Agent {
             name: self.name.unwrap_or_else(|| id.clone()),
             id,
             capabilities: self.capabilities,
@@ -265,12 +265,15 @@ impl AgentSpec {
             trust: self.trust,
             status: AgentStatus::Active,
             lease_ms: self.lease_ms,
-            lease_expires_at: now + ms_duration(self.lease_ms),
+            lease_expires_at: now,
             last_heartbeat_at: now,
             registered_at: now,
             labels: self.labels,
         };
         agent.validate()?;
+        // Only a lease known to be valid is added to the clock: a huge one
+        // would overflow it.
+        agent.lease_expires_at = now + ms_duration(agent.lease_ms);
         Ok(agent)
     }
 }
@@ -398,6 +401,7 @@ mod tests {
         assert_eq!(spec(json!({"id": "no spaces"})).unwrap_err().code(), "invalid_id");
         assert_eq!(spec(json!({"id": "w", "needs": {"keys": ["a//b"]}})).unwrap_err().code(), "invalid_argument");
         assert_eq!(spec(json!({"id": "w", "lease_ms": 5})).unwrap_err().code(), "invalid_argument");
+        assert_eq!(spec(json!({"id": "w", "lease_ms": u64::MAX})).unwrap_err().code(), "invalid_argument");
         let free = spec(json!({"id": "w", "capabilities": {"capabilities": ["search"]}})).unwrap();
         assert!(free.capabilities.has("search") && free.capabilities.has("can_read"));
     }

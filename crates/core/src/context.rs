@@ -138,6 +138,9 @@ pub struct Retention {
     pub max_age_ms: Option<u64>,
 }
 
+/// The longest `retention.max_age_ms`: 100 years.
+pub const MAX_RETENTION_AGE_MS: u64 = 100 * 365 * 86_400_000;
+
 impl Retention {
     /// Whether this policy ever compacts.
     pub fn is_unbounded(&self) -> bool {
@@ -148,8 +151,16 @@ impl Retention {
         if self.max_revisions == Some(0) {
             return Err(Error::invalid("retention.max_revisions", "must be at least 1"));
         }
-        if self.max_age_ms == Some(0) {
-            return Err(Error::invalid("retention.max_age_ms", "must be positive"));
+        match self.max_age_ms {
+            Some(0) => return Err(Error::invalid("retention.max_age_ms", "must be positive")),
+            // The cutoff (now less the age) must stay on the calendar.
+            Some(ms) if ms > MAX_RETENTION_AGE_MS => {
+                return Err(Error::invalid(
+                    "retention.max_age_ms",
+                    format!("must be at most {MAX_RETENTION_AGE_MS} (100 years)"),
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }

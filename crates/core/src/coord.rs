@@ -218,8 +218,11 @@ impl HandoffAction {
 }
 
 /// The structured context a handoff carries (seed 000's HandoffContext).
+/// It is only ever flattened into a handoff (request), which refuses
+/// unknown fields itself; closing it too would make the OpenAPI schema of
+/// a handoff request one that no object satisfies (`allOf` of two closed
+/// objects).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct HandoffContext {
     /// The user session the work belongs to.
     #[serde(default)]

@@ -131,6 +131,7 @@ pub(crate) async fn revoke_token(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AgentListParams {
     /// Only agents in this status: active, inactive, disconnected.
     status: Option<AgentStatus>,
@@ -218,6 +219,7 @@ pub(crate) async fn heartbeat(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StreamParams {
     /// Items after this sequence number (default 0: from the start).
     after: Option<u64>,
@@ -258,6 +260,7 @@ pub(crate) async fn inbox(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StreamWatchParams {
     /// Deliver items after this sequence number (default: from now on).
     after: Option<u64>,

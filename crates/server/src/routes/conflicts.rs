@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ConflictParams {
     /// `pending` (the default), `resolved` or `all`.
     status: Option<String>,

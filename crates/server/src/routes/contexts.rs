@@ -22,6 +22,7 @@ pub(crate) struct ContextList {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Page size (default 100).
     limit: Option<usize>,

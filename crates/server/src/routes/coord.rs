@@ -152,6 +152,7 @@ pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> Ap
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReleaseParams {
     /// The acquisition to release (`lock_id`); default: the caller's.
     lock_id: Option<String>,
@@ -256,6 +257,7 @@ async fn check_listing(state: &AppState, caller: &Caller, q: &CoordQuery) -> Api
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CoordListParams {
     /// Only those of this context.
     context: Option<String>,

@@ -31,6 +31,7 @@ pub(crate) struct EntryList {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Only keys starting with this string.
     #[serde(default)]
@@ -87,6 +88,7 @@ pub(crate) async fn list(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadParams {
     /// Read as of this revision.
     at: Option<u64>,
@@ -428,6 +430,7 @@ pub(crate) struct Document {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DocumentParams {
     /// Only keys starting with this string.
     #[serde(default)]

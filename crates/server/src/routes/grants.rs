@@ -76,6 +76,7 @@ pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> Ap
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RevokeParams {
     /// The agent whose grant ends.
     agent: String,
@@ -111,6 +112,7 @@ pub(crate) async fn shared(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Only this agent's decisions.
     agent: Option<String>,

@@ -16,13 +16,14 @@ use ctxmesh_store::{Compaction, HistoryQuery, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::watch::FilterParams;
-use super::{P, context_id, created_context, page_size};
+use super::{P, check_revision, context_id, created_context, page_size};
 use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
     /// Only commits before this revision.
     before: Option<u64>,
@@ -95,6 +96,7 @@ async fn hide_keys(state: &AppState, ctx: &ContextId, read: &EntryScope, commits
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DiffParams {
     /// The earlier revision (0: the empty state before creation).
     from: u64,
@@ -205,6 +207,7 @@ pub(crate) async fn compact(State(state): State<AppState>, P(ctx): P<String>) ->
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventParams {
     /// Only events of revisions after this one (default 0: from the start).
     #[serde(default)]
@@ -236,6 +239,7 @@ pub(crate) async fn events(
     Q(filter): Q<FilterParams>,
 ) -> ApiResult<Json<EventList>> {
     let ctx = context_id(&ctx)?;
+    check_revision("after", params.after)?;
     let limit = page_size(&state, params.limit, 100)?;
     let mut filter = filter.filter()?;
     filter.scope = (!scopes.read.is_all()).then_some(scopes.read);

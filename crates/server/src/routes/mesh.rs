@@ -33,6 +33,7 @@ pub(crate) enum Format {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PackageParams {
     /// The agent it is for (default: the caller).
     agent: Option<String>,
@@ -241,6 +242,7 @@ pub(crate) enum Mode {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
     /// What to look for.
     q: String,

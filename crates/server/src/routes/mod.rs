@@ -115,6 +115,7 @@ pub(crate) fn entry_key(raw: &str) -> Result<EntryKey, ApiError> {
 
 /// `?at=REV` or `?as_of=RFC3339`: which state a read sees.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReadAtParams {
     /// Read the state right after this revision.
     at: Option<u64>,
@@ -134,6 +135,18 @@ impl ReadAtParams {
             (None, None) => Ok(ReadAt::Latest),
         }
     }
+}
+
+/// The largest revision a store holds: revisions are signed 64-bit
+/// integers in SQL.
+pub(crate) const MAX_REVISION: u64 = i64::MAX as u64;
+
+/// A revision given as `field`, such as `after`: at most [`MAX_REVISION`].
+pub(crate) fn check_revision(field: &str, revision: u64) -> Result<u64, ApiError> {
+    if revision > MAX_REVISION {
+        return Err(ApiError::invalid_argument(field, format!("{field} is a revision: at most {MAX_REVISION}")));
+    }
+    Ok(revision)
 }
 
 /// A page size within the server's bounds.

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{P, context_id};
+use super::{P, check_revision, context_id};
 use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -26,6 +26,7 @@ use crate::watch::{Order, Source, WatchFilter, WatchItem, WatchSpec, watch};
 
 /// Filters shared by the event history and the watch streams.
 #[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FilterParams {
     /// Comma-separated event types to keep, e.g. `context.updated,message`.
     pub(crate) types: Option<String>,
@@ -55,6 +56,7 @@ impl FilterParams {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WatchParams {
     /// Deliver events of revisions after this one (default: from now on).
     after: Option<u64>,
@@ -127,6 +129,9 @@ pub(crate) async fn start_spec(
     mut filter: WatchFilter,
     order: Order,
 ) -> ApiResult<WatchSpec> {
+    if let Some(after) = after {
+        check_revision("after", after)?;
+    }
     let info = state.store().get_context(&context).await?;
     let after = after.unwrap_or(info.revision);
     if after + 1 < info.compacted_revision {

@@ -180,3 +180,104 @@ async fn bad_query_parameters() {
         assert!(body["error"]["code"].as_str().unwrap().starts_with("invalid_"), "{path}: {body}");
     }
 }
+
+/// Found by the API fuzz pass (scripts/fuzz-api): a lease too long for the
+/// clock (`lease_ms` near `u64::MAX`) made registration panic in the
+/// store's writer, after which the store answered every write with 503.
+/// It is `400 invalid_argument`, and the store goes on working.
+#[tokio::test]
+async fn a_lease_too_long_for_the_clock_is_refused() {
+    let s = TestServer::start().await;
+    for lease_ms in [u64::MAX, i64::MAX as u64, 86_400_001] {
+        let r =
+            s.req(Method::POST, "/v1/agents").json(&json!({"id": "long", "lease_ms": lease_ms})).send().await.unwrap();
+        let body = expect_error(r, 400, "invalid_argument").await;
+        assert_eq!(body["error"]["details"]["field"], "lease_ms", "{body}");
+    }
+    assert_eq!(s.get_json("/v1/agents/long").await.0, 404, "nothing was registered");
+    let r = s.req(Method::POST, "/v1/agents").json(&json!({"id": "ok"})).send().await.unwrap();
+    assert_eq!(r.status(), 201, "the store still takes writes");
+    let r = s.req(Method::PATCH, "/v1/agents/ok").json(&json!({"lease_ms": u64::MAX})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s.req(Method::POST, "/v1/agents/ok/heartbeat").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Found by the API fuzz pass: the OpenAPI schema of a handoff request
+/// allowed no object at all (its flattened context was closed to the
+/// request's own fields). The request itself still refuses unknown fields.
+#[tokio::test]
+async fn a_handoff_request_refuses_unknown_fields() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    for id in ["a", "b"] {
+        let r = s.req(Method::POST, "/v1/agents").json(&json!({"id": id})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let handoff = |body: serde_json::Value| s.req(Method::POST, "/v1/handoffs").header("x-agent-id", "a").json(&body);
+    let r = handoff(json!({"target": "b", "context": "c", "surprise": 1})).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = handoff(json!({"target": "b", "context": "c", "session": "s1", "user_intent": "ship it"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::status_json(r).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!((body["session"].as_str(), body["user_intent"].as_str()), (Some("s1"), Some("ship it")), "{body}");
+}
+
+/// Found by probing the fuzzed operations past the integer ranges their
+/// document gives: `after=18446744073709551615` on a context's events
+/// overflowed in the store's reader, which stopped that reader thread (a
+/// handful of such requests left no reader, and every event read 503);
+/// on a watch it overflowed in the handler. Revisions are at most
+/// `i64::MAX`: anything above is `400 invalid_argument`.
+#[tokio::test]
+async fn a_revision_past_the_largest_is_refused() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    s.put("c", "a", json!(1)).await;
+    let too_far = u64::MAX;
+    for _ in 0..20 {
+        let r = s.req(Method::GET, &format!("/v1/contexts/c/events?after={too_far}")).send().await.unwrap();
+        let body = expect_error(r, 400, "invalid_argument").await;
+        assert_eq!(body["error"]["details"]["field"], "after", "{body}");
+    }
+    let r = s.req(Method::GET, &format!("/v1/contexts/c/events?after={}", i64::MAX)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the largest revision is a valid position");
+    let (status, page) = s.get_json("/v1/contexts/c/events?after=0").await;
+    assert_eq!((status, page["events"].as_array().map(Vec::len)), (200, Some(2)), "the store still reads: {page}");
+    let r = s.req(Method::GET, &format!("/v1/contexts/c/watch?after={too_far}")).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r =
+        s.req(Method::GET, "/v1/contexts/c/watch").header("last-event-id", too_far.to_string()).send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    assert_eq!(s.revision("c").await, 2);
+}
+
+/// Found the same way: a retention age too long for the clock was
+/// accepted, and the next compaction of that context panicked in the
+/// store's writer, after which the store answered every write with 503.
+#[tokio::test]
+async fn a_retention_age_too_long_for_the_clock_is_refused() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c", "retention": {"max_age_ms": 3_600_000}})).await;
+    s.put("c", "a", json!(1)).await;
+    let too_long = json!({"retention": {"max_age_ms": u64::MAX}});
+    let r = s.req(Method::PATCH, "/v1/contexts/c").json(&too_long).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_argument").await;
+    assert_eq!(body["error"]["details"]["field"], "retention.max_age_ms", "{body}");
+    let r = s
+        .req(Method::POST, "/v1/contexts")
+        .json(&json!({"id": "d", "retention": {"max_age_ms": u64::MAX}}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let (_, info) = s.get_json("/v1/contexts/c").await;
+    assert_eq!(info["retention"]["max_age_ms"], 3_600_000, "nothing changed: {info}");
+    let r = s.req(Method::POST, "/v1/contexts/c/compact").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.put("c", "a", json!(2)).await;
+    assert_eq!(s.revision("c").await, 3, "the store still takes writes");
+}
