@@ -399,7 +399,10 @@ pub(crate) async fn compact_context(tx: &mut impl Tx, id: &str, now: Timestamp) 
         point = point.max((ctx.revision + 1).saturating_sub(n));
     }
     if let Some(ms) = retention.max_age_ms {
-        let cutoff = now - chrono::Duration::milliseconds(ms.min(i64::MAX as u64) as i64);
+        // An age beyond the representable past keeps everything.
+        let cutoff = chrono::Duration::try_milliseconds(ms.min(i64::MAX as u64) as i64)
+            .and_then(|age| now.checked_sub_signed(age))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let first_young = tx.first_revision_since(&ctx.id, cutoff).await?;
         point = point.max(first_young.unwrap_or(ctx.revision));
     }
@@ -515,7 +518,7 @@ pub(crate) async fn diff(tx: &mut impl Tx, id: &ContextId, from: u64, to: u64) -
 
 pub(crate) async fn events(tx: &mut impl Tx, id: &ContextId, after: u64, limit: usize) -> Result<Vec<Event>> {
     let ctx = tx.context(id.as_str()).await?;
-    if after + 1 < ctx.compacted_revision {
+    if after.saturating_add(1) < ctx.compacted_revision {
         return Err(Error::Compacted { requested: after, compacted: ctx.compacted_revision }.into());
     }
     let mut out = tx.events(&ctx.id, after, limit).await?;

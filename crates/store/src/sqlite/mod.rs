@@ -364,7 +364,12 @@ impl ReadPool {
                             Ok(job) => job,
                             Err(_) => return,
                         };
-                        job(&mut conn);
+                        // A bug in one read (a panic) fails that read alone
+                        // (its caller hears the reply was dropped); the
+                        // thread and its connection go on serving.
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                            tracing::error!("a read panicked; it was answered with an internal error");
+                        }
                     }
                 })
                 .map_err(|e| StoreError::Backend(format!("cannot start a reader thread: {e}")))?;
@@ -392,6 +397,6 @@ impl ReadPool {
             let _ = reply.send(f(conn));
         });
         self.jobs.send(job).map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        answer.await.map_err(|_| StoreError::Backend("a reader thread stopped".into()))?
+        answer.await.map_err(|_| StoreError::Backend("the read failed unexpectedly (see the log)".into()))?
     }
 }

@@ -210,7 +210,15 @@ impl Writer {
     fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
         let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
         let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes);
-        let result = run_now(ops::write(&mut tx, env, op));
+        // A bug in one job (a panic) fails that job alone, like any other
+        // failing job (its rows are undone by the batch's rerun with
+        // savepoints), instead of ending the writer thread and with it
+        // every later write.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_now(ops::write(&mut tx, env, op))))
+            .unwrap_or_else(|_| {
+                tracing::error!("a write panicked; it was answered with an internal error");
+                Err(StoreError::Backend("the write hit a bug (a panic); the log has it".into()))
+            });
         let job = Effects {
             published: std::mem::take(&mut tx.published),
             search: tx.search.take().unwrap_or_default(),
