@@ -217,7 +217,45 @@ def patch_unknown(log: Log, ops: list[Op]) -> tuple[list[Op], list[str]]:
         if len(candidates) == 1 and len(unclaimed) == 1 and candidates[0].call < _event_time_mono(log, unclaimed[0], candidates[0]):
             candidates[0].out = {"status": "ok", "rev": unclaimed[0], "patched": True}
         kept.extend(candidates)
+    _bound_settled(kept)
     return kept, bad
+
+
+def _observed(op: Op) -> int | None:
+    """The highest revision an answered operation shows was committed."""
+    out = op.out
+    if out is None or out.get("patched"):
+        return None
+    if op.kind == "get":
+        return out.get("rev") if out.get("found") else None
+    if op.kind == "list":
+        return out["revision"]
+    if op.kind == "txn" or out.get("status") == "ok":
+        return out.get("rev")
+    return None
+
+
+def _bound_settled(ops: list[Op]) -> None:
+    """Gives each write settled from the log a return time: it committed
+    revision R, so it took effect before any operation that showed a
+    revision at or after R returned. Without it, a settled write may be
+    placed anywhere after its call, and a history with many of them (a
+    restarted database leaves one per client) takes the search too long."""
+    shown = sorted((rev, op.ret) for op in ops if (rev := _observed(op)) is not None and op.ret is not None)
+    # suffix[i]: the earliest return among operations showing revision >= shown[i][0]
+    suffix: list[float] = [0.0] * len(shown)
+    earliest = float("inf")
+    for i in range(len(shown) - 1, -1, -1):
+        earliest = min(earliest, shown[i][1])
+        suffix[i] = earliest
+    revs = [rev for rev, _ in shown]
+    for op in ops:
+        if op.out is None or not op.out.get("patched"):
+            continue
+        i = bisect.bisect_left(revs, op.out["rev"])
+        if i < len(shown) and suffix[i] > op.call:
+            op.ret = suffix[i]
+            op.wall_ret = op.wall + (op.ret - op.call)
 
 
 def _event_time(log: Log, rev: int) -> float | None:
@@ -240,7 +278,8 @@ def _event_time_mono(log: Log, rev: int, op: Op) -> float:
 def check_linearizable(log: Log, ops: list[Op], max_steps: int = 5_000_000) -> list[str]:
     """The context's operations against the model."""
     history = [op for op in ops if op.kind != "get_at"]
-    result = lin.check(ContextModel(), history, lambda op: op.call, lambda op: op.ret if op.out is not None and not op.out.get("patched") else None, max_steps)
+    committed = [op.out["rev"] for op in history if op.kind in WRITES and _ok(op)]
+    result = lin.check(ContextModel(committed), history, lambda op: op.call, lambda op: op.ret if op.out is not None else None, max_steps)
     if result.ok:
         return []
     if result.inconclusive:

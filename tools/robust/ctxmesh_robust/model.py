@@ -28,6 +28,7 @@ straddles the expiry may see it either way.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any, Optional
 
 from .history import Op
@@ -81,7 +82,26 @@ def _matches(entry: Entry | None, shown: Any) -> bool:
 
 
 class ContextModel:
-    """The model of one context for `lin.check`."""
+    """The model of one context for `lin.check`.
+
+    `revisions` are the revisions of every write of the history known to
+    have committed. Writes commit in revision order, so a write may be
+    linearized only when every write with a lower revision already is: the
+    next one must take exactly the next of these revisions. (Only `> the
+    last` would be as sound, but would let the search try every subset of
+    concurrent writes before it finds that a skipped one can never come.)
+    """
+
+    def __init__(self, revisions: list[int] | None = None) -> None:
+        self.revisions = sorted(revisions or [])
+
+    def _next_revision_is(self, state: State, rev: int) -> bool:
+        if rev <= state[0]:
+            return False
+        if not self.revisions:
+            return True
+        i = bisect.bisect_right(self.revisions, state[0])
+        return i < len(self.revisions) and self.revisions[i] == rev
 
     def init(self) -> State:
         return (0, ())
@@ -142,7 +162,7 @@ class ContextModel:
 
     def _applied(self, state: State, key: str, out: dict[str, Any], entry: Entry | None) -> tuple[bool, State]:
         rev = out["rev"]
-        if rev <= state[0]:
+        if not self._next_revision_is(state, rev):
             return False, state
         return True, (rev, _set(state[1], key, entry))
 
@@ -225,7 +245,7 @@ class ContextModel:
         if out.get("status") == "full":
             return True, state
         if out["succeeded"]:
-            if not holds or out["rev"] <= state[0]:
+            if not holds or not self._next_revision_is(state, out["rev"]):
                 return False, state
             for key, vid in op.inp["puts"]:
                 entries = _set(entries, key, (vid, out["rev"], None))

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ CRASH_ONLY = {"sqlite::commit::after", "sqlite::answer::before", "postgres::comm
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/robust", description="ctxmesh's robustness run: traffic, faults, checkers")
-    p.add_argument("--store", choices=["sqlite", "postgres"], required=True)
+    p.add_argument("--store", choices=["sqlite", "postgres"])
     p.add_argument("--minutes", type=float, default=1.0, help="how long traffic and faults run")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--bin", default="target/debug/ctxmesh", help="a ctxmesh binary built with --features failpoints")
@@ -45,7 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-pg-restart", action="store_true", help="do not restart PostgreSQL (when it is not the local cluster)")
     p.add_argument("--disk-mb", type=int, default=1024, help="size of the tmpfs the embedded store runs on")
     p.add_argument("--report", help="write the figures as JSON to this file")
-    p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, data)")
+    p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, data, the recorded history)")
+    p.add_argument("--recheck", metavar="PICKLE", help="judge a recorded run again (its recorded.pickle) instead of running")
     return p.parse_args(argv)
 
 
@@ -326,79 +329,34 @@ class Run:
         figures["seconds"] = round(time.monotonic() - started, 1)
         if args.report:
             Path(args.report).write_text(json.dumps(figures, indent=2) + "\n")
-        for v in self.violations[:50]:
-            print("violation:", v, file=sys.stderr)
-        if self.violations:
-            kinds = Counter(violation_kind(v) for v in self.violations)
-            print("violations by kind: " + ", ".join(f"{k}: {n}" for k, n in kinds.most_common()), file=sys.stderr)
         if self.violations:
             print(f"robust: the run's directory (logs, data) is kept in {self.dir}", file=sys.stderr)
-        faults = sum(v for k, v in self.faults.items() if k in TOTALS)
-        print(", ".join(f"{k}: {v}" for k, v in sorted(self.faults.items())))
-        print(
-            f"robust: {args.store} {figures['histories']} histories, {figures['operations']} operations, "
-            f"{faults} faults, {figures['watch_events']} watch events checked: {len(self.violations)} violations"
-        )
+        report(figures, self.violations, dict(self.faults))
         return 1 if self.violations else 0
 
     async def check(self, last: dict[str, int]) -> dict[str, Any]:
-        by_ctx: dict[str, list[Op]] = {}
-        for op in self.record:
-            by_ctx.setdefault(op.ctx, []).append(op)
-        self.violations.extend(self.stats.unexpected)
-        histories = 0
-        watch_events = 0
+        """Reads what the server holds, then judges the run."""
+        logs: dict[str, list[dict[str, Any]] | None] = {}
+        listed: dict[str, tuple[dict[str, tuple[str, int]], int]] = {}
         for ctx in self.contexts.all:
-            events = await self.read_log(ctx)
-            if events is None:
-                self.violations.append(f"{ctx}: the context's creation was acknowledged, and it is gone")
+            logs[ctx] = await self.read_log(ctx)
+            if logs[ctx] is None:
                 continue
-            log = checks.Log(ctx, events)
-            ops = by_ctx.get(ctx, [])
-            self.violations.extend(checks.check_log(log, ops))
-            self.violations.extend(checks.check_reads_at(log, ops, TTL_KEYS))
-            self.violations.extend(checks.check_fencing(log, ops))
-            history, bad = checks.patch_unknown(log, ops)
-            self.violations.extend(bad)
-            found = await asyncio.to_thread(checks.check_linearizable, log, history)
-            self.violations.extend(found)
-            histories += 1
-            listed = await self.admin("GET", f"/v1/contexts/{ctx}/entries?limit=1000")
-            entries = {e["key"]: (e["value"]["w"], e["revision"]) for e in listed["entries"]}
-            # Entries with a TTL may expire between the list and the log
-            # read: they are left out of this comparison.
-            self.violations.extend(checks.check_final(log, entries, listed["revision"], TTL_KEYS))
-            for conn in self.connections:
-                if conn.ctx != ctx:
-                    continue
-                must = last.get(ctx) if conn.ended == "end" else None
-                bad, n = checks.check_watch(log, conn, must)
-                self.violations.extend(bad)
-                watch_events += n
-        for start, end, refused, reads in self.disk_windows:
-            if refused == 0:
-                self.violations.append(f"disk full for {end - start:.1f} s: no write was refused with storage_full")
-            if reads == 0:
-                self.violations.append(f"disk full for {end - start:.1f} s: no read was answered")
-            after = [op for op in self.record if op.call > end and op.out is not None and op.kind in checks.WRITES and checks._ok(op)]
-            if not after:
-                self.violations.append("no write succeeded after the disk had space again")
-        return {
-            "store": self.args.store,
-            "seed": self.args.seed,
-            "minutes": self.args.minutes,
-            "histories": histories,
-            "operations": len(self.record),
-            "unknown_outcomes": sum(1 for op in self.record if op.out is None),
-            "storage_full_refusals": self.stats.storage_full,
-            "reads_answered_while_full": self.stats.reads_ok_while_full,
-            "other_5xx_while_full": dict(self.stats.errors_while_full),
-            "disk_full_windows": [[round(end - start, 1), refused, reads] for start, end, refused, reads in self.disk_windows],
-            "watch_connections": len(self.connections),
-            "watch_events": watch_events,
-            "faults": dict(self.faults),
-            "violations": len(self.violations),
-        }
+            page = await self.admin("GET", f"/v1/contexts/{ctx}/entries?limit=1000")
+            listed[ctx] = ({e["key"]: (e["value"]["w"], e["revision"]) for e in page["entries"]}, page["revision"])
+        recorded = Recorded(
+            store=self.args.store, seed=self.args.seed, minutes=self.args.minutes, record=self.record,
+            connections=self.connections, logs=logs, listed=listed, last=last, disk_windows=self.disk_windows,
+            stats=self.stats, faults=dict(self.faults),
+        )
+        violations, figures = await asyncio.to_thread(judge, recorded)
+        self.violations.extend(violations)
+        figures["violations"] = len(self.violations)
+        if self.violations or self.args.keep:
+            with open(self.dir / "recorded.pickle", "wb") as f:
+                pickle.dump(recorded, f)
+            print(f"robust: recorded history in {self.dir / 'recorded.pickle'} (check it again with --recheck)", file=sys.stderr)
+        return figures
 
     async def read_log(self, ctx: str) -> list[dict[str, Any]] | None:
         """The context's whole event log; None if the context is unknown."""
@@ -412,6 +370,110 @@ class Run:
             if not page.get("more"):
                 return events
             after = page["last_revision"]
+
+
+@dataclass
+class Recorded:
+    """Everything a run recorded and read back: enough to judge it again
+    (`--recheck`)."""
+
+    store: str
+    seed: int
+    minutes: float
+    record: list[Op]
+    connections: list[WatchConnection]
+    # context -> its event log (None: the context is gone)
+    logs: dict[str, list[dict[str, Any]] | None]
+    # context -> (entries listed at the end, the revision of the list)
+    listed: dict[str, tuple[dict[str, tuple[str, int]], int]]
+    # context -> its last revision, which the final watch connections must reach
+    last: dict[str, int]
+    disk_windows: list[tuple[float, float, int, int]]
+    stats: Stats
+    faults: dict[str, int]
+
+
+def judge(rec: Recorded) -> tuple[list[str], dict[str, Any]]:
+    """Every check of docs/robustness.md over a recorded run: the
+    violations, and the run's figures."""
+    violations: list[str] = list(rec.stats.unexpected)
+    by_ctx: dict[str, list[Op]] = {}
+    for op in rec.record:
+        by_ctx.setdefault(op.ctx, []).append(op)
+    histories = 0
+    watch_events = 0
+    for ctx, events in rec.logs.items():
+        if events is None:
+            violations.append(f"{ctx}: the context's creation was acknowledged, and it is gone")
+            continue
+        log = checks.Log(ctx, events)
+        ops = by_ctx.get(ctx, [])
+        violations.extend(checks.check_log(log, ops))
+        violations.extend(checks.check_reads_at(log, ops, TTL_KEYS))
+        violations.extend(checks.check_fencing(log, ops))
+        history, bad = checks.patch_unknown(log, ops)
+        violations.extend(bad)
+        violations.extend(checks.check_linearizable(log, history))
+        histories += 1
+        entries, revision = rec.listed[ctx]
+        # Entries with a TTL may expire between the list and the log read:
+        # they are left out of this comparison.
+        violations.extend(checks.check_final(log, entries, revision, TTL_KEYS))
+        for conn in rec.connections:
+            if conn.ctx != ctx:
+                continue
+            must = rec.last.get(ctx) if conn.ended == "end" else None
+            bad, n = checks.check_watch(log, conn, must)
+            violations.extend(bad)
+            watch_events += n
+    for start, end, refused, reads in rec.disk_windows:
+        if refused == 0:
+            violations.append(f"disk full for {end - start:.1f} s: no write was refused with storage_full")
+        if reads == 0:
+            violations.append(f"disk full for {end - start:.1f} s: no read was answered")
+        if not any(op.call > end and op.kind in checks.WRITES and checks._ok(op) for op in rec.record):
+            violations.append("no write succeeded after the disk had space again")
+    figures = {
+        "store": rec.store,
+        "seed": rec.seed,
+        "minutes": rec.minutes,
+        "histories": histories,
+        "operations": len(rec.record),
+        "unknown_outcomes": sum(1 for op in rec.record if op.out is None),
+        "storage_full_refusals": rec.stats.storage_full,
+        "reads_answered_while_full": rec.stats.reads_ok_while_full,
+        "other_5xx_while_full": dict(rec.stats.errors_while_full),
+        "disk_full_windows": [[round(end - start, 1), refused, reads] for start, end, refused, reads in rec.disk_windows],
+        "watch_connections": len(rec.connections),
+        "watch_events": watch_events,
+        "faults": rec.faults,
+        "violations": len(violations),
+    }
+    return violations, figures
+
+
+def report(figures: dict[str, Any], violations: list[str], faults: dict[str, int]) -> None:
+    """Prints the violations (the first fifty), the faults and the closing line."""
+    for v in violations[:50]:
+        print("violation:", v, file=sys.stderr)
+    if violations:
+        kinds = Counter(violation_kind(v) for v in violations)
+        print("violations by kind: " + ", ".join(f"{k}: {n}" for k, n in kinds.most_common()), file=sys.stderr)
+    total = sum(v for k, v in faults.items() if k in TOTALS)
+    print(", ".join(f"{k}: {v}" for k, v in sorted(faults.items())))
+    print(
+        f"robust: {figures['store']} {figures['histories']} histories, {figures['operations']} operations, "
+        f"{total} faults, {figures['watch_events']} watch events checked: {len(violations)} violations"
+    )
+
+
+def recheck(path: str) -> int:
+    """Judges a recorded run again (after a change to the checkers)."""
+    with open(path, "rb") as f:
+        recorded = pickle.load(f)
+    violations, figures = judge(recorded)
+    report(figures, violations, recorded.faults)
+    return 1 if violations else 0
 
 
 # The fault kinds the closing line adds up (the per-failpoint lines are
@@ -437,6 +499,10 @@ def violation_kind(violation: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.recheck:
+        return recheck(args.recheck)
+    if args.store is None:
+        raise SystemExit("robust: --store sqlite|postgres is required")
     return asyncio.run(Run(args).run())
 
 
