@@ -70,6 +70,8 @@ class Run:
         self.stats = Stats()
         self.violations: list[str] = []
         self.pg_restart = None
+        # The run itself failed (an exception): its directory is kept.
+        self.failed = False
 
     # Set-up and tear-down.
 
@@ -100,7 +102,7 @@ class Run:
             self.disk.unmount()
         if self.pg is not None:
             self.pg.drop()
-        if not self.args.keep and not self.violations:
+        if not self.args.keep and not self.violations and not self.failed:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     async def admin(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
@@ -322,6 +324,10 @@ class Run:
             for c in clients:
                 await c.close()
             figures = await self.check(last)
+        except BaseException:
+            self.failed = True
+            print(f"robust: the run failed; its directory (logs, data) is kept in {self.dir}", file=sys.stderr)
+            raise
         finally:
             for t in watch_tasks:
                 t.cancel()

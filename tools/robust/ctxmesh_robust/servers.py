@@ -67,6 +67,8 @@ class Node:
         async with httpx.AsyncClient(timeout=1.0) as http:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.returncode is not None:
+                    if self.failpoints and self.process.returncode == -signal.SIGABRT:
+                        return  # a failpoint crashed it already (the caller looks)
                     raise RuntimeError(f"node {self.index} exited with {self.process.returncode} while starting; see {self.log_path}")
                 try:
                     r = await http.get(self.url + "/readyz")
