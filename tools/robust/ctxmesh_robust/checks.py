@@ -170,16 +170,16 @@ def patch_unknown(log: Log, ops: list[Op]) -> tuple[list[Op], list[str]]:
     took effect at that revision; one whose value is not did not (if the log
     lost it while a read saw it, the linearizability check fails on that
     read). Unknown reads constrain nothing and are left out, as are lock
-    operations (checked by `check_fencing`). Deletes carry no value: an
-    unknown delete takes the log's deletion of its key when exactly one
-    unknown delete can have made it, and stays unknown otherwise."""
+    operations (checked by `check_fencing`). Deletes carry no value: see
+    below for how the log's removals settle them."""
     bad: list[str] = []
     kept: list[Op] = []
-    deletions: dict[str, list[int]] = defaultdict(list)
+    # key -> [(revision of a removal, revision of the entry it removed)]
+    deletions: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for key, changes in log.by_key.items():
-        for rev, vid in changes:
-            if vid is None:
-                deletions[key].append(rev)
+        for i, (rev, vid) in enumerate(changes):
+            if vid is None and i > 0 and changes[i - 1][1] is not None:
+                deletions[key].append((rev, changes[i - 1][0]))
     acked_deletes = {(op.inp["key"], op.out["rev"]) for op in ops if op.kind == "delete" and _ok(op)}
     unknown_deletes: dict[str, list[Op]] = defaultdict(list)
     for op in ops:
@@ -213,10 +213,22 @@ def patch_unknown(log: Log, ops: list[Op]) -> tuple[list[Op], list[str]]:
             op.out = {"status": "ok", "rev": rev, "exp": expires, "patched": True}
         kept.append(op)
     for key, candidates in unknown_deletes.items():
-        unclaimed = [r for r in deletions.get(key, []) if (key, r) not in acked_deletes]
-        if len(candidates) == 1 and len(unclaimed) == 1 and candidates[0].call < _event_time_mono(log, unclaimed[0], candidates[0]):
-            candidates[0].out = {"status": "ok", "rev": unclaimed[0], "patched": True}
-        kept.extend(candidates)
+        # A delete under If-Match R took effect only as a removal of the
+        # entry at revision R: each such removal no acknowledged delete
+        # claims goes to the earliest-called of the unknown deletes that
+        # match it (they are alike but for their call time, and the earliest
+        # can be placed wherever a later one could); every other unknown
+        # delete did not take effect (a removal the log lost would fail the
+        # reads after it).
+        pending = sorted(candidates, key=lambda op: op.call)
+        for removed_at, entry_rev in deletions.get(key, []):
+            if (key, removed_at) in acked_deletes:
+                continue
+            match = next((op for op in pending if op.inp["if"] == entry_rev), None)
+            if match is not None:
+                pending.remove(match)
+                match.out = {"status": "ok", "rev": removed_at, "patched": True}
+                kept.append(match)
     _bound_settled(kept)
     return kept, bad
 
@@ -265,14 +277,6 @@ def _event_time(log: Log, rev: int) -> float | None:
     if not group:
         return None
     return datetime.fromisoformat(group[0]["at"].replace("Z", "+00:00")).timestamp()
-
-
-def _event_time_mono(log: Log, rev: int, op: Op) -> float:
-    """The log time of `rev` on `op`'s monotonic clock (for ordering only)."""
-    at = _event_time(log, rev)
-    if at is None:
-        return float("inf")
-    return op.call + (at - op.wall) + 1.0  # a second of slack either way
 
 
 def check_linearizable(log: Log, ops: list[Op], max_steps: int = 5_000_000) -> list[str]:

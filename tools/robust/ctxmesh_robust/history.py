@@ -64,3 +64,24 @@ class WatchConnection:
     # Events of the first revision that the resume rule says to drop, as
     # the previous connection already delivered them.
     skip_first: int = 0
+
+
+@dataclass
+class Recorded:
+    """Everything a run recorded and read back: enough to judge it again
+    (`--recheck`)."""
+
+    store: str
+    seed: int
+    minutes: float
+    record: list[Op]
+    connections: list[WatchConnection]
+    # context -> its event log (None: the context is gone)
+    logs: dict[str, list[dict[str, Any]] | None]
+    # context -> (entries listed at the end, the revision of the list)
+    listed: dict[str, tuple[dict[str, tuple[str, int]], int]]
+    # context -> its last revision, which the final watch connections must reach
+    last: dict[str, int]
+    disk_windows: list[tuple[float, float, int, int]]
+    stats: Any  # traffic.Stats
+    faults: dict[str, int]

@@ -221,14 +221,8 @@ class ContextModel:
         assert entry is not None
         return self._applied(state, op.inp["key"], out, (op.inp["vid"], out["rev"], entry[2]))
 
-    def _delete(self, state: State, op: Op, out: dict[str, Any] | None) -> tuple[bool, State]:
+    def _delete(self, state: State, op: Op, out: dict[str, Any]) -> tuple[bool, State]:
         holds = self._precondition(state, op)
-        if out is None:
-            # Unknown outcome, placed here: it took effect if it could.
-            # (Placed after everything else, it is as if it never ran.)
-            if holds == {True}:
-                return True, (state[0], _set(state[1], op.inp["key"], None))
-            return True, state
         if out["status"] != "ok":
             return self._refused(state, op, out, holds)
         if True not in holds or True not in liveness(_get(state[1], op.inp["key"]), op):

@@ -15,14 +15,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from . import checks
-from .history import Op, WatchConnection
+from .history import Op, Recorded, WatchConnection
 from .servers import Node, Postgres, SmallDisk, tear_wal_tail
 from .traffic import TTL_KEYS, Client, Cluster, Contexts, Stats, Watcher
 
@@ -376,27 +375,6 @@ class Run:
             if not page.get("more"):
                 return events
             after = page["last_revision"]
-
-
-@dataclass
-class Recorded:
-    """Everything a run recorded and read back: enough to judge it again
-    (`--recheck`)."""
-
-    store: str
-    seed: int
-    minutes: float
-    record: list[Op]
-    connections: list[WatchConnection]
-    # context -> its event log (None: the context is gone)
-    logs: dict[str, list[dict[str, Any]] | None]
-    # context -> (entries listed at the end, the revision of the list)
-    listed: dict[str, tuple[dict[str, tuple[str, int]], int]]
-    # context -> its last revision, which the final watch connections must reach
-    last: dict[str, int]
-    disk_windows: list[tuple[float, float, int, int]]
-    stats: Stats
-    faults: dict[str, int]
 
 
 def judge(rec: Recorded) -> tuple[list[str], dict[str, Any]]:

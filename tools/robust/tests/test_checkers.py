@@ -281,3 +281,24 @@ def test_writes_settled_from_the_log_are_bounded_by_what_observed_them():
             o.out, o.ret, o.wall_ret = None, None, None
     history, _ = checks.patch_unknown(log, wrong)
     assert any("not linearizable" in v for v in checks.check_linearizable(log, history, max_steps=200_000))
+
+
+def test_unknown_deletes_are_settled_by_the_removals_in_the_log():
+    log = log_of(updated(2, "a", "v1", "created"), updated(3, "a", None, "deleted"))
+    ops = [
+        put("a", "v1", 2),
+        op("delete", None, key="a", **{"if": 2}),
+        op("delete", None, key="a", **{"if": 2}),  # the same request again: only one can have removed it
+        op("delete", None, key="a", **{"if": 7}),  # never matched: did not take effect
+        get("a", None),
+    ]
+    history, bad = checks.patch_unknown(log, ops)
+    assert bad == []
+    settled = [o for o in history if o.kind == "delete"]
+    assert len(settled) == 1 and settled[0].out["rev"] == 3 and settled[0] is ops[1]
+    assert checks.check_linearizable(log, history) == []
+    # A removal the log does not have, seen by a read, is reported.
+    lost = log_of(updated(2, "a", "v1", "created"))
+    ops = [put("a", "v1", 2), op("delete", None, key="a", **{"if": 2}), get("a", None)]
+    history, _ = checks.patch_unknown(lost, ops)
+    assert any("not linearizable" in v for v in checks.check_linearizable(lost, history))
