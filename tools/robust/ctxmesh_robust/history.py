@@ -82,6 +82,8 @@ class Recorded:
     listed: dict[str, tuple[dict[str, tuple[str, int]], int]]
     # context -> its last revision, which the final watch connections must reach
     last: dict[str, int]
-    disk_windows: list[tuple[float, float, int, int]]
+    # (start, end, writes refused, reads answered, seconds until a write
+    # went through after, or None)
+    disk_windows: list[tuple[float, float, int, int, float | None]]
     stats: Any  # traffic.Stats
     faults: dict[str, int]
