@@ -20,6 +20,19 @@ pub enum StoreError {
     Backend(String),
 }
 
+impl StoreError {
+    /// What each job of a batch that failed as a whole is answered, on
+    /// every backend: `Full` when the disk is full (nothing was written,
+    /// the client may retry once space returns), else `Unavailable` (the
+    /// client cannot tell whether its write was applied).
+    pub(crate) fn for_failed_batch(&self) -> StoreError {
+        match self {
+            StoreError::Full(msg) => StoreError::Full(msg.clone()),
+            other => StoreError::Unavailable(format!("commit failed: {other}")),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
@@ -52,3 +65,17 @@ impl From<serde_json::Error> for StoreError {
 
 /// Result alias of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch that failed on a full disk answers each job `Full` (nothing
+    /// was written); any other failure leaves the outcome unknown.
+    #[test]
+    fn a_failed_batch_keeps_storage_full_and_nothing_else() {
+        assert!(matches!(StoreError::Full("disk".into()).for_failed_batch(), StoreError::Full(m) if m == "disk"));
+        assert!(matches!(StoreError::Backend("io".into()).for_failed_batch(), StoreError::Unavailable(_)));
+        assert!(matches!(StoreError::Unavailable("gone".into()).for_failed_batch(), StoreError::Unavailable(_)));
+    }
+}

@@ -32,39 +32,48 @@
 
 use crate::Result;
 
-/// What a failpoint does when it fires.
-#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Allowed {
-    /// Crash or I/O error (before the durability point).
-    CrashOrError,
-    /// Crash only (at or after the durability point).
-    CrashOnly,
+/// Evaluates the failpoint `name`, before the durability point: `Ok`
+/// unless it is configured and fires (`ioerr`: an I/O error; `crash`).
+#[cfg(feature = "failpoints")]
+pub(crate) fn failpoint(name: &'static str) -> Result<()> {
+    match fail::eval(name, |arg| arg.unwrap_or_default()) {
+        None => Ok(()),
+        Some(action) if action == "ioerr" => {
+            // The line the robustness runner counts faults by.
+            tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
+            Err(crate::StoreError::Backend(format!("injected I/O error at failpoint {name}")))
+        }
+        Some(_) => crash(name),
+    }
 }
 
-/// Evaluates the failpoint `name`: `Ok` unless it is configured and fires.
+/// Evaluates the failpoint `name`, at or after the durability point: any
+/// action that fires crashes.
 #[cfg(feature = "failpoints")]
-pub(crate) fn failpoint(name: &'static str, allowed: Allowed) -> Result<()> {
-    let Some(action) = fail::eval(name, |arg| arg.unwrap_or_default()) else {
-        return Ok(());
-    };
-    if action == "ioerr" && allowed == Allowed::CrashOrError {
-        // The line the robustness runner counts faults by.
-        tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
-        return Err(crate::StoreError::Backend(format!("injected I/O error at failpoint {name}")));
+pub(crate) fn crashpoint(name: &'static str) {
+    if fail::eval(name, |_| ()).is_some() {
+        crash(name);
     }
+}
+
+#[cfg(feature = "failpoints")]
+fn crash(name: &'static str) -> ! {
     tracing::error!(failpoint = name, action = "crash", "failpoint fired");
     eprintln!("failpoint fired: {name} crash");
     std::process::abort();
 }
 
-/// Evaluates the failpoint `name`: always `Ok` in a build without the
-/// `failpoints` feature.
+/// Without the `failpoints` feature: always `Ok`.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
-pub(crate) fn failpoint(_name: &'static str, _allowed: Allowed) -> Result<()> {
+pub(crate) fn failpoint(_name: &'static str) -> Result<()> {
     Ok(())
 }
+
+/// Without the `failpoints` feature: nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn crashpoint(_name: &'static str) {}
 
 /// Configures the failpoints the `FAILPOINTS` environment variable names
 /// (`name=actions` pairs separated by `;`, in the `fail` crate's syntax),

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use crate::backend::{Backend, impl_store};
-use crate::faults::{Allowed, failpoint};
+use crate::faults::{crashpoint, failpoint};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, ReadOp, ReadOutput, WriteOp, WriteOutput};
 use crate::precheck::Prechecks;
@@ -251,7 +251,7 @@ impl Shared {
             Err(e) => {
                 tracing::error!(error = %e, "a write transaction failed; its writes were rolled back");
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(format!("commit failed: {e}"))));
+                    let _ = reply.send(Err(e.for_failed_batch()));
                 }
             }
         }
@@ -271,7 +271,7 @@ impl Shared {
         let mut published = Vec::new();
         for (n, op) in ops.into_iter().enumerate() {
             if n > 0 {
-                failpoint("postgres::batch::mid", Allowed::CrashOrError)?;
+                failpoint("postgres::batch::mid")?;
             }
             // A job that fails is undone alone; a lone job needs no
             // savepoint (the whole transaction is rolled back instead).
@@ -301,11 +301,11 @@ impl Shared {
             tx.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&self.relay.channel(), &payloads])
                 .await?;
         }
-        failpoint("postgres::commit::before", Allowed::CrashOrError)?;
+        failpoint("postgres::commit::before")?;
         let started = Instant::now();
         tx.commit().await?;
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
-        failpoint("postgres::commit::after", Allowed::CrashOnly)?;
+        crashpoint("postgres::commit::after");
         Ok((results, published))
     }
 }

@@ -66,7 +66,7 @@ fn ask(signal: &SyncSender<()>) {
 fn run(conn: Connection, wanted: Receiver<()>) {
     // Ends when the writer's connection (and its hook) is dropped.
     while wanted.recv().is_ok() {
-        let injected = crate::faults::failpoint("sqlite::checkpoint", crate::faults::Allowed::CrashOrError);
+        let injected = crate::faults::failpoint("sqlite::checkpoint");
         if let Err(e) = injected.and_then(|()| Ok(conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?)) {
             tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again at the next commit");
         }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::access::AccessCache;
 use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
-use crate::faults::{Allowed, failpoint};
+use crate::faults::{crashpoint, failpoint};
 use crate::notify::{Committed, Hub};
 use crate::ops::{self, Env, WriteOp, WriteOutput};
 use crate::precheck::Prechecks;
@@ -117,7 +117,7 @@ impl Writer {
             fail_all(replies, &e);
             return;
         }
-        if let Err(e) = failpoint("sqlite::commit::before", Allowed::CrashOrError) {
+        if let Err(e) = failpoint("sqlite::commit::before") {
             self.rollback();
             fail_all(replies, &e);
             return;
@@ -140,7 +140,7 @@ impl Writer {
             return;
         }
         // Past the durability point: the failpoints here can only crash.
-        let _ = failpoint("sqlite::commit::after", Allowed::CrashOnly);
+        crashpoint("sqlite::commit::after");
         self.live.finish(effects.live, true);
         self.stats.commits.fetch_add(1, Ordering::Relaxed);
         self.stats.jobs.fetch_add(replies.len() as u64, Ordering::Relaxed);
@@ -149,7 +149,7 @@ impl Writer {
         for committed in effects.published {
             self.hub.publish(committed);
         }
-        let _ = failpoint("sqlite::answer::before", Allowed::CrashOnly);
+        crashpoint("sqlite::answer::before");
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
@@ -173,7 +173,7 @@ impl Writer {
         let mut results = Vec::with_capacity(ops.len());
         for (n, op) in ops.iter().enumerate() {
             if n > 0 {
-                failpoint("sqlite::batch::mid", Allowed::CrashOrError)?;
+                failpoint("sqlite::batch::mid")?;
             }
             if savepoints {
                 exec(&self.conn, "SAVEPOINT job")?;
@@ -266,16 +266,10 @@ impl Effects {
     }
 }
 
-/// Answers every job of a failed batch: `storage_full` when the disk is
-/// full (nothing was written, the client may retry once space returns),
-/// else unavailable (the client cannot tell what happened).
+/// Answers every job of a failed batch (`StoreError::for_failed_batch`).
 fn fail_all(replies: Vec<Reply>, e: &StoreError) {
     for reply in replies {
-        let error = match e {
-            StoreError::Full(msg) => StoreError::Full(msg.clone()),
-            other => StoreError::Unavailable(format!("commit failed: {other}")),
-        };
-        let _ = reply.send(Err(error));
+        let _ = reply.send(Err(e.for_failed_batch()));
     }
 }
 
