@@ -61,9 +61,6 @@ class WatchConnection:
     # Why it ended: "client" (the watcher chose to resume), "broken" (the
     # server went away), "end" (the run ended).
     ended: str = "end"
-    # Events of the first revision that the resume rule says to drop, as
-    # the previous connection already delivered them.
-    skip_first: int = 0
 
 
 @dataclass

@@ -444,6 +444,9 @@ def judge(rec: Recorded) -> tuple[list[str], dict[str, Any]]:
         "histories": histories,
         "operations": len(rec.record),
         "unknown_outcomes": sum(1 for op in rec.record if op.out is None),
+        # Requests that could not connect (a node was down): not sent, not
+        # recorded.
+        "not_sent": rec.stats.not_sent,
         "storage_full_refusals": rec.stats.storage_full,
         "reads_answered_while_full": rec.stats.reads_ok_while_full,
         "other_5xx_while_full": dict(rec.stats.errors_while_full),
