@@ -59,6 +59,7 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
                 durability: Durability::Full,
                 limits: Default::default(),
                 pool_size: 4,
+                clock: ctxmesh_store::clock::system(),
             };
             let (store, _) = ctxmesh_store::open(args.store.as_deref(), &options)
                 .await

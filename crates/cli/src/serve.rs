@@ -120,6 +120,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         durability: args.durability,
         limits: limits.clone(),
         pool_size: args.pool_size,
+        clock: ctxmesh_store::clock::system(),
     };
     // Configuration mistakes are reported before the store is opened.
     let auth = resolve_auth(&args)?;

@@ -250,7 +250,7 @@ pub struct NewContext {
     /// The entries of the parent the creator may read, when not all: set
     /// by the server, never sent by clients.
     #[serde(skip)]
-    pub scope: Option<crate::coord::EntryScope>,
+    pub scope: Option<crate::access::EntryScope>,
 }
 
 /// What a child context takes from its parent.
@@ -265,7 +265,7 @@ pub struct Lineage {
     /// Key patterns never copied.
     pub isolate: Vec<KeyPattern>,
     /// What the creator may read of the parent.
-    pub scope: Option<crate::coord::EntryScope>,
+    pub scope: Option<crate::access::EntryScope>,
 }
 
 impl Lineage {

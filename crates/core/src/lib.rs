@@ -6,6 +6,7 @@
 //! pass `now`). Storage backends load a snapshot, call [`txn::plan_txn`] and
 //! persist the plan; this keeps the semantics identical on every backend.
 
+pub mod access;
 pub mod agent;
 pub mod conflict;
 pub mod context;

@@ -354,9 +354,9 @@ pub struct TxnRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxnScope {
     /// What it may read (`get` results, value comparisons, patches).
-    pub read: crate::coord::EntryScope,
+    pub read: crate::access::EntryScope,
     /// What it may write.
-    pub write: crate::coord::EntryScope,
+    pub write: crate::access::EntryScope,
 }
 
 impl TxnScope {

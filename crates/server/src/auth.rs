@@ -12,7 +12,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ctxmesh_store::StoreError;
-use ctxmesh_store::coord::{CoordOutput, CoordRead};
+use ctxmesh_store::coord as req;
+
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -91,15 +92,15 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
                 // The admin may act for an agent by naming it.
                 Caller { agent: named.unwrap_or_else(|| "admin".into()), admin: true, token: None }
             } else {
-                match state.store().coord_read(CoordRead::TokenOwner { hash: hash.clone() }).await {
-                    Ok(CoordOutput::Agent(agent)) => {
+                match state.store().coord(req::TokenOwner { hash: hash.clone() }).await {
+                    Ok(agent) => {
                         if named.as_ref().is_some_and(|n| n != &agent.id) {
                             let message = format!("{AGENT_HEADER} names another agent than the token's");
                             return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
                         }
                         Caller { agent: agent.id, admin: false, token: Some(hash) }
                     }
-                    Ok(_) | Err(StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
+                    Err(StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
                         return unauthenticated("the token is not valid (unknown, rotated or revoked)");
                     }
                     Err(e) => return ApiError::from(e).into_response(),

@@ -17,9 +17,9 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::coord::{AuditRecord, EntryScope, Permission};
+use ctxmesh_core::access::{AuditRecord, EntryScope, Permission};
 use ctxmesh_core::ids::ContextId;
-use ctxmesh_store::coord::{CoordOutput, CoordRead};
+use ctxmesh_store::coord as req;
 
 use std::sync::Arc;
 
@@ -95,10 +95,9 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
     if caller.admin {
         return (Ok(Scopes::all()), "admin".into());
     }
-    let read = CoordRead::Access { ctx: ctx.clone(), agent: caller.agent.clone() };
-    let access = match state.store().coord_read(read).await {
-        Ok(CoordOutput::Access(access)) => access,
-        Ok(other) => return (Err(ApiError::internal(format!("unexpected output {other:?}"))), "error".into()),
+    let read = req::GetAccess { ctx: ctx.clone(), agent: caller.agent.clone() };
+    let access = match state.store().coord(read).await {
+        Ok(access) => access,
         Err(e) => return (Err(e.into()), "no such context".into()),
     };
     let now = chrono::Utc::now();
@@ -139,8 +138,8 @@ pub(crate) fn stream_access(state: &AppState, caller: &Caller, ctx: Option<Conte
         let (state, caller, ctx) = (state.clone(), caller.clone(), ctx.clone());
         Box::pin(async move {
             if let Some(hash) = caller.token.clone() {
-                match state.store().coord_read(CoordRead::TokenOwner { hash }).await {
-                    Ok(CoordOutput::Agent(agent)) if agent.id == caller.agent => {}
+                match state.store().coord(req::TokenOwner { hash }).await {
+                    Ok(agent) if agent.id == caller.agent => {}
                     Ok(_) | Err(ctxmesh_store::StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
                         let message = "the token is no longer valid (rotated or revoked)";
                         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message));

@@ -5,7 +5,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 
 use crate::AppState;
-use ctxmesh_store::coord::{CoordOutput, CoordWrite};
+use ctxmesh_store::coord as req;
 
 /// How often queued access decisions are written to the audit log.
 pub const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
@@ -48,9 +48,8 @@ pub fn spawn(state: AppState) -> JoinSet<()> {
         loop {
             tick.tick().await;
             let before = Utc::now() - chrono::Duration::from_std(state.config().audit_retention).unwrap_or_default();
-            match state.store().coord_write(CoordWrite::TrimAudit { before }).await {
-                Ok(CoordOutput::Count(0)) | Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "audit retention failed"),
+            if let Err(e) = state.store().coord(req::TrimAudit { before }).await {
+                tracing::warn!(error = %e, "audit retention failed");
             }
             match state.store().compact(None, Utc::now()).await {
                 Ok(done) => {

@@ -104,7 +104,7 @@ struct Inner {
     /// Per-agent open streams.
     streams: limits::StreamCounts,
     /// Access decisions not yet written to the audit log.
-    audit: std::sync::Mutex<Vec<ctxmesh_core::coord::AuditRecord>>,
+    audit: std::sync::Mutex<Vec<ctxmesh_core::access::AuditRecord>>,
     /// Package and snapshot caches.
     mesh: mesh::Mesh,
 }
@@ -128,7 +128,7 @@ impl AppState {
     }
 
     /// Queues an access decision for the audit log.
-    pub(crate) fn audit(&self, record: ctxmesh_core::coord::AuditRecord) {
+    pub(crate) fn audit(&self, record: ctxmesh_core::access::AuditRecord) {
         self.inner.audit.lock().unwrap_or_else(|e| e.into_inner()).push(record);
     }
 
@@ -139,7 +139,7 @@ impl AppState {
             return;
         }
         let count = records.len();
-        if let Err(e) = self.store().coord_write(ctxmesh_store::coord::CoordWrite::Audit(records)).await {
+        if let Err(e) = self.store().coord(ctxmesh_store::coord::AppendAudit(records)).await {
             tracing::warn!(error = %e, count, "could not write access decisions to the audit log");
         }
     }

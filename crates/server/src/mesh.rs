@@ -12,8 +12,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::agent::Agent;
-use ctxmesh_core::coord::EntryScope;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::mesh::{
     Extractive, MeshSettings, Package, PackageRequest, Prepared, Scorer, TokenCounter, build_package,

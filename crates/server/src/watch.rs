@@ -24,11 +24,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctxmesh_core::coord::EntryScope;
+use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::{Event, Priority};
-use ctxmesh_store::coord::{AGENTS_FEED, CoordOutput, CoordRead, inbox_stream};
+use ctxmesh_store::coord as req;
+use ctxmesh_store::coord::{AGENTS_FEED, inbox_stream};
 use ctxmesh_store::notify::Committed;
 use ctxmesh_store::{Store, StoreError};
 use futures::Stream;
@@ -119,14 +120,12 @@ impl Source {
     }
 
     async fn read(&self, store: &dyn Store, after: u64) -> Result<Vec<Event>, StoreError> {
-        let read = match self {
-            Source::Context(c) => return store.events(c, after, CATCH_UP_BATCH).await,
-            Source::Inbox(agent) => CoordRead::Inbox { agent: agent.clone(), after, limit: CATCH_UP_BATCH },
-            Source::Agents => CoordRead::AgentEvents { after, limit: CATCH_UP_BATCH },
-        };
-        match store.coord_read(read).await? {
-            CoordOutput::Events(events) => Ok(events),
-            other => Err(StoreError::Backend(format!("unexpected output {other:?}"))),
+        match self {
+            Source::Context(c) => store.events(c, after, CATCH_UP_BATCH).await,
+            Source::Inbox(agent) => {
+                store.coord(req::ReadInbox { agent: agent.clone(), after, limit: CATCH_UP_BATCH }).await
+            }
+            Source::Agents => store.coord(req::ReadAgentsFeed { after, limit: CATCH_UP_BATCH }).await,
         }
     }
 }

@@ -6,7 +6,8 @@ use ctxmesh_core::context::{ContextInfo, ForkOrigin};
 use ctxmesh_core::txn::ChangeKind;
 use ctxmesh_core::{Entry, EntryMeta, Timestamp};
 
-use crate::{EntryVersion, Result, StoreError};
+use crate::error::{Result, StoreError};
+use crate::types::EntryVersion;
 
 /// Timestamps are stored as unix microseconds.
 pub(crate) fn micros(ts: Timestamp) -> i64 {

@@ -503,45 +503,33 @@ pub async fn notifications_and_appended_events(store: TestStore) {
 
 // ---- coordination ----
 
-use crate::coord::{AgentQuery, CoordOutput, CoordQuery, CoordRead, CoordWrite, inbox_stream};
+use crate::coord::*;
 use ctxmesh_core::agent::{Agent, AgentStatus};
-use ctxmesh_core::coord::{Handoff, HandoffAction, Lock, Task};
+use ctxmesh_core::coord::{HandoffAction, Lock, Task};
 
 async fn register(store: &TestStore, spec: Value) -> Agent {
-    match store.coord_write(CoordWrite::Register(serde_json::from_value(spec).unwrap())).await.unwrap() {
-        CoordOutput::Agent(a) => a,
-        other => panic!("expected an agent, got {other:?}"),
-    }
+    store.coord(Register(serde_json::from_value(spec).unwrap())).await.unwrap()
 }
 
 async fn acquire(store: &TestStore, ctx: &str, name: &str, agent: &str, ttl_ms: u64) -> (bool, Lock) {
-    let op = CoordWrite::Acquire { ctx: cid(ctx), name: name.into(), agent: agent.into(), ttl_ms };
-    match store.coord_write(op).await.unwrap() {
-        CoordOutput::Lock { acquired, lock } => (acquired, lock),
-        other => panic!("expected a lock, got {other:?}"),
-    }
+    let op = Acquire { ctx: cid(ctx), name: name.into(), agent: agent.into(), ttl_ms };
+    let Acquisition { acquired, lock } = store.coord(op).await.unwrap();
+    (acquired, lock)
 }
 
-async fn stream_of(store: &TestStore, read: CoordRead) -> Vec<ctxmesh_core::Event> {
-    match store.coord_read(read).await.unwrap() {
-        CoordOutput::Events(e) => e,
-        other => panic!("expected events, got {other:?}"),
-    }
+async fn stream_of<R: Request<Output = Vec<ctxmesh_core::Event>>>(
+    store: &TestStore,
+    read: R,
+) -> Vec<ctxmesh_core::Event> {
+    store.coord(read).await.unwrap()
 }
 
 async fn inbox(store: &TestStore, agent: &str, after: u64) -> Vec<ctxmesh_core::Event> {
-    stream_of(store, CoordRead::Inbox { agent: agent.into(), after, limit: 100 }).await
+    stream_of(store, ReadInbox { agent: agent.into(), after, limit: 100 }).await
 }
 
 async fn log_types(store: &TestStore, ctx: &str, after: u64) -> Vec<String> {
     store.events(&cid(ctx), after, 1000).await.unwrap().into_iter().map(|e| e.kind).collect()
-}
-
-fn handoff_of(out: crate::Result<CoordOutput>) -> crate::Result<Handoff> {
-    match out? {
-        CoordOutput::Handoff(h) => Ok(*h),
-        other => panic!("expected a handoff, got {other:?}"),
-    }
 }
 
 /// Register, read, list with filters, update, unregister; the agents feed.
@@ -550,41 +538,30 @@ pub async fn agent_registry(store: TestStore) {
         register(&store, json!({"id": "researcher", "capabilities": {"custom": ["search"]}, "trust": "high"})).await;
     assert_eq!((a.status, a.capabilities.can_write), (AgentStatus::Active, true));
     register(&store, json!({"id": "writer"})).await;
-    let dup = store.coord_write(CoordWrite::Register(serde_json::from_value(json!({"id": "writer"})).unwrap())).await;
+    let dup = store.coord(Register(serde_json::from_value(json!({"id": "writer"})).unwrap())).await;
     assert_eq!(code(dup.unwrap_err()), "already_exists");
     let bad: ctxmesh_core::agent::AgentSpec =
         serde_json::from_value(json!({"id": "bad", "capabilities": {"max_concurrent_contexts": 0}})).unwrap();
-    assert_eq!(code(store.coord_write(CoordWrite::Register(bad)).await.unwrap_err()), "invalid_argument");
+    assert_eq!(code(store.coord(Register(bad)).await.unwrap_err()), "invalid_argument");
 
     let list = |capability: Option<&str>| {
         let q = AgentQuery { capability: capability.map(str::to_owned), limit: 10, ..Default::default() };
         let store = store.clone();
-        async move {
-            match store.coord_read(CoordRead::Agents(q)).await.unwrap() {
-                CoordOutput::Agents(list, _) => list.into_iter().map(|a| a.id).collect::<Vec<_>>(),
-                other => panic!("{other:?}"),
-            }
-        }
+        async move { store.coord(ListAgents(q)).await.unwrap().0.into_iter().map(|a| a.id).collect::<Vec<_>>() }
     };
     assert_eq!(list(None).await, ["researcher", "writer"]);
     assert_eq!(list(Some("search")).await, ["researcher"]);
 
     let patch = serde_json::from_value(json!({"objective": "find sources", "status": "inactive"})).unwrap();
-    match store.coord_write(CoordWrite::UpdateAgent { id: "researcher".into(), patch }).await.unwrap() {
-        CoordOutput::Agent(a) => assert_eq!((a.objective.as_str(), a.status), ("find sources", AgentStatus::Inactive)),
-        other => panic!("{other:?}"),
-    }
+    let a = store.coord(UpdateAgent { id: "researcher".into(), patch }).await.unwrap();
+    assert_eq!((a.objective.as_str(), a.status), ("find sources", AgentStatus::Inactive));
     let q = AgentQuery { status: Some(AgentStatus::Inactive), limit: 10, ..Default::default() };
-    match store.coord_read(CoordRead::Agents(q)).await.unwrap() {
-        CoordOutput::Agents(list, more) => {
-            assert_eq!((list.len(), list[0].id.as_str(), more), (1, "researcher", false))
-        }
-        other => panic!("{other:?}"),
-    }
-    store.coord_write(CoordWrite::Unregister { id: "writer".into() }).await.unwrap();
-    let gone = store.coord_read(CoordRead::Agent { id: "writer".into() }).await.unwrap_err();
+    let (list, more) = store.coord(ListAgents(q)).await.unwrap();
+    assert_eq!((list.len(), list[0].id.as_str(), more), (1, "researcher", false));
+    store.coord(Unregister { id: "writer".into() }).await.unwrap();
+    let gone = store.coord(GetAgent { id: "writer".into() }).await.unwrap_err();
     assert_eq!(code(gone), "not_found");
-    let feed = stream_of(&store, CoordRead::AgentEvents { after: 0, limit: 10 }).await;
+    let feed = stream_of(&store, ReadAgentsFeed { after: 0, limit: 10 }).await;
     let kinds: Vec<(&str, Option<u64>)> = feed.iter().map(|e| (e.kind.as_str(), e.seq)).collect();
     assert_eq!(kinds, [("agent.registered", Some(1)), ("agent.registered", Some(2)), ("agent.unregistered", Some(3))]);
 }
@@ -600,8 +577,8 @@ pub async fn locks_and_fencing(store: TestStore) {
     let (got, held) = acquire(&store, "lk", "deploy", "b", 60_000).await;
     assert!(!got, "held by a");
     assert_eq!(held.holder.as_deref(), Some("a"));
-    let not_holder = CoordWrite::Release { ctx: cid("lk"), name: "deploy".into(), agent: "b".into(), lock_id: None };
-    assert_eq!(code(store.coord_write(not_holder).await.unwrap_err()), "not_holder");
+    let not_holder = Release { ctx: cid("lk"), name: "deploy".into(), agent: "b".into(), lock_id: None };
+    assert_eq!(code(store.coord(not_holder).await.unwrap_err()), "not_holder");
 
     // a pauses past its TTL; b takes the lock; a's late write is fenced.
     let (_, short) = acquire(&store, "lk", "job", "a", 1).await;
@@ -617,8 +594,8 @@ pub async fn locks_and_fencing(store: TestStore) {
     store.txn(&cid("lk"), fenced(taken.fencing_token), "b").await.unwrap();
     assert_eq!(latest(&store, "lk", "out").await.unwrap().value, json!(taken.fencing_token));
 
-    let release = CoordWrite::Release { ctx: cid("lk"), name: "deploy".into(), agent: "a".into(), lock_id: None };
-    store.coord_write(release).await.unwrap();
+    let release = Release { ctx: cid("lk"), name: "deploy".into(), agent: "a".into(), lock_id: None };
+    store.coord(release).await.unwrap();
     let (got, again) = acquire(&store, "lk", "deploy", "b", 60_000).await;
     assert!(got && again.fencing_token == 2, "the token survives release and grows");
     let types = log_types(&store, "lk", 1).await;
@@ -634,14 +611,10 @@ pub async fn locks_and_fencing(store: TestStore) {
             "lock.acquired"
         ]
     );
-    match store.coord_read(CoordRead::Locks { ctx: cid("lk") }).await.unwrap() {
-        CoordOutput::Locks(locks) => {
-            assert_eq!(locks.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["deploy", "job"])
-        }
-        other => panic!("{other:?}"),
-    }
-    let unknown = CoordWrite::Acquire { ctx: cid("lk"), name: "x".into(), agent: "ghost".into(), ttl_ms: 10 };
-    assert_eq!(code(store.coord_write(unknown).await.unwrap_err()), "not_found");
+    let locks = store.coord(ListLocks { ctx: cid("lk") }).await.unwrap();
+    assert_eq!(locks.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["deploy", "job"]);
+    let unknown = Acquire { ctx: cid("lk"), name: "x".into(), agent: "ghost".into(), ttl_ms: 10 };
+    assert_eq!(code(store.coord(unknown).await.unwrap_err()), "not_found");
 }
 
 /// A lapsed lease disconnects the agent and frees its locks; a heartbeat
@@ -655,24 +628,20 @@ pub async fn lease_expiry(store: TestStore) {
     assert_eq!(report.agents_disconnected, 0, "the lease is current");
     let report = store.sweep(Utc::now() + chrono::Duration::seconds(2)).await.unwrap();
     assert_eq!(report.agents_disconnected, 1);
-    match store.coord_read(CoordRead::Agent { id: "sleepy".into() }).await.unwrap() {
-        CoordOutput::Agent(a) => assert_eq!(a.status, AgentStatus::Disconnected),
-        other => panic!("{other:?}"),
-    }
+    let a = store.coord(GetAgent { id: "sleepy".into() }).await.unwrap();
+    assert_eq!(a.status, AgentStatus::Disconnected);
     let events = store.events(&cid("ls"), before, 10).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(
         (events[0].kind.as_str(), &events[0].data.as_ref().unwrap()["holder"]),
         ("lock.expired", &json!("sleepy"))
     );
-    let feed = stream_of(&store, CoordRead::AgentEvents { after: 1, limit: 10 }).await;
+    let feed = stream_of(&store, ReadAgentsFeed { after: 1, limit: 10 }).await;
     assert_eq!(feed.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["agent.disconnected"]);
     register(&store, json!({"id": "other"})).await;
     assert!(acquire(&store, "ls", "db", "other", 1000).await.0, "the lock is free");
-    match store.coord_write(CoordWrite::Heartbeat { id: "sleepy".into() }).await.unwrap() {
-        CoordOutput::Agent(a) => assert_eq!(a.status, AgentStatus::Active),
-        other => panic!("{other:?}"),
-    }
+    let a = store.coord(Heartbeat { id: "sleepy".into() }).await.unwrap();
+    assert_eq!(a.status, AgentStatus::Active);
 }
 
 /// requested -> accepted -> completed, with events on the context and in
@@ -682,7 +651,7 @@ pub async fn handoff_lifecycle(store: TestStore) {
     put(&store, "hf", "findings/a", json!("x")).await;
     register(&store, json!({"id": "researcher"})).await;
     register(&store, json!({"id": "writer"})).await;
-    let request = |deadline_ms: u64| CoordWrite::RequestHandoff {
+    let request = |deadline_ms: u64| RequestHandoff {
         source: "researcher".into(),
         request: serde_json::from_value(json!({
             "target": "writer", "context": "hf", "keys": ["findings/*"], "session": "s-1",
@@ -691,28 +660,19 @@ pub async fn handoff_lifecycle(store: TestStore) {
         }))
         .unwrap(),
     };
-    let h = handoff_of(store.coord_write(request(60_000)).await).unwrap();
+    let h = store.coord(request(60_000)).await.unwrap();
     assert_eq!((h.revision, h.handoff.extracted_entities["company"].as_str()), (2, Some("Apple")));
-    let step = |action: HandoffAction, agent: &str| CoordWrite::Handoff {
+    let step = |action: HandoffAction, agent: &str| ActOnHandoff {
         id: h.id.clone(),
         action,
         agent: agent.into(),
         outcome: Some(json!({"note": agent})),
     };
-    assert_eq!(
-        code(handoff_of(store.coord_write(step(HandoffAction::Complete, "writer")).await).unwrap_err()),
-        "invalid_transition"
-    );
-    assert_eq!(
-        code(handoff_of(store.coord_write(step(HandoffAction::Accept, "researcher")).await).unwrap_err()),
-        "forbidden"
-    );
-    handoff_of(store.coord_write(step(HandoffAction::Accept, "writer")).await).unwrap();
-    assert_eq!(
-        code(handoff_of(store.coord_write(step(HandoffAction::Reject, "writer")).await).unwrap_err()),
-        "invalid_transition"
-    );
-    let done = handoff_of(store.coord_write(step(HandoffAction::Complete, "writer")).await).unwrap();
+    assert_eq!(code(store.coord(step(HandoffAction::Complete, "writer")).await.unwrap_err()), "invalid_transition");
+    assert_eq!(code(store.coord(step(HandoffAction::Accept, "researcher")).await.unwrap_err()), "forbidden");
+    store.coord(step(HandoffAction::Accept, "writer")).await.unwrap();
+    assert_eq!(code(store.coord(step(HandoffAction::Reject, "writer")).await.unwrap_err()), "invalid_transition");
+    let done = store.coord(step(HandoffAction::Complete, "writer")).await.unwrap();
     assert_eq!(done.state, ctxmesh_core::coord::HandoffState::Completed);
     assert_eq!(log_types(&store, "hf", 2).await, ["handoff.requested", "handoff.accepted", "handoff.completed"]);
     let writer_inbox = inbox(&store, "writer", 0).await;
@@ -725,19 +685,19 @@ pub async fn handoff_lifecycle(store: TestStore) {
         ["handoff.accepted", "handoff.completed"]
     );
 
-    let late = handoff_of(store.coord_write(request(1000)).await).unwrap();
+    let late = store.coord(request(1000)).await.unwrap();
     let report = store.sweep(Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(report.handoffs_expired, 1);
-    let expired = handoff_of(store.coord_read(CoordRead::Handoff { id: late.id.clone() }).await).unwrap();
+    let expired = store.coord(GetHandoff { id: late.id.clone() }).await.unwrap();
     assert_eq!(expired.state, ctxmesh_core::coord::HandoffState::Expired);
     let accept_late =
-        CoordWrite::Handoff { id: late.id, action: HandoffAction::Accept, agent: "writer".into(), outcome: None };
-    assert_eq!(code(handoff_of(store.coord_write(accept_late).await).unwrap_err()), "invalid_transition");
-    let to_ghost = CoordWrite::RequestHandoff {
+        ActOnHandoff { id: late.id, action: HandoffAction::Accept, agent: "writer".into(), outcome: None };
+    assert_eq!(code(store.coord(accept_late).await.unwrap_err()), "invalid_transition");
+    let to_ghost = RequestHandoff {
         source: "researcher".into(),
         request: serde_json::from_value(json!({"target": "ghost", "context": "hf"})).unwrap(),
     };
-    assert_eq!(code(store.coord_write(to_ghost).await.unwrap_err()), "not_found");
+    assert_eq!(code(store.coord(to_ghost).await.unwrap_err()), "not_found");
 }
 
 /// Tasks go to the assignee's inbox and back; the inbox resumes by seq.
@@ -749,10 +709,7 @@ pub async fn tasks_and_inbox(store: TestStore) {
     let mut ids = Vec::new();
     for i in 0..3 {
         let request = serde_json::from_value(json!({"assignee": "worker", "title": format!("job {i}")})).unwrap();
-        match store.coord_write(CoordWrite::AssignTask { ctx: cid("tk"), request, by: "boss".into() }).await.unwrap() {
-            CoordOutput::Task(t) => ids.push(t.id),
-            other => panic!("{other:?}"),
-        }
+        ids.push(store.coord(AssignTask { ctx: cid("tk"), request, by: "boss".into() }).await.unwrap().id);
     }
     let first = rx.recv().await.unwrap();
     assert_eq!((first.revision, first.events[0].event.kind.as_str()), (1, "task.assigned"));
@@ -761,23 +718,17 @@ pub async fn tasks_and_inbox(store: TestStore) {
     // Resuming after seq 1 yields exactly the rest: no gap, no repeat.
     assert_eq!(inbox(&store, "worker", 1).await, all[1..].to_vec());
 
-    let complete =
-        |agent: &str| CoordWrite::CompleteTask { id: ids[1].clone(), agent: agent.into(), output: Some(json!(42)) };
-    assert_eq!(code(store.coord_write(complete("boss")).await.unwrap_err()), "forbidden");
-    store.coord_write(complete("worker")).await.unwrap();
-    assert_eq!(code(store.coord_write(complete("worker")).await.unwrap_err()), "invalid_transition");
+    let complete = |agent: &str| CompleteTask { id: ids[1].clone(), agent: agent.into(), output: Some(json!(42)) };
+    assert_eq!(code(store.coord(complete("boss")).await.unwrap_err()), "forbidden");
+    store.coord(complete("worker")).await.unwrap();
+    assert_eq!(code(store.coord(complete("worker")).await.unwrap_err()), "invalid_transition");
     let boss = inbox(&store, "boss", 0).await;
     assert_eq!(boss.len(), 1);
     assert_eq!(boss[0].data.as_ref().unwrap()["task"]["output"], 42);
 
     let tasks = |q: CoordQuery| {
         let store = store.clone();
-        async move {
-            match store.coord_read(CoordRead::Tasks(q)).await.unwrap() {
-                CoordOutput::Tasks(t, _) => t,
-                other => panic!("{other:?}"),
-            }
-        }
+        async move { store.coord(ListTasks(q)).await.unwrap().0 }
     };
     let by_ctx: Vec<Task> = tasks(CoordQuery { context: Some("tk".into()), limit: 10, ..Default::default() }).await;
     assert_eq!(by_ctx.len(), 3);
@@ -790,51 +741,44 @@ pub async fn tasks_and_inbox(store: TestStore) {
     .await;
     assert_eq!(done.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), [ids[1].as_str()]);
     assert_eq!(
-        code(store.coord_read(CoordRead::Inbox { agent: "ghost".into(), after: 0, limit: 1 }).await.unwrap_err()),
+        code(store.coord(ReadInbox { agent: "ghost".into(), after: 0, limit: 1 }).await.unwrap_err()),
         "not_found"
     );
 }
 
 /// Grants: creator access, permissions, expiry, revocation, capabilities.
 pub async fn grants_and_access(store: TestStore) {
-    use ctxmesh_core::coord::Permission;
+    use ctxmesh_core::access::Permission;
     new_context(&store, "g").await; // created by "tester"
     register(&store, json!({"id": "tester"})).await;
     register(&store, json!({"id": "reader"})).await;
     register(&store, json!({"id": "mute", "capabilities": {"can_read": false}})).await;
     let access = |agent: &str| {
         let (store, agent) = (store.clone(), agent.to_owned());
-        async move {
-            match store.coord_read(CoordRead::Access { ctx: cid("g"), agent }).await.unwrap() {
-                CoordOutput::Access(a) => a,
-                other => panic!("{other:?}"),
-            }
-        }
+        async move { store.coord(GetAccess { ctx: cid("g"), agent }).await.unwrap() }
     };
     let now = Utc::now();
     assert!(access("tester").await.allows(Permission::Admin, now), "the creator administers");
     assert!(!access("reader").await.allows(Permission::Read, now));
-    let grant = CoordWrite::Grant {
+    let grant = GrantAccess {
         ctx: cid("g"),
         agents: vec!["reader".into(), "mute".into()],
         permissions: vec![Permission::Read],
         expires_at: Some(now + chrono::Duration::hours(1)),
         by: "tester".into(),
     };
-    store.coord_write(grant).await.unwrap();
+    store.coord(grant).await.unwrap();
     let reader = access("reader").await;
     assert!(reader.allows(Permission::Read, now) && !reader.allows(Permission::Write, now));
     assert!(!reader.allows(Permission::Read, now + chrono::Duration::hours(2)), "expired");
     assert!(!access("mute").await.allows(Permission::Read, now), "capabilities bound grants");
-    match store.coord_read(CoordRead::Shared { agent: "reader".into() }).await.unwrap() {
-        CoordOutput::Grants(g) => assert_eq!(g.iter().map(|g| g.context.as_str()).collect::<Vec<_>>(), ["g"]),
-        other => panic!("{other:?}"),
-    }
+    let g = store.coord(SharedWith { agent: "reader".into() }).await.unwrap();
+    assert_eq!(g.iter().map(|g| g.context.as_str()).collect::<Vec<_>>(), ["g"]);
     assert_eq!(log_types(&store, "g", 1).await, ["context.shared"]);
-    store.coord_write(CoordWrite::Revoke { ctx: cid("g"), agent: "reader".into(), by: "tester".into() }).await.unwrap();
+    store.coord(RevokeAccess { ctx: cid("g"), agent: "reader".into(), by: "tester".into() }).await.unwrap();
     assert!(!access("reader").await.allows(Permission::Read, now));
-    let again = CoordWrite::Revoke { ctx: cid("g"), agent: "reader".into(), by: "tester".into() };
-    assert_eq!(code(store.coord_write(again).await.unwrap_err()), "not_found");
+    let again = RevokeAccess { ctx: cid("g"), agent: "reader".into(), by: "tester".into() };
+    assert_eq!(code(store.coord(again).await.unwrap_err()), "not_found");
     assert_eq!(
         inbox(&store, "reader", 0).await.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
         ["context.shared", "context.revoked"]
@@ -844,7 +788,7 @@ pub async fn grants_and_access(store: TestStore) {
     // loses it at once, though it was asked just before.
     assert!(access("tester").await.allows(Permission::Admin, now));
     store.delete_context(&cid("g")).await.unwrap();
-    let gone = store.coord_read(CoordRead::Access { ctx: cid("g"), agent: "tester".into() }).await;
+    let gone = store.coord(GetAccess { ctx: cid("g"), agent: "tester".into() }).await;
     assert_eq!(code(gone.unwrap_err()), "not_found");
     let again: NewContext = serde_json::from_value(json!({ "id": "g" })).unwrap();
     store.create_context(again, "reader").await.unwrap();
@@ -859,9 +803,8 @@ pub async fn token_owners(store: TestStore) {
     let owner = |hash: &str| {
         let (store, hash) = (store.clone(), hash.to_owned());
         async move {
-            match store.coord_read(CoordRead::TokenOwner { hash }).await {
-                Ok(CoordOutput::Agent(a)) => Some(a.id),
-                Ok(other) => panic!("{other:?}"),
+            match store.coord(TokenOwner { hash }).await {
+                Ok(a) => Some(a.id),
                 Err(e) => {
                     assert_eq!(code(e), "not_found");
                     None
@@ -869,27 +812,27 @@ pub async fn token_owners(store: TestStore) {
             }
         }
     };
-    let set = |hash: &str| CoordWrite::SetToken { agent: "holder".into(), hash: hash.into() };
-    store.coord_write(set("h1")).await.unwrap();
+    let set = |hash: &str| SetToken { agent: "holder".into(), hash: hash.into() };
+    store.coord(set("h1")).await.unwrap();
     for _ in 0..3 {
         assert_eq!(owner("h1").await.as_deref(), Some("holder"));
     }
     assert_eq!(owner("nobody").await, None);
     // Rotation: the old hash ends, the new one works.
-    store.coord_write(set("h2")).await.unwrap();
+    store.coord(set("h2")).await.unwrap();
     assert_eq!(owner("h1").await, None);
     assert_eq!(owner("h2").await.as_deref(), Some("holder"));
-    store.coord_write(CoordWrite::RevokeTokens { agent: "holder".into() }).await.unwrap();
+    store.coord(RevokeTokens { agent: "holder".into() }).await.unwrap();
     assert_eq!(owner("h2").await, None);
-    store.coord_write(set("h3")).await.unwrap();
+    store.coord(set("h3")).await.unwrap();
     assert_eq!(owner("h3").await.as_deref(), Some("holder"));
-    store.coord_write(CoordWrite::Unregister { id: "holder".into() }).await.unwrap();
+    store.coord(Unregister { id: "holder".into() }).await.unwrap();
     assert_eq!(owner("h3").await, None);
 }
 
 /// The audit log: appended in order, filtered, trimmed by age.
 pub async fn audit_log(store: TestStore) {
-    use ctxmesh_core::coord::AuditRecord;
+    use ctxmesh_core::access::AuditRecord;
     let at = Utc::now();
     let record = |agent: &str, ctx: &str, allowed: bool, age_s: i64| AuditRecord {
         seq: 0,
@@ -902,15 +845,10 @@ pub async fn audit_log(store: TestStore) {
         reason: if allowed { "grant".into() } else { "no grant".into() },
     };
     let batch = vec![record("a", "x", true, 100), record("b", "x", false, 50), record("a", "y", false, 0)];
-    store.coord_write(CoordWrite::Audit(batch)).await.unwrap();
+    store.coord(AppendAudit(batch)).await.unwrap();
     let read = |q: crate::coord::AuditQuery| {
         let store = store.clone();
-        async move {
-            match store.coord_read(CoordRead::Audit(q)).await.unwrap() {
-                CoordOutput::Audit(r) => r,
-                other => panic!("{other:?}"),
-            }
-        }
+        async move { store.coord(ReadAudit(q)).await.unwrap() }
     };
     let all = read(crate::coord::AuditQuery { limit: 10, ..Default::default() }).await;
     assert_eq!(all.len(), 3);
@@ -926,10 +864,8 @@ pub async fn audit_log(store: TestStore) {
     assert_eq!(denied_a.iter().map(|r| r.context.as_str()).collect::<Vec<_>>(), ["y"]);
     let after = read(crate::coord::AuditQuery { after: all[0].seq, limit: 10, ..Default::default() }).await;
     assert_eq!(after.len(), 2);
-    match store.coord_write(CoordWrite::TrimAudit { before: at - chrono::Duration::seconds(60) }).await.unwrap() {
-        CoordOutput::Count(n) => assert_eq!(n, 1),
-        other => panic!("{other:?}"),
-    }
+    let n = store.coord(TrimAudit { before: at - chrono::Duration::seconds(60) }).await.unwrap();
+    assert_eq!(n, 1);
     assert_eq!(read(crate::coord::AuditQuery { limit: 10, ..Default::default() }).await.len(), 2);
 }
 
@@ -939,11 +875,8 @@ async fn policy_context(store: &TestStore, id: &str, policy: Value) {
 }
 
 async fn conflicts(store: &TestStore, ctx: &str, status: Option<ConflictStatus>) -> Vec<Conflict> {
-    let read = CoordRead::Conflicts { ctx: cid(ctx), status, after: String::new(), limit: 100 };
-    match store.coord_read(read).await.unwrap() {
-        CoordOutput::Conflicts(c) => c,
-        other => panic!("unexpected {other:?}"),
-    }
+    let read = ListConflicts { ctx: cid(ctx), status, after: String::new(), limit: 100 };
+    store.coord(read).await.unwrap()
 }
 
 /// Two writers from one base under `merge`: the base comes from history,
@@ -1014,7 +947,7 @@ pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
         (Severity::High, kept.revision, report.conflict.clone().unwrap())
     );
     assert_eq!(c.proposed.as_ref().unwrap().value, "ours");
-    let resolve = |choice: Choice, if_match: Option<u64>| CoordWrite::ResolveConflict {
+    let resolve = |choice: Choice, if_match: Option<u64>| ResolveConflict {
         ctx: cid("h"),
         id: c.id.clone(),
         resolution: choice,
@@ -1023,18 +956,15 @@ pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
         scope: None,
     };
     // A resolution based on an older entry is refused.
-    let stale_resolution = store.coord_write(resolve(Choice::Proposed, Some(base))).await.unwrap_err();
+    let stale_resolution = store.coord(resolve(Choice::Proposed, Some(base))).await.unwrap_err();
     assert_eq!(code(stale_resolution), "precondition_failed");
-    let done = match store.coord_write(resolve(Choice::Proposed, None)).await.unwrap() {
-        CoordOutput::Conflict(c) => c,
-        other => panic!("unexpected {other:?}"),
-    };
+    let done = store.coord(resolve(Choice::Proposed, None)).await.unwrap();
     assert_eq!((done.status, done.resolution.as_ref().unwrap().chose.as_str()), (ConflictStatus::Resolved, "proposed"));
     let entry = latest(&store, "h", "k").await.unwrap();
     assert_eq!((entry.value.clone(), entry.author.as_str()), (json!("ours"), "judge"));
     let log = store.events(&cid("h"), entry.revision - 1, 100).await.unwrap();
     assert!(log.iter().any(|e| e.kind == "conflict.resolved" && e.revision == entry.revision));
-    assert_eq!(code(store.coord_write(resolve(Choice::Current, None)).await.unwrap_err()), "invalid_transition");
+    assert_eq!(code(store.coord(resolve(Choice::Current, None)).await.unwrap_err()), "invalid_transition");
     assert!(conflicts(&store, "h", Some(ConflictStatus::Pending)).await.is_empty());
 }
 

@@ -30,7 +30,7 @@
 //! write failed, which no real disk error can cause: there, `ioerr` crashes
 //! too.
 
-use crate::Result;
+use crate::error::Result;
 
 /// Evaluates the failpoint `name`, before the durability point: `Ok`
 /// unless it is configured and fires (`ioerr`: an I/O error; `crash`).

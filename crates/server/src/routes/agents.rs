@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::Event;
 use ctxmesh_core::agent::{Agent, AgentPatch, AgentSpec, AgentStatus, parse_agent_id};
-use ctxmesh_store::coord::{AgentQuery, CoordOutput, CoordRead, CoordWrite};
+use ctxmesh_store::coord as req;
+use ctxmesh_store::coord::AgentQuery;
 use serde::{Deserialize, Serialize};
 
 use super::watch::{FilterParams, last_event_id, sse_response};
@@ -15,24 +16,9 @@ use super::{P, page_size};
 use crate::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::cursor;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
 use crate::watch::{Order, Source, WatchFilter, WatchSpec};
-
-/// The agent in a coordination output.
-pub(crate) fn agent_of(out: CoordOutput) -> ApiResult<Agent> {
-    match out {
-        CoordOutput::Agent(a) => Ok(a),
-        other => Err(ApiError::internal(format!("expected an agent, got {other:?}"))),
-    }
-}
-
-fn events_of(out: CoordOutput) -> ApiResult<Vec<Event>> {
-    match out {
-        CoordOutput::Events(e) => Ok(e),
-        other => Err(ApiError::internal(format!("expected events, got {other:?}"))),
-    }
-}
 
 fn agent_id(raw: &str) -> ApiResult<String> {
     Ok(parse_agent_id(raw)?)
@@ -50,8 +36,8 @@ pub(crate) struct AgentWithToken {
 /// Issues a new token for `agent`, replacing any other.
 async fn issue_token(state: &AppState, agent: &str) -> ApiResult<String> {
     let token = new_token();
-    let op = CoordWrite::SetToken { agent: agent.to_owned(), hash: hash_token(&token) };
-    state.store().coord_write(op).await?;
+    let op = req::SetToken { agent: agent.to_owned(), hash: hash_token(&token) };
+    state.store().coord(op).await?;
     Ok(token)
 }
 
@@ -67,7 +53,7 @@ pub(crate) async fn register(
     JsonBody(spec): JsonBody<AgentSpec>,
 ) -> ApiResult<Response> {
     caller.require_admin()?;
-    let agent = agent_of(state.store().coord_write(CoordWrite::Register(spec)).await?)?;
+    let agent = state.store().coord(req::Register(spec)).await?;
     let token = issue_token(&state, &agent.id).await?;
     let location = format!("/v1/agents/{}", agent.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(AgentWithToken { agent, token })).into_response())
@@ -126,7 +112,7 @@ pub(crate) async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     let id = agent_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    state.store().coord_write(CoordWrite::RevokeTokens { agent: id }).await?;
+    state.store().coord(req::RevokeTokens { agent: id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,13 +145,9 @@ pub(crate) async fn list(State(state): State<AppState>, Q(p): Q<AgentListParams>
     let limit = page_size(&state, p.limit, 100)?;
     let after = p.cursor.as_deref().map(cursor::decode).transpose()?;
     let query = AgentQuery { status: p.status, capability: p.capability, after, limit };
-    match state.store().coord_read(CoordRead::Agents(query)).await? {
-        CoordOutput::Agents(agents, more) => {
-            let next_cursor = more.then(|| agents.last().map(|a| cursor::encode(&a.id))).flatten();
-            Ok(Json(AgentList { agents, next_cursor }))
-        }
-        other => Err(ApiError::internal(format!("expected agents, got {other:?}"))),
-    }
+    let (agents, more) = state.store().coord(req::ListAgents(query)).await?;
+    let next_cursor = more.then(|| agents.last().map(|a| cursor::encode(&a.id))).flatten();
+    Ok(Json(AgentList { agents, next_cursor }))
 }
 
 /// Read an agent.
@@ -173,7 +155,7 @@ pub(crate) async fn list(State(state): State<AppState>, Q(p): Q<AgentListParams>
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Agent>> {
     let id = agent_id(&id)?;
-    Ok(Json(agent_of(state.store().coord_read(CoordRead::Agent { id }).await?)?))
+    Ok(Json(state.store().coord(req::GetAgent { id }).await?))
 }
 
 /// Update an agent: the fields given replace the stored ones; `status`
@@ -192,7 +174,7 @@ pub(crate) async fn update(
         // An agent does not raise its own trust.
         caller.require_admin()?;
     }
-    Ok(Json(agent_of(state.store().coord_write(CoordWrite::UpdateAgent { id, patch }).await?)?))
+    Ok(Json(state.store().coord(req::UpdateAgent { id, patch }).await?))
 }
 
 /// Unregister an agent; the locks it held are released.
@@ -201,7 +183,7 @@ pub(crate) async fn update(
 pub(crate) async fn remove(State(state): State<AppState>, caller: Caller, P(id): P<String>) -> ApiResult<StatusCode> {
     let id = agent_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    state.store().coord_write(CoordWrite::Unregister { id }).await?;
+    state.store().coord(req::Unregister { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,7 +197,7 @@ pub(crate) async fn heartbeat(
 ) -> ApiResult<Json<Agent>> {
     let id = agent_id(&id)?;
     caller.require_self_or_admin(&id)?;
-    Ok(Json(agent_of(state.store().coord_write(CoordWrite::Heartbeat { id }).await?)?))
+    Ok(Json(state.store().coord(req::Heartbeat { id }).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -255,7 +237,7 @@ pub(crate) async fn inbox(
     let agent = agent_id(&id)?;
     caller.require_self_or_admin(&agent)?;
     let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
-    let events = events_of(state.store().coord_read(CoordRead::Inbox { agent, after, limit }).await?)?;
+    let events = state.store().coord(req::ReadInbox { agent, after, limit }).await?;
     Ok(Json(stream_page(after, events)))
 }
 
@@ -278,10 +260,7 @@ pub(crate) async fn inbox_spec(
     let agent = agent_id(agent)?;
     caller.require_self_or_admin(&agent)?;
     // Also checks that the agent exists.
-    let head = match state.store().coord_read(CoordRead::InboxHead { agent: agent.clone() }).await? {
-        CoordOutput::Head(head) => head,
-        other => return Err(ApiError::internal(format!("expected a head, got {other:?}"))),
-    };
+    let head = state.store().coord(req::InboxHead { agent: agent.clone() }).await?;
     let after = after.unwrap_or(head);
     Ok(WatchSpec {
         source: Source::Inbox(agent),
@@ -319,7 +298,7 @@ pub(crate) async fn inbox_watch(
     responses((status = 200, body = StreamPage)))]
 pub(crate) async fn feed(State(state): State<AppState>, Q(p): Q<StreamParams>) -> ApiResult<Json<StreamPage>> {
     let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
-    let events = events_of(state.store().coord_read(CoordRead::AgentEvents { after, limit }).await?)?;
+    let events = state.store().coord(req::ReadAgentsFeed { after, limit }).await?;
     Ok(Json(stream_page(after, events)))
 }
 

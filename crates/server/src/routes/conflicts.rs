@@ -4,11 +4,12 @@
 use axum::Json;
 use axum::extract::State;
 use ctxmesh_core::Entry;
+use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::conflict::{Conflict, ConflictStatus, ResolveRequest};
-use ctxmesh_core::coord::EntryScope;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_store::ReadAt;
-use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
+use ctxmesh_store::coord as req;
+
 use serde::{Deserialize, Serialize};
 
 use super::{P, context_id, page_size};
@@ -73,11 +74,8 @@ pub(crate) async fn list(
         Some(c) => crate::cursor::decode::<String>(c)?,
         None => String::new(),
     };
-    let read = CoordRead::Conflicts { ctx, status, after, limit: limit + 1 };
-    let mut conflicts = match state.store().coord_read(read).await? {
-        CoordOutput::Conflicts(c) => c,
-        other => return Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    };
+    let read = req::ListConflicts { ctx, status, after, limit: limit + 1 };
+    let mut conflicts = state.store().coord(read).await?;
     let more = conflicts.len() > limit;
     conflicts.truncate(limit);
     let next_cursor = more.then(|| conflicts.last().map(|c| crate::cursor::encode(&c.id))).flatten();
@@ -86,10 +84,7 @@ pub(crate) async fn list(
 }
 
 async fn conflict(state: &AppState, ctx: &ContextId, id: &str) -> ApiResult<Conflict> {
-    match state.store().coord_read(CoordRead::Conflict { ctx: ctx.clone(), id: id.to_owned() }).await? {
-        CoordOutput::Conflict(c) => Ok(*c),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
+    Ok(state.store().coord(req::GetConflict { ctx: ctx.clone(), id: id.to_owned() }).await?)
 }
 
 /// One conflict, with its siblings.
@@ -138,7 +133,7 @@ pub(crate) async fn resolve(
         return Err(ctxmesh_core::Error::not_found(format!("conflict {id:?} of context {:?}", ctx.as_str())).into());
     }
     let if_match = req.if_match;
-    let op = CoordWrite::ResolveConflict {
+    let op = req::ResolveConflict {
         ctx,
         id,
         resolution: req.choice()?,
@@ -146,8 +141,5 @@ pub(crate) async fn resolve(
         author: caller.agent,
         scope: scopes.txn(),
     };
-    match state.store().coord_write(op).await? {
-        CoordOutput::Conflict(c) => Ok(Json(*c)),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
+    Ok(Json(state.store().coord(op).await?))
 }

@@ -40,7 +40,7 @@ pub(crate) async fn create(
 ) -> ApiResult<impl IntoResponse> {
     // A child reads its parent as its creator may.
     if let Some(parent) = new.parent.clone() {
-        let permission = ctxmesh_core::coord::Permission::Read;
+        let permission = ctxmesh_core::access::Permission::Read;
         let scopes =
             crate::authz::authorize(&state, &caller, &parent, permission, "POST /v1/contexts (parent)").await?;
         new.scope = (!scopes.read.is_all()).then_some(scopes.read);

@@ -7,9 +7,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::coord::{Handoff, HandoffAction, HandoffRequest, Lock, Permission, Task, TaskRequest};
+use ctxmesh_core::access::Permission;
+use ctxmesh_core::coord::{Handoff, HandoffAction, HandoffRequest, Lock, Task, TaskRequest};
 use ctxmesh_core::event::types;
-use ctxmesh_store::coord::{CoordOutput, CoordQuery, CoordRead, CoordWrite};
+use ctxmesh_store::coord as req;
+use ctxmesh_store::coord::CoordQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,10 +24,6 @@ use crate::extract::{Caller, JsonBody, MaybeJson, Q};
 
 /// Longest server-side wait for a lock.
 const MAX_WAIT_MS: u64 = 60_000;
-
-fn unexpected(other: CoordOutput) -> ApiError {
-    ApiError::internal(format!("unexpected coordination output {other:?}"))
-}
 
 // ---- locks ----
 
@@ -51,10 +49,9 @@ pub(crate) struct LockAnswer {
     lock: Lock,
 }
 
-fn lock_answer(out: CoordOutput) -> ApiResult<LockAnswer> {
-    match out {
-        CoordOutput::Lock { acquired, lock } => Ok(LockAnswer { acquired, lock }),
-        other => Err(unexpected(other)),
+impl From<req::Acquisition> for LockAnswer {
+    fn from(req::Acquisition { acquired, lock }: req::Acquisition) -> Self {
+        LockAnswer { acquired, lock }
     }
 }
 
@@ -81,13 +78,8 @@ pub(crate) async fn acquire(
     // and the wait goes unseen.
     let mut events = state.store().subscribe(&ctx);
     loop {
-        let op = CoordWrite::Acquire {
-            ctx: ctx.clone(),
-            name: name.clone(),
-            agent: caller.agent.clone(),
-            ttl_ms: req.ttl_ms,
-        };
-        let answer = lock_answer(state.store().coord_write(op).await?)?;
+        let op = req::Acquire { ctx: ctx.clone(), name: name.clone(), agent: caller.agent.clone(), ttl_ms: req.ttl_ms };
+        let answer = LockAnswer::from(state.store().coord(op).await?);
         let now = tokio::time::Instant::now();
         if answer.acquired || now >= deadline {
             return Ok(Json(answer));
@@ -130,7 +122,7 @@ pub(crate) async fn acquire(
     responses((status = 200, body = Lock), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(State(state): State<AppState>, P((ctx, name)): P<(String, String)>) -> ApiResult<Json<Lock>> {
     let ctx = context_id(&ctx)?;
-    Ok(Json(lock_answer(state.store().coord_read(CoordRead::Lock { ctx, name }).await?)?.lock))
+    Ok(Json(state.store().coord(req::GetLock { ctx, name }).await?))
 }
 
 /// The locks of a context.
@@ -145,10 +137,8 @@ pub(crate) struct LockList {
     responses((status = 200, body = LockList), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<LockList>> {
     let ctx = context_id(&ctx)?;
-    match state.store().coord_read(CoordRead::Locks { ctx }).await? {
-        CoordOutput::Locks(locks) => Ok(Json(LockList { locks })),
-        other => Err(unexpected(other)),
-    }
+    let locks = state.store().coord(req::ListLocks { ctx }).await?;
+    Ok(Json(LockList { locks }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -168,8 +158,8 @@ pub(crate) async fn release(
     Q(p): Q<ReleaseParams>,
 ) -> ApiResult<Json<Lock>> {
     let ctx = context_id(&ctx)?;
-    let op = CoordWrite::Release { ctx, name, agent: caller.agent, lock_id: p.lock_id };
-    Ok(Json(lock_answer(state.store().coord_write(op).await?)?.lock))
+    let op = req::Release { ctx, name, agent: caller.agent, lock_id: p.lock_id };
+    Ok(Json(state.store().coord(op).await?))
 }
 
 /// `POST /v1/contexts/{ctx}/locks/{name}/refresh`.
@@ -192,18 +182,11 @@ pub(crate) async fn refresh(
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> ApiResult<Json<Lock>> {
     let ctx = context_id(&ctx)?;
-    let op = CoordWrite::Refresh { ctx, name, agent: caller.agent, lock_id: req.lock_id, ttl_ms: req.ttl_ms };
-    Ok(Json(lock_answer(state.store().coord_write(op).await?)?.lock))
+    let op = req::Refresh { ctx, name, agent: caller.agent, lock_id: req.lock_id, ttl_ms: req.ttl_ms };
+    Ok(Json(state.store().coord(op).await?))
 }
 
 // ---- handoffs ----
-
-fn handoff_of(out: CoordOutput) -> ApiResult<Handoff> {
-    match out {
-        CoordOutput::Handoff(h) => Ok(*h),
-        other => Err(unexpected(other)),
-    }
-}
 
 /// Hand work to another agent. The caller is the source; the target must
 /// be registered. The handoff goes to the context's log and the target's
@@ -217,8 +200,8 @@ pub(crate) async fn request_handoff(
 ) -> ApiResult<Response> {
     let ctx = context_id(&request.context)?;
     authorize(&state, &caller, &ctx, Permission::Read, "POST /v1/handoffs").await?;
-    let op = CoordWrite::RequestHandoff { source: caller.agent, request };
-    let h = handoff_of(state.store().coord_write(op).await?)?;
+    let op = req::RequestHandoff { source: caller.agent, request };
+    let h = state.store().coord(op).await?;
     let location = format!("/v1/handoffs/{}", h.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(h)).into_response())
 }
@@ -231,7 +214,7 @@ pub(crate) async fn read_handoff(
     caller: Caller,
     P(id): P<String>,
 ) -> ApiResult<Json<Handoff>> {
-    let h = handoff_of(state.store().coord_read(CoordRead::Handoff { id }).await?)?;
+    let h = state.store().coord(req::GetHandoff { id }).await?;
     if caller.agent != h.source && caller.agent != h.target {
         authorize(&state, &caller, &context_id(&h.context)?, Permission::Read, "GET /v1/handoffs/{id}").await?;
     }
@@ -301,13 +284,9 @@ pub(crate) async fn list_handoffs(
 ) -> ApiResult<Json<HandoffList>> {
     let query = p.query(&state)?;
     check_listing(&state, &caller, &query).await?;
-    match state.store().coord_read(CoordRead::Handoffs(query)).await? {
-        CoordOutput::Handoffs(handoffs, more) => {
-            let next_cursor = more.then(|| handoffs.last().map(|h| cursor::encode(&h.id))).flatten();
-            Ok(Json(HandoffList { handoffs, next_cursor }))
-        }
-        other => Err(unexpected(other)),
-    }
+    let (handoffs, more) = state.store().coord(req::ListHandoffs(query)).await?;
+    let next_cursor = more.then(|| handoffs.last().map(|h| cursor::encode(&h.id))).flatten();
+    Ok(Json(HandoffList { handoffs, next_cursor }))
 }
 
 /// The body of accept, reject and complete (all optional).
@@ -355,18 +334,11 @@ pub(crate) async fn step(
             return Err(ApiError::not_found(format!("no handoff action {other:?}: use accept, reject or complete")));
         }
     };
-    let op = CoordWrite::Handoff { id, action, agent: caller.agent, outcome: body.outcome };
-    Ok(Json(handoff_of(state.store().coord_write(op).await?)?))
+    let op = req::ActOnHandoff { id, action, agent: caller.agent, outcome: body.outcome };
+    Ok(Json(state.store().coord(op).await?))
 }
 
 // ---- tasks ----
-
-fn task_of(out: CoordOutput) -> ApiResult<Task> {
-    match out {
-        CoordOutput::Task(t) => Ok(*t),
-        other => Err(unexpected(other)),
-    }
-}
 
 /// Assign a task in a context to a registered agent; `task.assigned` goes
 /// to the context's log and the assignee's inbox.
@@ -379,7 +351,7 @@ pub(crate) async fn assign(
     JsonBody(request): JsonBody<TaskRequest>,
 ) -> ApiResult<Response> {
     let ctx = context_id(&ctx)?;
-    let task = task_of(state.store().coord_write(CoordWrite::AssignTask { ctx, request, by: caller.agent }).await?)?;
+    let task = state.store().coord(req::AssignTask { ctx, request, by: caller.agent }).await?;
     let location = format!("/v1/tasks/{}", task.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(task)).into_response())
 }
@@ -393,13 +365,9 @@ pub(crate) struct TaskList {
 }
 
 async fn tasks(state: &AppState, query: CoordQuery) -> ApiResult<Json<TaskList>> {
-    match state.store().coord_read(CoordRead::Tasks(query)).await? {
-        CoordOutput::Tasks(tasks, more) => {
-            let next_cursor = more.then(|| tasks.last().map(|t| cursor::encode(&t.id))).flatten();
-            Ok(Json(TaskList { tasks, next_cursor }))
-        }
-        other => Err(unexpected(other)),
-    }
+    let (tasks, more) = state.store().coord(req::ListTasks(query)).await?;
+    let next_cursor = more.then(|| tasks.last().map(|t| cursor::encode(&t.id))).flatten();
+    Ok(Json(TaskList { tasks, next_cursor }))
 }
 
 /// List the tasks of a context.
@@ -438,7 +406,7 @@ pub(crate) async fn read_task(
     caller: Caller,
     P(id): P<String>,
 ) -> ApiResult<Json<Task>> {
-    let task = task_of(state.store().coord_read(CoordRead::Task { id }).await?)?;
+    let task = state.store().coord(req::GetTask { id }).await?;
     if caller.agent != task.assignee && caller.agent != task.assigned_by {
         authorize(&state, &caller, &context_id(&task.context)?, Permission::Read, "GET /v1/tasks/{id}").await?;
     }
@@ -467,5 +435,5 @@ pub(crate) async fn complete_task(
     MaybeJson(body): MaybeJson<CompleteTask>,
 ) -> ApiResult<Json<Task>> {
     let output = body.output;
-    Ok(Json(task_of(state.store().coord_write(CoordWrite::CompleteTask { id, agent: caller.agent, output }).await?)?))
+    Ok(Json(state.store().coord(req::CompleteTask { id, agent: caller.agent, output }).await?))
 }

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use ctxmesh_core::Timestamp;
+use ctxmesh_core::access::{Grant, Permission};
 use ctxmesh_core::agent::parse_agent_id;
-use ctxmesh_core::coord::{Grant, Permission};
-use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
+use ctxmesh_store::coord as req;
+
 use serde::{Deserialize, Serialize};
 
 use super::{P, context_id};
@@ -34,13 +35,6 @@ pub(crate) struct GrantList {
     grants: Vec<Grant>,
 }
 
-fn grants_of(out: CoordOutput) -> ApiResult<GrantList> {
-    match out {
-        CoordOutput::Grants(grants) => Ok(GrantList { grants }),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
-}
-
 /// Share a context: the agents get the permissions (replacing earlier
 /// grants); `context.shared` goes to the log and their inboxes. Needs
 /// `share` on the context (its creator has it).
@@ -57,14 +51,14 @@ pub(crate) async fn grant(
     for agent in &req.agents {
         parse_agent_id(agent)?;
     }
-    let op = CoordWrite::Grant {
+    let op = req::GrantAccess {
         ctx,
         agents: req.agents,
         permissions: req.permissions,
         expires_at: req.expires_at,
         by: caller.agent,
     };
-    Ok((StatusCode::CREATED, Json(grants_of(state.store().coord_write(op).await?)?)))
+    Ok((StatusCode::CREATED, Json(GrantList { grants: state.store().coord(op).await? })))
 }
 
 /// The grants of a context (needs `share`).
@@ -72,7 +66,7 @@ pub(crate) async fn grant(
     responses((status = 200, body = GrantList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<GrantList>> {
     let ctx = context_id(&ctx)?;
-    Ok(Json(grants_of(state.store().coord_read(CoordRead::Grants { ctx }).await?)?))
+    Ok(Json(GrantList { grants: state.store().coord(req::ListGrants { ctx }).await? }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -94,7 +88,7 @@ pub(crate) async fn revoke(
 ) -> ApiResult<StatusCode> {
     let ctx = context_id(&ctx)?;
     let agent = parse_agent_id(&p.agent)?;
-    state.store().coord_write(CoordWrite::Revoke { ctx, agent, by: caller.agent }).await?;
+    state.store().coord(req::RevokeAccess { ctx, agent, by: caller.agent }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -108,7 +102,7 @@ pub(crate) async fn shared(
 ) -> ApiResult<Json<GrantList>> {
     let agent = parse_agent_id(&id)?;
     caller.require_self_or_admin(&agent)?;
-    Ok(Json(grants_of(state.store().coord_read(CoordRead::Shared { agent }).await?)?))
+    Ok(Json(GrantList { grants: state.store().coord(req::SharedWith { agent }).await? }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -131,7 +125,7 @@ pub(crate) struct AuditParams {
 /// A page of the audit log.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditPage {
-    records: Vec<ctxmesh_core::coord::AuditRecord>,
+    records: Vec<ctxmesh_core::access::AuditRecord>,
     /// Pass as `after` to read on.
     next_after: u64,
 }
@@ -163,41 +157,30 @@ pub(crate) async fn audit(
         after,
         limit: super::page_size(&state, p.limit, 100)?,
     };
-    match state.store().coord_read(CoordRead::Audit(query)).await? {
-        CoordOutput::Audit(records) => {
-            let next_after = records.last().map_or(after, |r| r.seq);
-            Ok(Json(AuditPage { records, next_after }))
-        }
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
+    let records = state.store().coord(req::ReadAudit(query)).await?;
+    let next_after = records.last().map_or(after, |r| r.seq);
+    Ok(Json(AuditPage { records, next_after }))
 }
 
 /// Policy rules.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PolicyList {
-    policies: Vec<ctxmesh_core::coord::PolicyRule>,
-}
-
-fn policies_of(out: CoordOutput) -> ApiResult<PolicyList> {
-    match out {
-        CoordOutput::Policies(policies) => Ok(PolicyList { policies }),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
+    policies: Vec<ctxmesh_core::access::PolicyRule>,
 }
 
 /// Add an access policy rule (admin only): allow or deny a permission on
 /// contexts matching a pattern to agents matching a pattern and a trust
 /// range. Deny wins; see docs/security.md for the order of evaluation.
-#[utoipa::path(post, path = "/v1/policies", tag = "security", request_body = ctxmesh_core::coord::PolicyRule,
+#[utoipa::path(post, path = "/v1/policies", tag = "security", request_body = ctxmesh_core::access::PolicyRule,
     responses((status = 201, body = PolicyList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn add_policy(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(rule): JsonBody<ctxmesh_core::coord::PolicyRule>,
+    JsonBody(rule): JsonBody<ctxmesh_core::access::PolicyRule>,
 ) -> ApiResult<impl IntoResponse> {
     caller.require_admin()?;
-    Ok((StatusCode::CREATED, Json(policies_of(state.store().coord_write(CoordWrite::PutPolicy(rule)).await?)?)))
+    Ok((StatusCode::CREATED, Json(PolicyList { policies: vec![state.store().coord(req::PutPolicy(rule)).await?] })))
 }
 
 /// The policy rules (admin only).
@@ -205,7 +188,7 @@ pub(crate) async fn add_policy(
     responses((status = 200, body = PolicyList), (status = 403, body = ErrorBody)))]
 pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyList>> {
     caller.require_admin()?;
-    Ok(Json(policies_of(state.store().coord_read(CoordRead::Policies).await?)?))
+    Ok(Json(PolicyList { policies: state.store().coord(req::ListPolicies).await? }))
 }
 
 /// Delete a policy rule (admin only).
@@ -217,6 +200,6 @@ pub(crate) async fn delete_policy(
     P(id): P<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    state.store().coord_write(CoordWrite::DeletePolicy { id }).await?;
+    state.store().coord(req::DeletePolicy { id }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,8 +7,8 @@ use chrono::Utc;
 use std::collections::HashSet;
 
 use ctxmesh_core::Event;
+use ctxmesh_core::access::{EntryScope, Permission};
 use ctxmesh_core::context::ContextInfo;
-use ctxmesh_core::coord::{EntryScope, Permission};
 use ctxmesh_core::event::types;
 use ctxmesh_core::history::{Commit, DiffChange};
 use ctxmesh_core::ids::ContextId;

@@ -11,7 +11,8 @@ use ctxmesh_core::conflict::{Candidate, Proposal, tally};
 use std::collections::HashMap;
 
 use ctxmesh_core::mesh::{Package, Prepared};
-use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
+use ctxmesh_store::coord as req;
+
 use serde::{Deserialize, Serialize};
 
 use super::{P, context_id};
@@ -60,10 +61,7 @@ pub(crate) const MAX_BUDGET: usize = 1_000_000;
 
 /// The agent `id` as registered.
 pub(crate) async fn registered(state: &AppState, id: &str) -> ApiResult<Agent> {
-    match state.store().coord_read(CoordRead::Agent { id: id.to_owned() }).await? {
-        CoordOutput::Agent(a) => Ok(a),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
+    Ok(state.store().coord(req::GetAgent { id: id.to_owned() }).await?)
 }
 
 /// The context an agent needs, ranked by relevance and packed into its
@@ -220,11 +218,8 @@ pub(crate) async fn consensus(
     if let Some(scope) = scopes.txn() {
         scope.check_write(key.as_str(), None, None)?;
     }
-    let op = CoordWrite::Escalate { ctx, key: key.into_string(), author: caller.agent, candidates: candidates.clone() };
-    let conflict = match state.store().coord_write(op).await? {
-        CoordOutput::Conflict(c) => *c,
-        other => return Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    };
+    let op = req::Escalate { ctx, key: key.into_string(), author: caller.agent, candidates: candidates.clone() };
+    let conflict = state.store().coord(op).await?;
     let outcome = ConsensusOutcome { agreed: false, agreement, entry: None, conflict: Some(conflict), candidates };
     Ok((StatusCode::ACCEPTED, Json(outcome)).into_response())
 }

@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::Priority;
-use ctxmesh_core::coord::EntryScope;
+use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::event::types;
 use ctxmesh_core::ids::{ContextId, validate_prefix};
 use ctxmesh_store::NewEvent;
-use ctxmesh_store::coord::{CoordOutput, CoordWrite};
+use ctxmesh_store::coord as req;
+
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -229,22 +230,14 @@ pub(crate) async fn message(
         return Err(ctxmesh_core::Error::TooLarge { what: "message body".into(), limit, actual: size }.into());
     }
     if let Some(context) = &req.context {
-        crate::authz::authorize(&state, &caller, context, ctxmesh_core::coord::Permission::Write, "POST /v1/messages")
+        crate::authz::authorize(&state, &caller, context, ctxmesh_core::access::Permission::Write, "POST /v1/messages")
             .await?;
     }
     let data = json!({ "topic": req.topic, "body": req.body });
     if !req.agents.is_empty() {
-        let op = CoordWrite::Message {
-            ctx: req.context,
-            agents: req.agents,
-            from: caller.agent,
-            priority: req.priority,
-            data,
-        };
-        return match state.store().coord_write(op).await? {
-            CoordOutput::Events(mut events) if events.len() == 1 => Ok((StatusCode::CREATED, Json(events.remove(0)))),
-            other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-        };
+        let op =
+            req::SendMessage { ctx: req.context, agents: req.agents, from: caller.agent, priority: req.priority, data };
+        return Ok((StatusCode::CREATED, Json(state.store().coord(op).await?)));
     }
     let Some(context) = req.context else {
         return Err(ApiError::invalid_argument("context", "name a context, agents, or both"));

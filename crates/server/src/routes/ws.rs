@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use ctxmesh_core::Priority;
-use ctxmesh_core::coord::Permission;
+use ctxmesh_core::access::Permission;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -361,7 +361,7 @@ async fn policies(s: TestServer) {
 /// Every context endpoint against every kind of caller: the status class
 /// is right, and no refusal carries any of the context's data.
 async fn permission_matrix(s: TestServer) {
-    use ctxmesh_core::coord::Permission::{self, Admin, Read, Share, Write};
+    use ctxmesh_core::access::Permission::{self, Admin, Read, Share, Write};
     for id in ["owner", "bystander"] {
         register(&s, json!({"id": id})).await;
     }

@@ -22,7 +22,8 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::Result;
+use crate::clock::SharedClock;
+use crate::error::Result;
 use crate::notify::{CHANNEL_CAPACITY, Committed, Hub, SharedEvent};
 use crate::ops::SYSTEM_AGENT;
 
@@ -50,6 +51,7 @@ fn parse_payload(payload: &str) -> Option<(u64, bool, &str)> {
 pub(super) struct Relay {
     hub: Arc<Hub>,
     pool: Pool,
+    clock: SharedClock,
     channel: String,
     /// The last revision published per watched context.
     published: Mutex<HashMap<String, u64>>,
@@ -59,10 +61,11 @@ pub(super) struct Relay {
 }
 
 impl Relay {
-    pub(super) fn new(hub: Arc<Hub>, pool: Pool, schema: &str) -> Self {
+    pub(super) fn new(hub: Arc<Hub>, pool: Pool, schema: &str, clock: SharedClock) -> Self {
         Relay {
             hub,
             pool,
+            clock,
             channel: format!("ctxmesh:{schema}"),
             published: Mutex::new(HashMap::new()),
             baselines: Mutex::new(HashMap::new()),
@@ -146,7 +149,7 @@ impl Relay {
         // Watchers farther behind than a channel holds read the log anyway.
         let window = (CHANNEL_CAPACITY as u64).saturating_sub(1);
         let from = last.map_or(oldest, |l| l + 1).max(revision.saturating_sub(window));
-        let client = self.pool.get().await.map_err(super::pool_error)?;
+        let client = self.pool.get().await.map_err(super::pool::pool_error)?;
         // Streams (inboxes, the agents feed) are numbered by seq, one event
         // each; contexts by revision.
         let sql = if context.starts_with('@') {
@@ -183,7 +186,7 @@ impl Relay {
             context: context.to_owned(),
             revision,
             key: None,
-            at: crate::ops::now(),
+            at: self.clock.now(),
             agent: Some(SYSTEM_AGENT.to_owned()),
             priority: None,
             data: None,
@@ -213,7 +216,7 @@ impl Relay {
         if watched.is_empty() {
             return Ok(());
         }
-        let client = self.pool.get().await.map_err(super::pool_error)?;
+        let client = self.pool.get().await.map_err(super::pool::pool_error)?;
         let mut rows = client.query("SELECT id, revision FROM contexts WHERE id = ANY($1)", &[&watched]).await?;
         rows.extend(client.query("SELECT stream, seq FROM stream_heads WHERE stream = ANY($1)", &[&watched]).await?);
         drop(client);

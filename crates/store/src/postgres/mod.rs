@@ -19,22 +19,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ctxmesh_core::Limits;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::NoTls;
 
-use crate::backend::{Backend, impl_store};
+use crate::clock::{Clock, SharedClock};
+use crate::engine::Backend;
+use crate::error::{Result, StoreError};
 use crate::faults::{crashpoint, failpoint};
 use crate::notify::{Committed, Hub};
-use crate::ops::{self, Env, ReadOp, ReadOutput, WriteOp, WriteOutput};
-use crate::precheck::Prechecks;
-use crate::{Durability, Result, StoreError};
+use crate::ops::precheck::Prechecks;
+use crate::ops::{self, ReadOp, ReadOutput, WriteOp, WriteOutput};
+use crate::types::Durability;
 
 mod listen;
+mod pool;
 mod schema;
 mod tx;
 
 use listen::Relay;
+use pool::pool_error;
 use tx::PgTx;
 
 /// Most writes to one context committed in one transaction.
@@ -56,6 +59,8 @@ pub struct PostgresConfig {
     /// How often this node checks the revisions of the contexts it watches,
     /// in case a notification was lost.
     pub poll_interval: Duration,
+    /// The clock the store stamps and expires by.
+    pub clock: SharedClock,
 }
 
 impl PostgresConfig {
@@ -67,6 +72,7 @@ impl PostgresConfig {
             limits: Limits::default(),
             pool_size: 16,
             poll_interval: Duration::from_secs(1),
+            clock: crate::clock::system(),
         }
     }
 }
@@ -110,21 +116,11 @@ impl PostgresStore {
     pub async fn connect(config: PostgresConfig) -> Result<Self> {
         let pg_config: tokio_postgres::Config =
             config.url.parse().map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
-        let manager =
-            Manager::from_config(pg_config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        // A request waits a bounded time for a connection, then is told
-        // the store is unavailable (503) instead of hanging.
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(2))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+        let pool = pool::build(pg_config.clone(), config.pool_size)?;
         let mut client = pool.get().await.map_err(pool_error)?;
         let schema = schema::migrate(&mut client).await?;
         drop(client);
-        let relay = Arc::new(Relay::new(Arc::new(Hub::default()), pool.clone(), &schema));
+        let relay = Arc::new(Relay::new(Arc::new(Hub::default()), pool.clone(), &schema, config.clock.clone()));
         let (listening, listens) = oneshot::channel();
         let listener = tokio::spawn(listen::run(relay.clone(), pg_config, config.poll_interval, listening));
         // A node that did not hear a commit could not wake its watchers:
@@ -135,19 +131,12 @@ impl PostgresStore {
         }
         let shared = Shared {
             pool,
-            checks: Arc::new(Prechecks::new(config.limits)),
+            checks: Arc::new(Prechecks::new(config.limits, config.clock)),
             durability: config.durability,
             relay,
             queues: Mutex::new(HashMap::new()),
         };
         Ok(PostgresStore { shared: Arc::new(shared), listener })
-    }
-}
-
-pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => e.into(),
-        other => StoreError::Unavailable(format!("no database connection: {other}")),
     }
 }
 
@@ -168,7 +157,7 @@ impl Backend for PostgresStore {
             .read_only(true)
             .start()
             .await?;
-        let result = ops::read(&mut PgTx::new(&tx), op).await;
+        let result = ops::read(&mut PgTx::new(&tx), self.shared.checks.clock.as_ref(), op).await;
         tx.commit().await?;
         result
     }
@@ -181,14 +170,16 @@ impl Backend for PostgresStore {
         &self.shared.checks
     }
 
+    fn clock(&self) -> &dyn Clock {
+        self.shared.checks.clock.as_ref()
+    }
+
     async fn ping(&self) -> Result<()> {
         let client = self.shared.pool.get().await.map_err(pool_error)?;
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
 }
-
-impl_store!(PostgresStore);
 
 impl Shared {
     /// Queues a write behind the other writes of its context on this node,
@@ -265,7 +256,7 @@ impl Shared {
         if self.durability == Durability::Relaxed {
             tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
         }
-        let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
+        let env = self.checks.env();
         let alone = ops.len() == 1;
         let mut results = Vec::with_capacity(ops.len());
         let mut published = Vec::new();

@@ -4,7 +4,7 @@
 
 use deadpool_postgres::Client;
 
-use crate::{Result, StoreError};
+use crate::error::{Result, StoreError};
 
 /// Each step moves the schema from version `index` to `index + 1`. Keys and
 /// ids compare bytewise (`COLLATE "C"`), as prefix ranges and pagination

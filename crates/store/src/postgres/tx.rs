@@ -3,8 +3,8 @@
 //! statement, so that a write costs few round trips while it holds the
 //! context's row lock.
 
+use ctxmesh_core::access::AuditRecord;
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
-use ctxmesh_core::coord::AuditRecord;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::history::Commit;
 use ctxmesh_core::ids::prefix_end;
@@ -14,13 +14,15 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
 };
+use crate::coord::AuditQuery;
+use crate::error::Result;
 use crate::notify::Committed;
-use crate::{EntryVersion, Result};
+use crate::tx::{Object, ObjectFilter, Tx};
+use crate::types::EntryVersion;
 
 /// A transaction on a pooled connection, opened and ended by the caller.
 pub(crate) struct PgTx<'t, 'c> {

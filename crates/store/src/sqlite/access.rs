@@ -1,6 +1,6 @@
 //! What authenticating and authorizing a request reads, in memory: the
-//! owner of a token (`CoordRead::TokenOwner`) and the inputs of an access
-//! decision (`CoordRead::Access`: the context's creator, the agent's grant
+//! owner of a token (`TokenOwner`) and the inputs of an access
+//! decision (`GetAccess`: the context's creator, the agent's grant
 //! and record, the policies). Without it, every request made with an
 //! agent's token took two reads of the database on a reader thread.
 //!
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use crate::coord::{CoordOutput, CoordRead};
+use crate::coord::{CoordOutput, CoordRead, GetAccess, TokenOwner};
 
 /// Weight kept at most, past which the cache starts over: an answer
 /// weighs 1, plus one per policy it carries (an access answer carries
@@ -41,8 +41,8 @@ impl AccessKey {
     /// The key of `read`, if it is one the cache keeps.
     pub(crate) fn of(read: &CoordRead) -> Option<AccessKey> {
         match read {
-            CoordRead::TokenOwner { hash } => Some(AccessKey::Token(hash.clone())),
-            CoordRead::Access { ctx, agent } => {
+            CoordRead::TokenOwner(TokenOwner { hash }) => Some(AccessKey::Token(hash.clone())),
+            CoordRead::GetAccess(GetAccess { ctx, agent }) => {
                 Some(AccessKey::Access { ctx: ctx.as_str().to_owned(), agent: agent.clone() })
             }
             _ => None,
@@ -132,7 +132,7 @@ impl Inner {
 mod tests {
     use super::*;
     use crate::Store;
-    use crate::coord::CoordWrite;
+    use crate::coord::*;
     use crate::sqlite::{SqliteConfig, SqliteStore};
 
     /// The store keeps a token's owner once read, forgets it when a batch
@@ -141,16 +141,17 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_store_answers_token_owners_from_memory_until_they_change() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(SqliteConfig::new(dir.path().join("db.sqlite"))).unwrap();
+        let sqlite = SqliteStore::open(SqliteConfig::new(dir.path().join("db.sqlite"))).unwrap();
+        let store: &dyn Store = &sqlite;
         let spec = serde_json::from_value(serde_json::json!({"id": "holder"})).unwrap();
-        store.coord_write(CoordWrite::Register(spec)).await.unwrap();
-        store.coord_write(CoordWrite::SetToken { agent: "holder".into(), hash: "h".into() }).await.unwrap();
-        let owner = || store.coord_read(CoordRead::TokenOwner { hash: "h".into() });
-        let cached = || store.access.get(&key());
+        store.coord(Register(spec)).await.unwrap();
+        store.coord(SetToken { agent: "holder".into(), hash: "h".into() }).await.unwrap();
+        let owner = || store.coord(TokenOwner { hash: "h".into() });
+        let cached = || sqlite.access.get(&key());
         assert!(cached().is_none());
-        assert!(matches!(owner().await.unwrap(), CoordOutput::Agent(a) if a.id == "holder"));
+        assert_eq!(owner().await.unwrap().id, "holder");
         assert!(matches!(cached(), Some(CoordOutput::Agent(a)) if a.id == "holder"));
-        let record = ctxmesh_core::coord::AuditRecord {
+        let record = ctxmesh_core::access::AuditRecord {
             seq: 0,
             at: chrono::Utc::now(),
             agent: "holder".into(),
@@ -160,12 +161,12 @@ mod tests {
             allowed: true,
             reason: "grant".into(),
         };
-        store.coord_write(CoordWrite::Audit(vec![record])).await.unwrap();
+        store.coord(AppendAudit(vec![record])).await.unwrap();
         assert!(cached().is_some(), "writes that change no access keep it");
-        store.coord_write(CoordWrite::Heartbeat { id: "holder".into() }).await.unwrap();
+        store.coord(Heartbeat { id: "holder".into() }).await.unwrap();
         assert!(cached().is_none(), "the agent changed");
         owner().await.unwrap();
-        store.coord_write(CoordWrite::RevokeTokens { agent: "holder".into() }).await.unwrap();
+        store.coord(RevokeTokens { agent: "holder".into() }).await.unwrap();
         assert!(cached().is_none(), "forgotten before the revocation is answered");
         assert!(owner().await.is_err());
         assert!(cached().is_none(), "unknown tokens are not kept");

@@ -22,7 +22,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
-use crate::{Result, StoreError};
+use crate::error::{Result, StoreError};
 
 /// WAL pages after which a checkpoint is asked for (SQLite's default
 /// automatic checkpoint threshold).

@@ -15,7 +15,7 @@ use super::tx::{
     INSERT_COMMIT, INSERT_EVENT, INSERT_VERSION, SearchChange, UPDATE_CONTEXT_REVISION, UPSERT_ENTRY, apply_search,
     exec,
 };
-use crate::Result;
+use crate::error::Result;
 
 /// Which rows each write stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

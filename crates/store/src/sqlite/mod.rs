@@ -12,11 +12,13 @@ use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use crate::backend::{Backend, impl_store};
+use crate::clock::{Clock, SharedClock};
+use crate::engine::Backend;
+use crate::error::{Result, StoreError};
 use crate::notify::Hub;
+use crate::ops::precheck::Prechecks;
 use crate::ops::{self, ReadOp, ReadOutput, WriteOp, WriteOutput};
-use crate::precheck::Prechecks;
-use crate::{Durability, ReadAt, Result, StoreError};
+use crate::types::{Durability, ReadAt};
 use access::{AccessCache, AccessKey};
 use live::LiveCache;
 
@@ -42,12 +44,20 @@ pub struct SqliteConfig {
     pub limits: Limits,
     /// Reader threads, each with its own read-only connection.
     pub readers: usize,
+    /// The clock the store stamps and expires by.
+    pub clock: SharedClock,
 }
 
 impl SqliteConfig {
     /// The defaults for a database file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SqliteConfig { path: path.into(), durability: Durability::Full, limits: Limits::default(), readers: 8 }
+        SqliteConfig {
+            path: path.into(),
+            durability: Durability::Full,
+            limits: Limits::default(),
+            readers: 8,
+            clock: crate::clock::system(),
+        }
     }
 }
 
@@ -62,6 +72,7 @@ pub struct SqliteStore {
     live: Arc<LiveCache>,
     /// Token owners and access inputs read lately, kept exact by the writer.
     access: Arc<AccessCache>,
+    clock: SharedClock,
 }
 
 /// How many commits (fsyncs) the writer made for how many write jobs.
@@ -195,13 +206,13 @@ impl SqliteStore {
         checkpoint::start(&mut conn, checkpoint::connection(&config.path, synchronous)?)?;
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
-        let checks = Arc::new(Prechecks::new(config.limits.clone()));
+        let checks = Arc::new(Prechecks::new(config.limits.clone(), config.clock.clone()));
         let live = Arc::new(LiveCache::default());
         let access = Arc::new(AccessCache::default());
         let writer =
             writer::spawn(conn, lock, checks.clone(), live.clone(), access.clone(), stats.clone(), hub.clone())?;
         let readers = ReadPool::new(&config.path, config.readers.max(1))?;
-        Ok(SqliteStore { writer, readers, stats, hub, checks, live, access })
+        Ok(SqliteStore { writer, readers, stats, hub, checks, live, access, clock: config.clock.clone() })
     }
 
     /// Commits and jobs so far: with concurrent writers, group commit makes
@@ -228,7 +239,7 @@ impl Backend for SqliteStore {
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
         // One entry at the latest revision: from memory when it is there.
         if let ReadOp::GetEntry { id, key, at: ReadAt::Latest } = &op {
-            let hit = self.live.get(id.as_str(), key.as_str(), chrono::Utc::now());
+            let hit = self.live.get(id.as_str(), key.as_str(), self.clock.now());
             metrics::counter!("ctxmesh_live_entry_reads_total", "cache" => if hit.is_some() { "hit" } else { "miss" })
                 .increment(1);
             if let Some(hit) = hit {
@@ -281,14 +292,17 @@ impl Backend for SqliteStore {
         &self.checks
     }
 
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     fn refuse_in_memory(&self, id: &ContextId, txn: &TxnRequest, author: &str) -> Option<TxnResponse> {
         let read_set = txn.read_set();
         if !read_set.prefixes.is_empty() {
             return None;
         }
-        let (ctx, entries) = self.live.snapshot(id.as_str(), &read_set.keys, chrono::Utc::now())?;
-        let env = ops::Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
-        ops::precheck_in_memory(env, &ctx, entries, txn, author)
+        let (ctx, entries) = self.live.snapshot(id.as_str(), &read_set.keys, self.clock.now())?;
+        ops::entries::precheck_in_memory(self.checks.env(), &ctx, entries, txn, author)
     }
 
     async fn ping(&self) -> Result<()> {
@@ -318,20 +332,19 @@ fn read_context(op: &ReadOp) -> Option<String> {
 impl SqliteStore {
     /// Runs a read on one of the reader threads, in one read transaction.
     async fn read_snapshot(&self, op: ReadOp) -> Result<ReadOutput> {
+        let clock = self.clock.clone();
         self.readers
             .read(move |conn| {
                 // One read transaction: every query of the read sees the
                 // same committed state.
                 tx::exec(conn, "BEGIN")?;
-                let result = run_now(ops::read(&mut SqliteTx::new(conn), op));
+                let result = run_now(ops::read(&mut SqliteTx::new(conn), clock.as_ref(), op));
                 tx::exec(conn, "COMMIT")?;
                 result
             })
             .await
     }
 }
-
-impl_store!(SqliteStore);
 
 /// A fixed set of reader threads, each owning a read-only connection, taking
 /// jobs from one queue.

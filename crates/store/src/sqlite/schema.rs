@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-use crate::Result;
+use crate::error::Result;
 
 /// Each step moves the schema from version `index` to `index + 1`.
 const MIGRATIONS: &[&str] = &[

@@ -4,8 +4,8 @@
 
 use std::future::Future;
 
+use ctxmesh_core::access::AuditRecord;
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
-use ctxmesh_core::coord::AuditRecord;
 use ctxmesh_core::error::Error;
 use ctxmesh_core::history::Commit;
 use ctxmesh_core::ids::prefix_end;
@@ -14,13 +14,15 @@ use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::live::{BatchChanges, LiveCache, LiveChange};
-use crate::backend::{AuditQuery, Object, ObjectFilter, Tx};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
 };
+use crate::coord::AuditQuery;
+use crate::error::{Result, StoreError};
 use crate::notify::Committed;
-use crate::{EntryVersion, Result, StoreError};
+use crate::tx::{Object, ObjectFilter, Tx};
+use crate::types::EntryVersion;
 
 /// A transaction on a SQLite connection, opened and ended by the caller.
 pub(crate) struct SqliteTx<'a> {
@@ -577,7 +579,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn put_object(&mut self, o: &Object) -> Result<()> {
-        self.access_changed |= crate::coord::affects_access(&o.kind);
+        self.access_changed |= crate::objects::affects_access(&o.kind);
         self.conn
             .prepare_cached(
                 "INSERT INTO objects (kind, id, ctx, owner, state, due_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -589,7 +591,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
-        self.access_changed |= crate::coord::affects_access(kind);
+        self.access_changed |= crate::objects::affects_access(kind);
         self.conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?.execute(params![kind, id])?;
         Ok(())
     }

@@ -16,11 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::access::AccessCache;
 use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
+use crate::error::{Result, StoreError};
 use crate::faults::{crashpoint, failpoint};
 use crate::notify::{Committed, Hub};
-use crate::ops::{self, Env, WriteOp, WriteOutput};
-use crate::precheck::Prechecks;
-use crate::{Result, StoreError};
+use crate::ops::precheck::Prechecks;
+use crate::ops::{self, WriteOp, WriteOutput};
 
 /// Most jobs committed together.
 const MAX_BATCH: usize = 512;
@@ -208,7 +208,7 @@ impl Writer {
 
     /// Runs one job; what it leaves for after the commit, if it succeeds.
     fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
-        let env = Env { limits: &self.checks.limits, schemas: &self.checks.schemas };
+        let env = self.checks.env();
         let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes);
         // A bug in one job (a panic) fails that job alone, like any other
         // failing job (its rows are undone by the batch's rerun with
@@ -289,7 +289,7 @@ mod tests {
         Writer {
             conn,
             _lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
-            checks: Arc::new(Prechecks::new(Limits::default())),
+            checks: Arc::new(Prechecks::new(Limits::default(), crate::clock::system())),
             live: Arc::new(LiveCache::default()),
             access: Arc::default(),
             stats: Arc::default(),
@@ -363,7 +363,7 @@ mod tests {
         // batches' commits are written through to it.
         w.live.ticket("c");
         assert!(batch(&mut w, vec![create("c", json!({})), put("c", "k", json!(1))]).iter().all(Result::is_ok));
-        let now = crate::ops::now();
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         let (cached, _) = w.live.get("c", "k", now).expect("the cache holds the committed entry");
         assert_eq!(cached.map(|e| e.value), Some(json!(1)));
         let answers = batch(

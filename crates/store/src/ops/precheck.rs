@@ -14,7 +14,7 @@
 //! per context, a moving average of the refused share.
 //!
 //! The answer is the same as the writer's: the read runs the same planning
-//! ([`crate::ops::plan_on`]) on the same committed state, and is used only
+//! ([`crate::ops::entries::plan_on`]) on the same committed state, and is used only
 //! when it refuses the whole transaction with nothing to write. It is
 //! linearizable: the state it read was the committed state at a moment
 //! between the request's arrival and its answer, and a refused write
@@ -26,7 +26,8 @@ use std::sync::Mutex;
 use ctxmesh_core::Limits;
 use ctxmesh_core::txn::TxnRequest;
 
-use crate::backend::SchemaCache;
+use super::env::{Env, SchemaCache};
+use crate::clock::SharedClock;
 
 /// The score (0 to 1024, the refused share of recent guarded writes) from
 /// which guarded writes to a context are checked first.
@@ -35,18 +36,23 @@ const THRESHOLD: u32 = 256;
 /// Contexts with a score kept; past that, the scores start again.
 const MAX_CONTEXTS: usize = 4096;
 
-/// Per-context scores, and what planning a write needs (the limits, and
-/// the compiled schemas, shared with the node's writes).
-#[derive(Default)]
+/// Per-context scores, and what planning a write needs (the limits, the
+/// compiled schemas and the clock, shared with the node's writes).
 pub(crate) struct Prechecks {
     pub(crate) limits: Limits,
     pub(crate) schemas: SchemaCache,
+    pub(crate) clock: SharedClock,
     scores: Mutex<HashMap<String, u32>>,
 }
 
 impl Prechecks {
-    pub(crate) fn new(limits: Limits) -> Self {
-        Prechecks { limits, schemas: SchemaCache::default(), scores: Mutex::default() }
+    pub(crate) fn new(limits: Limits, clock: SharedClock) -> Self {
+        Prechecks { limits, schemas: SchemaCache::default(), clock, scores: Mutex::default() }
+    }
+
+    /// What the node's operations run with.
+    pub(crate) fn env(&self) -> Env<'_> {
+        Env { limits: &self.limits, schemas: &self.schemas, clock: self.clock.as_ref() }
     }
 
     /// Whether `txn` on `ctx` should be checked against the committed state
@@ -89,7 +95,7 @@ mod tests {
 
     #[test]
     fn checks_start_when_most_guarded_writes_are_refused_and_stop_when_they_succeed() {
-        let checks = Prechecks::default();
+        let checks = Prechecks::new(Default::default(), crate::clock::system());
         let txn = guarded_txn();
         assert!(!checks.wanted("a", &txn), "nothing seen yet");
         for _ in 0..3 {

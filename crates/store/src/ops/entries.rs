@@ -1,44 +1,28 @@
-//! The storage semantics, written once over [`Tx`] for every backend:
-//! what each [`crate::Store`] operation reads, plans and writes inside one
-//! database transaction. A backend opens the transaction, runs one of these,
-//! and commits (publishing what [`Tx::published`] collected) or rolls back.
+//! Contexts and their entries, written once over [`Tx`] for every
+//! backend: what each entry operation of [`crate::Store`] reads, plans and
+//! writes inside one database transaction (creating, forking and deleting
+//! contexts, transactions, rollback, expiry, compaction, reads at a
+//! revision, history and diffs).
 
 use std::collections::BTreeMap;
 
-use chrono::{DurationRound, Utc};
 use ctxmesh_core::context::{ContextInfo, ContextPatch, ForkOrigin, NewContext, Strategy};
 use ctxmesh_core::error::Error;
 use ctxmesh_core::event::types;
 use ctxmesh_core::history::{Commit, DiffChange, commit_kinds};
 use ctxmesh_core::ids::{ContextId, EntryKey};
 use ctxmesh_core::txn::{ChangeKind, Plan, PlanBuilder, PlanInput, Snapshot, TxnRequest, TxnResponse, plan_txn};
-use ctxmesh_core::{Entry, EntryMeta, Event, Limits, Timestamp};
+use ctxmesh_core::{Entry, EntryMeta, Event, Timestamp};
 use serde_json::Value;
 
-use crate::backend::{SchemaCache, Tx};
-use crate::coord::{CoordOutput, CoordRead, CoordWrite};
+use super::env::{Env, SYSTEM_AGENT, apply_plan};
+use super::{broadcast, conflicts, locks};
+use crate::clock::Clock;
+use crate::error::Result;
 use crate::notify::{Committed, SharedEvent};
-use crate::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Result};
-
-/// The author of system-made changes (expiry, deletion).
-pub(crate) const SYSTEM_AGENT: &str = "system";
-
-/// No limit on a listing.
-const ALL: usize = usize::MAX >> 1;
-
-/// The current time at the precision the store keeps (microseconds), so
-/// that what a write returns equals what a later read returns.
-pub(crate) fn now() -> Timestamp {
-    let t = Utc::now();
-    t.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(t)
-}
-
-/// What the write operations need besides the transaction.
-#[derive(Clone, Copy)]
-pub(crate) struct Env<'a> {
-    pub(crate) limits: &'a Limits,
-    pub(crate) schemas: &'a SchemaCache,
-}
+use crate::objects::ALL;
+use crate::tx::Tx;
+use crate::types::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt};
 
 // ---- writes ----
 
@@ -50,7 +34,7 @@ pub(crate) async fn create_context(
 ) -> Result<ContextInfo> {
     let (id, settings, lineage) = new.into_lineage();
     settings.validate()?;
-    let now = now();
+    let now = env.now();
     let entries = inherited(tx, env, &settings, lineage.clone(), now).await?;
     let info = insert_context(tx, env, &id, settings, author, now, None, lineage.parent).await?;
     finish_create(tx, info, author, now, commit_kinds::CREATE, entries).await
@@ -142,11 +126,16 @@ async fn finish_create(
     Ok(info)
 }
 
-pub(crate) async fn update_context(tx: &mut impl Tx, id: &ContextId, patch: ContextPatch) -> Result<ContextInfo> {
+pub(crate) async fn update_context(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    patch: ContextPatch,
+) -> Result<ContextInfo> {
     let mut info = tx.lock_context(id.as_str()).await?;
     patch.apply(&mut info.settings);
     info.settings.validate()?;
-    let now = now().max(info.updated_at);
+    let now = env.now().max(info.updated_at);
     tx.update_settings(id.as_str(), &info.settings, now).await?;
     info.updated_at = now;
     Ok(info)
@@ -155,7 +144,7 @@ pub(crate) async fn update_context(tx: &mut impl Tx, id: &ContextId, patch: Cont
 pub(crate) async fn delete_context(tx: &mut impl Tx, env: Env<'_>, id: &ContextId) -> Result<()> {
     let ctx = tx.lock_context(id.as_str()).await?;
     // The log goes with the context; watchers get one last event.
-    let mut plan = PlanBuilder::new(&ctx, SYSTEM_AGENT, now().max(ctx.updated_at), types::CONTEXT_DELETED);
+    let mut plan = PlanBuilder::new(&ctx, SYSTEM_AGENT, env.now().max(ctx.updated_at), types::CONTEXT_DELETED);
     let event = plan.event(types::CONTEXT_DELETED, None, None, None);
     tx.published().push(Committed {
         context: ctx.id.clone(),
@@ -164,7 +153,7 @@ pub(crate) async fn delete_context(tx: &mut impl Tx, env: Env<'_>, id: &ContextI
         deleted: true,
     });
     tx.delete_context(id.as_str()).await?;
-    crate::coord::forget_context(tx, id.as_str()).await?;
+    tx.delete_context_objects(id.as_str()).await?;
     env.schemas.forget(id.as_str());
     Ok(())
 }
@@ -179,15 +168,15 @@ pub(crate) async fn txn(
     txn.validate(env.limits)?;
     let mut ctx = tx.lock_context(id.as_str()).await?;
     if let Some(fence) = &txn.fence {
-        crate::coord::check_fence(tx, &ctx.id, fence).await?;
+        locks::check_fence(tx, &ctx.id, fence).await?;
     }
-    let now = now().max(ctx.updated_at);
+    let now = env.now().max(ctx.updated_at);
     expire_in(tx, &mut ctx, now).await?;
     let (mut plan, response) = plan_on(tx, env, &ctx, txn, author, now).await?;
     if !plan.is_empty() {
-        let inboxes = crate::mesh::broadcasts(tx, &ctx, &mut plan, author, now).await?;
+        let inboxes = broadcast::broadcasts(tx, &ctx, &mut plan, author, now).await?;
         apply_plan(tx, &mut ctx, plan).await?;
-        crate::mesh::deliver(tx, inboxes).await?;
+        broadcast::deliver(tx, inboxes).await?;
     }
     Ok(response)
 }
@@ -215,7 +204,7 @@ pub(crate) async fn plan_on(
             snapshot.entries.insert(e.key.clone(), e);
         }
     }
-    crate::conflicts::prepare(tx, &ctx.id, txn, &mut snapshot, author).await?;
+    conflicts::prepare(tx, &ctx.id, txn, &mut snapshot, author).await?;
     let input = PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now };
     Ok(plan_txn(&input, &snapshot, txn)?)
 }
@@ -233,9 +222,9 @@ pub(crate) async fn precheck(
     txn.validate(env.limits)?;
     let ctx = tx.context(id.as_str()).await?;
     if let Some(fence) = &txn.fence {
-        crate::coord::check_fence(tx, &ctx.id, fence).await?;
+        locks::check_fence(tx, &ctx.id, fence).await?;
     }
-    let now = now().max(ctx.updated_at);
+    let now = env.now().max(ctx.updated_at);
     Ok((refused_alone(plan_on(tx, env, &ctx, txn, author, now).await?), ctx))
 }
 
@@ -267,14 +256,14 @@ pub(crate) fn precheck_in_memory(
     let schemas = env.schemas.get(ctx).ok()?;
     let snapshot = Snapshot { entries, ..Snapshot::default() };
     let input =
-        PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now: now().max(ctx.updated_at) };
+        PlanInput { context: ctx, schemas: &schemas, limits: env.limits, author, now: env.now().max(ctx.updated_at) };
     refused_alone(plan_txn(&input, &snapshot, txn).ok()?)
 }
 
-pub(crate) async fn rollback(tx: &mut impl Tx, id: &ContextId, to: u64, author: &str) -> Result<u64> {
+pub(crate) async fn rollback(tx: &mut impl Tx, env: Env<'_>, id: &ContextId, to: u64, author: &str) -> Result<u64> {
     let mut ctx = tx.lock_context(id.as_str()).await?;
     ctx.check_readable(to)?;
-    let now = now().max(ctx.updated_at);
+    let now = env.now().max(ctx.updated_at);
     expire_in(tx, &mut ctx, now).await?;
     let target: BTreeMap<String, Entry> =
         tx.list_at(&ctx.id, "", "", ALL, to).await?.into_iter().map(|e| (e.key.clone(), e)).collect();
@@ -316,16 +305,22 @@ pub(crate) async fn fork(
     let source = tx.context(id.as_str()).await?;
     source.check_readable(at)?;
     let entries = tx.list_at(&source.id, "", "", ALL, at).await?;
-    let now = now();
+    let now = env.now();
     let origin = ForkOrigin { context: source.id.clone(), revision: at };
     let info = insert_context(tx, env, new_id, source.settings.clone(), author, now, Some(origin), None).await?;
     let entries = entries.into_iter().map(|e| (e.key, e.value, e.meta)).collect();
     finish_create(tx, info, author, now, commit_kinds::FORK, entries).await
 }
 
-pub(crate) async fn append_event(tx: &mut impl Tx, id: &ContextId, event: NewEvent, author: &str) -> Result<Event> {
+pub(crate) async fn append_event(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    id: &ContextId,
+    event: NewEvent,
+    author: &str,
+) -> Result<Event> {
     let mut ctx = tx.lock_context(id.as_str()).await?;
-    let now = now().max(ctx.updated_at);
+    let now = env.now().max(ctx.updated_at);
     let mut plan = PlanBuilder::new(&ctx, author, now, &event.kind);
     let logged = plan.event(&event.kind, event.key.as_deref(), event.priority, event.data);
     apply_plan(tx, &mut ctx, plan.finish()).await?;
@@ -354,26 +349,6 @@ async fn expire_in(tx: &mut impl Tx, ctx: &mut ContextInfo, now: Timestamp) -> R
     }
     apply_plan(tx, ctx, plan.finish()).await?;
     Ok(keys.len() as u64)
-}
-
-/// Writes `plan` and advances `ctx` to its revision; the plan's events are
-/// queued for publication.
-pub(crate) async fn apply_plan(tx: &mut impl Tx, ctx: &mut ContextInfo, plan: Plan) -> Result<()> {
-    let entry_count = (ctx.entry_count as i64 + plan.entry_count_delta).max(0) as u64;
-    tx.write_plan(&ctx.id, &plan, entry_count).await?;
-    for conflict in &plan.conflicts {
-        tx.put_object(&crate::conflicts::conflict_object(conflict)?).await?;
-    }
-    ctx.revision = plan.revision;
-    ctx.updated_at = plan.commit.at;
-    ctx.entry_count = entry_count;
-    tx.published().push(Committed {
-        context: ctx.id.clone(),
-        revision: plan.revision,
-        events: plan.events.into_iter().map(SharedEvent::new).collect(),
-        deleted: false,
-    });
-    Ok(())
 }
 
 /// The contexts whose retention is bounded, for a compaction pass over all.
@@ -450,23 +425,30 @@ async fn resolve_at(tx: &mut impl Tx, ctx: &ContextInfo, at: ReadAt) -> Result<O
 
 pub(crate) async fn get_entry(
     tx: &mut impl Tx,
+    clock: &dyn Clock,
     id: &ContextId,
     key: &EntryKey,
     at: ReadAt,
 ) -> Result<(Option<Entry>, u64)> {
     let ctx = tx.context(id.as_str()).await?;
     match resolve_at(tx, &ctx, at).await? {
-        None => Ok((tx.entry_latest(&ctx.id, key.as_str(), Utc::now()).await?, ctx.revision)),
+        None => Ok((tx.entry_latest(&ctx.id, key.as_str(), clock.now()).await?, ctx.revision)),
         Some(rev) => Ok((tx.entry_at(&ctx.id, key.as_str(), rev).await?, rev)),
     }
 }
 
-pub(crate) async fn list_entries(tx: &mut impl Tx, id: &ContextId, at: ReadAt, query: &ListQuery) -> Result<EntryPage> {
+pub(crate) async fn list_entries(
+    tx: &mut impl Tx,
+    clock: &dyn Clock,
+    id: &ContextId,
+    at: ReadAt,
+    query: &ListQuery,
+) -> Result<EntryPage> {
     let ctx = tx.context(id.as_str()).await?;
     let after = query.after_key.as_deref().unwrap_or("");
     let limit = query.limit + 1;
     let (mut entries, revision) = match resolve_at(tx, &ctx, at).await? {
-        None => (tx.list_latest(&ctx.id, &query.prefix, after, limit, Some(Utc::now())).await?, ctx.revision),
+        None => (tx.list_latest(&ctx.id, &query.prefix, after, limit, Some(clock.now())).await?, ctx.revision),
         Some(rev) => (tx.list_at(&ctx.id, &query.prefix, after, limit, rev).await?, rev),
     };
     let more = entries.len() > query.limit;
@@ -529,218 +511,4 @@ pub(crate) async fn events(tx: &mut impl Tx, id: &ContextId, after: u64, limit: 
         out.extend(tx.revision_events(&ctx.id, revision, seen).await?);
     }
     Ok(out)
-}
-
-// ---- operations as values ----
-
-/// A write, as a value that a backend can queue and batch.
-pub(crate) enum WriteOp {
-    CreateContext {
-        new: NewContext,
-        author: String,
-    },
-    UpdateContext {
-        id: ContextId,
-        patch: ContextPatch,
-    },
-    DeleteContext {
-        id: ContextId,
-    },
-    Txn {
-        id: ContextId,
-        txn: TxnRequest,
-        author: String,
-    },
-    Rollback {
-        id: ContextId,
-        to: u64,
-        author: String,
-    },
-    Fork {
-        id: ContextId,
-        at: u64,
-        new_id: ContextId,
-        author: String,
-    },
-    AppendEvent {
-        id: ContextId,
-        event: NewEvent,
-        author: String,
-    },
-    /// Removes the expired entries of one context.
-    Expire {
-        id: String,
-        now: Timestamp,
-    },
-    /// Applies the retention policy of one context.
-    Compact {
-        id: String,
-        now: Timestamp,
-    },
-    /// Agents, locks, handoffs, tasks.
-    Coord(CoordWrite),
-}
-
-impl WriteOp {
-    /// What the write is queued under on a node: the context whose row it
-    /// locks (for a fork: the new one), or the object it changes.
-    pub(crate) fn queue(&self) -> String {
-        match self {
-            WriteOp::CreateContext { new, .. } => new.id.as_str().to_owned(),
-            WriteOp::UpdateContext { id, .. }
-            | WriteOp::DeleteContext { id }
-            | WriteOp::Txn { id, .. }
-            | WriteOp::Rollback { id, .. }
-            | WriteOp::AppendEvent { id, .. } => id.as_str().to_owned(),
-            WriteOp::Fork { new_id, .. } => new_id.as_str().to_owned(),
-            WriteOp::Expire { id, .. } | WriteOp::Compact { id, .. } => id.clone(),
-            WriteOp::Coord(op) => op.queue(),
-        }
-    }
-}
-
-/// What a write returns.
-#[allow(clippy::large_enum_variant)] // one value per job, moved once
-pub(crate) enum WriteOutput {
-    Context(ContextInfo),
-    Txn(TxnResponse),
-    Revision(u64),
-    Count(u64),
-    Compaction(Option<Compaction>),
-    Event(Event),
-    Coord(CoordOutput),
-    Unit,
-}
-
-/// Runs one write inside `tx`. The write is borrowed, so that a backend
-/// can run it again (see the SQLite writer's batches).
-pub(crate) async fn write(tx: &mut impl Tx, env: Env<'_>, op: &WriteOp) -> Result<WriteOutput> {
-    Ok(match op {
-        WriteOp::CreateContext { new, author } => {
-            WriteOutput::Context(create_context(tx, env, new.clone(), author).await?)
-        }
-        WriteOp::UpdateContext { id, patch } => WriteOutput::Context(update_context(tx, id, patch.clone()).await?),
-        WriteOp::DeleteContext { id } => {
-            delete_context(tx, env, id).await?;
-            WriteOutput::Unit
-        }
-        WriteOp::Txn { id, txn: request, author } => WriteOutput::Txn(txn(tx, env, id, request, author).await?),
-        WriteOp::Rollback { id, to, author } => WriteOutput::Revision(rollback(tx, id, *to, author).await?),
-        WriteOp::Fork { id, at, new_id, author } => WriteOutput::Context(fork(tx, env, id, *at, new_id, author).await?),
-        WriteOp::AppendEvent { id, event, author } => {
-            WriteOutput::Event(append_event(tx, id, event.clone(), author).await?)
-        }
-        WriteOp::Expire { id, now } => WriteOutput::Count(expire_context(tx, id, *now).await?),
-        WriteOp::Compact { id, now } => WriteOutput::Compaction(compact_context(tx, id, *now).await?),
-        WriteOp::Coord(op) => WriteOutput::Coord(crate::coord::write(tx, env, op.clone()).await?),
-    })
-}
-
-/// A read, as a value that a backend can send to wherever it reads.
-pub(crate) enum ReadOp {
-    GetContext {
-        id: ContextId,
-    },
-    ListContexts {
-        after: Option<String>,
-        limit: usize,
-    },
-    GetEntry {
-        id: ContextId,
-        key: EntryKey,
-        at: ReadAt,
-    },
-    ListEntries {
-        id: ContextId,
-        at: ReadAt,
-        query: ListQuery,
-    },
-    EntryHistory {
-        id: ContextId,
-        key: EntryKey,
-        query: HistoryQuery,
-    },
-    ContextHistory {
-        id: ContextId,
-        query: HistoryQuery,
-    },
-    Diff {
-        id: ContextId,
-        from: u64,
-        to: u64,
-    },
-    Events {
-        id: ContextId,
-        after: u64,
-        limit: usize,
-    },
-    /// Keyword search of a context's live entries.
-    Search {
-        id: ContextId,
-        terms: Vec<String>,
-        limit: usize,
-    },
-    /// Contexts holding entries expired at `now`.
-    ExpiredContexts {
-        now: Timestamp,
-    },
-    /// Contexts with a bounded retention policy.
-    RetainedContexts,
-    /// Agents, locks, handoffs, tasks, inboxes.
-    Coord(CoordRead),
-    /// A guarded write checked against the committed state.
-    Precheck {
-        id: ContextId,
-        txn: Box<TxnRequest>,
-        author: String,
-        checks: std::sync::Arc<crate::precheck::Prechecks>,
-    },
-}
-
-/// What a read returns.
-#[allow(clippy::large_enum_variant)] // one value per read, moved once
-pub(crate) enum ReadOutput {
-    Context(ContextInfo),
-    Contexts((Vec<ContextInfo>, bool)),
-    Entry((Option<Entry>, u64)),
-    Page(EntryPage),
-    Versions(Vec<EntryVersion>),
-    Commits(Vec<Commit>),
-    Diff(Vec<DiffChange>),
-    Events(Vec<Event>),
-    Ids(Vec<String>),
-    Hits(Vec<(String, f64)>),
-    Coord(CoordOutput),
-    /// The answer to a write refused on the committed state, and the
-    /// context as read.
-    Refused((Option<TxnResponse>, Box<ContextInfo>)),
-}
-
-/// Runs one read inside `tx`.
-pub(crate) async fn read(tx: &mut impl Tx, op: ReadOp) -> Result<ReadOutput> {
-    Ok(match op {
-        ReadOp::GetContext { id } => ReadOutput::Context(tx.context(id.as_str()).await?),
-        ReadOp::ListContexts { after, limit } => {
-            ReadOutput::Contexts(list_contexts(tx, after.as_deref(), limit).await?)
-        }
-        ReadOp::GetEntry { id, key, at } => ReadOutput::Entry(get_entry(tx, &id, &key, at).await?),
-        ReadOp::ListEntries { id, at, query } => ReadOutput::Page(list_entries(tx, &id, at, &query).await?),
-        ReadOp::EntryHistory { id, key, query } => ReadOutput::Versions(entry_history(tx, &id, &key, query).await?),
-        ReadOp::ContextHistory { id, query } => ReadOutput::Commits(context_history(tx, &id, query).await?),
-        ReadOp::Diff { id, from, to } => ReadOutput::Diff(diff(tx, &id, from, to).await?),
-        ReadOp::Events { id, after, limit } => ReadOutput::Events(events(tx, &id, after, limit).await?),
-        ReadOp::Search { id, terms, limit } => {
-            tx.context(id.as_str()).await?;
-            let hits = if terms.is_empty() { Vec::new() } else { tx.search(id.as_str(), &terms, limit).await? };
-            ReadOutput::Hits(hits)
-        }
-        ReadOp::ExpiredContexts { now } => ReadOutput::Ids(tx.contexts_with_expired(now).await?),
-        ReadOp::RetainedContexts => ReadOutput::Ids(contexts_with_retention(tx).await?),
-        ReadOp::Coord(op) => ReadOutput::Coord(crate::coord::read(tx, op).await?),
-        ReadOp::Precheck { id, txn, author, checks } => {
-            let env = Env { limits: &checks.limits, schemas: &checks.schemas };
-            let (refused, ctx) = precheck(tx, env, &id, &txn, &author).await?;
-            ReadOutput::Refused((refused, Box::new(ctx)))
-        }
-    })
 }

@@ -2,18 +2,20 @@
 //! is routed, in the revision that writes it, to each registered agent that
 //! may read it and for which it is relevant, and to no other.
 
+use ctxmesh_core::access::{Access, Grant, Permission};
 use ctxmesh_core::agent::Agent;
 use ctxmesh_core::context::ContextInfo;
-use ctxmesh_core::coord::{Grant, Permission};
 use ctxmesh_core::event::types;
 use ctxmesh_core::mesh::{Prepared, Scorer};
 use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Priority, Timestamp};
 use serde_json::json;
 
-use crate::Result;
-use crate::backend::{ObjectFilter, Tx};
-use crate::coord::{AGENT, Access, GRANT, append, decode, inbox_stream, policies};
+use super::streams::append;
+use crate::coord::inbox_stream;
+use crate::error::Result;
+use crate::objects::{AGENT, GRANT, decode, policies};
+use crate::tx::{ObjectFilter, Tx};
 
 /// The broadcasts of `plan`: `context.broadcast` events added to the plan
 /// (the context's log: key and score, never the value) and returned for

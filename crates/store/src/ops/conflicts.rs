@@ -2,6 +2,7 @@
 //! is planned (the version the writer was based on, the trust of the
 //! agents involved), the conflict records a plan keeps, and resolutions.
 
+use ctxmesh_core::Entry;
 use ctxmesh_core::agent::Agent;
 use ctxmesh_core::conflict::{Candidate, Choice, Conflict, ConflictStatus, Outcome, Proposed, Resolution, Severity};
 use ctxmesh_core::context::Strategy;
@@ -9,37 +10,13 @@ use ctxmesh_core::error::Error;
 use ctxmesh_core::history::commit_kinds;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::txn::{BaseRef, ChangeKind, PlanBuilder, Snapshot, TxnRequest, TxnScope, check_value};
-use ctxmesh_core::{Entry, Limits};
 
-use crate::Result;
-use crate::backend::{Object, ObjectFilter, SchemaCache, Tx};
-use crate::coord::{AGENT, decode};
-use crate::ops::{apply_plan, now};
-
-/// The object kind of conflict records.
-pub(crate) const CONFLICT: &str = "conflict";
-
-/// The stored id: the revision part zero-padded, so that a context's
-/// conflicts list in the order they were detected.
-fn object_id(ctx: &str, id: &str) -> String {
-    match id.split_once('.').and_then(|(r, n)| Some((r.parse::<u64>().ok()?, n))) {
-        Some((revision, n)) => format!("{ctx}/{revision:020}.{n}"),
-        None => format!("{ctx}/{id}"),
-    }
-}
-
-/// The stored form of a conflict record.
-pub(crate) fn conflict_object(c: &Conflict) -> Result<Object> {
-    Ok(Object {
-        kind: CONFLICT.into(),
-        id: object_id(&c.context, &c.id),
-        ctx: Some(c.context.clone()),
-        owner: Some(c.author.clone()),
-        state: Some(c.status.as_str().into()),
-        due_at: None,
-        body: serde_json::to_string(c)?,
-    })
-}
+use super::env::{Env, apply_plan};
+use crate::clock::Clock;
+use crate::coord::*;
+use crate::error::Result;
+use crate::objects::{AGENT, CONFLICT, conflict_id, decode};
+use crate::tx::{ObjectFilter, Tx};
 
 /// Loads into `snapshot` what settling the stale writes of `txn` needs:
 /// each one's base version (when history still has it) and the trust of
@@ -119,13 +96,13 @@ pub(crate) async fn list(
         state: status.map(|s| s.as_str().to_owned()),
         ..Default::default()
     };
-    let after = if after.is_empty() { String::new() } else { object_id(ctx.as_str(), after) };
+    let after = if after.is_empty() { String::new() } else { conflict_id(ctx.as_str(), after) };
     tx.objects(CONFLICT, &filter, &after, limit).await?.iter().map(decode).collect()
 }
 
 /// One conflict.
 pub(crate) async fn get(tx: &mut impl Tx, ctx: &ContextId, id: &str, lock: bool) -> Result<Conflict> {
-    match tx.object(CONFLICT, &object_id(ctx.as_str(), id), lock).await? {
+    match tx.object(CONFLICT, &conflict_id(ctx.as_str(), id), lock).await? {
         Some(o) => decode(&o),
         None => Err(Error::not_found(format!("conflict {id:?} of context {:?}", ctx.as_str())).into()),
     }
@@ -134,15 +111,16 @@ pub(crate) async fn get(tx: &mut impl Tx, ctx: &ContextId, id: &str, lock: bool)
 /// Records a consensus on `key` that fell short as a pending conflict (one
 /// revision: the record and its `conflict.detected`); the leading
 /// candidate is the proposed value.
-pub(crate) async fn escalate(
+async fn record_escalation(
     tx: &mut impl Tx,
+    env: Env<'_>,
     ctx: &ContextId,
     key: &str,
     author: &str,
     candidates: Vec<Candidate>,
 ) -> Result<Conflict> {
     let mut info = tx.lock_context(ctx.as_str()).await?;
-    let at = now().max(info.updated_at);
+    let at = env.now().max(info.updated_at);
     let current = tx.entry_latest(&info.id, key, at).await?;
     let mut plan = PlanBuilder::new(&info, author, at, commit_kinds::TXN);
     let meta = current.as_ref().map(|c| c.meta.clone()).unwrap_or_default();
@@ -174,7 +152,7 @@ pub(crate) async fn escalate(
 }
 
 /// What a resolution needs besides the transaction.
-pub(crate) struct Resolve {
+struct Resolve {
     pub(crate) ctx: ContextId,
     pub(crate) id: String,
     pub(crate) choice: Choice,
@@ -187,14 +165,14 @@ pub(crate) struct Resolve {
 /// written (unless the current one is kept), the record is marked
 /// resolved, and `conflict.resolved` is logged. Writing needs the entry to
 /// be at the revision the resolution is based on.
-pub(crate) async fn resolve(tx: &mut impl Tx, limits: &Limits, schemas: &SchemaCache, r: Resolve) -> Result<Conflict> {
+async fn resolve(tx: &mut impl Tx, env: Env<'_>, r: Resolve) -> Result<Conflict> {
     let mut ctx = tx.lock_context(r.ctx.as_str()).await?;
     let mut conflict = get(tx, &r.ctx, &r.id, true).await?;
     if conflict.status != ConflictStatus::Pending {
         let message = format!("conflict {:?} is already resolved", r.id);
         return Err(Error::Conflict { code: "invalid_transition", message }.into());
     }
-    let at = now().max(ctx.updated_at);
+    let at = env.now().max(ctx.updated_at);
     let key = conflict.key.clone();
     let current = tx.entry_latest(&ctx.id, &key, at).await?;
     let mut plan = PlanBuilder::new(&ctx, &r.author, at, commit_kinds::TXN);
@@ -237,8 +215,8 @@ pub(crate) async fn resolve(tx: &mut impl Tx, limits: &Limits, schemas: &SchemaC
         }
         match write {
             Some((value, meta)) => {
-                let compiled = schemas.get(&ctx)?;
-                check_value(limits, &compiled, &key, &value)?;
+                let compiled = env.schemas.get(&ctx)?;
+                check_value(env.limits, &compiled, &key, &value)?;
                 plan.put(&key, current.as_ref(), value, meta);
             }
             None => {
@@ -254,4 +232,39 @@ pub(crate) async fn resolve(tx: &mut impl Tx, limits: &Limits, schemas: &SchemaC
     plan.conflict(conflict.clone());
     apply_plan(tx, &mut ctx, plan.finish()).await?;
     Ok(conflict)
+}
+
+pub(crate) async fn escalate(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    Escalate { ctx, key, author, candidates }: Escalate,
+) -> Result<CoordOutput> {
+    let conflict = record_escalation(tx, env, &ctx, &key, &author, candidates).await?;
+    Ok(CoordOutput::Conflict(Box::new(conflict)))
+}
+
+pub(crate) async fn resolve_conflict(
+    tx: &mut impl Tx,
+    env: Env<'_>,
+    ResolveConflict { ctx, id, resolution, if_match, author, scope }: ResolveConflict,
+) -> Result<CoordOutput> {
+    let request = Resolve { ctx, id, choice: resolution, if_match, author, scope };
+    let conflict = resolve(tx, env, request).await?;
+    Ok(CoordOutput::Conflict(Box::new(conflict)))
+}
+
+pub(crate) async fn list_conflicts(
+    tx: &mut impl Tx,
+    _clock: &dyn Clock,
+    ListConflicts { ctx, status, after, limit }: ListConflicts,
+) -> Result<CoordOutput> {
+    Ok(CoordOutput::Conflicts(list(tx, &ctx, status, &after, limit).await?))
+}
+
+pub(crate) async fn get_conflict(
+    tx: &mut impl Tx,
+    _clock: &dyn Clock,
+    GetConflict { ctx, id }: GetConflict,
+) -> Result<CoordOutput> {
+    Ok(CoordOutput::Conflict(Box::new(get(tx, &ctx, &id, false).await?)))
 }
