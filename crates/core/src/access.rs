@@ -476,3 +476,105 @@ mod policy_tests {
         assert!(!EntryScope::none().permits("k", &[], false, None));
     }
 }
+
+#[cfg(test)]
+mod decision_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::agent::AgentSpec;
+
+    fn now() -> Timestamp {
+        chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().with_timezone(&chrono::Utc)
+    }
+
+    fn agent(spec: serde_json::Value) -> Agent {
+        serde_json::from_value::<AgentSpec>(spec).unwrap().into_agent(now()).unwrap()
+    }
+
+    fn rule(v: serde_json::Value) -> PolicyRule {
+        let rule: PolicyRule = serde_json::from_value(v).unwrap();
+        rule.validate().unwrap();
+        rule
+    }
+
+    fn grant(permissions: &[Permission], expires_at: Option<Timestamp>) -> Grant {
+        serde_json::from_value(json!({
+            "context": "c", "agent": "a", "permissions": permissions, "expires_at": expires_at,
+            "granted_by": "owner", "granted_at": now(),
+        }))
+        .unwrap()
+    }
+
+    /// The inputs of a decision for agent `a` on context `c`.
+    fn access(grant: Option<Grant>, policies: Vec<PolicyRule>) -> Access {
+        Access { context: "c".into(), creator: false, grant, agent: Some(agent(json!({"id": "a"}))), policies }
+    }
+
+    #[test]
+    fn nothing_allows_without_a_grant_a_rule_or_creating_the_context() {
+        let a = access(None, vec![]);
+        assert_eq!(a.decide(Permission::Read, now()), (false, "no grant".to_owned()));
+        assert!(!a.scope(Permission::Read, now()).permits("k", &[], false, None), "no entry either");
+    }
+
+    #[test]
+    fn the_creator_may_do_anything_a_deny_rule_does_not_forbid() {
+        let mut a = access(None, vec![]);
+        a.creator = true;
+        for p in [Permission::Read, Permission::Write, Permission::Share, Permission::Admin] {
+            assert_eq!(a.decide(p, now()), (true, "creator".to_owned()));
+        }
+        assert!(a.scope(Permission::Read, now()).whole && a.scope(Permission::Read, now()).confidential);
+        a.policies = vec![rule(json!({"id": "freeze", "effect": "deny", "contexts": "c", "permissions": ["write"]}))];
+        assert_eq!(a.decide(Permission::Write, now()), (false, "denied by policy freeze".to_owned()));
+        assert!(a.decide(Permission::Read, now()).0, "the rule names writes only");
+    }
+
+    #[test]
+    fn a_grant_allows_what_it_names_until_it_expires() {
+        let later = now() + chrono::Duration::hours(1);
+        let a = access(Some(grant(&[Permission::Read], Some(later))), vec![]);
+        assert_eq!(a.decide(Permission::Read, now()), (true, "grant".to_owned()));
+        assert_eq!(a.decide(Permission::Write, now()), (false, "the grant lacks write".to_owned()));
+        assert_eq!(a.decide(Permission::Read, later), (false, "grant expired".to_owned()));
+        assert!(a.scope(Permission::Read, now()).whole, "a grant opens every entry");
+        assert!(
+            !a.scope(Permission::Write, now()).whole
+                && !a.scope(Permission::Write, now()).permits("k", &[], false, None)
+        );
+    }
+
+    #[test]
+    fn capabilities_bound_every_grant() {
+        let mut a = access(Some(grant(&[Permission::Read, Permission::Write], None)), vec![]);
+        a.agent = Some(agent(json!({"id": "a", "capabilities": {"can_write": false}})));
+        assert_eq!(a.decide(Permission::Write, now()), (false, "capabilities forbid write".to_owned()));
+        assert!(a.decide(Permission::Read, now()).0);
+    }
+
+    #[test]
+    fn deny_rules_win_over_grants_and_allow_rules() {
+        let deny = rule(json!({"id": "no-low", "effect": "deny", "contexts": "c", "max_trust": "low"}));
+        let allow = rule(json!({"id": "open", "effect": "allow", "contexts": "c", "permissions": ["read"]}));
+        let mut a = access(Some(grant(&[Permission::Read], None)), vec![allow.clone(), deny]);
+        a.agent = Some(agent(json!({"id": "a", "trust": "low"})));
+        assert_eq!(a.decide(Permission::Read, now()), (false, "denied by policy no-low".to_owned()));
+        let open = access(None, vec![allow]);
+        assert_eq!(open.decide(Permission::Read, now()), (true, "allowed by policy open".to_owned()));
+        assert!(open.scope(Permission::Read, now()).whole, "a context-wide rule opens every entry");
+    }
+
+    #[test]
+    fn rules_naming_entries_open_those_entries_only() {
+        let drafts = rule(json!({"id": "drafts", "effect": "allow", "contexts": "c", "keys": "drafts/*"}));
+        let a = access(None, vec![drafts]);
+        let (allowed, reason) = a.decide(Permission::Write, now());
+        assert!(allowed && reason.contains("the entries it names"), "{reason}");
+        let scope = a.scope(Permission::Write, now());
+        assert!(scope.permits("drafts/x", &[], false, None) && !scope.permits("final/x", &[], false, None));
+        assert!(!a.decide(Permission::Share, now()).0, "entry rules never open sharing");
+        let reads = a.scope(Permission::Read, now());
+        assert!(!reads.permits("drafts/x", &[], true, Some("b")), "confidential entries need an explicit read");
+    }
+}

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
 use ctxmesh_core::Entry;
 use ctxmesh_core::context::{ContextPatch, NewContext};
 use ctxmesh_core::history::DiffKind;
@@ -18,6 +17,7 @@ use serde_json::{Value, json};
 
 use ctxmesh_core::conflict::{Choice, Conflict, ConflictStatus, Outcome, Severity};
 
+use crate::clock::{Clock, ManualClock, SharedClock};
 use crate::{HistoryQuery, ListQuery, ReadAt, Store, StoreError};
 
 /// A store under test.
@@ -63,7 +63,7 @@ async fn all_at(store: &TestStore, ctx: &str, at: ReadAt) -> BTreeMap<String, Va
 }
 
 /// Create, read, list, update and delete contexts.
-pub async fn context_lifecycle(store: TestStore) {
+pub async fn context_lifecycle(store: TestStore, _clock: ManualClock) {
     let new: NewContext = serde_json::from_value(json!({
         "id": "c1", "labels": {"team": "research"}, "retention": {"max_revisions": 10},
         "policy": {"strategy": "merge"}, "schemas": {"order": {"type": "object"}}
@@ -107,7 +107,7 @@ pub async fn context_lifecycle(store: TestStore) {
 }
 
 /// Versioning of entries: revision, version, created_revision, vclock.
-pub async fn entry_versioning(store: TestStore) {
+pub async fn entry_versioning(store: TestStore, _clock: ManualClock) {
     new_context(&store, "v").await;
     assert_eq!(put(&store, "v", "a", json!(1)).await, 2);
     assert_eq!(put(&store, "v", "a", json!(2)).await, 3);
@@ -125,7 +125,7 @@ pub async fn entry_versioning(store: TestStore) {
 }
 
 /// A failed comparison changes nothing but the failure branch.
-pub async fn txn_compare_and_branches(store: TestStore) {
+pub async fn txn_compare_and_branches(store: TestStore, _clock: ManualClock) {
     new_context(&store, "t").await;
     put(&store, "t", "a", json!(1)).await;
     let r = store
@@ -171,7 +171,7 @@ pub async fn txn_compare_and_branches(store: TestStore) {
 }
 
 /// Concurrent compare-and-swap increments lose no update.
-pub async fn concurrent_increments(store: TestStore) {
+pub async fn concurrent_increments(store: TestStore, _clock: ManualClock) {
     new_context(&store, "n").await;
     put(&store, "n", "counter", json!(0)).await;
     let mut tasks = Vec::new();
@@ -205,7 +205,7 @@ pub async fn concurrent_increments(store: TestStore) {
 }
 
 /// For a random sequence of writes, reading at R gives the state after R.
-pub async fn time_travel_matches_model(store: TestStore) {
+pub async fn time_travel_matches_model(store: TestStore, _clock: ManualClock) {
     new_context(&store, "tt").await;
     let mut model: BTreeMap<String, Value> = BTreeMap::new();
     let mut states = vec![(1u64, model.clone())];
@@ -253,12 +253,12 @@ pub async fn time_travel_matches_model(store: TestStore) {
 }
 
 /// Reading as of a time resolves to the last revision committed by then.
-pub async fn read_as_of_time(store: TestStore) {
+pub async fn read_as_of_time(store: TestStore, clock: ManualClock) {
     new_context(&store, "at").await;
     put(&store, "at", "a", json!(1)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let between = Utc::now();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    clock.advance(chrono::Duration::milliseconds(5));
+    let between = clock.now();
+    clock.advance(chrono::Duration::milliseconds(5));
     put(&store, "at", "a", json!(2)).await;
     let (e, rev) = store.get_entry(&cid("at"), &key("a"), ReadAt::Time(between)).await.unwrap();
     assert_eq!((e.unwrap().value, rev), (json!(1), 2));
@@ -267,7 +267,7 @@ pub async fn read_as_of_time(store: TestStore) {
 }
 
 /// Pagination over keys with a prefix.
-pub async fn list_pagination(store: TestStore) {
+pub async fn list_pagination(store: TestStore, _clock: ManualClock) {
     new_context(&store, "l").await;
     for i in 0..7 {
         put(&store, "l", &format!("f/{i}"), json!(i)).await;
@@ -289,7 +289,7 @@ pub async fn list_pagination(store: TestStore) {
 }
 
 /// Entry history, context history and diffs.
-pub async fn history_and_diff(store: TestStore) {
+pub async fn history_and_diff(store: TestStore, _clock: ManualClock) {
     new_context(&store, "h").await;
     put(&store, "h", "a", json!(1)).await; // 2
     put(&store, "h", "b", json!(1)).await; // 3
@@ -323,7 +323,7 @@ pub async fn history_and_diff(store: TestStore) {
 }
 
 /// Rollback restores a revision's state as a new revision.
-pub async fn rollback_restores(store: TestStore) {
+pub async fn rollback_restores(store: TestStore, _clock: ManualClock) {
     new_context(&store, "r").await;
     put(&store, "r", "a", json!(1)).await; // 2
     put(&store, "r", "b", json!(1)).await; // 3
@@ -345,7 +345,7 @@ pub async fn rollback_restores(store: TestStore) {
 }
 
 /// Fork creates a new context from a revision.
-pub async fn fork_from_revision(store: TestStore) {
+pub async fn fork_from_revision(store: TestStore, _clock: ManualClock) {
     new_context(&store, "src").await;
     put(&store, "src", "a", json!(1)).await; // 2
     put(&store, "src", "b", json!(2)).await; // 3
@@ -364,7 +364,7 @@ pub async fn fork_from_revision(store: TestStore) {
 }
 
 /// Expired entries vanish from reads; their removal is a revision of its own.
-pub async fn ttl_expiry(store: TestStore) {
+pub async fn ttl_expiry(store: TestStore, clock: ManualClock) {
     new_context(&store, "ttl").await;
     let t = txn(json!({"success": [
         {"op": "put", "key": "short", "value": 1, "ttl_ms": 50},
@@ -373,9 +373,12 @@ pub async fn ttl_expiry(store: TestStore) {
     let r = store.txn(&cid("ttl"), t, "x").await.unwrap();
     assert_eq!(r.revision, 2);
     assert!(latest(&store, "ttl", "short").await.is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    clock.advance(chrono::Duration::milliseconds(49));
+    assert!(latest(&store, "ttl", "short").await.is_some(), "an entry lives for its TTL");
+    assert_eq!(store.expire(clock.now()).await.unwrap(), 0);
+    clock.advance(chrono::Duration::milliseconds(1));
     assert!(latest(&store, "ttl", "short").await.is_none(), "expired entries are hidden at once");
-    assert_eq!(store.expire(Utc::now()).await.unwrap(), 1);
+    assert_eq!(store.expire(clock.now()).await.unwrap(), 1);
     let ctx = store.get_context(&cid("ttl")).await.unwrap();
     assert_eq!(ctx.revision, 3);
     assert_eq!(ctx.entry_count, 1);
@@ -383,13 +386,13 @@ pub async fn ttl_expiry(store: TestStore) {
         store.entry_history(&cid("ttl"), &key("short"), HistoryQuery { before: None, limit: 5 }).await.unwrap();
     assert_eq!(versions[0].revision, 3);
     assert_eq!(versions[0].change, ctxmesh_core::txn::ChangeKind::Expired);
-    assert_eq!(store.expire(Utc::now()).await.unwrap(), 0);
+    assert_eq!(store.expire(clock.now()).await.unwrap(), 0);
     // The state before the expiry is still readable.
     assert_eq!(all_at(&store, "ttl", ReadAt::Revision(2)).await.len(), 2);
 }
 
 /// Compaction removes history before the retention point; reads there get `compacted`.
-pub async fn retention_compaction(store: TestStore) {
+pub async fn retention_compaction(store: TestStore, clock: ManualClock) {
     let new: NewContext = serde_json::from_value(json!({"id": "cmp", "retention": {"max_revisions": 3}})).unwrap();
     store.create_context(new, "x").await.unwrap();
     for i in 0..6 {
@@ -397,7 +400,7 @@ pub async fn retention_compaction(store: TestStore) {
     }
     put(&store, "cmp", "b", json!("b")).await; // 8
     let expected_at_6 = all_at(&store, "cmp", ReadAt::Revision(6)).await;
-    let done = store.compact(None, Utc::now()).await.unwrap();
+    let done = store.compact(None, clock.now()).await.unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].compacted_revision, 6);
     let err = store.get_entry(&cid("cmp"), &key("a"), ReadAt::Revision(5)).await.unwrap_err();
@@ -407,16 +410,16 @@ pub async fn retention_compaction(store: TestStore) {
     assert_eq!(code(store.events(&cid("cmp"), 2, 10).await.unwrap_err()), "compacted");
     assert_eq!(store.events(&cid("cmp"), 5, 10).await.unwrap()[0].revision, 6);
     assert_eq!(code(store.diff(&cid("cmp"), 4, 8).await.unwrap_err()), "compacted");
-    assert!(store.compact(None, Utc::now()).await.unwrap().is_empty(), "compaction is idempotent");
+    assert!(store.compact(None, clock.now()).await.unwrap().is_empty(), "compaction is idempotent");
     let unbounded: NewContext = serde_json::from_value(json!({"id": "keep"})).unwrap();
     store.create_context(unbounded, "x").await.unwrap();
     put(&store, "keep", "a", json!(1)).await;
-    let r = store.compact(Some(&cid("keep")), Utc::now()).await.unwrap();
+    let r = store.compact(Some(&cid("keep")), clock.now()).await.unwrap();
     assert!(r.is_empty(), "no retention policy keeps everything");
 }
 
 /// The event log has every revision, in order, and one event per change.
-pub async fn event_log_is_gap_free(store: TestStore) {
+pub async fn event_log_is_gap_free(store: TestStore, _clock: ManualClock) {
     new_context(&store, "ev").await;
     for i in 0..5 {
         put(&store, "ev", &format!("k{i}"), json!(i)).await;
@@ -444,7 +447,7 @@ pub async fn event_log_is_gap_free(store: TestStore) {
 }
 
 /// A schema violation is rejected and changes nothing.
-pub async fn schema_enforced(store: TestStore) {
+pub async fn schema_enforced(store: TestStore, _clock: ManualClock) {
     let new: NewContext = serde_json::from_value(json!({
         "id": "s", "schemas": {"orders/*": {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer"}}}}
     }))
@@ -463,7 +466,7 @@ pub async fn schema_enforced(store: TestStore) {
 
 /// Committed revisions are published to the context's subscribers, in
 /// order, with their events; appended events take a revision of their own.
-pub async fn notifications_and_appended_events(store: TestStore) {
+pub async fn notifications_and_appended_events(store: TestStore, _clock: ManualClock) {
     new_context(&store, "nt").await;
     let mut rx = store.subscribe(&cid("nt"));
     let mut other = store.subscribe(&cid("other"));
@@ -533,7 +536,7 @@ async fn log_types(store: &TestStore, ctx: &str, after: u64) -> Vec<String> {
 }
 
 /// Register, read, list with filters, update, unregister; the agents feed.
-pub async fn agent_registry(store: TestStore) {
+pub async fn agent_registry(store: TestStore, _clock: ManualClock) {
     let a =
         register(&store, json!({"id": "researcher", "capabilities": {"custom": ["search"]}, "trust": "high"})).await;
     assert_eq!((a.status, a.capabilities.can_write), (AgentStatus::Active, true));
@@ -567,7 +570,7 @@ pub async fn agent_registry(store: TestStore) {
 }
 
 /// Exactly one holder at a time; tokens grow; a stale holder is fenced.
-pub async fn locks_and_fencing(store: TestStore) {
+pub async fn locks_and_fencing(store: TestStore, clock: ManualClock) {
     new_context(&store, "lk").await;
     register(&store, json!({"id": "a"})).await;
     register(&store, json!({"id": "b"})).await;
@@ -582,7 +585,7 @@ pub async fn locks_and_fencing(store: TestStore) {
 
     // a pauses past its TTL; b takes the lock; a's late write is fenced.
     let (_, short) = acquire(&store, "lk", "job", "a", 1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    clock.advance(chrono::Duration::milliseconds(5));
     let (got, taken) = acquire(&store, "lk", "job", "b", 60_000).await;
     assert!(got && taken.fencing_token == short.fencing_token + 1);
     let fenced = |token: u64| {
@@ -619,14 +622,16 @@ pub async fn locks_and_fencing(store: TestStore) {
 
 /// A lapsed lease disconnects the agent and frees its locks; a heartbeat
 /// revives it.
-pub async fn lease_expiry(store: TestStore) {
+pub async fn lease_expiry(store: TestStore, clock: ManualClock) {
     new_context(&store, "ls").await;
     register(&store, json!({"id": "sleepy", "lease_ms": 1000})).await;
     acquire(&store, "ls", "db", "sleepy", 600_000).await;
     let before = store.get_context(&cid("ls")).await.unwrap().revision;
-    let report = store.sweep(Utc::now()).await.unwrap();
+    clock.advance(chrono::Duration::milliseconds(999));
+    let report = store.sweep(clock.now()).await.unwrap();
     assert_eq!(report.agents_disconnected, 0, "the lease is current");
-    let report = store.sweep(Utc::now() + chrono::Duration::seconds(2)).await.unwrap();
+    clock.advance(chrono::Duration::milliseconds(1));
+    let report = store.sweep(clock.now()).await.unwrap();
     assert_eq!(report.agents_disconnected, 1);
     let a = store.coord(GetAgent { id: "sleepy".into() }).await.unwrap();
     assert_eq!(a.status, AgentStatus::Disconnected);
@@ -646,7 +651,7 @@ pub async fn lease_expiry(store: TestStore) {
 
 /// requested -> accepted -> completed, with events on the context and in
 /// the inboxes; every illegal step refused; expiry by deadline.
-pub async fn handoff_lifecycle(store: TestStore) {
+pub async fn handoff_lifecycle(store: TestStore, clock: ManualClock) {
     new_context(&store, "hf").await;
     put(&store, "hf", "findings/a", json!("x")).await;
     register(&store, json!({"id": "researcher"})).await;
@@ -686,7 +691,10 @@ pub async fn handoff_lifecycle(store: TestStore) {
     );
 
     let late = store.coord(request(1000)).await.unwrap();
-    let report = store.sweep(Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
+    clock.advance(chrono::Duration::milliseconds(999));
+    assert_eq!(store.sweep(clock.now()).await.unwrap().handoffs_expired, 0, "before its deadline");
+    clock.advance(chrono::Duration::milliseconds(1));
+    let report = store.sweep(clock.now()).await.unwrap();
     assert_eq!(report.handoffs_expired, 1);
     let expired = store.coord(GetHandoff { id: late.id.clone() }).await.unwrap();
     assert_eq!(expired.state, ctxmesh_core::coord::HandoffState::Expired);
@@ -701,7 +709,7 @@ pub async fn handoff_lifecycle(store: TestStore) {
 }
 
 /// Tasks go to the assignee's inbox and back; the inbox resumes by seq.
-pub async fn tasks_and_inbox(store: TestStore) {
+pub async fn tasks_and_inbox(store: TestStore, _clock: ManualClock) {
     new_context(&store, "tk").await;
     register(&store, json!({"id": "boss"})).await;
     register(&store, json!({"id": "worker"})).await;
@@ -747,7 +755,7 @@ pub async fn tasks_and_inbox(store: TestStore) {
 }
 
 /// Grants: creator access, permissions, expiry, revocation, capabilities.
-pub async fn grants_and_access(store: TestStore) {
+pub async fn grants_and_access(store: TestStore, clock: ManualClock) {
     use ctxmesh_core::access::Permission;
     new_context(&store, "g").await; // created by "tester"
     register(&store, json!({"id": "tester"})).await;
@@ -757,7 +765,7 @@ pub async fn grants_and_access(store: TestStore) {
         let (store, agent) = (store.clone(), agent.to_owned());
         async move { store.coord(GetAccess { ctx: cid("g"), agent }).await.unwrap() }
     };
-    let now = Utc::now();
+    let now = clock.now();
     assert!(access("tester").await.allows(Permission::Admin, now), "the creator administers");
     assert!(!access("reader").await.allows(Permission::Read, now));
     let grant = GrantAccess {
@@ -798,7 +806,7 @@ pub async fn grants_and_access(store: TestStore) {
 
 /// Tokens: the owner of a token's hash, asked again and again, follows
 /// every rotation, revocation and unregistration at once.
-pub async fn token_owners(store: TestStore) {
+pub async fn token_owners(store: TestStore, _clock: ManualClock) {
     register(&store, json!({"id": "holder"})).await;
     let owner = |hash: &str| {
         let (store, hash) = (store.clone(), hash.to_owned());
@@ -831,9 +839,9 @@ pub async fn token_owners(store: TestStore) {
 }
 
 /// The audit log: appended in order, filtered, trimmed by age.
-pub async fn audit_log(store: TestStore) {
+pub async fn audit_log(store: TestStore, clock: ManualClock) {
     use ctxmesh_core::access::AuditRecord;
-    let at = Utc::now();
+    let at = clock.now();
     let record = |agent: &str, ctx: &str, allowed: bool, age_s: i64| AuditRecord {
         seq: 0,
         at: at - chrono::Duration::seconds(age_s),
@@ -882,7 +890,7 @@ async fn conflicts(store: &TestStore, ctx: &str, status: Option<ConflictStatus>)
 /// Two writers from one base under `merge`: the base comes from history,
 /// disjoint fields merge, and a resolved conflict record of low severity
 /// is kept and logged.
-pub async fn merge_reads_the_base_from_history(store: TestStore) {
+pub async fn merge_reads_the_base_from_history(store: TestStore, _clock: ManualClock) {
     policy_context(&store, "m", json!({"strategy": "merge"})).await;
     let base = put(&store, "m", "doc", json!({"a": 1, "b": 1, "tags": ["x"]})).await;
     let write = |value: Value, author: &'static str| {
@@ -926,7 +934,7 @@ pub async fn merge_reads_the_base_from_history(store: TestStore) {
 
 /// `manual`: a stale write is kept aside as a pending conflict (a revision
 /// of its own, the entry unchanged) until it is resolved, once.
-pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
+pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore, _clock: ManualClock) {
     policy_context(&store, "h", json!({"strategy": "manual"})).await;
     let base = put(&store, "h", "k", json!("base")).await;
     let stale = |v: &str| {
@@ -973,7 +981,7 @@ pub async fn manual_conflicts_wait_for_a_resolution(store: TestStore) {
 /// is the writer's (the current entry, the reason), the policy of each key
 /// still decides (a `last-write-wins` key is written), and a write whose
 /// precondition holds succeeds.
-pub async fn stale_writes_on_a_hot_context(store: TestStore) {
+pub async fn stale_writes_on_a_hot_context(store: TestStore, _clock: ManualClock) {
     let policy = json!({"strategy": "reject", "overrides": [{"pattern": "lww/**", "strategy": "last-write-wins"}]});
     policy_context(&store, "hot", policy).await;
     let base = put(&store, "hot", "k", json!(0)).await;
@@ -1018,7 +1026,7 @@ pub async fn stale_writes_on_a_hot_context(store: TestStore) {
 
 /// Causal writes: a write that carries the vector it read applies when it
 /// descends from the entry, and meets the policy when it is concurrent.
-pub async fn causal_writes_by_vclock(store: TestStore) {
+pub async fn causal_writes_by_vclock(store: TestStore, _clock: ManualClock) {
     new_context(&store, "v").await;
     put(&store, "v", "k", json!(1)).await;
     let read = latest(&store, "v", "k").await.unwrap();
@@ -1042,7 +1050,7 @@ pub async fn causal_writes_by_vclock(store: TestStore) {
 
 /// Keyword search finds live entries by the words of their key, kind,
 /// tags and value, best first, and follows updates and deletions.
-pub async fn keyword_search(store: TestStore) {
+pub async fn keyword_search(store: TestStore, _clock: ManualClock) {
     new_context(&store, "s").await;
     new_context(&store, "other").await;
     let words = |q: &str| q.split(' ').map(str::to_owned).collect::<Vec<_>>();
@@ -1067,9 +1075,11 @@ pub async fn keyword_search(store: TestStore) {
     assert_eq!(code(store.search(&cid("other"), &words("revenue"), 10).await.unwrap_err()), "not_found");
 }
 
-/// Expands to one `#[tokio::test]` per conformance case. `$make` is an
-/// expression of type `impl Future<Output = Arc<dyn Store>>` evaluated once
-/// per case.
+/// Expands to one `#[tokio::test]` per conformance case. `$make` is a
+/// function from the store's clock (a [`SharedClock`]) to
+/// `impl Future<Output = Arc<dyn Store>>`, called once per case. Each case
+/// runs on a [`ManualClock`] that moves only when the case moves it, so
+/// that TTLs, leases, locks and deadlines are tested without sleeping.
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
@@ -1086,8 +1096,9 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store: $crate::conformance::TestStore = $make.await;
-                $crate::conformance::$case(store).await;
+                let clock = $crate::clock::ManualClock::new();
+                let store: $crate::conformance::TestStore = ($make)(clock.shared()).await;
+                $crate::conformance::$case(store, clock).await;
             }
         )*
     };
@@ -1139,11 +1150,11 @@ pub async fn fresh_postgres_url() -> String {
     format!("{server}{separator}options=-csearch_path%3D{schema}")
 }
 
-/// A PostgreSQL store over a fresh schema (see [`fresh_postgres_url`]).
-pub async fn fresh_postgres() -> TestStore {
+/// A PostgreSQL store over a fresh schema (see [`fresh_postgres_url`]),
+/// on `clock`.
+pub async fn fresh_postgres(clock: SharedClock) -> TestStore {
     let url = fresh_postgres_url().await;
-    let store = crate::postgres::PostgresStore::connect(crate::postgres::PostgresConfig::new(url))
-        .await
-        .expect("open the PostgreSQL store");
+    let config = crate::postgres::PostgresConfig { clock, ..crate::postgres::PostgresConfig::new(url) };
+    let store = crate::postgres::PostgresStore::connect(config).await.expect("open the PostgreSQL store");
     Arc::new(store)
 }
