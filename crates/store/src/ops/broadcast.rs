@@ -1,4 +1,4 @@
-//! Selective broadcast (DESIGN.md section 7): a `high` or `critical` entry
+//! Selective broadcast (docs/mesh.md): a `high` or `critical` entry
 //! is routed, in the revision that writes it, to each registered agent that
 //! may read it and for which it is relevant, and to no other.
 
