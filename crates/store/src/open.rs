@@ -53,11 +53,10 @@ pub async fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync
         },
     };
     let config = sqlite::SqliteConfig {
-        path: path.clone(),
         durability: options.durability,
         limits: options.limits.clone(),
-        readers: 8,
         clock: options.clock.clone(),
+        ..sqlite::SqliteConfig::new(path.clone())
     };
     let store = sqlite::SqliteStore::open(config)?;
     Ok((std::sync::Arc::new(store), format!("sqlite {}", path.display())))

@@ -46,6 +46,9 @@ pub struct SqliteConfig {
     pub readers: usize,
     /// The clock the store stamps and expires by.
     pub clock: SharedClock,
+    /// How long opening waits for another store (a process just stopped,
+    /// or a store just dropped) to let go of the database.
+    pub lock_wait: std::time::Duration,
 }
 
 impl SqliteConfig {
@@ -57,6 +60,7 @@ impl SqliteConfig {
             limits: Limits::default(),
             readers: 8,
             clock: crate::clock::system(),
+            lock_wait: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -99,9 +103,9 @@ const STATEMENT_CACHE: usize = 128;
 /// writer, which the cache of live entries and the notifications of
 /// commits rely on. The lock (on `<database>.lock`) is held until the
 /// writer thread ends (a store just dropped in this process lets go of it
-/// within moments: it is waited for up to 5 seconds); the system releases
-/// it if the process dies.
-fn lock_database(path: &Path) -> Result<std::fs::File> {
+/// within moments: it is waited for up to `wait`); the system releases it
+/// if the process dies.
+fn lock_database(path: &Path, wait: std::time::Duration) -> Result<std::fs::File> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let file = std::fs::OpenOptions::new()
@@ -110,7 +114,7 @@ fn lock_database(path: &Path) -> Result<std::fs::File> {
         .write(true)
         .open(&lock_path)
         .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", Path::new(&lock_path).display())))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + wait;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
@@ -184,7 +188,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let lock = lock_database(&config.path)?;
+        let lock = lock_database(&config.path, config.lock_wait)?;
         let mut conn = Connection::open(&config.path)?;
         tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
         let synchronous = match config.durability {

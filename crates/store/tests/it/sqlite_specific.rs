@@ -119,7 +119,8 @@ async fn one_process_at_a_time() {
     let path = dir.path().join("db.sqlite");
     let _store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
     // Another process (here: another store) is refused, after a wait.
-    let err = SqliteStore::open(SqliteConfig::new(&path)).unwrap_err();
+    let wait = std::time::Duration::from_millis(100);
+    let err = SqliteStore::open(SqliteConfig { lock_wait: wait, ..SqliteConfig::new(&path) }).unwrap_err();
     assert!(err.to_string().contains("in use by another ctxmesh process"), "{err}");
 }
 
