@@ -1,5 +1,5 @@
 //! The [`Store`] trait: everything the server asks of storage. Every
-//! backend gets it from [`crate::engine`]; nothing else implements it.
+//! backend gets it from the engine (`engine/`); nothing else implements it.
 
 use async_trait::async_trait;
 use ctxmesh_core::context::{ContextInfo, ContextPatch, NewContext};

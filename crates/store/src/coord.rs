@@ -4,7 +4,7 @@
 //! ([`Request::Output`]). `store.coord(Acquire { .. })` answers an
 //! [`Acquisition`], `store.coord(GetAgent { .. })` an [`Agent`].
 //!
-//! What each request does is written in [`crate::ops`]; the backends carry
+//! What each request does is written in the store's `ops`; the backends carry
 //! requests as values ([`CoordWrite`], [`CoordRead`]) to wherever they run
 //! them.
 

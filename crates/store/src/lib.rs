@@ -5,14 +5,14 @@
 //! The crate is in layers; a file imports only from layers below its own
 //! (`scripts/check-layers` checks it):
 //!
-//! 1. values: [`error`], [`clock`], [`types`], [`notify`], [`coord`] (the
+//! 1. values: `error`, [`clock`], [`types`], [`notify`], [`coord`] (the
 //!    coordination requests, each with the type it answers) and [`api`]
 //!    (the [`Store`] trait);
-//! 2. [`tx`]: the transaction primitives every backend provides;
+//! 2. `tx`: the transaction primitives every backend provides;
 //! 3. `objects` and `codec`: the stored objects and rows, and their
 //!    encoding;
 //! 4. `ops`: the operations (entries, agents, access, locks, work,
-//!    conflicts, broadcast, prechecks), written once over [`tx::Tx`];
+//!    conflicts, broadcast, prechecks), written once over `tx::Tx`;
 //! 5. `engine`: what a backend does with operations as values, the one
 //!    [`Store`] implementation every backend gets from it, and the
 //!    multi-step flows;

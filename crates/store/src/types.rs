@@ -71,7 +71,7 @@ pub struct Compaction {
     pub versions_removed: u64,
 }
 
-/// An event to append with [`Store::append_event`].
+/// An event to append with [`crate::Store::append_event`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
     /// The event type, e.g. `message`.

@@ -27,9 +27,9 @@ pub struct PlanInput<'a> {
 /// errors (the failure branch runs); an operation that cannot be applied
 /// fails the whole transaction and nothing changes.
 ///
-/// Three steps: [`choose`] the branch (settling stale writes by the
+/// Three steps: choose the branch (settling stale writes by the
 /// context's policy, which may refuse the whole transaction), apply its
-/// operations in order ([`Applier`]), and [`finish`] the revision (the
+/// operations in order, and finish the revision (the
 /// conflict records of settled writes, the entry-count limit).
 pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) -> Result<(Plan, TxnResponse)> {
     let chosen = match choose(input, snapshot, txn)? {
