@@ -13,10 +13,16 @@ Fixtures:
   ``client()`` / ``async_client()`` and ``register_agent()``.
 - ``fresh_server`` (function): a server of its own, on its own data
   directory, for tests that restart or reconfigure it.
-- ``admin``: a sync :class:`ctxmesh.Client` with the admin token.
+- ``flavour``: ``"sync"`` or ``"async"``: every test that uses ``connect``,
+  ``admin`` or ``agent`` runs once with each client, the
+  :class:`ctxmesh.AsyncClient` behind the synchronous interface
+  (``blocking.py``), unless it is marked ``sync_only``.
+- ``connect``: makes clients of the test's flavour, as
+  ``server.client(token=..., agent_id=...)`` makes sync ones.
+- ``admin``: a client of the test's flavour with the admin token.
 - ``ctx``: the id of a new context, unique to the test.
-- ``agent``: a factory registering an agent and returning a client that
-  acts with that agent's token.
+- ``agent``: a factory registering an agent and returning a client of the
+  test's flavour that acts with that agent's token.
 """
 
 from __future__ import annotations
@@ -28,9 +34,22 @@ from typing import Any, Callable, Iterator, List, Optional
 import pytest
 
 import ctxmesh
+from blocking import BlockingClient, LoopThread
 from ctxmesh_server import CtxmeshServer, unique
 
 __all__ = ["CtxmeshServer", "unique"]
+
+FLAVOURS = ["sync", "async"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sync_only: run only against the sync client")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "flavour" in metafunc.fixturenames:
+        flavours = ["sync"] if metafunc.definition.get_closest_marker("sync_only") else FLAVOURS
+        metafunc.parametrize("flavour", flavours, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -70,25 +89,55 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., CtxmeshServer]]:
 
 
 @pytest.fixture
-def admin(server: CtxmeshServer) -> Iterator[ctxmesh.Client]:
-    """A sync client with the admin token."""
-    with server.client() as c:
+def flavour(request: pytest.FixtureRequest) -> str:
+    """The client the test runs against: ``"sync"`` or ``"async"``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def connect(server: CtxmeshServer, flavour: str) -> Iterator[Callable[..., ctxmesh.Client]]:
+    """Makes clients of the test's flavour (the admin's unless ``token`` is given); all are closed after it."""
+    if flavour == "sync":
+        yield server.client
+        return
+    loop = LoopThread()
+    made: List[BlockingClient] = []
+
+    def make(token: Optional[str] = None, agent_id: Optional[str] = None, **kw: Any) -> ctxmesh.Client:
+        c = BlockingClient(server.async_client(token, agent_id, **kw), loop)
+        made.append(c)
+        return c  # type: ignore[return-value]
+
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.close()
+        loop.close()
+
+
+@pytest.fixture
+def admin(connect: Callable[..., ctxmesh.Client]) -> Iterator[ctxmesh.Client]:
+    """A client of the test's flavour with the admin token."""
+    with connect() as c:
         yield c
 
 
 @pytest.fixture
-def ctx(admin: ctxmesh.Client) -> str:
+def ctx(server: CtxmeshServer) -> str:
     """A new context, unique to the test."""
-    return admin.create_context(unique("ctx")).id
+    with server.client() as c:
+        return c.create_context(unique("ctx")).id
 
 
 @pytest.fixture
-def agent(server: CtxmeshServer) -> Iterator[Callable[..., ctxmesh.Client]]:
-    """Registers agents: ``agent("writer", objective=...)`` returns a client with its token."""
+def agent(server: CtxmeshServer, connect: Callable[..., ctxmesh.Client]) -> Iterator[Callable[..., ctxmesh.Client]]:
+    """Registers agents: ``agent("writer", objective=...)`` returns a client of the test's flavour with its token."""
     made: List[ctxmesh.Client] = []
 
     def make(name: Optional[str] = None, **spec: Any) -> ctxmesh.Client:
-        c = server.agent_client(unique(name or "agent"), **spec)
+        registered = server.register_agent(unique(name or "agent"), **spec)
+        c = connect(token=registered.token, agent_id=registered.id)
         made.append(c)
         return c
 

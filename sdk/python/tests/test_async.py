@@ -165,3 +165,54 @@ async def test_async_errors_and_mesh(server: CtxmeshServer) -> None:
         assert [h.key for h in hits] == ["findings/a"]
         txn = await c.txn(cid, compare=[{"key": "findings/a", "exists": True}], success=[{"op": "get", "key": "findings/a"}])
         assert txn.succeeded and txn.entries()[0].value == "the quick brown fox"
+
+
+async def test_async_update_retries_on_412_with_the_newer_value(server: CtxmeshServer) -> None:
+    async with server.async_client() as admin:
+        cid = (await admin.create_context(unique("ctx"))).id
+        await admin.put(cid, "doc", {"edits": []})
+        other = admin.as_agent("someone-else")
+        calls: List[Any] = []
+
+        async def edit(value: Any) -> Any:
+            calls.append(value)
+            if len(calls) == 1:
+                # Another writer slips in between the read and the write.
+                await other.put(cid, "doc", {"edits": ["theirs"]})
+            return {"edits": value["edits"] + ["ours"]}
+
+        result = await admin.update(cid, "doc", edit)
+        assert result.value == {"edits": ["theirs", "ours"]}
+        assert calls == [{"edits": []}, {"edits": ["theirs"]}]
+
+
+async def test_async_update_gives_up_after_retries(server: CtxmeshServer) -> None:
+    async with server.async_client() as admin:
+        cid = (await admin.create_context(unique("ctx"))).id
+        await admin.put(cid, "hot", 0)
+        other = admin.as_agent("rival")
+        attempts: List[Any] = []
+
+        async def always_beaten(value: Any) -> Any:
+            attempts.append(value)
+            await other.put(cid, "hot", len(attempts) * 100)
+            return -1
+
+        with pytest.raises(ctxmesh.UpdateConflict) as e:
+            await admin.update(cid, "hot", always_beaten, retries=3)
+        assert isinstance(e.value, ctxmesh.PreconditionFailed)
+        assert len(attempts) == 4
+        assert (await admin.get(cid, "hot")).value == 400
+
+
+async def test_async_listings_stop_where_the_caller_stops(server: CtxmeshServer) -> None:
+    async with server.async_client() as c:
+        cid = (await c.create_context(unique("ctx"))).id
+        for i in range(5):
+            await c.put(cid, f"k{i}", i)
+        entries = c.iter_entries(cid, page_size=2)
+        assert [(await entries.__anext__()).key, (await entries.__anext__()).key] == ["k0", "k1"]
+        await entries.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await entries.__anext__()
+        assert [e.key for e in await c.list(cid, page_size=2)] == [f"k{i}" for i in range(5)]

@@ -11,7 +11,7 @@ import json
 import os
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, Optional
+from typing import Any, AsyncIterator, Dict, Iterator, Optional
 
 import httpx
 import httpx2
@@ -29,6 +29,17 @@ TOOLS = {
     "get_history", "search", "get_package", "request_handoff", "get_handoff", "accept_handoff", "reject_handoff",
     "complete_handoff", "acquire_lock", "release_lock",
 }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CtxmeshServer]:
+    """A server of this module's own: ``list_contexts`` and the resource list show a first page of
+    contexts (100), which the contexts of the other modules' tests would fill before the ones made here."""
+    instance = CtxmeshServer(tmp_path_factory.mktemp("ctxmesh-mcp-data")).start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
 
 
 @asynccontextmanager

@@ -40,6 +40,7 @@ def test_update_does_not_mutate_what_it_read(admin: ctxmesh.Client, ctx: str) ->
     assert admin.update(ctx, "list", append).value == [1, 2]
 
 
+@pytest.mark.sync_only  # fn writes through a second client, blocking; test_async.py has the async form
 def test_update_retries_on_412_with_the_newer_value(admin: ctxmesh.Client, ctx: str) -> None:
     admin.put(ctx, "doc", {"edits": []})
     other = admin.as_agent("someone-else")
@@ -57,6 +58,7 @@ def test_update_retries_on_412_with_the_newer_value(admin: ctxmesh.Client, ctx: 
     assert calls == [{"edits": []}, {"edits": ["theirs"]}]
 
 
+@pytest.mark.sync_only  # fn writes through a second client, blocking; test_async.py has the async form
 def test_update_gives_up_after_retries(admin: ctxmesh.Client, ctx: str) -> None:
     admin.put(ctx, "hot", 0)
     other = admin.as_agent("rival")

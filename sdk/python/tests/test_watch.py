@@ -315,3 +315,18 @@ def test_watch_without_reconnect_ends_with_the_connection(fresh_server: CtxmeshS
     assert collector.error is None
     assert [e.key for e in collector.events] == ["x"]
     c.close()
+
+
+def test_inbox_watch_finds_its_agent_when_it_connects(
+    server: CtxmeshServer, admin: ctxmesh.Client, connect: Callable[..., ctxmesh.Client]
+) -> None:
+    # The admin token belongs to no agent: the watch is made, its first connection says so.
+    orphan = admin.watch_inbox(after=0)
+    with pytest.raises(ValueError, match="name the agent"):
+        next(orphan)
+    reader = server.register_agent(unique("reader"))
+    inbox = connect(token=reader.token).watch_inbox(after=0)  # a token only: the server says whose
+    admin.send_message("hi", agents=[reader.id])
+    first = next(inbox)
+    assert (first.seq, first.data["body"]) == (1, "hi")
+    inbox.close()

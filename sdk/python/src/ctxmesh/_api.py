@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
@@ -174,7 +174,7 @@ def write_headers(
     return headers
 
 
-def compact(**fields: Any) -> Dict[str, Any]:
+def given(**fields: Any) -> Dict[str, Any]:
     """The fields that were given (not ``None``/unset)."""
     return {k: v for k, v in fields.items() if v is not None and v is not UNSET}
 
@@ -291,7 +291,7 @@ def entry_meta(
     vclock: Optional[Mapping[str, int]] = None,
 ) -> Dict[str, Any]:
     """The metadata fields of an entry write that were given."""
-    return compact(
+    return given(
         kind=kind,
         tags=list(tags) if tags is not None else None,
         confidence=confidence,
@@ -319,6 +319,785 @@ def carried_meta(entry: Optional[m.Entry]) -> Dict[str, Any]:
         expires_at=entry.expires_at,
         confidential=entry.confidential or None,
     )
+
+
+# --- the requests ------------------------------------------------------------
+#
+# One builder per API operation, named as the clients' method and taking its
+# arguments; the clients send what it returns. An operation whose agent
+# defaults to the client's takes the agent resolved (see ``_plans``).
+
+
+def request(
+    method: str,
+    path: str,
+    *,
+    params: Optional[Mapping[str, Any]] = None,
+    json: Any = UNSET,
+    headers: Optional[Mapping[str, str]] = None,
+) -> Call[Any]:
+    return Call(method, path, raw_json, params=dict(params or {}), body=json, headers=dict(headers or {}))
+
+
+# --- watches (Server-Sent Events) ----------------------------------------------
+
+
+def stream(path: str, params: Mapping[str, Any], after: Optional[int]) -> Call[None]:
+    """The request of a watch's connection, resuming after position ``after`` (``None``: from now)."""
+    params = dict(params)
+    headers = {"Accept": "text/event-stream"}
+    if after is not None:
+        params["after"] = after
+        headers["Last-Event-ID"] = str(after)
+    return Call("GET", path, no_content, params=params, headers=headers)
+
+
+def watch(
+    ctx: str,
+    after: Optional[int],
+    *,
+    types: Optional[Union[str, Sequence[str]]] = None,
+    prefix: Optional[str] = None,
+    min_priority: Optional[str] = None,
+    order: Optional[str] = None,
+) -> Call[None]:
+    params = given(types=types, prefix=prefix, min_priority=min_priority, order=order)
+    return stream(f"/v1/contexts/{seg(ctx)}/watch", params, after)
+
+
+def watch_inbox(
+    agent: str,
+    after: Optional[int],
+    *,
+    types: Optional[Union[str, Sequence[str]]] = None,
+    prefix: Optional[str] = None,
+    min_priority: Optional[str] = None,
+) -> Call[None]:
+    params = given(types=types, prefix=prefix, min_priority=min_priority)
+    return stream(f"/v1/agents/{seg(agent)}/inbox/watch", params, after)
+
+
+def watch_agents(after: Optional[int]) -> Call[None]:
+    return stream("/v1/agents/watch", {}, after)
+
+
+# --- operations --------------------------------------------------------------
+
+
+def healthz() -> Call[Dict[str, Any]]:
+    return Call("GET", "/healthz", raw_json)
+
+
+def readyz() -> Call[Dict[str, Any]]:
+    return Call("GET", "/readyz", raw_json)
+
+
+def openapi() -> Call[Dict[str, Any]]:
+    return Call("GET", "/openapi.json", raw_json)
+
+
+def metrics() -> Call[str]:
+    return Call("GET", "/metrics", lambda r: r.text)
+
+
+# --- contexts ----------------------------------------------------------------
+
+
+def create_context(
+    id: str,
+    *,
+    policy: Optional[Mapping[str, Any]] = None,
+    schemas: Optional[Mapping[str, Any]] = None,
+    retention: Optional[Mapping[str, Any]] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    mesh: Optional[Mapping[str, Any]] = None,
+    parent: Optional[str] = None,
+    inherit: Optional[Sequence[str]] = None,
+    override: Optional[Mapping[str, Any]] = None,
+    isolate: Optional[Sequence[str]] = None,
+) -> Call[m.Context]:
+    body = given(
+        id=id,
+        policy=policy,
+        schemas=schemas,
+        retention=retention,
+        labels=labels,
+        mesh=mesh,
+        parent=parent,
+        inherit=inherit,
+        override=override,
+        isolate=isolate,
+    )
+    return Call("POST", "/v1/contexts", model(m.Context), body=body)
+
+
+def list_contexts(*, limit: Optional[int] = None, cursor: Optional[str] = None) -> Call[m.ContextPage]:
+    params = {"limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/contexts", model(m.ContextPage), params=params)
+
+
+def get_context(ctx: str) -> Call[m.Context]:
+    return Call("GET", f"/v1/contexts/{seg(ctx)}", model(m.Context))
+
+
+def update_context(
+    ctx: str,
+    *,
+    policy: Optional[Mapping[str, Any]] = None,
+    schemas: Optional[Mapping[str, Any]] = None,
+    retention: Optional[Mapping[str, Any]] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    mesh: Optional[Mapping[str, Any]] = None,
+) -> Call[m.Context]:
+    body = given(policy=policy, schemas=schemas, retention=retention, labels=labels, mesh=mesh)
+    return Call("PATCH", f"/v1/contexts/{seg(ctx)}", model(m.Context), body=body)
+
+
+def delete_context(ctx: str) -> Call[None]:
+    return Call("DELETE", f"/v1/contexts/{seg(ctx)}", no_content)
+
+
+def compact(ctx: str) -> Call[Any]:
+    return Call("POST", f"/v1/contexts/{seg(ctx)}/compact", raw_json)
+
+
+# --- entries -----------------------------------------------------------------
+
+
+def get(ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None) -> Call[m.Entry]:
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
+    return Call("GET", path, model(m.Entry), params={"at": at, "as_of": as_of})
+
+
+def put(
+    ctx: str,
+    key: str,
+    value: Any,
+    *,
+    if_match: Optional[Union[int, str, m.Entry]] = None,
+    if_none_match: bool = False,
+    fencing: Optional[FenceLike] = None,
+    kind: Optional[str] = None,
+    tags: Optional[Iterable[str]] = None,
+    confidence: Optional[float] = None,
+    priority: Optional[str] = None,
+    depends_on: Optional[Iterable[str]] = None,
+    relevance: Optional[Mapping[str, float]] = None,
+    expires_at: Optional[Union[datetime, str]] = None,
+    ttl_ms: Optional[int] = None,
+    confidential: Optional[bool] = None,
+    vclock: Optional[Mapping[str, int]] = None,
+) -> Call[m.Entry]:
+    body: Dict[str, Any] = {"value": value}
+    body.update(
+        entry_meta(
+            kind=kind,
+            tags=tags,
+            confidence=confidence,
+            priority=priority,
+            depends_on=depends_on,
+            relevance=relevance,
+            expires_at=expires_at,
+            ttl_ms=ttl_ms,
+            confidential=confidential,
+            vclock=vclock,
+        )
+    )
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
+    headers = write_headers(if_match, if_none_match, fencing)
+    return Call("PUT", path, entry_answer, body=body, headers=headers)
+
+
+def create(ctx: str, key: str, value: Any, **meta: Any) -> Call[m.Entry]:
+    return put(ctx, key, value, if_none_match=True, **meta)
+
+
+def merge_patch(
+    ctx: str,
+    key: str,
+    patch: Mapping[str, Any],
+    *,
+    if_match: Optional[Union[int, str, m.Entry]] = None,
+    fencing: Optional[FenceLike] = None,
+) -> Call[m.Entry]:
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
+    headers = write_headers(if_match, False, fencing)
+    return Call(
+        "PATCH",
+        path,
+        entry_answer,
+        content=dumps(patch),
+        content_type="application/merge-patch+json",
+        headers=headers,
+    )
+
+
+def json_patch(
+    ctx: str,
+    key: str,
+    operations: Sequence[Mapping[str, Any]],
+    *,
+    if_match: Optional[Union[int, str, m.Entry]] = None,
+    fencing: Optional[FenceLike] = None,
+) -> Call[m.Entry]:
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
+    headers = write_headers(if_match, False, fencing)
+    return Call(
+        "PATCH",
+        path,
+        entry_answer,
+        content=dumps(list(operations)),
+        content_type="application/json-patch+json",
+        headers=headers,
+    )
+
+
+def delete(
+    ctx: str, key: str, *, if_match: Optional[Union[int, str, m.Entry]] = None, fencing: Optional[FenceLike] = None
+) -> Call[m.Deleted]:
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
+    headers = write_headers(if_match, False, fencing)
+    return Call("DELETE", path, deleted_answer, headers=headers)
+
+
+def list_page(
+    ctx: str,
+    *,
+    prefix: Optional[str] = None,
+    at: Optional[int] = None,
+    as_of: Optional[Union[datetime, str]] = None,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+) -> Call[m.EntryPage]:
+    params = {"prefix": prefix, "at": at, "as_of": as_of, "limit": limit, "cursor": cursor}
+    path = f"/v1/contexts/{seg(ctx)}/entries"
+    return Call("GET", path, model(m.EntryPage), params=params)
+
+
+def txn(
+    ctx: str,
+    *,
+    compare: Optional[Sequence[Mapping[str, Any]]] = None,
+    success: Optional[Sequence[Mapping[str, Any]]] = None,
+    failure: Optional[Sequence[Mapping[str, Any]]] = None,
+    fencing: Optional[FenceLike] = None,
+) -> Call[m.TxnResult]:
+    body = {"compare": list(compare or []), "success": list(success or []), "failure": list(failure or [])}
+    headers = write_headers(None, False, fencing)
+    path = f"/v1/contexts/{seg(ctx)}/txn"
+    return Call("POST", path, model(m.TxnResult), body=body, headers=headers)
+
+
+def document(
+    ctx: str, *, prefix: Optional[str] = None, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
+) -> Call[m.Document]:
+    params = {"prefix": prefix, "at": at, "as_of": as_of}
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/document", model(m.Document), params=params)
+
+
+# --- history and events ------------------------------------------------------
+
+
+def entry_history(
+    ctx: str, key: str, *, before: Optional[int] = None, limit: Optional[int] = None
+) -> Call[m.EntryHistory]:
+    path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}/history"
+    params = {"before": before, "limit": limit}
+    return Call("GET", path, model(m.EntryHistory), params=params)
+
+
+def history(ctx: str, *, before: Optional[int] = None, limit: Optional[int] = None) -> Call[m.CommitPage]:
+    params = {"before": before, "limit": limit}
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/history", model(m.CommitPage), params=params)
+
+
+def diff(ctx: str, from_revision: int, to: Optional[int] = None) -> Call[m.Diff]:
+    params = {"from": from_revision, "to": to}
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/diff", model(m.Diff), params=params)
+
+
+def rollback(ctx: str, to: int) -> Call[m.RollbackResult]:
+    path = f"/v1/contexts/{seg(ctx)}/rollback"
+    return Call("POST", path, model(m.RollbackResult), body={"to": to})
+
+
+def fork(ctx: str, new_id: str, *, at: Optional[int] = None) -> Call[m.Context]:
+    body = given(id=new_id, at=at)
+    return Call("POST", f"/v1/contexts/{seg(ctx)}/fork", model(m.Context), body=body)
+
+
+def events(
+    ctx: str,
+    *,
+    after: int = 0,
+    types: Optional[Union[str, Sequence[str]]] = None,
+    prefix: Optional[str] = None,
+    min_priority: Optional[str] = None,
+    limit: Optional[int] = None,
+) -> Call[m.EventPage]:
+    params = {"after": after, "types": types, "prefix": prefix, "min_priority": min_priority, "limit": limit}
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/events", model(m.EventPage), params=params)
+
+
+def send_message(
+    body: Any,
+    *,
+    context: Optional[str] = None,
+    agents: Optional[Sequence[str]] = None,
+    priority: Optional[str] = None,
+    topic: Optional[str] = None,
+) -> Call[m.Event]:
+    payload = given(context=context, agents=list(agents) if agents else None, priority=priority, topic=topic)
+    payload["body"] = body
+    return Call("POST", "/v1/messages", model(m.Event), body=payload)
+
+
+# --- agents ------------------------------------------------------------------
+
+
+def register_agent(
+    id: str,
+    *,
+    name: Optional[str] = None,
+    capabilities: Optional[Mapping[str, Any]] = None,
+    needs: Optional[Mapping[str, Any]] = None,
+    produces: Optional[Mapping[str, Any]] = None,
+    objective: Optional[str] = None,
+    token_budget: Optional[int] = None,
+    trust: Optional[str] = None,
+    lease_ms: Optional[int] = None,
+    labels: Optional[Mapping[str, str]] = None,
+) -> Call[m.RegisteredAgent]:
+    body = given(
+        id=id,
+        name=name,
+        capabilities=capabilities,
+        needs=needs,
+        produces=produces,
+        objective=objective,
+        token_budget=token_budget,
+        trust=trust,
+        lease_ms=lease_ms,
+        labels=labels,
+    )
+    return Call("POST", "/v1/agents", model(m.RegisteredAgent), body=body)
+
+
+def list_agents(
+    *,
+    status: Optional[str] = None,
+    capability: Optional[str] = None,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+) -> Call[m.AgentPage]:
+    params = {"status": status, "capability": capability, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/agents", model(m.AgentPage), params=params)
+
+
+def get_agent(agent: str) -> Call[m.Agent]:
+    return Call("GET", f"/v1/agents/{seg(agent)}", model(m.Agent))
+
+
+def update_agent(
+    agent: str,
+    *,
+    name: Optional[str] = None,
+    capabilities: Optional[Mapping[str, Any]] = None,
+    needs: Optional[Mapping[str, Any]] = None,
+    produces: Optional[Mapping[str, Any]] = None,
+    objective: Optional[str] = None,
+    token_budget: Optional[int] = None,
+    trust: Optional[str] = None,
+    status: Optional[str] = None,
+    lease_ms: Optional[int] = None,
+    labels: Optional[Mapping[str, str]] = None,
+) -> Call[m.Agent]:
+    body = given(
+        name=name,
+        capabilities=capabilities,
+        needs=needs,
+        produces=produces,
+        objective=objective,
+        token_budget=token_budget,
+        trust=trust,
+        status=status,
+        lease_ms=lease_ms,
+        labels=labels,
+    )
+    return Call("PATCH", f"/v1/agents/{seg(agent)}", model(m.Agent), body=body)
+
+
+def delete_agent(agent: str) -> Call[None]:
+    return Call("DELETE", f"/v1/agents/{seg(agent)}", no_content)
+
+
+def whoami() -> Call[m.Identity]:
+    return Call("GET", "/v1/whoami", model(m.Identity))
+
+
+def heartbeat(agent: str) -> Call[m.Agent]:
+    return Call("POST", f"/v1/agents/{seg(agent)}/heartbeat", model(m.Agent))
+
+
+def rotate_token(agent: str) -> Call[m.NewToken]:
+    return Call("POST", f"/v1/agents/{seg(agent)}/token", model(m.NewToken))
+
+
+def revoke_token(agent: str) -> Call[None]:
+    return Call("DELETE", f"/v1/agents/{seg(agent)}/token", no_content)
+
+
+def inbox(agent: str, *, after: int = 0, limit: Optional[int] = None) -> Call[m.StreamPage]:
+    path = f"/v1/agents/{seg(agent)}/inbox"
+    return Call("GET", path, model(m.StreamPage), params={"after": after, "limit": limit})
+
+
+def agent_events(*, after: int = 0, limit: Optional[int] = None) -> Call[m.StreamPage]:
+    params = {"after": after, "limit": limit}
+    return Call("GET", "/v1/agents/events", model(m.StreamPage), params=params)
+
+
+# --- locks -------------------------------------------------------------------
+
+
+def acquire_lock(ctx: str, name: str, *, ttl_ms: int = 30_000, wait_ms: int = 0) -> Call[m.Lock]:
+    path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}"
+    return Call("POST", path, model(m.Lock), body={"ttl_ms": ttl_ms, "wait_ms": wait_ms})
+
+
+def release_lock(ctx: str, name: str, *, lock_id: Optional[str] = None) -> Call[m.Lock]:
+    path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}"
+    return Call("DELETE", path, model(m.Lock), params={"lock_id": lock_id})
+
+
+def refresh_lock(ctx: str, name: str, *, ttl_ms: int = 30_000, lock_id: Optional[str] = None) -> Call[m.Lock]:
+    path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}/refresh"
+    body = given(ttl_ms=ttl_ms, lock_id=lock_id)
+    return Call("POST", path, model(m.Lock), body=body)
+
+
+def get_lock(ctx: str, name: str) -> Call[m.Lock]:
+    path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}"
+    return Call("GET", path, model(m.Lock))
+
+
+def list_locks(ctx: str) -> Call[List[m.Lock]]:
+    path = f"/v1/contexts/{seg(ctx)}/locks"
+    return Call("GET", path, model_list(m.Lock, "locks"))
+
+
+# --- handoffs ----------------------------------------------------------------
+
+
+def request_handoff(
+    target: str,
+    context: str,
+    *,
+    revision: Optional[int] = None,
+    keys: Optional[Sequence[str]] = None,
+    package: Any = None,
+    session: Optional[str] = None,
+    user_intent: Optional[str] = None,
+    conversation_history: Optional[Sequence[Any]] = None,
+    extracted_entities: Optional[Mapping[str, Any]] = None,
+    deadline_ms: Optional[int] = None,
+    note: Optional[str] = None,
+) -> Call[m.Handoff]:
+    body = given(
+        target=target,
+        context=context,
+        revision=revision,
+        keys=list(keys) if keys is not None else None,
+        package=package,
+        session=session,
+        user_intent=user_intent,
+        conversation_history=list(conversation_history) if conversation_history is not None else None,
+        extracted_entities=extracted_entities,
+        deadline_ms=deadline_ms,
+        note=note,
+    )
+    return Call("POST", "/v1/handoffs", model(m.Handoff), body=body)
+
+
+def get_handoff(id: str) -> Call[m.Handoff]:
+    return Call("GET", f"/v1/handoffs/{seg(id)}", model(m.Handoff))
+
+
+def list_handoffs(
+    *,
+    context: Optional[str] = None,
+    agent: Optional[str] = None,
+    state: Optional[str] = None,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+) -> Call[m.HandoffPage]:
+    params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/handoffs", model(m.HandoffPage), params=params)
+
+
+def handoff_step(id: str, action: str, outcome: Any) -> Call[m.Handoff]:
+    body = {} if outcome is UNSET else {"outcome": outcome}
+    return Call("POST", f"/v1/handoffs/{seg(id)}/{action}", model(m.Handoff), body=body)
+
+
+def accept_handoff(id: str, outcome: Any = UNSET) -> Call[m.Handoff]:
+    return handoff_step(id, "accept", outcome)
+
+
+def reject_handoff(id: str, outcome: Any = UNSET) -> Call[m.Handoff]:
+    return handoff_step(id, "reject", outcome)
+
+
+def complete_handoff(id: str, outcome: Any = UNSET) -> Call[m.Handoff]:
+    return handoff_step(id, "complete", outcome)
+
+
+# --- tasks -------------------------------------------------------------------
+
+
+def assign_task(
+    ctx: str, assignee: str, title: str, *, input: Any = None, priority: Optional[str] = None
+) -> Call[m.Task]:
+    body = given(assignee=assignee, title=title, input=input, priority=priority)
+    return Call("POST", f"/v1/contexts/{seg(ctx)}/tasks", model(m.Task), body=body)
+
+
+def list_tasks(
+    *,
+    context: Optional[str] = None,
+    agent: Optional[str] = None,
+    state: Optional[str] = None,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+) -> Call[m.TaskPage]:
+    params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    return Call("GET", "/v1/tasks", model(m.TaskPage), params=params)
+
+
+def list_context_tasks(
+    ctx: str,
+    *,
+    agent: Optional[str] = None,
+    state: Optional[str] = None,
+    limit: Optional[int] = None,
+    cursor: Optional[str] = None,
+) -> Call[m.TaskPage]:
+    params = {"agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    path = f"/v1/contexts/{seg(ctx)}/tasks"
+    return Call("GET", path, model(m.TaskPage), params=params)
+
+
+def get_task(id: str) -> Call[m.Task]:
+    return Call("GET", f"/v1/tasks/{seg(id)}", model(m.Task))
+
+
+def complete_task(id: str, output: Any = UNSET) -> Call[m.Task]:
+    body = {} if output is UNSET else {"output": output}
+    return Call("POST", f"/v1/tasks/{seg(id)}/complete", model(m.Task), body=body)
+
+
+# --- access control ----------------------------------------------------------
+
+
+def grant(
+    ctx: str,
+    agents: Union[str, Sequence[str]],
+    permissions: Sequence[str] = ("read",),
+    *,
+    expires_at: Optional[Union[datetime, str]] = None,
+) -> Call[List[m.Grant]]:
+    body = given(
+        agents=[agents] if isinstance(agents, str) else list(agents),
+        permissions=list(permissions),
+        expires_at=expires_at,
+    )
+    path = f"/v1/contexts/{seg(ctx)}/grants"
+    return Call("POST", path, model_list(m.Grant, "grants"), body=body)
+
+
+def list_grants(ctx: str) -> Call[List[m.Grant]]:
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/grants", model_list(m.Grant, "grants"))
+
+
+def revoke(ctx: str, agent: str) -> Call[None]:
+    path = f"/v1/contexts/{seg(ctx)}/grants"
+    return Call("DELETE", path, no_content, params={"agent": agent})
+
+
+def shared(agent: str) -> Call[List[m.Grant]]:
+    return Call("GET", f"/v1/agents/{seg(agent)}/shared", model_list(m.Grant, "grants"))
+
+
+def add_policy(
+    id: str,
+    effect: str,
+    *,
+    contexts: Optional[str] = None,
+    agents: Optional[str] = None,
+    min_trust: Optional[str] = None,
+    max_trust: Optional[str] = None,
+    permissions: Optional[Sequence[str]] = None,
+    keys: Optional[str] = None,
+    tags: Optional[Sequence[str]] = None,
+    description: Optional[str] = None,
+) -> Call[List[m.PolicyRule]]:
+    body = given(
+        id=id,
+        effect=effect,
+        contexts=contexts,
+        agents=agents,
+        min_trust=min_trust,
+        max_trust=max_trust,
+        permissions=list(permissions) if permissions is not None else None,
+        keys=keys,
+        tags=list(tags) if tags is not None else None,
+        description=description,
+    )
+    return Call("POST", "/v1/policies", model_list(m.PolicyRule, "policies"), body=body)
+
+
+def list_policies() -> Call[List[m.PolicyRule]]:
+    return Call("GET", "/v1/policies", model_list(m.PolicyRule, "policies"))
+
+
+def delete_policy(id: str) -> Call[None]:
+    return Call("DELETE", f"/v1/policies/{seg(id)}", no_content)
+
+
+def audit(
+    *,
+    agent: Optional[str] = None,
+    context: Optional[str] = None,
+    allowed: Optional[bool] = None,
+    since: Optional[Union[datetime, str]] = None,
+    after: Optional[int] = None,
+    limit: Optional[int] = None,
+) -> Call[m.AuditPage]:
+    params = {
+        "agent": agent,
+        "context": context,
+        "allowed": allowed,
+        "since": since,
+        "after": after,
+        "limit": limit,
+    }
+    return Call("GET", "/v1/audit", model(m.AuditPage), params=params)
+
+
+# --- conflicts ---------------------------------------------------------------
+
+
+def list_conflicts(
+    ctx: str, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+) -> Call[m.ConflictPage]:
+    params = {"status": status, "limit": limit, "cursor": cursor}
+    path = f"/v1/contexts/{seg(ctx)}/conflicts"
+    return Call("GET", path, model(m.ConflictPage), params=params)
+
+
+def get_conflict(ctx: str, id: str) -> Call[m.Conflict]:
+    path = f"/v1/contexts/{seg(ctx)}/conflicts/{seg(id)}"
+    return Call("GET", path, model(m.Conflict))
+
+
+def resolve_conflict(
+    ctx: str, id: str, *, choose: Optional[str] = None, value: Any = UNSET, if_match: Optional[int] = None
+) -> Call[m.Conflict]:
+    body: Dict[str, Any] = given(choose=choose, if_match=if_match)
+    if value is not UNSET:
+        body["value"] = value
+    path = f"/v1/contexts/{seg(ctx)}/conflicts/{seg(id)}/resolve"
+    return Call("POST", path, model(m.Conflict), body=body)
+
+
+# --- the context mesh --------------------------------------------------------
+
+
+def package(
+    ctx: str,
+    agent: Optional[str] = None,
+    *,
+    budget: Optional[int] = None,
+    encoding: Optional[str] = None,
+    explain: Optional[bool] = None,
+    compress: Optional[bool] = None,
+    at: Optional[int] = None,
+) -> Call[m.Package]:
+    params = {
+        "agent": agent,
+        "budget": budget,
+        "format": "json",
+        "encoding": encoding,
+        "explain": explain,
+        "compress": compress,
+        "at": at,
+    }
+    path = f"/v1/contexts/{seg(ctx)}/package"
+    return Call("GET", path, package_answer, params=params)
+
+
+def package_markdown(
+    ctx: str,
+    agent: Optional[str] = None,
+    *,
+    budget: Optional[int] = None,
+    encoding: Optional[str] = None,
+    compress: Optional[bool] = None,
+    at: Optional[int] = None,
+) -> Call[m.MarkdownPackage]:
+    params = {
+        "agent": agent,
+        "budget": budget,
+        "format": "markdown",
+        "encoding": encoding,
+        "compress": compress,
+        "at": at,
+    }
+    path = f"/v1/contexts/{seg(ctx)}/package"
+    return Call("GET", path, markdown_answer, params=params)
+
+
+def search(
+    ctx: str,
+    q: str,
+    *,
+    mode: Optional[str] = None,
+    limit: Optional[int] = None,
+    kind: Optional[str] = None,
+    tags: Optional[Union[str, Sequence[str]]] = None,
+    author: Optional[str] = None,
+    since: Optional[Union[datetime, str]] = None,
+    until: Optional[Union[datetime, str]] = None,
+) -> Call[m.SearchResult]:
+    params = {
+        "q": q,
+        "mode": mode,
+        "limit": limit,
+        "kind": kind,
+        "tags": tags,
+        "author": author,
+        "since": since,
+        "until": until,
+    }
+    path = f"/v1/contexts/{seg(ctx)}/search"
+    return Call("GET", path, model(m.SearchResult), params=params)
+
+
+def consensus(
+    ctx: str, key: str, proposals: Sequence[Mapping[str, Any]], *, min_agreement: Optional[float] = None
+) -> Call[m.ConsensusOutcome]:
+    body = given(key=key, proposals=list(proposals), min_agreement=min_agreement)
+    path = f"/v1/contexts/{seg(ctx)}/consensus"
+    return Call("POST", path, model(m.ConsensusOutcome), body=body)
+
+
+def record_decision(
+    ctx: str, decision: Any, read_revision: int, *, key: Optional[str] = None
+) -> Call[m.DecisionRecord]:
+    body = given(decision=decision, read_revision=read_revision, key=key)
+    body["decision"] = decision
+    path = f"/v1/contexts/{seg(ctx)}/decisions"
+    return Call("POST", path, model(m.DecisionRecord), body=body)
 
 
 __all__ = ["Call", "UNSET", "DEFAULT_URL", "check"]

@@ -1,11 +1,13 @@
-"""The synchronous ctxmesh client."""
+"""The synchronous ctxmesh client.
+
+Every request is built in :mod:`ctxmesh._api` and every operation of more
+than one request is a plan of :mod:`ctxmesh._plans`, shared with
+:class:`~ctxmesh.AsyncClient`; this module sends them with blocking I/O.
+"""
 
 from __future__ import annotations
 
-import copy
-import random
 import threading
-import time
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -13,10 +15,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import httpx
 
-from . import _api
+from . import _api, _plans
 from . import models as m
 from ._api import UNSET, Call
-from .errors import LockNotAcquired, NotFound, NotHolder, PreconditionFailed, TransportError, UpdateConflict
+from .errors import TransportError
 from .watch import Watch, WatchOptions
 
 __all__ = ["Client", "HeldLock"]
@@ -27,7 +29,7 @@ JSON = Any
 Fencing = Union[str, "m.Lock", "HeldLock", "tuple[str, int]"]
 
 
-class Client:
+class Client(_plans.ClientCore):
     """A synchronous client of a ctxmesh server.
 
     Args:
@@ -63,10 +65,7 @@ class Client:
         transport: Optional[httpx.BaseTransport] = None,
         _http: Optional[httpx.Client] = None,
     ) -> None:
-        self.base_url, self.token, self.agent_id = _api.resolve_settings(base_url, token, agent_id)
-        self._identity: Optional[m.Identity] = None
-        self.timeout = timeout
-        self._extra_headers = dict(headers or {})
+        super().__init__(base_url, token, agent_id, timeout=timeout, headers=headers)
         self._owns_http = _http is None
         self._http = _http or httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
@@ -87,23 +86,10 @@ class Client:
 
     def as_agent(self, agent_id: str, token: Optional[str] = None) -> "Client":
         """A client acting as ``agent_id`` (with ``token``, or this client's), sharing connections."""
-        other = Client(
-            self.base_url,
-            token if token is not None else self.token,
-            agent_id,
-            timeout=self.timeout,
-            headers=self._extra_headers,
-            _http=self._http,
-        )
-        return other
-
-    def _headers(self, extra: Mapping[str, str]) -> Dict[str, str]:
-        headers = _api.auth_headers(self.token, self.agent_id)
-        headers.update(self._extra_headers)
-        headers.update(extra)
-        return headers
+        return Client(**self._settings_as(agent_id, token), _http=self._http)
 
     def _run(self, call: Call[T]) -> T:
+        """Sends one request and reads its answer."""
         args = call.request_args()
         args["headers"] = self._headers(args["headers"])
         try:
@@ -112,6 +98,10 @@ class Client:
             raise TransportError(f"{call.method} {call.path}: {e or type(e).__name__}") from e
         _api.check(response)
         return call.parse(response)
+
+    def _drive(self, plan: _plans.Plan[T]) -> T:
+        """Runs a plan of requests."""
+        return _plans.run_sync(plan, self._run)
 
     def request(
         self,
@@ -123,32 +113,38 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
     ) -> Any:
         """Sends any request to the API and returns the decoded JSON answer (``None`` when empty)."""
-        return self._run(
-            Call(method, path, _api.raw_json, params=dict(params or {}), body=json, headers=dict(headers or {}))
-        )
+        return self._run(_api.request(method, path, params=params, json=json, headers=headers))
 
     # --- streams -------------------------------------------------------------
 
-    def _stream_opener(
-        self, path: str, params: Dict[str, Any], options: WatchOptions
-    ) -> Callable[[Optional[int]], Any]:
+    def _watch(self, spec: _plans.WatchSpec) -> Watch:
         @contextmanager
         def open_stream(after: Optional[int]) -> Iterator[httpx.Response]:
-            query = dict(params)
-            extra: Dict[str, str] = {"Accept": "text/event-stream"}
-            if after is not None:
-                query["after"] = after
-                extra["Last-Event-ID"] = str(after)
-            timeout = httpx.Timeout(self.timeout, read=options.read_timeout)
+            call = self._drive(spec.connect(after))
+            args = call.request_args()
+            timeout = httpx.Timeout(self.timeout, read=spec.options.read_timeout)
             with self._http.stream(
-                "GET", path, params=_api.query(query), headers=self._headers(extra), timeout=timeout
+                call.method, call.path, params=args["params"], headers=self._headers(args["headers"]), timeout=timeout
             ) as response:
                 if response.status_code >= 400:
                     response.read()
                     _api.check(response)
                 yield response
 
-        return open_stream
+        make_start = spec.start
+
+        def start() -> int:
+            assert make_start is not None
+            return self._drive(make_start())
+
+        return Watch(
+            open_stream,
+            after=spec.after,
+            start=None if make_start is None else start,
+            order=spec.order,
+            stream_kind=spec.stream_kind,
+            options=spec.options,
+        )
 
     def watch(
         self,
@@ -192,10 +188,11 @@ class Client:
         options = WatchOptions(
             include_progress=include_progress, reconnect=reconnect, max_retries=max_retries, read_timeout=read_timeout
         )
-        params = _api.compact(types=types, prefix=prefix, min_priority=min_priority, order=order)
-        opener = self._stream_opener(f"/v1/contexts/{_api.seg(ctx)}/watch", params, options)
-        start = None if after is not None else (lambda: self.get_context(ctx).revision)
-        return Watch(opener, after=after, start=start, order=order or "revision", options=options)
+        return self._watch(
+            _plans.watch(
+                ctx, after=after, types=types, prefix=prefix, min_priority=min_priority, order=order, options=options
+            )
+        )
 
     def watch_inbox(
         self,
@@ -215,21 +212,21 @@ class Client:
         Positions are the inbox's sequence numbers (``event.seq``); without
         ``after`` the watch starts at the inbox's current end.
         """
-        agent = self._agent(agent)
         options = WatchOptions(
             include_progress=include_progress, reconnect=reconnect, max_retries=max_retries, read_timeout=read_timeout
         )
-        params = _api.compact(types=types, prefix=prefix, min_priority=min_priority)
-        opener = self._stream_opener(f"/v1/agents/{_api.seg(agent)}/inbox/watch", params, options)
-        return Watch(opener, after=after, stream_kind="stream", options=options)
+        return self._watch(
+            _plans.watch_inbox(
+                self, agent, after=after, types=types, prefix=prefix, min_priority=min_priority, options=options
+            )
+        )
 
     def watch_agents(
         self, *, after: int = 0, include_progress: bool = False, reconnect: bool = True, read_timeout: float = 45.0
     ) -> Watch:
         """Watches the agents feed (registrations, disconnections), from ``after`` (its sequence)."""
         options = WatchOptions(include_progress=include_progress, reconnect=reconnect, read_timeout=read_timeout)
-        opener = self._stream_opener("/v1/agents/watch", {}, options)
-        return Watch(opener, after=after, stream_kind="stream", options=options)
+        return self._watch(_plans.watch_agents(after=after, options=options))
 
     # --- iterators over pages ------------------------------------------------
 
@@ -243,12 +240,9 @@ class Client:
         page_size: Optional[int] = None,
     ) -> Iterator[m.Entry]:
         """Every entry (under ``prefix``), following cursors; all pages read one snapshot."""
-        page = self.list_page(ctx, prefix=prefix, at=at, as_of=as_of, limit=page_size)
-        while True:
-            yield from page.entries
-            if not page.next_cursor:
-                return
-            page = self.list_page(ctx, prefix=prefix, limit=page_size, cursor=page.next_cursor)
+        yield from _plans.iterate_sync(
+            _plans.entries(ctx, prefix=prefix, at=at, as_of=as_of, page_size=page_size), self._run
+        )
 
     def list(
         self,
@@ -260,7 +254,7 @@ class Client:
         page_size: Optional[int] = None,
     ) -> List[m.Entry]:
         """All entries (under ``prefix``), optionally as of a revision or time, every page fetched."""
-        return list(self.iter_entries(ctx, prefix=prefix, at=at, as_of=as_of, page_size=page_size))
+        return self._drive(_plans.collect(_plans.entries(ctx, prefix=prefix, at=at, as_of=as_of, page_size=page_size)))
 
     def iter_events(
         self,
@@ -273,47 +267,30 @@ class Client:
         page_size: Optional[int] = None,
     ) -> Iterator[m.Event]:
         """Every logged event after ``after``, oldest first, page by page (no waiting for new ones)."""
-        while True:
-            page = self.events(
-                ctx, after=after, types=types, prefix=prefix, min_priority=min_priority, limit=page_size
-            )
-            yield from page.events
-            if not page.more or page.last_revision <= after:
-                return
-            after = page.last_revision
+        yield from _plans.iterate_sync(
+            _plans.events(
+                ctx, after=after, types=types, prefix=prefix, min_priority=min_priority, page_size=page_size
+            ),
+            self._run,
+        )
 
     def iter_inbox(
         self, agent: Optional[str] = None, *, after: int = 0, page_size: Optional[int] = None
     ) -> Iterator[m.Event]:
         """Every item of an agent's inbox after ``after``, page by page."""
-        while True:
-            page = self.inbox(agent, after=after, limit=page_size)
-            yield from page.events
-            if not page.events or page.next_after <= after:
-                return
-            after = page.next_after
+        yield from _plans.iterate_sync(_plans.inbox(self, agent, after=after, page_size=page_size), self._run)
 
     def iter_contexts(self, *, page_size: Optional[int] = None) -> Iterator[m.Context]:
         """Every context the caller may read."""
-        cursor: Optional[str] = None
-        while True:
-            page = self.list_contexts(limit=page_size, cursor=cursor)
-            yield from page.contexts
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        yield from _plans.iterate_sync(_plans.contexts(page_size=page_size), self._run)
 
     def iter_agents(
         self, *, status: Optional[str] = None, capability: Optional[str] = None, page_size: Optional[int] = None
     ) -> Iterator[m.Agent]:
         """Every registered agent (optionally by status or capability)."""
-        cursor: Optional[str] = None
-        while True:
-            page = self.list_agents(status=status, capability=capability, limit=page_size, cursor=cursor)
-            yield from page.agents
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        yield from _plans.iterate_sync(
+            _plans.agents(status=status, capability=capability, page_size=page_size), self._run
+        )
 
     # --- helpers -------------------------------------------------------------
 
@@ -321,10 +298,7 @@ class Client:
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> Optional[m.Entry]:
         """The entry, or ``None`` when it does not exist (or the caller may not read it)."""
-        try:
-            return self.get(ctx, key, at=at, as_of=as_of)
-        except NotFound:
-            return None
+        return self._drive(_plans.get_or_none(ctx, key, at=at, as_of=as_of))
 
     def update(
         self,
@@ -352,30 +326,7 @@ class Client:
         Raises:
             UpdateConflict: the entry kept changing under the update.
         """
-        current = self.get_or_none(ctx, key)
-        attempt = 0
-        while True:
-            value = fn(copy.deepcopy(current.value) if current is not None else None)
-            fields = _api.carried_meta(current)
-            fields.update(_api.entry_meta(**meta))
-            try:
-                if current is None:
-                    return self.put(ctx, key, value, if_none_match=True, fencing=fencing, **fields)
-                return self.put(ctx, key, value, if_match=current.revision, fencing=fencing, **fields)
-            except PreconditionFailed as e:
-                attempt += 1
-                if attempt > retries:
-                    raise UpdateConflict(
-                        "precondition_failed",
-                        f"{key!r} kept changing: gave up after {retries} retries",
-                        e.status,
-                        e.details,
-                        e.headers,
-                    ) from e
-                current = e.current
-                if current is None:
-                    current = self.get_or_none(ctx, key)
-                time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 8))))
+        return self._drive(_plans.update(ctx, key, fn, retries=retries, fencing=fencing, meta=meta))
 
     def lock(
         self,
@@ -406,37 +357,25 @@ class Client:
         """
         return HeldLock(self, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
 
-    def _agent(self, agent: Optional[str]) -> str:
-        agent = agent or self.agent_id or self._token_agent()
-        if not agent:
-            raise ValueError("name the agent, or create the client with agent_id= or an agent's token")
-        return agent
-
-    def _token_agent(self) -> Optional[str]:
-        """The agent of this client's token, asked of the server once (None for the admin token)."""
-        if self._identity is None and self.token:
-            self._identity = self.whoami()
-        return _api.token_agent(self._identity)
-
     # --- the API (ctxmesh.AsyncClient mirrors every method below) -----------
 
     # --- operations ----------------------------------------------------------
 
     def healthz(self) -> Dict[str, Any]:
         """``GET /healthz``: ``{"status": "ok"}`` while the server runs."""
-        return self._run(Call("GET", "/healthz", _api.raw_json))
+        return self._run(_api.healthz())
 
     def readyz(self) -> Dict[str, Any]:
         """``GET /readyz``: ``{"status": "ready"}`` when the store answers (else ``Unavailable``)."""
-        return self._run(Call("GET", "/readyz", _api.raw_json))
+        return self._run(_api.readyz())
 
     def openapi(self) -> Dict[str, Any]:
         """The server's OpenAPI document."""
-        return self._run(Call("GET", "/openapi.json", _api.raw_json))
+        return self._run(_api.openapi())
 
     def metrics(self) -> str:
         """The Prometheus metrics text."""
-        return self._run(Call("GET", "/metrics", lambda r: r.text))
+        return self._run(_api.metrics())
 
     # --- contexts ------------------------------------------------------------
 
@@ -459,28 +398,28 @@ class Client:
         ``parent`` with ``inherit`` / ``override`` / ``isolate`` creates a
         child context holding (some of) the parent's entries.
         """
-        body = _api.compact(
-            id=id,
-            policy=policy,
-            schemas=schemas,
-            retention=retention,
-            labels=labels,
-            mesh=mesh,
-            parent=parent,
-            inherit=inherit,
-            override=override,
-            isolate=isolate,
+        return self._run(
+            _api.create_context(
+                id,
+                policy=policy,
+                schemas=schemas,
+                retention=retention,
+                labels=labels,
+                mesh=mesh,
+                parent=parent,
+                inherit=inherit,
+                override=override,
+                isolate=isolate,
+            )
         )
-        return self._run(Call("POST", "/v1/contexts", _api.model(m.Context), body=body))
 
     def list_contexts(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> m.ContextPage:
         """One page of the contexts the caller may read (see :meth:`iter_contexts`)."""
-        params = {"limit": limit, "cursor": cursor}
-        return self._run(Call("GET", "/v1/contexts", _api.model(m.ContextPage), params=params))
+        return self._run(_api.list_contexts(limit=limit, cursor=cursor))
 
     def get_context(self, ctx: str) -> m.Context:
         """A context's settings and counters (its current ``revision``...)."""
-        return self._run(Call("GET", f"/v1/contexts/{_api.seg(ctx)}", _api.model(m.Context)))
+        return self._run(_api.get_context(ctx))
 
     def update_context(
         self,
@@ -493,16 +432,17 @@ class Client:
         mesh: Optional[Mapping[str, Any]] = None,
     ) -> m.Context:
         """Replaces the given settings of a context (each one given is replaced whole)."""
-        body = _api.compact(policy=policy, schemas=schemas, retention=retention, labels=labels, mesh=mesh)
-        return self._run(Call("PATCH", f"/v1/contexts/{_api.seg(ctx)}", _api.model(m.Context), body=body))
+        return self._run(
+            _api.update_context(ctx, policy=policy, schemas=schemas, retention=retention, labels=labels, mesh=mesh)
+        )
 
     def delete_context(self, ctx: str) -> None:
         """Deletes a context with its entries, history and events."""
-        return self._run(Call("DELETE", f"/v1/contexts/{_api.seg(ctx)}", _api.no_content))
+        return self._run(_api.delete_context(ctx))
 
     def compact(self, ctx: str) -> Any:
         """Applies the context's retention policy now; returns what was compacted (or ``None``)."""
-        return self._run(Call("POST", f"/v1/contexts/{_api.seg(ctx)}/compact", _api.raw_json))
+        return self._run(_api.compact(ctx))
 
     # --- entries -------------------------------------------------------------
 
@@ -510,8 +450,7 @@ class Client:
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> m.Entry:
         """One entry, now, as of revision ``at``, or as of time ``as_of`` (``NotFound`` if absent)."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}"
-        return self._run(Call("GET", path, _api.model(m.Entry), params={"at": at, "as_of": as_of}))
+        return self._run(_api.get(ctx, key, at=at, as_of=as_of))
 
     def put(
         self,
@@ -555,9 +494,14 @@ class Client:
             pending conflict (``manual`` policy) raises
             :class:`~ctxmesh.ConflictPending`.
         """
-        body: Dict[str, Any] = {"value": value}
-        body.update(
-            _api.entry_meta(
+        return self._run(
+            _api.put(
+                ctx,
+                key,
+                value,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                fencing=fencing,
                 kind=kind,
                 tags=tags,
                 confidence=confidence,
@@ -570,13 +514,10 @@ class Client:
                 vclock=vclock,
             )
         )
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}"
-        headers = _api.write_headers(if_match, if_none_match, fencing)
-        return self._run(Call("PUT", path, _api.entry_answer, body=body, headers=headers))
 
     def create(self, ctx: str, key: str, value: JSON, **meta: Any) -> m.Entry:
         """Creates an entry only if it does not exist (``PreconditionFailed`` otherwise)."""
-        return self.put(ctx, key, value, if_none_match=True, **meta)
+        return self._run(_api.create(ctx, key, value, **meta))
 
     def merge_patch(
         self,
@@ -588,18 +529,7 @@ class Client:
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
         """Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}"
-        headers = _api.write_headers(if_match, False, fencing)
-        return self._run(
-            Call(
-                "PATCH",
-                path,
-                _api.entry_answer,
-                content=_api.dumps(patch),
-                content_type="application/merge-patch+json",
-                headers=headers,
-            )
-        )
+        return self._run(_api.merge_patch(ctx, key, patch, if_match=if_match, fencing=fencing))
 
     def json_patch(
         self,
@@ -611,18 +541,7 @@ class Client:
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
         """Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}"
-        headers = _api.write_headers(if_match, False, fencing)
-        return self._run(
-            Call(
-                "PATCH",
-                path,
-                _api.entry_answer,
-                content=_api.dumps(list(operations)),
-                content_type="application/json-patch+json",
-                headers=headers,
-            )
-        )
+        return self._run(_api.json_patch(ctx, key, operations, if_match=if_match, fencing=fencing))
 
     def delete(
         self,
@@ -633,9 +552,7 @@ class Client:
         fencing: Optional[Fencing] = None,
     ) -> m.Deleted:
         """Deletes an entry (``NotFound`` if absent); returns the deleting revision."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}"
-        headers = _api.write_headers(if_match, False, fencing)
-        return self._run(Call("DELETE", path, _api.deleted_answer, headers=headers))
+        return self._run(_api.delete(ctx, key, if_match=if_match, fencing=fencing))
 
     def list_page(
         self,
@@ -648,9 +565,7 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.EntryPage:
         """One page of entries (see :meth:`list` and :meth:`iter_entries` for all of them)."""
-        params = {"prefix": prefix, "at": at, "as_of": as_of, "limit": limit, "cursor": cursor}
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries"
-        return self._run(Call("GET", path, _api.model(m.EntryPage), params=params))
+        return self._run(_api.list_page(ctx, prefix=prefix, at=at, as_of=as_of, limit=limit, cursor=cursor))
 
     def txn(
         self,
@@ -668,10 +583,7 @@ class Client:
         "value": 1}``. A failed comparison is not an error:
         ``result.succeeded`` is ``False``.
         """
-        body = {"compare": list(compare or []), "success": list(success or []), "failure": list(failure or [])}
-        headers = _api.write_headers(None, False, fencing)
-        path = f"/v1/contexts/{_api.seg(ctx)}/txn"
-        return self._run(Call("POST", path, _api.model(m.TxnResult), body=body, headers=headers))
+        return self._run(_api.txn(ctx, compare=compare, success=success, failure=failure, fencing=fencing))
 
     def document(
         self,
@@ -682,10 +594,7 @@ class Client:
         as_of: Optional[Union[datetime, str]] = None,
     ) -> m.Document:
         """The entries as one nested JSON document (keys split on ``/``)."""
-        params = {"prefix": prefix, "at": at, "as_of": as_of}
-        return self._run(
-            Call("GET", f"/v1/contexts/{_api.seg(ctx)}/document", _api.model(m.Document), params=params)
-        )
+        return self._run(_api.document(ctx, prefix=prefix, at=at, as_of=as_of))
 
     # --- history -------------------------------------------------------------
 
@@ -693,31 +602,23 @@ class Client:
         self, ctx: str, key: str, *, before: Optional[int] = None, limit: Optional[int] = None
     ) -> m.EntryHistory:
         """Versions of one entry, newest first (continue with ``before=next_before``)."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/entries/{_api.key_path(key)}/history"
-        params = {"before": before, "limit": limit}
-        return self._run(Call("GET", path, _api.model(m.EntryHistory), params=params))
+        return self._run(_api.entry_history(ctx, key, before=before, limit=limit))
 
     def history(self, ctx: str, *, before: Optional[int] = None, limit: Optional[int] = None) -> m.CommitPage:
         """Commits of a context, newest first: revision, author, time, keys."""
-        params = {"before": before, "limit": limit}
-        return self._run(
-            Call("GET", f"/v1/contexts/{_api.seg(ctx)}/history", _api.model(m.CommitPage), params=params)
-        )
+        return self._run(_api.history(ctx, before=before, limit=limit))
 
     def diff(self, ctx: str, from_revision: int, to: Optional[int] = None) -> m.Diff:
         """Changes between two revisions (``to`` defaults to the current one; 0 is the empty state)."""
-        params = {"from": from_revision, "to": to}
-        return self._run(Call("GET", f"/v1/contexts/{_api.seg(ctx)}/diff", _api.model(m.Diff), params=params))
+        return self._run(_api.diff(ctx, from_revision, to))
 
     def rollback(self, ctx: str, to: int) -> m.RollbackResult:
         """Writes the state of revision ``to`` as a new revision (history is kept)."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/rollback"
-        return self._run(Call("POST", path, _api.model(m.RollbackResult), body={"to": to}))
+        return self._run(_api.rollback(ctx, to))
 
     def fork(self, ctx: str, new_id: str, *, at: Optional[int] = None) -> m.Context:
         """A new context holding this one's entries as of ``at`` (default: now)."""
-        body = _api.compact(id=new_id, at=at)
-        return self._run(Call("POST", f"/v1/contexts/{_api.seg(ctx)}/fork", _api.model(m.Context), body=body))
+        return self._run(_api.fork(ctx, new_id, at=at))
 
     def events(
         self,
@@ -730,9 +631,8 @@ class Client:
         limit: Optional[int] = None,
     ) -> m.EventPage:
         """One page of a context's event log after revision ``after`` (see :meth:`iter_events`)."""
-        params = {"after": after, "types": types, "prefix": prefix, "min_priority": min_priority, "limit": limit}
         return self._run(
-            Call("GET", f"/v1/contexts/{_api.seg(ctx)}/events", _api.model(m.EventPage), params=params)
+            _api.events(ctx, after=after, types=types, prefix=prefix, min_priority=min_priority, limit=limit)
         )
 
     def send_message(
@@ -745,11 +645,7 @@ class Client:
         topic: Optional[str] = None,
     ) -> m.Event:
         """Sends a priority message to a context's log, to agents' inboxes, or both."""
-        payload = _api.compact(
-            context=context, agents=list(agents) if agents else None, priority=priority, topic=topic
-        )
-        payload["body"] = body
-        return self._run(Call("POST", "/v1/messages", _api.model(m.Event), body=payload))
+        return self._run(_api.send_message(body, context=context, agents=agents, priority=priority, topic=topic))
 
     # --- agents --------------------------------------------------------------
 
@@ -768,19 +664,20 @@ class Client:
         labels: Optional[Mapping[str, str]] = None,
     ) -> m.RegisteredAgent:
         """Registers an agent (admin only); the answer carries its token, this once."""
-        body = _api.compact(
-            id=id,
-            name=name,
-            capabilities=capabilities,
-            needs=needs,
-            produces=produces,
-            objective=objective,
-            token_budget=token_budget,
-            trust=trust,
-            lease_ms=lease_ms,
-            labels=labels,
+        return self._run(
+            _api.register_agent(
+                id,
+                name=name,
+                capabilities=capabilities,
+                needs=needs,
+                produces=produces,
+                objective=objective,
+                token_budget=token_budget,
+                trust=trust,
+                lease_ms=lease_ms,
+                labels=labels,
+            )
         )
-        return self._run(Call("POST", "/v1/agents", _api.model(m.RegisteredAgent), body=body))
 
     def list_agents(
         self,
@@ -791,12 +688,11 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.AgentPage:
         """One page of registered agents (see :meth:`iter_agents`)."""
-        params = {"status": status, "capability": capability, "limit": limit, "cursor": cursor}
-        return self._run(Call("GET", "/v1/agents", _api.model(m.AgentPage), params=params))
+        return self._run(_api.list_agents(status=status, capability=capability, limit=limit, cursor=cursor))
 
     def get_agent(self, agent: str) -> m.Agent:
         """A registered agent."""
-        return self._run(Call("GET", f"/v1/agents/{_api.seg(agent)}", _api.model(m.Agent)))
+        return self._run(_api.get_agent(agent))
 
     def update_agent(
         self,
@@ -814,54 +710,51 @@ class Client:
         labels: Optional[Mapping[str, str]] = None,
     ) -> m.Agent:
         """Replaces the given fields of an agent (the agent itself or the admin; ``trust``: admin)."""
-        body = _api.compact(
-            name=name,
-            capabilities=capabilities,
-            needs=needs,
-            produces=produces,
-            objective=objective,
-            token_budget=token_budget,
-            trust=trust,
-            status=status,
-            lease_ms=lease_ms,
-            labels=labels,
+        return self._run(
+            _api.update_agent(
+                agent,
+                name=name,
+                capabilities=capabilities,
+                needs=needs,
+                produces=produces,
+                objective=objective,
+                token_budget=token_budget,
+                trust=trust,
+                status=status,
+                lease_ms=lease_ms,
+                labels=labels,
+            )
         )
-        return self._run(Call("PATCH", f"/v1/agents/{_api.seg(agent)}", _api.model(m.Agent), body=body))
 
     def delete_agent(self, agent: str) -> None:
         """Unregisters an agent: its locks are released and its token ends."""
-        return self._run(Call("DELETE", f"/v1/agents/{_api.seg(agent)}", _api.no_content))
+        return self._run(_api.delete_agent(agent))
 
     def whoami(self) -> m.Identity:
         """Who this client is to the server: the agent of its token (or the one it names), and whether it is admin."""
-        return self._run(Call("GET", "/v1/whoami", _api.model(m.Identity)))
+        return self._run(_api.whoami())
 
     def heartbeat(self, agent: Optional[str] = None) -> m.Agent:
         """Renews an agent's lease (default: this client's agent)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/heartbeat"
-        return self._run(Call("POST", path, _api.model(m.Agent)))
+        return self._drive(_plans.for_agent(self, agent, _api.heartbeat))
 
     def rotate_token(self, agent: Optional[str] = None) -> m.NewToken:
         """Issues a new token for an agent; the old one stops working at once."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/token"
-        return self._run(Call("POST", path, _api.model(m.NewToken)))
+        return self._drive(_plans.for_agent(self, agent, _api.rotate_token))
 
     def revoke_token(self, agent: Optional[str] = None) -> None:
         """Revokes an agent's token."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/token"
-        return self._run(Call("DELETE", path, _api.no_content))
+        return self._drive(_plans.for_agent(self, agent, _api.revoke_token))
 
     def inbox(
         self, agent: Optional[str] = None, *, after: int = 0, limit: Optional[int] = None
     ) -> m.StreamPage:
         """One page of an agent's inbox after sequence ``after`` (default agent: this client's)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/inbox"
-        return self._run(Call("GET", path, _api.model(m.StreamPage), params={"after": after, "limit": limit}))
+        return self._drive(_plans.for_agent(self, agent, lambda name: _api.inbox(name, after=after, limit=limit)))
 
     def agent_events(self, *, after: int = 0, limit: Optional[int] = None) -> m.StreamPage:
         """One page of the agents feed (registrations, disconnections, unregistrations)."""
-        params = {"after": after, "limit": limit}
-        return self._run(Call("GET", "/v1/agents/events", _api.model(m.StreamPage), params=params))
+        return self._run(_api.agent_events(after=after, limit=limit))
 
     # --- locks ---------------------------------------------------------------
 
@@ -871,31 +764,25 @@ class Client:
         Returns the lock: ``acquired`` says whether the caller holds it now
         (with a new ``fencing_token``), else who does.
         """
-        path = f"/v1/contexts/{_api.seg(ctx)}/locks/{_api.lock_path(name)}"
-        return self._run(Call("POST", path, _api.model(m.Lock), body={"ttl_ms": ttl_ms, "wait_ms": wait_ms}))
+        return self._run(_api.acquire_lock(ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms))
 
     def release_lock(self, ctx: str, name: str, *, lock_id: Optional[str] = None) -> m.Lock:
         """Releases a lock the caller holds (``NotHolder`` otherwise)."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/locks/{_api.lock_path(name)}"
-        return self._run(Call("DELETE", path, _api.model(m.Lock), params={"lock_id": lock_id}))
+        return self._run(_api.release_lock(ctx, name, lock_id=lock_id))
 
     def refresh_lock(
         self, ctx: str, name: str, *, ttl_ms: int = 30_000, lock_id: Optional[str] = None
     ) -> m.Lock:
         """Extends a held lock's TTL; the fencing token stays."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/locks/{_api.lock_path(name)}/refresh"
-        body = _api.compact(ttl_ms=ttl_ms, lock_id=lock_id)
-        return self._run(Call("POST", path, _api.model(m.Lock), body=body))
+        return self._run(_api.refresh_lock(ctx, name, ttl_ms=ttl_ms, lock_id=lock_id))
 
     def get_lock(self, ctx: str, name: str) -> m.Lock:
         """A lock's state: holder, token, expiry."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/locks/{_api.lock_path(name)}"
-        return self._run(Call("GET", path, _api.model(m.Lock)))
+        return self._run(_api.get_lock(ctx, name))
 
     def list_locks(self, ctx: str) -> List[m.Lock]:
         """The locks of a context."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/locks"
-        return self._run(Call("GET", path, _api.model_list(m.Lock, "locks")))
+        return self._run(_api.list_locks(ctx))
 
     # --- handoffs ------------------------------------------------------------
 
@@ -917,24 +804,25 @@ class Client:
         """Hands work to ``target`` with its context: the context at ``revision`` and its ``keys``,
         an optional prepared ``package``, and the conversation so far. The target finds it in its
         inbox (``handoff.requested``)."""
-        body = _api.compact(
-            target=target,
-            context=context,
-            revision=revision,
-            keys=list(keys) if keys is not None else None,
-            package=package,
-            session=session,
-            user_intent=user_intent,
-            conversation_history=list(conversation_history) if conversation_history is not None else None,
-            extracted_entities=extracted_entities,
-            deadline_ms=deadline_ms,
-            note=note,
+        return self._run(
+            _api.request_handoff(
+                target,
+                context,
+                revision=revision,
+                keys=keys,
+                package=package,
+                session=session,
+                user_intent=user_intent,
+                conversation_history=conversation_history,
+                extracted_entities=extracted_entities,
+                deadline_ms=deadline_ms,
+                note=note,
+            )
         )
-        return self._run(Call("POST", "/v1/handoffs", _api.model(m.Handoff), body=body))
 
     def get_handoff(self, id: str) -> m.Handoff:
         """A handoff."""
-        return self._run(Call("GET", f"/v1/handoffs/{_api.seg(id)}", _api.model(m.Handoff)))
+        return self._run(_api.get_handoff(id))
 
     def list_handoffs(
         self,
@@ -946,24 +834,19 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.HandoffPage:
         """Handoffs of a context, or involving an agent (the caller itself unless admin)."""
-        params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
-        return self._run(Call("GET", "/v1/handoffs", _api.model(m.HandoffPage), params=params))
-
-    def _handoff_step(self, id: str, action: str, outcome: Any) -> Call[m.Handoff]:
-        body = {} if outcome is UNSET else {"outcome": outcome}
-        return Call("POST", f"/v1/handoffs/{_api.seg(id)}/{action}", _api.model(m.Handoff), body=body)
+        return self._run(_api.list_handoffs(context=context, agent=agent, state=state, limit=limit, cursor=cursor))
 
     def accept_handoff(self, id: str, outcome: Any = UNSET) -> m.Handoff:
         """Accepts a handoff (its target only)."""
-        return self._run(self._handoff_step(id, "accept", outcome))
+        return self._run(_api.accept_handoff(id, outcome))
 
     def reject_handoff(self, id: str, outcome: Any = UNSET) -> m.Handoff:
         """Rejects a handoff (its target only); ``outcome`` keeps the reason."""
-        return self._run(self._handoff_step(id, "reject", outcome))
+        return self._run(_api.reject_handoff(id, outcome))
 
     def complete_handoff(self, id: str, outcome: Any = UNSET) -> m.Handoff:
         """Completes an accepted handoff (the target only); ``outcome`` keeps the result."""
-        return self._run(self._handoff_step(id, "complete", outcome))
+        return self._run(_api.complete_handoff(id, outcome))
 
     # --- tasks ---------------------------------------------------------------
 
@@ -977,8 +860,7 @@ class Client:
         priority: Optional[str] = None,
     ) -> m.Task:
         """Assigns a task in a context; it reaches the assignee's inbox (``task.assigned``)."""
-        body = _api.compact(assignee=assignee, title=title, input=input, priority=priority)
-        return self._run(Call("POST", f"/v1/contexts/{_api.seg(ctx)}/tasks", _api.model(m.Task), body=body))
+        return self._run(_api.assign_task(ctx, assignee, title, input=input, priority=priority))
 
     def list_tasks(
         self,
@@ -990,8 +872,7 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
         """Tasks of a context, or of an agent (the caller itself unless admin)."""
-        params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
-        return self._run(Call("GET", "/v1/tasks", _api.model(m.TaskPage), params=params))
+        return self._run(_api.list_tasks(context=context, agent=agent, state=state, limit=limit, cursor=cursor))
 
     def list_context_tasks(
         self,
@@ -1003,18 +884,15 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
         """The tasks of one context (optionally of an agent, or in a state)."""
-        params = {"agent": agent, "state": state, "limit": limit, "cursor": cursor}
-        path = f"/v1/contexts/{_api.seg(ctx)}/tasks"
-        return self._run(Call("GET", path, _api.model(m.TaskPage), params=params))
+        return self._run(_api.list_context_tasks(ctx, agent=agent, state=state, limit=limit, cursor=cursor))
 
     def get_task(self, id: str) -> m.Task:
         """A task."""
-        return self._run(Call("GET", f"/v1/tasks/{_api.seg(id)}", _api.model(m.Task)))
+        return self._run(_api.get_task(id))
 
     def complete_task(self, id: str, output: Any = UNSET) -> m.Task:
         """Completes a task (its assignee only); the assigner's inbox gets ``task.completed``."""
-        body = {} if output is UNSET else {"output": output}
-        return self._run(Call("POST", f"/v1/tasks/{_api.seg(id)}/complete", _api.model(m.Task), body=body))
+        return self._run(_api.complete_task(id, output))
 
     # --- access control ------------------------------------------------------
 
@@ -1027,27 +905,19 @@ class Client:
         expires_at: Optional[Union[datetime, str]] = None,
     ) -> List[m.Grant]:
         """Shares a context: ``permissions`` (read, write, share, admin) for ``agents``."""
-        body = _api.compact(
-            agents=[agents] if isinstance(agents, str) else list(agents),
-            permissions=list(permissions),
-            expires_at=expires_at,
-        )
-        path = f"/v1/contexts/{_api.seg(ctx)}/grants"
-        return self._run(Call("POST", path, _api.model_list(m.Grant, "grants"), body=body))
+        return self._run(_api.grant(ctx, agents, permissions, expires_at=expires_at))
 
     def list_grants(self, ctx: str) -> List[m.Grant]:
         """The grants of a context."""
-        return self._run(Call("GET", f"/v1/contexts/{_api.seg(ctx)}/grants", _api.model_list(m.Grant, "grants")))
+        return self._run(_api.list_grants(ctx))
 
     def revoke(self, ctx: str, agent: str) -> None:
         """Ends an agent's grant on a context."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/grants"
-        return self._run(Call("DELETE", path, _api.no_content, params={"agent": agent}))
+        return self._run(_api.revoke(ctx, agent))
 
     def shared(self, agent: Optional[str] = None) -> List[m.Grant]:
         """The grants an agent holds (default: this client's agent)."""
-        path = f"/v1/agents/{_api.seg(self._agent(agent))}/shared"
-        return self._run(Call("GET", path, _api.model_list(m.Grant, "grants")))
+        return self._drive(_plans.for_agent(self, agent, _api.shared))
 
     def add_policy(
         self,
@@ -1064,27 +934,28 @@ class Client:
         description: Optional[str] = None,
     ) -> List[m.PolicyRule]:
         """Adds (or replaces) an allow/deny rule (admin only); returns every rule."""
-        body = _api.compact(
-            id=id,
-            effect=effect,
-            contexts=contexts,
-            agents=agents,
-            min_trust=min_trust,
-            max_trust=max_trust,
-            permissions=list(permissions) if permissions is not None else None,
-            keys=keys,
-            tags=list(tags) if tags is not None else None,
-            description=description,
+        return self._run(
+            _api.add_policy(
+                id,
+                effect,
+                contexts=contexts,
+                agents=agents,
+                min_trust=min_trust,
+                max_trust=max_trust,
+                permissions=permissions,
+                keys=keys,
+                tags=tags,
+                description=description,
+            )
         )
-        return self._run(Call("POST", "/v1/policies", _api.model_list(m.PolicyRule, "policies"), body=body))
 
     def list_policies(self) -> List[m.PolicyRule]:
         """Every access policy rule."""
-        return self._run(Call("GET", "/v1/policies", _api.model_list(m.PolicyRule, "policies")))
+        return self._run(_api.list_policies())
 
     def delete_policy(self, id: str) -> None:
         """Removes an access policy rule."""
-        return self._run(Call("DELETE", f"/v1/policies/{_api.seg(id)}", _api.no_content))
+        return self._run(_api.delete_policy(id))
 
     def audit(
         self,
@@ -1097,15 +968,9 @@ class Client:
         limit: Optional[int] = None,
     ) -> m.AuditPage:
         """Access decisions from the audit log (admin only)."""
-        params = {
-            "agent": agent,
-            "context": context,
-            "allowed": allowed,
-            "since": since,
-            "after": after,
-            "limit": limit,
-        }
-        return self._run(Call("GET", "/v1/audit", _api.model(m.AuditPage), params=params))
+        return self._run(
+            _api.audit(agent=agent, context=context, allowed=allowed, since=since, after=after, limit=limit)
+        )
 
     # --- conflicts -----------------------------------------------------------
 
@@ -1118,14 +983,11 @@ class Client:
         cursor: Optional[str] = None,
     ) -> m.ConflictPage:
         """Conflict records of a context: ``pending`` (default), ``resolved`` or ``all``."""
-        params = {"status": status, "limit": limit, "cursor": cursor}
-        path = f"/v1/contexts/{_api.seg(ctx)}/conflicts"
-        return self._run(Call("GET", path, _api.model(m.ConflictPage), params=params))
+        return self._run(_api.list_conflicts(ctx, status=status, limit=limit, cursor=cursor))
 
     def get_conflict(self, ctx: str, id: str) -> m.Conflict:
         """A conflict record with ``current``, the entry it met."""
-        path = f"/v1/contexts/{_api.seg(ctx)}/conflicts/{_api.seg(id)}"
-        return self._run(Call("GET", path, _api.model(m.Conflict)))
+        return self._run(_api.get_conflict(ctx, id))
 
     def resolve_conflict(
         self,
@@ -1137,11 +999,7 @@ class Client:
         if_match: Optional[int] = None,
     ) -> m.Conflict:
         """Resolves a pending conflict: ``choose="current"`` or ``"proposed"``, or a merged ``value``."""
-        body: Dict[str, Any] = _api.compact(choose=choose, if_match=if_match)
-        if value is not UNSET:
-            body["value"] = value
-        path = f"/v1/contexts/{_api.seg(ctx)}/conflicts/{_api.seg(id)}/resolve"
-        return self._run(Call("POST", path, _api.model(m.Conflict), body=body))
+        return self._run(_api.resolve_conflict(ctx, id, choose=choose, value=value, if_match=if_match))
 
     # --- the context mesh ----------------------------------------------------
 
@@ -1157,17 +1015,9 @@ class Client:
         at: Optional[int] = None,
     ) -> m.Package:
         """An agent's context package (JSON): its relevant entries, ranked, within ``budget`` tokens."""
-        params = {
-            "agent": agent,
-            "budget": budget,
-            "format": "json",
-            "encoding": encoding,
-            "explain": explain,
-            "compress": compress,
-            "at": at,
-        }
-        path = f"/v1/contexts/{_api.seg(ctx)}/package"
-        return self._run(Call("GET", path, _api.package_answer, params=params))
+        return self._run(
+            _api.package(ctx, agent, budget=budget, encoding=encoding, explain=explain, compress=compress, at=at)
+        )
 
     def package_markdown(
         self,
@@ -1180,16 +1030,7 @@ class Client:
         at: Optional[int] = None,
     ) -> m.MarkdownPackage:
         """An agent's context package as prompt-ready Markdown, with its token count."""
-        params = {
-            "agent": agent,
-            "budget": budget,
-            "format": "markdown",
-            "encoding": encoding,
-            "compress": compress,
-            "at": at,
-        }
-        path = f"/v1/contexts/{_api.seg(ctx)}/package"
-        return self._run(Call("GET", path, _api.markdown_answer, params=params))
+        return self._run(_api.package_markdown(ctx, agent, budget=budget, encoding=encoding, compress=compress, at=at))
 
     def search(
         self,
@@ -1205,18 +1046,9 @@ class Client:
         until: Optional[Union[datetime, str]] = None,
     ) -> m.SearchResult:
         """Searches a context: ``mode`` keyword, semantic or hybrid; filters by kind, tags, author, time."""
-        params = {
-            "q": q,
-            "mode": mode,
-            "limit": limit,
-            "kind": kind,
-            "tags": tags,
-            "author": author,
-            "since": since,
-            "until": until,
-        }
-        path = f"/v1/contexts/{_api.seg(ctx)}/search"
-        return self._run(Call("GET", path, _api.model(m.SearchResult), params=params))
+        return self._run(
+            _api.search(ctx, q, mode=mode, limit=limit, kind=kind, tags=tags, author=author, since=since, until=until)
+        )
 
     def consensus(
         self,
@@ -1232,22 +1064,16 @@ class Client:
         written to ``key`` (``agreed``); otherwise a pending conflict is
         recorded (``conflict``).
         """
-        body = _api.compact(key=key, proposals=list(proposals), min_agreement=min_agreement)
-        path = f"/v1/contexts/{_api.seg(ctx)}/consensus"
-        return self._run(Call("POST", path, _api.model(m.ConsensusOutcome), body=body))
+        return self._run(_api.consensus(ctx, key, proposals, min_agreement=min_agreement))
 
     def record_decision(
         self, ctx: str, decision: JSON, read_revision: int, *, key: Optional[str] = None
     ) -> m.DecisionRecord:
         """Records a decision with the revision it was based on; ``replay`` rebuilds the package seen."""
-        body = _api.compact(decision=decision, read_revision=read_revision, key=key)
-        body["decision"] = decision
-        path = f"/v1/contexts/{_api.seg(ctx)}/decisions"
-        return self._run(Call("POST", path, _api.model(m.DecisionRecord), body=body))
+        return self._run(_api.record_decision(ctx, decision, read_revision, key=key))
 
 
-
-class HeldLock:
+class HeldLock(_plans.LockCore[Client]):
     """A lock held through ``with client.lock(...)``.
 
     Attributes:
@@ -1259,51 +1085,13 @@ class HeldLock:
     def __init__(
         self, client: Client, ctx: str, name: str, *, ttl_ms: int, wait_ms: int, refresh: bool = False
     ) -> None:
-        self.client = client
-        self.context = ctx
-        self.name = name
-        self.ttl_ms = ttl_ms
-        self.wait_ms = wait_ms
-        self.auto_refresh = refresh
-        self.lock: Optional[m.Lock] = None
-        self.lost = False
+        super().__init__(client, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
-    @property
-    def fencing_token(self) -> int:
-        """The fencing token of this acquisition."""
-        if self.lock is None:
-            raise RuntimeError("the lock is not held")
-        return self.lock.fencing_token
-
-    @property
-    def lock_id(self) -> Optional[str]:
-        """``<name>:<token>``: names this acquisition."""
-        return self.lock.lock_id if self.lock else None
-
-    @property
-    def fence(self) -> str:
-        """The ``X-Fencing-Token`` value for writes under this lock."""
-        return f"{self.name}={self.fencing_token}"
-
-    @property
-    def headers(self) -> Dict[str, str]:
-        """The header to send with writes under this lock (for other HTTP clients)."""
-        return {"X-Fencing-Token": self.fence}
-
     def acquire(self) -> m.Lock:
         """Acquires the lock, waiting up to ``wait_ms``; raises :class:`~ctxmesh.LockNotAcquired`."""
-        deadline = time.monotonic() + self.wait_ms / 1000
-        while True:
-            left = max(0, int((deadline - time.monotonic()) * 1000))
-            lock = self.client.acquire_lock(self.context, self.name, ttl_ms=self.ttl_ms, wait_ms=min(left, 60_000))
-            if lock.acquired:
-                break
-            if time.monotonic() >= deadline:
-                raise LockNotAcquired(lock)
-        self.lock = lock
-        self.lost = False
+        lock = self.client._drive(self._acquiring())
         if self.auto_refresh:
             self._stop.clear()
             self._thread = threading.Thread(target=self._refresh_loop, name=f"ctxmesh-lock-{self.name}", daemon=True)
@@ -1312,9 +1100,7 @@ class HeldLock:
 
     def refresh(self, ttl_ms: Optional[int] = None) -> m.Lock:
         """Extends the lock's TTL now."""
-        lock = self.client.refresh_lock(self.context, self.name, ttl_ms=ttl_ms or self.ttl_ms, lock_id=self.lock_id)
-        self.lock = lock
-        return lock
+        return self.client._drive(self._refreshing(ttl_ms))
 
     def release(self) -> None:
         """Releases the lock (a lock already lost is only marked ``lost``)."""
@@ -1322,23 +1108,12 @@ class HeldLock:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
-        if self.lock is None:
-            return
-        try:
-            self.client.release_lock(self.context, self.name, lock_id=self.lock_id)
-        except (NotHolder, NotFound):
-            self.lost = True
+        self.client._drive(self._releasing())
 
     def _refresh_loop(self) -> None:
-        interval = max(0.05, self.ttl_ms / 3000)
-        while not self._stop.wait(interval):
-            try:
-                self.refresh()
-            except NotHolder:
-                self.lost = True
+        while not self._stop.wait(self._refresh_interval):
+            if not self.client._drive(self._refresh_round()):
                 return
-            except Exception:
-                continue  # a transient failure; the next round tries again
 
     def __enter__(self) -> "HeldLock":
         self.acquire()
