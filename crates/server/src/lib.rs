@@ -30,6 +30,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+mod unread;
 pub mod watch;
 
 pub use error::ApiError;
@@ -214,7 +215,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .service(mcp::service(&state, api.clone()));
-    api.route_service("/mcp", mcp)
+    api.route_service("/mcp", mcp).layer(axum::middleware::from_fn(unread::close_if_unread))
 }
 
 /// The HTTP API: every `/v1` route and the operational ones.

@@ -501,3 +501,62 @@ async fn an_agent_has_a_bounded_number_of_open_streams() {
     tokio::time::timeout(std::time::Duration::from_secs(10), reopened).await.expect("the place is freed");
     drop(second);
 }
+
+/// Writes one HTTP/1.1 request on `conn` and reads its answer: the status
+/// line and headers (lowercased), and the body.
+async fn exchange(conn: &mut tokio::net::TcpStream, request: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf)).await.unwrap().unwrap();
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length || n == 0 {
+                return (head.to_ascii_lowercase(), body.to_owned());
+            }
+        }
+        assert!(n > 0, "the server closed the connection without an answer");
+    }
+}
+
+/// A write refused before its body is read (no token) says
+/// `Connection: close`, so that a client does not send its next request
+/// into a connection the server is closing; an answer after the body was
+/// read keeps the connection for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_before_its_body_was_read_closes_the_connection() {
+    let s = TestServer::with_tokens(Backend::Sqlite, ADMIN).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let body = r#"{"value": "unread"}"#;
+    let put = |token: &str| {
+        format!(
+            "PUT /v1/contexts/c/entries/k HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             {token}content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (head, _) = exchange(&mut conn, &put("")).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("\r\nconnection: close"), "the refusal says the connection ends: {head}");
+
+    let (status, _) = call(&s, Method::POST, "/v1/contexts", Some(ADMIN), Some(json!({"id": "c"}))).await;
+    assert_eq!(status, 201);
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let admin = format!("authorization: Bearer {ADMIN}\r\n");
+    let (head, _) = exchange(&mut conn, &put(&admin)).await;
+    assert!(head.starts_with("http/1.1 201") || head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    let get = format!("GET /v1/contexts/c/entries/k HTTP/1.1\r\nhost: {addr}\r\n{admin}\r\n");
+    let (head, entry) = exchange(&mut conn, &get).await;
+    assert!(head.starts_with("http/1.1 200"), "the same connection serves the next request: {head}");
+    assert!(entry.contains("unread"), "{entry}");
+}
