@@ -30,7 +30,7 @@ pub mod sqlite;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{Result, StoreError};
+pub use error::{DriverFailure, Result, StoreError};
 
 /// Which state a read sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
