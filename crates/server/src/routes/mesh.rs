@@ -6,12 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::agent::Agent;
 use ctxmesh_core::conflict::{Candidate, Proposal, tally};
 use std::collections::HashMap;
 
 use ctxmesh_core::mesh::{Package, Prepared};
-use ctxmesh_store::coord::{CoordOutput, CoordRead, CoordWrite};
+use ctxmesh_store::coord::{CoordOutput, CoordWrite};
 use serde::{Deserialize, Serialize};
 
 use super::{P, context_id};
@@ -19,7 +18,7 @@ use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
-use crate::mesh::{Ask, Encoding};
+use crate::mesh::{Ask, Encoding, MAX_BUDGET, registered};
 
 /// How a package is returned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -53,17 +52,6 @@ pub(crate) struct PackageParams {
     compress: Option<bool>,
     /// Build it as of this revision (what the agent saw then).
     at: Option<u64>,
-}
-
-/// Most tokens a package may be asked for.
-pub(crate) const MAX_BUDGET: usize = 1_000_000;
-
-/// The agent `id` as registered.
-pub(crate) async fn registered(state: &AppState, id: &str) -> ApiResult<Agent> {
-    match state.store().coord_read(CoordRead::Agent { id: id.to_owned() }).await? {
-        CoordOutput::Agent(a) => Ok(a),
-        other => Err(ApiError::internal(format!("unexpected output {other:?}"))),
-    }
 }
 
 /// The context an agent needs, ranked by relevance and packed into its
