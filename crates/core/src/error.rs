@@ -5,22 +5,22 @@
 use crate::entry::Entry;
 
 /// Declares `ErrorCode` from one table of variants and their wire names,
-/// so that the enum, its strings, serde and `ErrorCode::ALL` cannot
-/// disagree.
+/// with `as_str` and `ErrorCode::ALL`. Serde and the OpenAPI schema name
+/// the variants in snake_case, which a test checks against `as_str`.
 macro_rules! error_codes {
     ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal,)+) => {
+        // Exhaustive on purpose: the server's HTTP status and the CLI's
+        // exit code are `match`es over it, so a new code does not compile
+        // until both say what it means.
         /// A stable error code: the `error.code` of every error answer
         /// (docs/api.md, "Errors"), in JSON the snake_case string.
-        ///
-        /// Exhaustive on purpose: the server's HTTP status and the CLI's
-        /// exit code are `match`es over it, so a new code does not compile
-        /// until both say what it means.
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
             utoipa::ToSchema,
         )]
+        #[serde(rename_all = "snake_case")]
         pub enum ErrorCode {
-            $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
+            $($(#[doc = $doc])+ $variant,)+
         }
 
         impl ErrorCode {

@@ -222,6 +222,18 @@ mod tests {
         assert_eq!(ApiError::invalid_argument("q", "no").into_response().status(), StatusCode::BAD_REQUEST);
     }
 
+    /// The OpenAPI document lists the codes as the strings sent.
+    #[test]
+    fn the_openapi_document_lists_every_code() {
+        let spec = serde_json::to_value(crate::openapi::spec()).unwrap();
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(schemas["ErrorDetail"]["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode");
+        let listed: Vec<&str> =
+            schemas["ErrorCode"]["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes);
+    }
+
     /// A driver's errors are answered by their kind: `503`, `507`, or
     /// `500` without the driver's message.
     #[test]
