@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ctxmesh_client::ErrorCode;
 
 /// `println!` for what the commands print: when the reader has gone
 /// (`ctxmesh ctx list | head -1`), the command ends quietly, with success,
@@ -106,19 +107,79 @@ fn main() -> ExitCode {
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ctxmesh_client::ClientError>() {
         Some(ctxmesh_client::ClientError::Transport(_)) => 5,
-        Some(err) => match err.code() {
-            Some("not_found") => 3,
-            Some(
-                "precondition_failed"
-                | "conflict"
-                | "already_exists"
-                | "fenced"
-                | "invalid_transition"
-                | "not_holder"
-                | "disconnected",
-            ) => 4,
-            _ => 1,
-        },
+        Some(err) => err.error_code().map_or(1, exit_code_of),
         None => 1,
+    }
+}
+
+/// The exit code of a server's error (see the top of this file). No
+/// wildcard: a new code has to be given its exit code here.
+fn exit_code_of(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::NotFound => 3,
+        ErrorCode::PreconditionFailed
+        | ErrorCode::Conflict
+        | ErrorCode::AlreadyExists
+        | ErrorCode::Fenced
+        | ErrorCode::InvalidTransition
+        | ErrorCode::NotHolder
+        | ErrorCode::Disconnected => 4,
+        ErrorCode::InvalidJson
+        | ErrorCode::InvalidBody
+        | ErrorCode::InvalidArgument
+        | ErrorCode::InvalidId
+        | ErrorCode::InvalidKey
+        | ErrorCode::InvalidTxn
+        | ErrorCode::InvalidPatch
+        | ErrorCode::InvalidSchema
+        | ErrorCode::Unauthenticated
+        | ErrorCode::Forbidden
+        | ErrorCode::MethodNotAllowed
+        | ErrorCode::Compacted
+        | ErrorCode::TooLarge
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::SchemaViolation
+        | ErrorCode::PreconditionRequired
+        | ErrorCode::RateLimited
+        | ErrorCode::Internal
+        | ErrorCode::Unavailable
+        | ErrorCode::StorageFull => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctxmesh_client::ClientError;
+
+    fn api(code: &str) -> anyhow::Error {
+        ClientError::Api { status: 400, code: code.to_owned(), message: String::new(), details: serde_json::json!({}) }
+            .into()
+    }
+
+    /// Every code exits as documented at the top of this file: 3 not
+    /// found, 4 precondition failed or conflict, else 1.
+    #[test]
+    fn every_code_has_its_exit_code() {
+        let conflicts = [
+            "precondition_failed",
+            "conflict",
+            "already_exists",
+            "fenced",
+            "invalid_transition",
+            "not_holder",
+            "disconnected",
+        ];
+        for &code in ErrorCode::ALL {
+            let expected = match code.as_str() {
+                "not_found" => 3,
+                name if conflicts.contains(&name) => 4,
+                _ => 1,
+            };
+            assert_eq!(exit_code(&api(code.as_str())), expected, "{code}");
+        }
+        assert_eq!(exit_code(&api("from_a_newer_server")), 1);
+        assert_eq!(exit_code(&ClientError::Transport("refused".into()).into()), 5);
+        assert_eq!(exit_code(&anyhow::anyhow!("bad input")), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! server. Used by the CLI, the benchmark tool and the tests.
 
 use ctxmesh_core::Entry;
+pub use ctxmesh_core::ErrorCode;
 use ctxmesh_core::context::ContextInfo;
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 pub use reqwest::Method;
@@ -34,12 +35,19 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The stable error code, for API errors.
+    /// The stable error code as the server sent it, for API errors.
     pub fn code(&self) -> Option<&str> {
         match self {
             ClientError::Api { code, .. } => Some(code),
             _ => None,
         }
+    }
+
+    /// The stable error code, for API errors whose code this client
+    /// knows; `None` for other errors, and for a code it does not know
+    /// (from a newer server): `code()` has it as sent.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.code()?.parse().ok()
     }
 }
 
@@ -292,6 +300,20 @@ fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error body's code is parsed; a code from a newer server stays
+    /// readable as sent.
+    #[test]
+    fn error_codes_are_parsed_from_the_body() {
+        let e = api_error(StatusCode::NOT_FOUND, br#"{"error": {"code": "not_found", "message": "gone"}}"#);
+        assert_eq!((e.code(), e.error_code()), (Some("not_found"), Some(ErrorCode::NotFound)));
+        let newer = api_error(StatusCode::BAD_REQUEST, br#"{"error": {"code": "brand_new", "message": "?"}}"#);
+        assert_eq!((newer.code(), newer.error_code()), (Some("brand_new"), None));
+        assert_eq!(newer.to_string(), "brand_new: ?");
+        let garbled = api_error(StatusCode::BAD_GATEWAY, b"<html>");
+        assert_eq!((garbled.code(), garbled.error_code()), (Some("unknown"), None));
+        assert_eq!(ClientError::Transport("refused".into()).error_code(), None);
+    }
 
     #[test]
     fn keys_are_fully_encoded() {

@@ -1,5 +1,5 @@
 //! Conflict records: what happened when a write's precondition was stale
-//! (DESIGN.md section 4). A write settled by its policy (last-write-wins,
+//! (docs/conflicts.md). A write settled by its policy (last-write-wins,
 //! merge, authority) leaves a resolved record of low severity; a write
 //! kept aside under `manual` leaves a pending record of high severity
 //! until an agent resolves it.

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ContextId, KeyPattern};
 use crate::merge::ArrayMerge;
 
-/// What happens when a write's precondition is stale (DESIGN.md section 4).
+/// What happens when a write's precondition is stale (docs/conflicts.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {

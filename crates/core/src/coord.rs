@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::{Timestamp, ms_duration};
 
 /// Validates a lock name: 1 to 128 bytes of `[A-Za-z0-9._~:@/-]`.
@@ -101,7 +101,7 @@ impl Lock {
             Ok(())
         } else {
             Err(Error::Conflict {
-                code: "not_holder",
+                code: ErrorCode::NotHolder,
                 message: format!("agent {agent:?} does not hold lock {:?}: acquire it first", self.name),
             })
         }
@@ -366,7 +366,7 @@ impl Handoff {
         };
         if self.state != allowed_from {
             return Err(Error::Conflict {
-                code: "invalid_transition",
+                code: ErrorCode::InvalidTransition,
                 message: format!(
                     "handoff {} is {}: it cannot {} (only a {} handoff can)",
                     self.id,
@@ -489,7 +489,7 @@ impl Task {
     pub fn complete(&mut self, agent: &str, output: Option<Value>, now: Timestamp) -> Result<()> {
         if self.state == TaskState::Completed {
             return Err(Error::Conflict {
-                code: "invalid_transition",
+                code: ErrorCode::InvalidTransition,
                 message: format!("task {} is already completed", self.id),
             });
         }

@@ -1,7 +1,120 @@
 //! The domain error type: every failure the pure logic can report, each
-//! with a stable code that the HTTP layer turns into a status.
+//! with a stable code that the HTTP layer turns into a status; and
+//! `ErrorCode`, the list of every stable code the API answers with.
 
 use crate::entry::Entry;
+
+/// Declares `ErrorCode` from one table of variants and their wire names,
+/// with `as_str` and `ErrorCode::ALL`. Serde and the OpenAPI schema name
+/// the variants in snake_case, which a test checks against `as_str`.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal,)+) => {
+        // Exhaustive on purpose: the server's HTTP status and the CLI's
+        // exit code are `match`es over it, so a new code does not compile
+        // until both say what it means.
+        /// A stable error code: the `error.code` of every error answer
+        /// (docs/api.md, "Errors"), in JSON the snake_case string.
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+            utoipa::ToSchema,
+        )]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            /// The code as sent on the wire, e.g. `"not_found"`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// `400`: the body is not JSON.
+    InvalidJson = "invalid_json",
+    /// `400`: the body could not be read.
+    InvalidBody = "invalid_body",
+    /// `400`: a field or parameter has a wrong type or value.
+    InvalidArgument = "invalid_argument",
+    /// `400`: a context or agent id is malformed.
+    InvalidId = "invalid_id",
+    /// `400`: a key, prefix or key pattern is malformed.
+    InvalidKey = "invalid_key",
+    /// `400`: a transaction is malformed.
+    InvalidTxn = "invalid_txn",
+    /// `400`: a patch is malformed or does not apply.
+    InvalidPatch = "invalid_patch",
+    /// `400`: a context's JSON Schema does not compile.
+    InvalidSchema = "invalid_schema",
+    /// `401`: no token, or one that is unknown, rotated or revoked.
+    Unauthenticated = "unauthenticated",
+    /// `403`: the caller may not do this.
+    Forbidden = "forbidden",
+    /// `404`: no such context, entry, agent, route...
+    NotFound = "not_found",
+    /// `405`: the route exists but not with this method.
+    MethodNotAllowed = "method_not_allowed",
+    /// `409`: the request conflicts with the current state.
+    Conflict = "conflict",
+    /// `409`: something that must be new exists already.
+    AlreadyExists = "already_exists",
+    /// `409`: a write fenced with a lock token older than the lock's latest.
+    Fenced = "fenced",
+    /// `409`: a handoff or task cannot take this step from its state.
+    InvalidTransition = "invalid_transition",
+    /// `409`: releasing or refreshing a lock the caller does not hold.
+    NotHolder = "not_holder",
+    /// `409`: a disconnected agent (lapsed lease) acquiring a lock.
+    Disconnected = "disconnected",
+    /// `410`: the revision asked for was compacted.
+    Compacted = "compacted",
+    /// `412`: `If-Match` or `If-None-Match` failed.
+    PreconditionFailed = "precondition_failed",
+    /// `413`: something exceeds its limit.
+    TooLarge = "too_large",
+    /// `415`: a `Content-Type` that is not accepted here.
+    UnsupportedMediaType = "unsupported_media_type",
+    /// `422`: a value breaks its key's schema.
+    SchemaViolation = "schema_violation",
+    /// `428`: the context requires preconditions and the write had none.
+    PreconditionRequired = "precondition_required",
+    /// `429`: an agent over its request rate.
+    RateLimited = "rate_limited",
+    /// `500`: a bug or a storage failure.
+    Internal = "internal",
+    /// `503`: the store (or another dependency) cannot take requests.
+    Unavailable = "unavailable",
+    /// `507`: the server's disk is full.
+    StorageFull = "storage_full",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCode::ALL.iter().copied().find(|code| code.as_str() == s).ok_or_else(|| UnknownErrorCode(s.to_owned()))
+    }
+}
+
+/// A string that is not one of the codes of [`ErrorCode`] (from a newer
+/// server, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code {0:?}: this build knows the codes of docs/api.md")]
+pub struct UnknownErrorCode(pub String);
 
 /// A domain error. The `code()` of each variant is part of the public API.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -118,8 +231,9 @@ pub enum Error {
     /// transition, a lock held by another agent...). `code` is stable.
     #[error("{message}")]
     Conflict {
-        /// The stable code (`invalid_transition`, `not_holder`, ...).
-        code: &'static str,
+        /// The stable code: a `409` code (`not_holder`,
+        /// `invalid_transition`, `disconnected`, or `conflict`).
+        code: ErrorCode,
         /// What happened and what to do.
         message: String,
     },
@@ -140,26 +254,31 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable error code of DESIGN.md section 5.
-    pub fn code(&self) -> &'static str {
+    /// The stable error code (docs/api.md, "Errors").
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Error::InvalidId { .. } => "invalid_id",
-            Error::InvalidKey { .. } => "invalid_key",
-            Error::InvalidArgument { .. } => "invalid_argument",
-            Error::InvalidTxn(_) => "invalid_txn",
-            Error::InvalidPatch { .. } => "invalid_patch",
-            Error::InvalidSchema { .. } => "invalid_schema",
-            Error::SchemaViolation { .. } => "schema_violation",
-            Error::TooLarge { .. } => "too_large",
-            Error::PreconditionFailed { .. } => "precondition_failed",
-            Error::PreconditionRequired => "precondition_required",
-            Error::NotFound { .. } => "not_found",
-            Error::AlreadyExists { .. } => "already_exists",
-            Error::Compacted { .. } => "compacted",
-            Error::Fenced { .. } => "fenced",
-            Error::Conflict { code, .. } => code,
-            Error::Forbidden { .. } => "forbidden",
+            Error::InvalidId { .. } => ErrorCode::InvalidId,
+            Error::InvalidKey { .. } => ErrorCode::InvalidKey,
+            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::InvalidTxn(_) => ErrorCode::InvalidTxn,
+            Error::InvalidPatch { .. } => ErrorCode::InvalidPatch,
+            Error::InvalidSchema { .. } => ErrorCode::InvalidSchema,
+            Error::SchemaViolation { .. } => ErrorCode::SchemaViolation,
+            Error::TooLarge { .. } => ErrorCode::TooLarge,
+            Error::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+            Error::PreconditionRequired => ErrorCode::PreconditionRequired,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            Error::Compacted { .. } => ErrorCode::Compacted,
+            Error::Fenced { .. } => ErrorCode::Fenced,
+            Error::Conflict { code, .. } => *code,
+            Error::Forbidden { .. } => ErrorCode::Forbidden,
         }
+    }
+
+    /// The stable error code as its string: `error_code().as_str()`.
+    pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
     }
 
     /// Machine-readable details for the error body (`error.details`).
@@ -222,3 +341,43 @@ fn describe_current(revision: Option<u64>) -> String {
 
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code is its own string on the wire and parses back from it.
+    #[test]
+    fn every_error_code_round_trips_through_its_string() {
+        for &code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert_eq!(code.to_string(), s);
+            assert_eq!(s.parse::<ErrorCode>(), Ok(code));
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(s));
+            assert_eq!(serde_json::from_value::<ErrorCode>(serde_json::json!(s)).unwrap(), code);
+            assert!(!s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{s:?}");
+        }
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "two codes share a string");
+    }
+
+    /// A code from a newer server is an error to parse, not a guess.
+    #[test]
+    fn an_unknown_code_does_not_parse() {
+        assert_eq!("no_such_code".parse::<ErrorCode>(), Err(UnknownErrorCode("no_such_code".into())));
+        assert!(serde_json::from_value::<ErrorCode>(serde_json::json!("NotFound")).is_err());
+    }
+
+    /// The codes of `Conflict` errors are typed codes; an unknown one is
+    /// `conflict`.
+    #[test]
+    fn conflict_codes_are_typed() {
+        let conflict = |code| Error::Conflict { code, message: String::new() };
+        assert_eq!(conflict(ErrorCode::NotHolder).code(), "not_holder");
+        assert_eq!(conflict(ErrorCode::InvalidTransition).code(), "invalid_transition");
+        assert_eq!(Error::not_found("x").error_code(), ErrorCode::NotFound);
+        assert_eq!(Error::not_found("x").code(), "not_found");
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use crate::Timestamp;
 use crate::entry::Priority;
 
-/// Event type names (DESIGN.md section 2).
+/// Event type names (docs/api.md, "History and time travel").
 pub mod types {
     /// A context was created (revision 1).
     pub const CONTEXT_CREATED: &str = "context.created";

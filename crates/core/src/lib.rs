@@ -24,7 +24,7 @@ pub mod txn;
 
 pub use context::{ContextInfo, ContextPatch, ContextSettings, NewContext, Policy, Retention, Strategy};
 pub use entry::{Entry, EntryMeta, EntryWrite, Priority, VClock};
-pub use error::Error;
+pub use error::{Error, ErrorCode};
 pub use event::Event;
 pub use history::{Commit, DiffChange, DiffKind};
 pub use ids::{ContextId, EntryKey, KeyPattern};

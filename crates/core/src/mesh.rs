@@ -1,4 +1,4 @@
-//! The context mesh (DESIGN.md section 7): how relevant each entry is to
+//! The context mesh (docs/mesh.md): how relevant each entry is to
 //! an agent, and the package of entries that fits its token budget.
 //!
 //! Everything here is pure: the caller supplies the entries, the agent, the

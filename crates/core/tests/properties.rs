@@ -2,7 +2,7 @@
 //!
 //! They cover merge patches, JSON patches, the three-way merge, keys and
 //! patterns, and transaction planning. Each reference is written from the
-//! specification (RFC 7386, RFC 6902, DESIGN.md sections 2 to 4), not from
+//! specification (RFC 7386, RFC 6902, docs/api.md, docs/conflicts.md), not from
 //! the code under test, so that a property fails when core drifts from what
 //! a user was promised.
 
@@ -553,7 +553,7 @@ fn key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | ':' | '@' | '-')
 }
 
-/// DESIGN.md section 2: segments of `[A-Za-z0-9._~:@-]+` separated by `/`,
+/// docs/api.md ("Entries"): segments of `[A-Za-z0-9._~:@-]+` separated by `/`,
 /// at most 512 bytes; read as a state machine over characters. With
 /// `star`, `*` is one more segment character (a pattern).
 fn reference_is_key(s: &str, star: bool) -> bool {
@@ -739,7 +739,7 @@ proptest! {
         prop_assert!(serde_json::from_value::<EntryKey>(json!(broken)).is_err());
     }
 
-    /// On arbitrary strings, a key parses exactly when DESIGN.md says it is
+    /// On arbitrary strings, a key parses exactly when docs/api.md says it is
     /// one, and a pattern exactly when it is one with `*` allowed.
     #[test]
     fn keys_and_patterns_parse_as_specified(s in near_keys()) {
@@ -959,7 +959,7 @@ impl Outcome {
     }
 }
 
-/// DESIGN.md section 2: an absent entry has revision 0 and version 0 and
+/// docs/api.md ("Transactions"): an absent entry has revision 0 and version 0 and
 /// equals no value.
 fn model_holds(c: &Compare, row: Option<&Row>) -> bool {
     let ordered = |actual: u64, expected: u64| match c.op {
@@ -999,7 +999,7 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
         (true, &txn.success)
     } else {
         if txn.failure.is_empty() {
-            // DESIGN.md section 4: a stale precondition (an equality on the
+            // docs/conflicts.md: a stale precondition (an equality on the
             // revision or version of a key the success branch writes) goes
             // to the policy, and `reject` refuses it: nothing runs, and the
             // answer reports each such key once.

@@ -190,7 +190,7 @@ impl ServerHandler for Mcp {
         let http = match tools::request(&request.name, &args) {
             Ok(http) => http,
             Err(message) => {
-                let error = serde_json::json!({"error": {"code": "invalid_argument", "message": message}});
+                let error = serde_json::json!({"error": {"code": ctxmesh_core::ErrorCode::InvalidArgument, "message": message}});
                 return Ok(CallToolResult::structured_error(error).into());
             }
         };

@@ -8,7 +8,7 @@
 //! `/metrics`, `/openapi.json`) need no token.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ctxmesh_store::StoreError;
@@ -17,7 +17,7 @@ use ctxmesh_store::coord as req;
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{AGENT_HEADER, Caller, agent_header};
 
 /// How requests are authenticated.
@@ -54,7 +54,7 @@ pub fn new_token() -> String {
 }
 
 fn unauthenticated(message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).into_response();
+    let mut response = ApiError::new(ErrorCode::Unauthenticated, message).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
@@ -96,7 +96,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
                     Ok(agent) => {
                         if named.as_ref().is_some_and(|n| n != &agent.id) {
                             let message = format!("{AGENT_HEADER} names another agent than the token's");
-                            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response();
+                            return ApiError::new(ErrorCode::Forbidden, message).into_response();
                         }
                         Caller { agent: agent.id, admin: false, token: Some(hash) }
                     }
@@ -114,7 +114,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
     {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         let message = format!("agent {:?} is over its request rate: retry in {seconds} s", caller.agent);
-        let mut response = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+        let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return response;
     }

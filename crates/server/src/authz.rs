@@ -13,8 +13,8 @@
 //! it reads and passes them to the store with what it writes.
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::access::{AuditRecord, EntryScope, Permission};
@@ -24,7 +24,7 @@ use ctxmesh_store::coord as req;
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::Caller;
 use crate::watch::AccessCheck;
 
@@ -58,7 +58,7 @@ impl Scopes {
             return Ok(());
         }
         let message = format!("{what} needs {} of every entry, confidential ones included", needed.as_str());
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message))
+        Err(ApiError::new(ErrorCode::Forbidden, message))
     }
 }
 
@@ -107,7 +107,7 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
         return (Ok(scopes), reason);
     }
     let message = format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str());
-    (Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)), reason)
+    (Err(ApiError::new(ErrorCode::Forbidden, message)), reason)
 }
 
 /// What `agent` may read of `ctx`, decided for work done on its behalf
@@ -142,7 +142,7 @@ pub(crate) fn stream_access(state: &AppState, caller: &Caller, ctx: Option<Conte
                     Ok(agent) if agent.id == caller.agent => {}
                     Ok(_) | Err(ctxmesh_store::StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
                         let message = "the token is no longer valid (rotated or revoked)";
-                        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message));
+                        return Err(ApiError::new(ErrorCode::Unauthenticated, message));
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -186,7 +186,7 @@ pub(crate) async fn can_read(state: &AppState, caller: &Caller, ctx: &str) -> Ap
     let Ok(ctx) = ContextId::parse(ctx) else { return Ok(false) };
     match authorize(state, caller, &ctx, Permission::Read, "GET /v1/contexts").await {
         Ok(_) => Ok(true),
-        Err(e) if e.code == "forbidden" || e.code == "not_found" => Ok(false),
+        Err(e) if matches!(e.code, ErrorCode::Forbidden | ErrorCode::NotFound) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -39,6 +39,6 @@ mod tests {
     fn round_trip() {
         let c = EntryCursor { r: 7, k: "a/b".into(), l: true };
         assert_eq!(decode::<EntryCursor>(&encode(&c)).unwrap(), c);
-        assert_eq!(decode::<EntryCursor>("!!").unwrap_err().code, "invalid_argument");
+        assert_eq!(decode::<EntryCursor>("!!").unwrap_err().code, crate::error::ErrorCode::InvalidArgument);
     }
 }

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A JSON request body of type `T`. Requires `Content-Type:
 /// application/json` (or another `+json` type accepted by the handler).
@@ -27,8 +27,7 @@ pub(crate) fn require_content_type(
     }
     let shown = if media.is_empty() { "none".to_owned() } else { media };
     Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         format!("content type {shown} is not accepted here: send {}", accepted.join(" or ")),
     ))
 }
@@ -37,9 +36,9 @@ pub(crate) fn require_content_type(
 pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection: BytesRejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body exceeds the configured limit")
+            ApiError::new(ErrorCode::TooLarge, "the request body exceeds the configured limit")
         } else {
-            ApiError::bad_request("invalid_body", format!("could not read the request body: {rejection}"))
+            ApiError::new(ErrorCode::InvalidBody, format!("could not read the request body: {rejection}"))
         }
     })
 }
@@ -50,20 +49,20 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))
             }
             Category::Data => {
                 let message = e.to_string();
                 // Id and key validation happens while deserializing; keep
                 // their specific codes.
                 let code = if message.starts_with("invalid context id") {
-                    "invalid_id"
+                    ErrorCode::InvalidId
                 } else if message.starts_with("invalid key") {
-                    "invalid_key"
+                    ErrorCode::InvalidKey
                 } else {
-                    "invalid_argument"
+                    ErrorCode::InvalidArgument
                 };
-                ApiError::bad_request(code, format!("the body has the wrong shape: {message}"))
+                ApiError::new(code, format!("the body has the wrong shape: {message}"))
             }
         }
     })
@@ -118,7 +117,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(Q(v)),
-            Err(e) => Err(ApiError::bad_request("invalid_argument", format!("bad query string: {}", e.body_text()))),
+            Err(e) => Err(ApiError::new(ErrorCode::InvalidArgument, format!("bad query string: {}", e.body_text()))),
         }
     }
 }
@@ -144,7 +143,7 @@ impl Caller {
         if self.admin || self.agent == id {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("only agent {id:?} or an admin can do this")))
+            Err(ApiError::new(ErrorCode::Forbidden, format!("only agent {id:?} or an admin can do this")))
         }
     }
 
@@ -153,7 +152,7 @@ impl Caller {
         if self.admin {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only an admin (the admin token) can do this"))
+            Err(ApiError::new(ErrorCode::Forbidden, "only an admin (the admin token) can do this"))
         }
     }
 }
@@ -165,8 +164,8 @@ pub const AGENT_HEADER: &str = "x-agent-id";
 pub(crate) fn agent_header(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get(AGENT_HEADER) else { return Ok(None) };
     let agent = raw.to_str().ok().and_then(|s| ctxmesh_core::ContextId::parse(s).ok()).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_id",
+        ApiError::new(
+            ErrorCode::InvalidId,
             "X-Agent-Id must be 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit",
         )
     })?;

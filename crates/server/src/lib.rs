@@ -155,8 +155,7 @@ impl AppState {
         match self.inner.streams.open(&caller.agent, max) {
             Some(guard) => Ok(Some(guard)),
             None => Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                error::ErrorCode::RateLimited,
                 format!(
                     "agent {:?} has {max} streams open: close one (the WebSocket multiplexes many subscriptions)",
                     caller.agent

@@ -336,8 +336,7 @@ impl Watcher {
 
     fn shut_down(&mut self) {
         self.ready.push_back(WatchItem::Failed(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            crate::error::ErrorCode::Unavailable,
             "the server is shutting down; resume from your last revision",
         )));
     }

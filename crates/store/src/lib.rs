@@ -43,6 +43,6 @@ pub mod conformance;
 
 pub use api::Store;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
-pub use error::{Result, StoreError};
+pub use error::{DriverFailure, Result, StoreError};
 pub use open::{OpenOptions, open};
 pub use types::{Compaction, Durability, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt};

@@ -2,7 +2,7 @@
 the model of `model.py`.
 
 Each check returns violations, as sentences. A run passes when there are
-none. What is checked (DESIGN.md §3):
+none. What is checked (docs/robustness.md, "What is checked"):
 
 - the event log has every revision from 1 to the current one, each
   revision's events together (`check_log`);

@@ -19,7 +19,7 @@ use super::{P, context_id, page_size};
 use crate::AppState;
 use crate::authz::authorize;
 use crate::cursor;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{Caller, JsonBody, MaybeJson, Q};
 
 /// Longest server-side wait for a lock.
@@ -231,11 +231,7 @@ async fn check_listing(state: &AppState, caller: &Caller, q: &CoordQuery) -> Api
         Some(ctx) => {
             authorize(state, caller, &context_id(ctx)?, Permission::Read, "list handoffs or tasks").await.map(drop)
         }
-        None => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "list by agent=<yourself> or by a context you may read",
-        )),
+        None => Err(ApiError::new(ErrorCode::Forbidden, "list by agent=<yourself> or by a context you may read")),
     }
 }
 

@@ -17,7 +17,7 @@ use super::{P, ReadAtParams, context_id, entry_key, page_size};
 use crate::AppState;
 use crate::authz::Scopes;
 use crate::cursor::{self, EntryCursor};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{Caller, JsonBody, Q, parse_json, read_body, require_content_type};
 
 /// A page of entries read at one revision.
@@ -356,7 +356,7 @@ pub(crate) async fn patch(
         PatchBody::MergePatch(body)
     } else {
         if !body.is_array() {
-            return Err(ApiError::bad_request("invalid_patch", "a JSON Patch body must be an array of operations"));
+            return Err(ApiError::new(ErrorCode::InvalidPatch, "a JSON Patch body must be an array of operations"));
         }
         PatchBody::JsonPatch(body)
     };

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::agent::Agent;
 use ctxmesh_core::conflict::{Candidate, Proposal, tally};
 use std::collections::HashMap;
 
@@ -20,7 +19,7 @@ use crate::AppState;
 use crate::authz::Scopes;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Caller, JsonBody, Q};
-use crate::mesh::{Ask, Encoding};
+use crate::mesh::{Ask, Encoding, MAX_BUDGET, registered};
 
 /// How a package is returned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -54,14 +53,6 @@ pub(crate) struct PackageParams {
     compress: Option<bool>,
     /// Build it as of this revision (what the agent saw then).
     at: Option<u64>,
-}
-
-/// Most tokens a package may be asked for.
-pub(crate) const MAX_BUDGET: usize = 1_000_000;
-
-/// The agent `id` as registered.
-pub(crate) async fn registered(state: &AppState, id: &str) -> ApiResult<Agent> {
-    Ok(state.store().coord(req::GetAgent { id: id.to_owned() }).await?)
 }
 
 /// The context an agent needs, ranked by relevance and packed into its

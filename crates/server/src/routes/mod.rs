@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub(crate) mod agents;
 pub(crate) mod conflicts;
@@ -94,7 +94,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| P(v))
-            .map_err(|e| ApiError::bad_request("invalid_argument", format!("bad path: {}", e.body_text())))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("bad path: {}", e.body_text())))
     }
 }
 

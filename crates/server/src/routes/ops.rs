@@ -2,12 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Uri, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
@@ -36,13 +36,9 @@ pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not allowed on {}: see /openapi.json", uri.path()),
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}: see /openapi.json", uri.path()))
 }
 
 pub(crate) async fn fallback(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}: see /openapi.json", uri.path()))
+    ApiError::new(ErrorCode::NotFound, format!("no route for {}: see /openapi.json", uri.path()))
 }

@@ -21,7 +21,7 @@ use super::agents::inbox_spec;
 use super::context_id;
 use super::watch::{FilterParams, start_spec};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::Caller;
 use crate::watch::{Order, WatchItem, watch};
 
@@ -76,8 +76,7 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
         let outgoing = tokio::select! {
             () = &mut closing => {
                 let _ = socket.send(error_message(None, &ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    ErrorCode::Unavailable,
                     "the server is shutting down; resume from your last revisions",
                 ))).await;
                 let _ = socket.send(Message::Close(None)).await;
@@ -85,7 +84,7 @@ async fn serve(mut socket: WebSocket, state: AppState, caller: Caller) {
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => handle_command(&state, &caller, &mut subs, text.as_str()).await,
-                Some(Ok(Message::Binary(_))) => vec![error_message(None, &ApiError::bad_request("invalid_json", "send commands as text frames"))],
+                Some(Ok(Message::Binary(_))) => vec![error_message(None, &ApiError::new(ErrorCode::InvalidJson, "send commands as text frames"))],
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return,
             },
@@ -115,7 +114,7 @@ async fn handle_command(
     let command: Command = match serde_json::from_str(text) {
         Ok(c) => c,
         Err(e) => {
-            return vec![error_message(None, &ApiError::bad_request("invalid_argument", format!("bad command: {e}")))];
+            return vec![error_message(None, &ApiError::new(ErrorCode::InvalidArgument, format!("bad command: {e}")))];
         }
     };
     match command {
@@ -128,11 +127,7 @@ async fn handle_command(
         }
         Command::Subscribe { sub, context, inbox, after, order, types, prefix, min_priority } => {
             if subs.contains_key(&sub) {
-                let e = ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "already_exists",
-                    format!("subscription {sub:?} exists"),
-                );
+                let e = ApiError::new(ErrorCode::AlreadyExists, format!("subscription {sub:?} exists"));
                 return vec![error_message(Some(&sub), &e)];
             }
             if subs.len() >= MAX_SUBSCRIPTIONS {

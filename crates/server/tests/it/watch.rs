@@ -1,4 +1,4 @@
-//! Watch streams (SSE): the guarantees of DESIGN.md section 3.5, checked
+//! Watch streams (SSE): the guarantees of docs/api.md ("Live events"), checked
 //! the way etcd's robustness tests check theirs: what each watcher received,
 //! joined up across disconnects and a server restart, equals the event log.
 

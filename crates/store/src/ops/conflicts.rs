@@ -6,7 +6,7 @@ use ctxmesh_core::Entry;
 use ctxmesh_core::agent::Agent;
 use ctxmesh_core::conflict::{Candidate, Choice, Conflict, ConflictStatus, Outcome, Proposed, Resolution, Severity};
 use ctxmesh_core::context::Strategy;
-use ctxmesh_core::error::Error;
+use ctxmesh_core::error::{Error, ErrorCode};
 use ctxmesh_core::history::commit_kinds;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::txn::{BaseRef, ChangeKind, PlanBuilder, Snapshot, TxnRequest, TxnScope, check_value};
@@ -170,7 +170,7 @@ async fn resolve(tx: &mut impl Tx, env: Env<'_>, r: Resolve) -> Result<Conflict>
     let mut conflict = get(tx, &r.ctx, &r.id, true).await?;
     if conflict.status != ConflictStatus::Pending {
         let message = format!("conflict {:?} is already resolved", r.id);
-        return Err(Error::Conflict { code: "invalid_transition", message }.into());
+        return Err(Error::Conflict { code: ErrorCode::InvalidTransition, message }.into());
     }
     let at = env.now().max(ctx.updated_at);
     let key = conflict.key.clone();

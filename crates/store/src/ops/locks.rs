@@ -3,7 +3,7 @@
 
 use ctxmesh_core::agent::{Agent, AgentStatus};
 use ctxmesh_core::coord::{Lock, check_ttl, parse_lock_name};
-use ctxmesh_core::error::Error;
+use ctxmesh_core::error::{Error, ErrorCode};
 use ctxmesh_core::event::types;
 use serde_json::json;
 
@@ -26,7 +26,7 @@ pub(crate) async fn acquire(
     let holder = agent(tx, &who, false).await?;
     if holder.status == AgentStatus::Disconnected {
         return Err(Error::Conflict {
-            code: "disconnected",
+            code: ErrorCode::Disconnected,
             message: format!("agent {who:?} is disconnected: send a heartbeat first"),
         }
         .into());

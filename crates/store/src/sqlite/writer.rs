@@ -180,10 +180,11 @@ impl Writer {
             }
             let written = self.conn.total_changes();
             let (result, job) = self.run_job(op);
-            if let Err(StoreError::Full(msg)) = &result {
+            let result = match result {
                 // No job of the batch can be written either.
-                return Err(StoreError::Full(msg.clone()));
-            }
+                Err(e) if e.is_full() => return Err(e),
+                result => result,
+            };
             if result.is_ok() {
                 self.changes.note(&job.live);
                 effects.extend(job);
@@ -433,7 +434,7 @@ mod tests {
         let answers = batch(&mut w, vec![put("c", "a", json!(1)), put("c", "big", big.clone())]);
         let errors: Vec<String> =
             answers.iter().map(|a| a.as_ref().err().map(ToString::to_string).unwrap_or_default()).collect();
-        assert!(answers.iter().all(|a| matches!(a, Err(StoreError::Full(_)))), "{errors:?}");
+        assert!(answers.iter().all(|a| matches!(a, Err(e) if e.is_full())), "{errors:?}");
         assert_eq!(revision(&w, "c"), 2, "nothing of the batch was written");
         assert_eq!(value(&w, "c", "a"), None);
         w.conn.execute_batch("PRAGMA max_page_count = 1073741823").unwrap();

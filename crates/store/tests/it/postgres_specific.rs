@@ -170,7 +170,7 @@ async fn nodes_starting_together_migrate_once() {
 async fn an_unreachable_database_is_unavailable_with_a_clear_error() {
     let config = PostgresConfig::new("postgres://postgres@127.0.0.1:1/none?connect_timeout=2");
     let err = PostgresStore::connect(config).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_unavailable(), "{err:?}");
 }
 
 /// A TCP proxy in front of PostgreSQL that can cut every connection through
