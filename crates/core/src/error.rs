@@ -96,6 +96,19 @@ error_codes! {
     StorageFull = "storage_full",
 }
 
+/// A code compares equal to its string (`e.code() == "not_found"`).
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<ErrorCode> for &str {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == other.as_str()
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -255,7 +268,7 @@ pub enum Error {
 
 impl Error {
     /// The stable error code (docs/api.md, "Errors").
-    pub fn error_code(&self) -> ErrorCode {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidId { .. } => ErrorCode::InvalidId,
             Error::InvalidKey { .. } => ErrorCode::InvalidKey,
@@ -274,11 +287,6 @@ impl Error {
             Error::Conflict { code, .. } => *code,
             Error::Forbidden { .. } => ErrorCode::Forbidden,
         }
-    }
-
-    /// The stable error code as its string: `error_code().as_str()`.
-    pub fn code(&self) -> &'static str {
-        self.error_code().as_str()
     }
 
     /// Machine-readable details for the error body (`error.details`).
@@ -377,7 +385,7 @@ mod tests {
         let conflict = |code| Error::Conflict { code, message: String::new() };
         assert_eq!(conflict(ErrorCode::NotHolder).code(), "not_holder");
         assert_eq!(conflict(ErrorCode::InvalidTransition).code(), "invalid_transition");
-        assert_eq!(Error::not_found("x").error_code(), ErrorCode::NotFound);
+        assert_eq!(Error::not_found("x").code(), ErrorCode::NotFound);
         assert_eq!(Error::not_found("x").code(), "not_found");
     }
 }

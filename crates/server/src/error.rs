@@ -112,7 +112,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 
 impl From<ctxmesh_core::Error> for ApiError {
     fn from(e: ctxmesh_core::Error) -> Self {
-        ApiError { code: e.error_code(), message: e.to_string(), details: e.details() }
+        ApiError { code: e.code(), message: e.to_string(), details: e.details() }
     }
 }
 

@@ -37,7 +37,7 @@ fn txn(v: Value) -> TxnRequest {
 
 fn code(e: StoreError) -> &'static str {
     match e {
-        StoreError::Core(c) => c.code(),
+        StoreError::Core(c) => c.code().as_str(),
         other => panic!("expected a domain error, got {other:?}"),
     }
 }
