@@ -8,6 +8,27 @@
 //!   (each in a savepoint), so a hot context pays one lock and one commit
 //!   for many writes. Writes to different contexts run in parallel on the
 //!   connection pool, and PostgreSQL groups their commit flushes.
+//! - **Round trips.** A write costs about one round trip to the database,
+//!   not one per statement (see [`pipeline`]): statements nobody waits for
+//!   (`BEGIN`, `SAVEPOINT`, the rows of a revision, `NOTIFY`, `COMMIT`) are
+//!   buffered and sent, pipelined, ahead of the next statement that must
+//!   answer. The round trip that starts a job takes the context's row lock
+//!   and, in the same flight, reads what the job reads first (the entries
+//!   of a transaction's read set, those expiring); the job's operation then
+//!   finds them without asking again ([`tx::PgTx::prefetch`]). A single
+//!   put or compare-and-swap is two round trips: `BEGIN` + lock + reads,
+//!   then the revision's rows + `NOTIFY` + `COMMIT`. A batch of N jobs
+//!   is N + 1. A read of one entry is one (`BEGIN` and the reads together;
+//!   the read-only transaction's `COMMIT` is sent after the answer). Reads
+//!   an operation makes later (a stale write's base version, agents to
+//!   broadcast to) cost one round trip each, carrying the writes buffered
+//!   before them.
+//! - **Errors.** A pipelined statement that fails aborts the transaction
+//!   and the statements after it fail with it; the server would then answer
+//!   `COMMIT` with a rollback. The pipeline checks every answer, so such a
+//!   batch fails as a whole and no job of it is acknowledged. A job that
+//!   fails in the operation itself (not found, invalid, a refused fence) is
+//!   undone alone: `ROLLBACK TO` its savepoint, pipelined like the rest.
 //! - **Notifications.** Each commit sends `NOTIFY` with the context and
 //!   revision; every node listens (see [`listen`]) and wakes its watchers
 //!   with events read from the durable `events` table, never from the
@@ -32,13 +53,15 @@ use crate::ops::{self, ReadOp, ReadOutput, WriteOp, WriteOutput};
 use crate::types::Durability;
 
 mod listen;
+mod pipeline;
 mod pool;
 mod schema;
 mod tx;
 
 use listen::Relay;
+use pipeline::{Pipeline, Session, Stats};
 use pool::pool_error;
-use tx::PgTx;
+use tx::{PgTx, Prefetch};
 
 /// Most writes to one context committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -91,6 +114,8 @@ struct Shared {
     /// Per-context write queues of this node; a queue exists while a task
     /// is draining it.
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    /// Round trips and statements sent to the database.
+    stats: Stats,
 }
 
 struct Job {
@@ -135,6 +160,7 @@ impl PostgresStore {
             durability: config.durability,
             relay,
             queues: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
         };
         Ok(PostgresStore { shared: Arc::new(shared), listener })
     }
@@ -149,16 +175,18 @@ impl Backend for PostgresStore {
     }
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
-        let mut client = self.shared.pool.get().await.map_err(pool_error)?;
-        // One snapshot for every query of the read.
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        let result = ops::read(&mut PgTx::new(&tx), self.shared.checks.clock.as_ref(), op).await;
-        tx.commit().await?;
+        let mut session = Session::new(self.shared.pool.get().await.map_err(pool_error)?);
+        // One snapshot for every query of the read; BEGIN goes with the
+        // first query.
+        let mut pipe =
+            Pipeline::begin(session.client(), &self.shared.stats, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        let result = read_in(&mut pipe, self.shared.checks.clock.as_ref(), op).await;
+        let open = pipe.sent();
+        drop(pipe);
+        session.set_open(open);
+        // Ending a read-only transaction changes nothing: the answer need
+        // not wait for it.
+        session.end_read_in_background();
         result
     }
 
@@ -251,11 +279,37 @@ impl Shared {
     /// The results of `ops` and the revisions they committed; an error
     /// means nothing was committed.
     async fn run_batch(&self, ops: Vec<WriteOp>) -> Result<(Vec<Result<WriteOutput>>, Vec<Committed>)> {
-        let mut client = self.pool.get().await.map_err(pool_error)?;
-        let tx = client.transaction().await?;
+        let mut session = Session::new(self.pool.get().await.map_err(pool_error)?);
+        let mut pipe = Pipeline::begin(session.client(), &self.stats, "BEGIN");
         if self.durability == Durability::Relaxed {
-            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            pipe.push_simple("SET LOCAL synchronous_commit = off");
         }
+        // From here until the transaction ends, a connection dropped with it
+        // (a panic) is closed, not pooled.
+        let outcome = self.run_in(&mut pipe, ops).await;
+        let ended = match &outcome {
+            Ok(Batch::Committed(..)) => Ok(()),
+            Ok(Batch::RolledBack(_)) | Err(_) => pipe.rollback().await,
+        };
+        drop(pipe);
+        if ended.is_err() {
+            // Neither committed nor rolled back for sure: the connection
+            // is closed (the server rolls back), not pooled.
+            session.set_open(true);
+        }
+        drop(session);
+        match outcome? {
+            Batch::Committed(results, published) => Ok((results, published)),
+            Batch::RolledBack(results) => Ok((results, Vec::new())),
+        }
+    }
+
+    /// Runs `ops` in the transaction `pipe` begins, one savepoint per job
+    /// when there are several, and commits. Each job costs one round trip
+    /// that takes the context's row lock and reads what the job reads
+    /// first (sending the previous job's writes ahead of it), plus one per
+    /// further read; the writes of the last job go with `COMMIT`.
+    async fn run_in(&self, pipe: &mut Pipeline<'_>, ops: Vec<WriteOp>) -> Result<Batch> {
         let env = self.checks.env();
         let alone = ops.len() == 1;
         let mut results = Vec::with_capacity(ops.len());
@@ -267,21 +321,28 @@ impl Shared {
             // A job that fails is undone alone; a lone job needs no
             // savepoint (the whole transaction is rolled back instead).
             if !alone {
-                tx.batch_execute("SAVEPOINT job").await?;
+                pipe.push_simple("SAVEPOINT job");
             }
-            let mut job_tx = PgTx::new(&tx);
+            let mut job_tx = PgTx::new(pipe);
+            if let Some(what) = write_prefetch(&op, env.now()) {
+                job_tx.prefetch(what).await?;
+            }
             let result = ops::write(&mut job_tx, env, &op).await;
+            let mut job_published = std::mem::take(&mut job_tx.published);
+            drop(job_tx);
+            // A buffered write that failed (of this job or an earlier one)
+            // aborted the transaction: nothing of the batch commits.
+            if let Some(e) = pipe.broken() {
+                return Err(e);
+            }
             match (&result, alone) {
                 (Ok(_), false) => {
-                    published.append(&mut job_tx.published);
-                    tx.batch_execute("RELEASE job").await?;
+                    published.append(&mut job_published);
+                    pipe.push_simple("RELEASE job");
                 }
-                (Ok(_), true) => published.append(&mut job_tx.published),
-                (Err(_), false) => tx.batch_execute("ROLLBACK TO job; RELEASE job").await?,
-                (Err(_), true) => {
-                    tx.rollback().await?;
-                    return Ok((vec![result], Vec::new()));
-                }
+                (Ok(_), true) => published.append(&mut job_published),
+                (Err(_), false) => pipe.push_simple("ROLLBACK TO job; RELEASE job"),
+                (Err(_), true) => return Ok(Batch::RolledBack(vec![result])),
             }
             results.push(result);
         }
@@ -289,14 +350,191 @@ impl Shared {
         if !payloads.is_empty() {
             // Delivered to every listening node when (and only if) the
             // transaction commits, in commit order.
-            tx.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", &[&self.relay.channel(), &payloads])
-                .await?;
+            let channel = self.relay.channel().to_owned();
+            pipe.push(
+                "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                vec![Box::new(channel), Box::new(payloads)],
+            );
         }
         failpoint("postgres::commit::before")?;
         let started = Instant::now();
-        tx.commit().await?;
+        // The buffered writes, NOTIFY and COMMIT: one round trip.
+        pipe.commit().await?;
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         crashpoint("postgres::commit::after");
-        Ok((results, published))
+        Ok(Batch::Committed(results, published))
+    }
+}
+
+/// How a batch's transaction ended.
+enum Batch {
+    /// Committed: each job's result and the revisions committed.
+    Committed(Vec<Result<WriteOutput>>, Vec<Committed>),
+    /// Rolled back: a lone job failed.
+    RolledBack(Vec<Result<WriteOutput>>),
+}
+
+/// How far past its start a write's prefetch reads the entries that
+/// expire: the write asks which entries expired when it plans, a little
+/// later.
+const EXPIRY_MARGIN: chrono::Duration = chrono::Duration::seconds(1);
+
+/// What a write reads first: the row of the context it locks, and for a
+/// transaction the entries it reads and those expiring.
+fn write_prefetch(op: &WriteOp, now: ctxmesh_core::Timestamp) -> Option<Prefetch> {
+    let locked = |ctx: &str| Prefetch { ctx: ctx.to_owned(), lock: true, keys: Vec::new(), expiring_by: None };
+    match op {
+        WriteOp::Txn { id, txn, .. } => Some(Prefetch {
+            keys: txn.read_set().keys.into_iter().collect(),
+            expiring_by: Some(now + EXPIRY_MARGIN),
+            ..locked(id.as_str())
+        }),
+        WriteOp::Rollback { id, .. } => {
+            Some(Prefetch { expiring_by: Some(now + EXPIRY_MARGIN), ..locked(id.as_str()) })
+        }
+        WriteOp::UpdateContext { id, .. } | WriteOp::DeleteContext { id } | WriteOp::AppendEvent { id, .. } => {
+            Some(locked(id.as_str()))
+        }
+        WriteOp::Expire { id, .. } | WriteOp::Compact { id, .. } => Some(locked(id)),
+        WriteOp::CreateContext { .. } | WriteOp::Fork { .. } | WriteOp::Coord(_) => None,
+    }
+}
+
+/// What a read reads first, when that is known: the context, and the
+/// entries a read of the latest state or a precheck reads.
+fn read_prefetch(op: &ReadOp) -> Option<Prefetch> {
+    let (id, keys) = match op {
+        ReadOp::GetEntry { id, key, at: crate::types::ReadAt::Latest } => (id, vec![key.as_str().to_owned()]),
+        ReadOp::Precheck { id, txn, .. } => (id, txn.read_set().keys.into_iter().collect()),
+        _ => return None,
+    };
+    Some(Prefetch { ctx: id.as_str().to_owned(), lock: false, keys, expiring_by: None })
+}
+
+/// Runs a read in the transaction `pipe` begins.
+async fn read_in(pipe: &mut Pipeline<'_>, clock: &dyn Clock, op: ReadOp) -> Result<ReadOutput> {
+    let mut tx = PgTx::new(pipe);
+    if let Some(what) = read_prefetch(&op) {
+        tx.prefetch(what).await?;
+    }
+    ops::read(&mut tx, clock, op).await
+}
+
+#[cfg(test)]
+mod tests {
+    use ctxmesh_core::ids::{ContextId, EntryKey};
+    use ctxmesh_core::txn::TxnRequest;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::Store;
+    use crate::types::ReadAt;
+
+    fn cid(s: &str) -> ContextId {
+        ContextId::parse(s).unwrap()
+    }
+
+    fn txn(v: Value) -> TxnRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    async fn store() -> PostgresStore {
+        let url = crate::conformance::fresh_postgres_url().await;
+        PostgresStore::connect(PostgresConfig { pool_size: 2, ..PostgresConfig::new(url) }).await.unwrap()
+    }
+
+    /// Round trips the database saw while `f` ran.
+    async fn round_trips<T>(store: &PostgresStore, f: impl Future<Output = T>) -> (T, u64) {
+        let before = store.shared.stats.round_trips();
+        let out = f.await;
+        (out, store.shared.stats.round_trips() - before)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_single_write_costs_two_round_trips_and_a_read_one() {
+        let store = store().await;
+        store.create_context(serde_json::from_value(json!({"id": "c"})).unwrap(), "a").await.unwrap();
+        let id = cid("c");
+        let put = |value: i64, revision: Option<u64>| {
+            let mut t = json!({"success": [{"op": "put", "key": "k", "value": value}]});
+            if let Some(r) = revision {
+                t["compare"] = json!([{"key": "k", "revision": r}]);
+            }
+            store.txn(&id, txn(t), "a")
+        };
+        let key = EntryKey::parse("k").unwrap();
+        // Both connections of the pool prepare their statements first.
+        for n in 0..4 {
+            let (entry, _) = store.get_entry(&cid("c"), &key, ReadAt::Latest).await.unwrap();
+            put(n, entry.map(|e| e.revision)).await.unwrap();
+        }
+        let (written, trips) = round_trips(&store, put(10, None)).await;
+        assert!(written.unwrap().succeeded);
+        assert_eq!(trips, 2, "a put: lock and read, then write and commit");
+
+        let (read, trips) = round_trips(&store, store.get_entry(&cid("c"), &key, ReadAt::Latest)).await;
+        let entry = read.unwrap().0.unwrap();
+        assert_eq!((entry.value.clone(), trips), (json!(10), 1), "a read of one entry: one round trip");
+
+        let (swapped, trips) = round_trips(&store, put(11, Some(entry.revision))).await;
+        assert!(swapped.unwrap().succeeded);
+        assert_eq!(trips, 2, "a compare-and-swap");
+        let (refused, trips) = round_trips(&store, put(12, Some(entry.revision))).await;
+        assert!(!refused.unwrap().succeeded, "the compared revision is stale");
+        // Settling a stale write also reads the version it was based on and
+        // the trust of the agents involved (one round trip each).
+        assert_eq!(trips, 5, "a refused compare-and-swap");
+        let (entry, _) = store.get_entry(&cid("c"), &key, ReadAt::Latest).await.unwrap();
+        assert_eq!(entry.unwrap().value, json!(11));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_in_a_batch_changes_nothing_and_the_others_commit() {
+        let store = store().await;
+        store.create_context(serde_json::from_value(json!({"id": "b"})).unwrap(), "a").await.unwrap();
+        let put = |key: &str| WriteOp::Txn {
+            id: cid("b"),
+            txn: txn(json!({"success": [{"op": "put", "key": key, "value": key}]})),
+            author: "a".into(),
+        };
+        // The middle job fails after taking the lock (revision 99 is not
+        // there to roll back to).
+        let failing = WriteOp::Rollback { id: cid("b"), to: 99, author: "a".into() };
+        let ((results, published), trips) =
+            round_trips(&store, async { store.shared.run_batch(vec![put("one"), failing, put("two")]).await.unwrap() })
+                .await;
+        assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
+        let revisions: Vec<u64> = published.iter().map(|c| c.revision).collect();
+        assert_eq!(revisions, [2, 3], "the failed job took no revision");
+        // One round trip per job, one for the commit (and, on a connection
+        // new to them, one to prepare the statements).
+        assert!(trips <= 5, "{trips} round trips");
+        let info = store.get_context(&cid("b")).await.unwrap();
+        assert_eq!(info.revision, 3);
+        for key in ["one", "two"] {
+            let (entry, _) = store.get_entry(&cid("b"), &EntryKey::parse(key).unwrap(), ReadAt::Latest).await.unwrap();
+            assert_eq!(entry.unwrap().value, json!(key));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_pipelined_statement_fails_the_commit_and_nothing_is_written() {
+        let store = store().await;
+        let mut session = Session::new(store.shared.pool.get().await.unwrap());
+        session.client().batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)").await.unwrap();
+        let mut pipe = Pipeline::begin(session.client(), &store.shared.stats, "BEGIN");
+        pipe.push("INSERT INTO t VALUES ($1)", vec![Box::new(1i32)]);
+        // A duplicate key: the transaction is aborted, and the server then
+        // answers COMMIT with a rollback, not an error.
+        pipe.push("INSERT INTO t VALUES ($1)", vec![Box::new(1i32)]);
+        pipe.push("INSERT INTO t VALUES ($1)", vec![Box::new(2i32)]);
+        let err = pipe.commit().await.unwrap_err();
+        assert!(err.to_string().contains("duplicate key"), "{err}");
+        assert!(pipe.broken().is_some());
+        assert!(pipe.flush(&[]).await.is_err(), "a broken pipeline sends nothing more");
+        drop(pipe);
+        session.set_open(false);
+        let rows = session.client().query("SELECT count(*) FROM t", &[]).await.unwrap();
+        assert_eq!(rows[0].get::<_, i64>(0), 0, "nothing of the transaction was committed");
     }
 }

@@ -1,7 +1,13 @@
-//! [`Tx`] over one PostgreSQL transaction. Statements are prepared once per
-//! connection (deadpool's statement cache); a plan is written with one
-//! statement, so that a write costs few round trips while it holds the
-//! context's row lock.
+//! [`Tx`] over one PostgreSQL transaction, on a [`Pipeline`]: statements
+//! whose answer no operation needs (the rows of a revision, objects, audit
+//! records) are buffered and sent with the next statement that answers, or
+//! with `COMMIT`; what a job reads first is fetched, with the context's row
+//! lock, in the round trip that starts it ([`PgTx::prefetch`]). A single
+//! write so costs two round trips: lock and read, then write and commit.
+//! Statements are prepared once per connection (deadpool's statement
+//! cache).
+
+use std::collections::{HashMap, HashSet};
 
 use ctxmesh_core::access::AuditRecord;
 use ctxmesh_core::context::{ContextInfo, ContextSettings};
@@ -10,61 +16,174 @@ use ctxmesh_core::history::Commit;
 use ctxmesh_core::ids::prefix_end;
 use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
-use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::pipeline::{Answer, Param, Pipeline, Tail};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
 };
 use crate::coord::AuditQuery;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::notify::Committed;
 use crate::tx::{Object, ObjectFilter, Tx};
 use crate::types::EntryVersion;
 
-/// A transaction on a pooled connection, opened and ended by the caller.
-pub(crate) struct PgTx<'t, 'c> {
-    tx: &'t Transaction<'c>,
+/// A transaction on a pooled connection, opened and ended by the caller
+/// through its [`Pipeline`].
+pub(crate) struct PgTx<'p, 'c> {
+    pipe: &'p mut Pipeline<'c>,
+    /// What [`PgTx::prefetch`] read, until this transaction writes.
+    prefetched: Option<Prefetched>,
     pub(crate) published: Vec<Committed>,
 }
 
-impl<'t, 'c> PgTx<'t, 'c> {
-    pub(crate) fn new(tx: &'t Transaction<'c>) -> Self {
-        PgTx { tx, published: Vec::new() }
+/// What a job reads first, to be fetched in the round trip that starts it.
+pub(crate) struct Prefetch {
+    /// The context, read (and with `lock`, locked) first.
+    pub(crate) ctx: String,
+    pub(crate) lock: bool,
+    /// Live entries it will read.
+    pub(crate) keys: Vec<String>,
+    /// With a time: the entries of the context expiring at or before it
+    /// (a job asks which entries expired a little later than it starts).
+    pub(crate) expiring_by: Option<Timestamp>,
+}
+
+/// The answers of a prefetch. They stay true while the transaction holds
+/// the context's row lock (or, for a read, its snapshot) and writes
+/// nothing; the first write drops them.
+struct Prefetched {
+    ctx: String,
+    lock: bool,
+    info: Option<ContextInfo>,
+    keys: HashSet<String>,
+    /// The live entries among `keys`, with their expiry (unix micros).
+    entries: HashMap<String, (Entry, Option<i64>)>,
+    /// The horizon, and the entries expiring by it, by key.
+    expiring: Option<(i64, Vec<(String, i64)>)>,
+}
+
+impl<'p, 'c> PgTx<'p, 'c> {
+    pub(crate) fn new(pipe: &'p mut Pipeline<'c>) -> Self {
+        PgTx { pipe, prefetched: None, published: Vec::new() }
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        let stmt = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.query(&stmt, params).await?)
+    /// Reads, in one round trip (with whatever is buffered before it), what
+    /// `what` names; [`Tx::lock_context`], [`Tx::context`],
+    /// [`Tx::entry_latest`] and [`Tx::expired_keys`] then answer from it.
+    pub(crate) async fn prefetch(&mut self, what: Prefetch) -> Result<()> {
+        self.prefetched = None;
+        let context_sql = if what.lock {
+            format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1 FOR UPDATE")
+        } else {
+            format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1")
+        };
+        let entries_sql = format!(
+            "SELECT {}, e.expires_at FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key \
+             AND v.revision = e.revision WHERE e.ctx = $1 AND e.key = ANY($2)",
+            prefixed_version_columns()
+        );
+        let expiring_sql = "SELECT key, expires_at FROM entries WHERE ctx = $1 AND expires_at IS NOT NULL \
+                            AND expires_at <= $2 ORDER BY key";
+        let horizon = what.expiring_by.map(micros);
+        let ctx_param: [&(dyn ToSql + Sync); 1] = [&what.ctx];
+        let entries_params: [&(dyn ToSql + Sync); 2] = [&what.ctx, &what.keys];
+        let expiring_params: [&(dyn ToSql + Sync); 2] = [&what.ctx, &horizon];
+        // The row lock is taken first: the reads after it, each with a
+        // snapshot of its own, see every commit made before it.
+        let mut tails = vec![Tail::Query(&context_sql, &ctx_param)];
+        if !what.keys.is_empty() {
+            tails.push(Tail::Query(&entries_sql, &entries_params));
+        }
+        if horizon.is_some() {
+            tails.push(Tail::Query(expiring_sql, &expiring_params));
+        }
+        let mut answers = self.pipe.flush(&tails).await?.into_iter().map(|a| match a {
+            Answer::Rows(rows) => rows,
+            Answer::Count(_) => Vec::new(),
+        });
+        let info = match answers.next().unwrap_or_default().first() {
+            Some(row) => Some(context_row(row)?.decode()?),
+            None => None,
+        };
+        let mut entries = HashMap::new();
+        if !what.keys.is_empty() {
+            for row in answers.next().unwrap_or_default() {
+                let expires_at: Option<i64> = row.try_get(10)?;
+                if let Some(entry) = version_row(&row)?.into_entry()? {
+                    entries.insert(entry.key.clone(), (entry, expires_at));
+                }
+            }
+        }
+        let expiring = match horizon {
+            Some(horizon) => {
+                let rows = answers.next().unwrap_or_default();
+                let keys = rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>>>()?;
+                Some((horizon, keys))
+            }
+            None => None,
+        };
+        self.prefetched = Some(Prefetched {
+            ctx: what.ctx,
+            lock: what.lock,
+            info,
+            keys: what.keys.into_iter().collect(),
+            entries,
+            expiring,
+        });
+        Ok(())
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let stmt = self.tx.prepare_cached(sql).await?;
-        Ok(self.tx.execute(&stmt, params).await?)
+    /// The prefetched answers about `ctx`, if there are any.
+    fn prefetched(&self, ctx: &str) -> Option<&Prefetched> {
+        self.prefetched.as_ref().filter(|p| p.ctx == ctx)
     }
 
-    async fn contexts(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<ContextInfo>> {
-        self.query(sql, params).await?.iter().map(|row| context_row(row)?.decode()).collect()
-    }
-
-    async fn one_context(&self, sql: &str, id: &str) -> Result<ContextInfo> {
-        match self.contexts(sql, &[&id]).await?.pop() {
-            Some(info) => Ok(info),
-            None => Err(Error::not_found(format!("context {id:?}")).into()),
+    async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        match self.pipe.flush(&[Tail::Query(sql, params)]).await?.pop() {
+            Some(Answer::Rows(rows)) => Ok(rows),
+            _ => Err(StoreError::Backend("a query answered no rows".into())),
         }
     }
 
-    async fn entries(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Entry>> {
+    /// Runs a write whose answer is needed (sending what is buffered first).
+    async fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.prefetched = None;
+        match self.pipe.flush(&[Tail::Execute(sql, params)]).await?.pop() {
+            Some(Answer::Count(n)) => Ok(n),
+            _ => Err(StoreError::Backend("a statement answered no count".into())),
+        }
+    }
+
+    /// Buffers a write whose answer nobody needs: it is sent with the next
+    /// statement that answers, or with `COMMIT`.
+    fn defer(&mut self, sql: impl Into<std::borrow::Cow<'static, str>>, params: Vec<Param>) {
+        self.prefetched = None;
+        self.pipe.push(sql, params);
+    }
+
+    async fn contexts(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<ContextInfo>> {
+        self.query(sql, params).await?.iter().map(|row| context_row(row)?.decode()).collect()
+    }
+
+    async fn one_context(&mut self, sql: &str, id: &str) -> Result<ContextInfo> {
+        match self.contexts(sql, &[&id]).await?.pop() {
+            Some(info) => Ok(info),
+            None => Err(not_found(id)),
+        }
+    }
+
+    async fn entries(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Entry>> {
         collect_entries(self.query(sql, params).await?.iter().map(version_row))
     }
 
-    async fn strings(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<String>> {
+    async fn strings(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<String>> {
         self.query(sql, params).await?.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
-    async fn optional_revision(&self, sql: &str, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
+    async fn optional_revision(&mut self, sql: &str, ctx: &str, at: Timestamp) -> Result<Option<u64>> {
         let rows = self.query(sql, &[&ctx, &micros(at)]).await?;
         let rev: Option<i64> = match rows.first() {
             Some(row) => row.try_get(0)?,
@@ -73,9 +192,13 @@ impl<'t, 'c> PgTx<'t, 'c> {
         Ok(rev.map(|r| r as u64))
     }
 
-    async fn event_rows(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Event>> {
+    async fn event_rows(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Event>> {
         self.strings(sql, params).await?.iter().map(|e| Ok(serde_json::from_str(e)?)).collect()
     }
+}
+
+fn not_found(id: &str) -> StoreError {
+    Error::not_found(format!("context {id:?}")).into()
 }
 
 fn context_row(row: &Row) -> Result<RawContext> {
@@ -115,12 +238,18 @@ fn big(n: u64) -> i64 {
 
 impl Tx for PgTx<'_, '_> {
     async fn context(&mut self, id: &str) -> Result<ContextInfo> {
+        if let Some(p) = self.prefetched(id) {
+            return p.info.clone().ok_or_else(|| not_found(id));
+        }
         self.one_context(&format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1"), id).await
     }
 
     async fn lock_context(&mut self, id: &str) -> Result<ContextInfo> {
         // The row lock orders every write to this context, across all nodes,
         // until this transaction ends.
+        if let Some(p) = self.prefetched(id).filter(|p| p.lock) {
+            return p.info.clone().ok_or_else(|| not_found(id));
+        }
         self.one_context(&format!("SELECT {CONTEXT_COLUMNS} FROM contexts WHERE id = $1 FOR UPDATE"), id).await
     }
 
@@ -156,27 +285,30 @@ impl Tx for PgTx<'_, '_> {
 
     async fn update_settings(&mut self, id: &str, settings: &ContextSettings, at: Timestamp) -> Result<()> {
         let settings = serde_json::to_string(settings)?;
-        self.execute(
+        self.defer(
             "UPDATE contexts SET settings = $2, updated_at = $3 WHERE id = $1",
-            &[&id, &settings, &micros(at)],
-        )
-        .await?;
+            vec![Box::new(id.to_owned()), Box::new(settings), Box::new(micros(at))],
+        );
         Ok(())
     }
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
-        self.execute(
+        self.defer(
             "WITH v AS (DELETE FROM versions WHERE ctx = $1), e AS (DELETE FROM entries WHERE ctx = $1), \
              c AS (DELETE FROM commits WHERE ctx = $1), ev AS (DELETE FROM events WHERE ctx = $1), \
              s AS (DELETE FROM search_docs WHERE ctx = $1) \
              DELETE FROM contexts WHERE id = $1",
-            &[&id],
-        )
-        .await?;
+            vec![Box::new(id.to_owned())],
+        );
         Ok(())
     }
 
     async fn entry_latest(&mut self, ctx: &str, key: &str, now: Timestamp) -> Result<Option<Entry>> {
+        if let Some(p) = self.prefetched(ctx).filter(|p| p.keys.contains(key)) {
+            let now = micros(now);
+            let live = p.entries.get(key).filter(|(_, expires_at)| expires_at.is_none_or(|at| at > now));
+            return Ok(live.map(|(entry, _)| entry.clone()));
+        }
         let sql = format!(
             "SELECT {} FROM entries e JOIN versions v ON v.ctx = e.ctx AND v.key = e.key AND v.revision = e.revision \
              WHERE e.ctx = $1 AND e.key = $2 AND (e.expires_at IS NULL OR e.expires_at > $3)",
@@ -225,6 +357,12 @@ impl Tx for PgTx<'_, '_> {
     }
 
     async fn expired_keys(&mut self, ctx: &str, now: Timestamp) -> Result<Vec<String>> {
+        let now_micros = micros(now);
+        if let Some((_, expiring)) =
+            self.prefetched(ctx).and_then(|p| p.expiring.as_ref()).filter(|(horizon, _)| now_micros <= *horizon)
+        {
+            return Ok(expiring.iter().filter(|(_, at)| *at <= now_micros).map(|(key, _)| key.clone()).collect());
+        }
         self.strings(
             "SELECT key FROM entries WHERE ctx = $1 AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY key",
             &[&ctx, &micros(now)],
@@ -310,14 +448,14 @@ impl Tx for PgTx<'_, '_> {
         for row in rows {
             match row.live {
                 Some(expires_at) => {
-                    live_keys.push(row.key);
+                    live_keys.push(row.key.to_owned());
                     live_revisions.push(row.revision);
                     live_expiry.push(expires_at);
                     texts.push(row.text.unwrap_or_default());
                 }
-                None => gone.push(row.key),
+                None => gone.push(row.key.to_owned()),
             }
-            v.key.push(row.key);
+            v.key.push(row.key.to_owned());
             v.revision.push(row.revision);
             v.change.push(row.change);
             v.value.push(row.value);
@@ -325,14 +463,15 @@ impl Tx for PgTx<'_, '_> {
             v.version.push(row.version);
             v.created_revision.push(row.created_revision);
             v.updated_at.push(row.updated_at);
-            v.author.push(row.author);
+            v.author.push(row.author.to_owned());
             v.vclock.push(row.vclock);
         }
         let events = plan.events.iter().map(serde_json::to_string).collect::<serde_json::Result<Vec<_>>>()?;
         let seqs: Vec<i64> = (0..events.len() as i64).collect();
         let keys = serde_json::to_string(&plan.commit.keys)?;
-        // One statement, one round trip: every row of the revision.
-        self.execute(
+        // One statement for every row of the revision, sent with the
+        // commit (or the next read).
+        self.defer(
             "WITH v AS (INSERT INTO versions (ctx, key, revision, change, value, meta, version, created_revision, \
                  updated_at, author, vclock) \
                SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
@@ -348,34 +487,33 @@ impl Tx for PgTx<'_, '_> {
              c AS (INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES ($1, $16, $17, $18, $19, $20)), \
              ev AS (INSERT INTO events (ctx, revision, seq, event) SELECT $1, $16, * FROM UNNEST($21::bigint[], $22::text[])) \
              UPDATE contexts SET revision = $16, updated_at = $17, entry_count = $23 WHERE id = $1",
-            &[
-                &ctx,
-                &v.key,
-                &v.revision,
-                &v.change,
-                &v.value,
-                &v.meta,
-                &v.version,
-                &v.created_revision,
-                &v.updated_at,
-                &v.author,
-                &v.vclock,
-                &live_keys,
-                &live_revisions,
-                &live_expiry,
-                &gone,
-                &big(plan.revision),
-                &micros(plan.commit.at),
-                &plan.commit.author,
-                &plan.commit.kind,
-                &keys,
-                &seqs,
-                &events,
-                &big(entry_count),
-                &texts,
+            vec![
+                Box::new(ctx.to_owned()),
+                Box::new(v.key),
+                Box::new(v.revision),
+                Box::new(v.change),
+                Box::new(v.value),
+                Box::new(v.meta),
+                Box::new(v.version),
+                Box::new(v.created_revision),
+                Box::new(v.updated_at),
+                Box::new(v.author),
+                Box::new(v.vclock),
+                Box::new(live_keys),
+                Box::new(live_revisions),
+                Box::new(live_expiry),
+                Box::new(gone),
+                Box::new(big(plan.revision)),
+                Box::new(micros(plan.commit.at)),
+                Box::new(plan.commit.author.clone()),
+                Box::new(plan.commit.kind.clone()),
+                Box::new(keys),
+                Box::new(seqs),
+                Box::new(events),
+                Box::new(big(entry_count)),
+                Box::new(texts),
             ],
-        )
-        .await?;
+        );
         Ok(())
     }
 
@@ -430,18 +568,28 @@ impl Tx for PgTx<'_, '_> {
     }
 
     async fn put_object(&mut self, o: &Object) -> Result<()> {
-        self.execute(
+        self.defer(
             "INSERT INTO objects (kind, id, ctx, owner, state, due_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (kind, id) DO UPDATE SET ctx = excluded.ctx, owner = excluded.owner, \
              state = excluded.state, due_at = excluded.due_at, body = excluded.body",
-            &[&o.kind, &o.id, &o.ctx, &o.owner, &o.state, &o.due_at.map(micros), &o.body],
-        )
-        .await?;
+            vec![
+                Box::new(o.kind.clone()),
+                Box::new(o.id.clone()),
+                Box::new(o.ctx.clone()),
+                Box::new(o.owner.clone()),
+                Box::new(o.state.clone()),
+                Box::new(o.due_at.map(micros)),
+                Box::new(o.body.clone()),
+            ],
+        );
         Ok(())
     }
 
     async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
-        self.execute("DELETE FROM objects WHERE kind = $1 AND id = $2", &[&kind, &id]).await?;
+        self.defer(
+            "DELETE FROM objects WHERE kind = $1 AND id = $2",
+            vec![Box::new(kind.to_owned()), Box::new(id.to_owned())],
+        );
         Ok(())
     }
 
@@ -465,7 +613,7 @@ impl Tx for PgTx<'_, '_> {
     }
 
     async fn delete_context_objects(&mut self, ctx: &str) -> Result<()> {
-        self.execute("DELETE FROM objects WHERE ctx = $1", &[&ctx]).await?;
+        self.defer("DELETE FROM objects WHERE ctx = $1", vec![Box::new(ctx.to_owned())]);
         Ok(())
     }
 
@@ -473,6 +621,7 @@ impl Tx for PgTx<'_, '_> {
         // Taking the head's row lock orders appends to the stream across
         // nodes until this transaction ends.
         let count = events.len() as i64;
+        self.prefetched = None;
         let rows = self
             .query(
                 "INSERT INTO stream_heads (stream, seq) VALUES ($1, $2) \
@@ -490,11 +639,10 @@ impl Tx for PgTx<'_, '_> {
         }
         let seqs: Vec<i64> = numbered.iter().map(|e| e.seq.unwrap_or_default() as i64).collect();
         let json = numbered.iter().map(serde_json::to_string).collect::<serde_json::Result<Vec<_>>>()?;
-        self.execute(
+        self.defer(
             "INSERT INTO streams (stream, seq, event) SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])",
-            &[&stream, &seqs, &json],
-        )
-        .await?;
+            vec![Box::new(stream.to_owned()), Box::new(seqs), Box::new(json)],
+        );
         Ok(numbered)
     }
 
@@ -508,18 +656,25 @@ impl Tx for PgTx<'_, '_> {
 
     async fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
         let at: Vec<i64> = records.iter().map(|r| micros(r.at)).collect();
-        let agent: Vec<&str> = records.iter().map(|r| r.agent.as_str()).collect();
-        let action: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
-        let resource: Vec<&str> = records.iter().map(|r| r.resource.as_str()).collect();
-        let ctx: Vec<&str> = records.iter().map(|r| r.context.as_str()).collect();
+        let agent: Vec<String> = records.iter().map(|r| r.agent.clone()).collect();
+        let action: Vec<String> = records.iter().map(|r| r.action.clone()).collect();
+        let resource: Vec<String> = records.iter().map(|r| r.resource.clone()).collect();
+        let ctx: Vec<String> = records.iter().map(|r| r.context.clone()).collect();
         let allowed: Vec<bool> = records.iter().map(|r| r.allowed).collect();
-        let reason: Vec<&str> = records.iter().map(|r| r.reason.as_str()).collect();
-        self.execute(
+        let reason: Vec<String> = records.iter().map(|r| r.reason.clone()).collect();
+        self.defer(
             "INSERT INTO audit (at, agent, action, resource, ctx, allowed, reason) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[])",
-            &[&at, &agent, &action, &resource, &ctx, &allowed, &reason],
-        )
-        .await?;
+            vec![
+                Box::new(at),
+                Box::new(agent),
+                Box::new(action),
+                Box::new(resource),
+                Box::new(ctx),
+                Box::new(allowed),
+                Box::new(reason),
+            ],
+        );
         Ok(())
     }
 
@@ -573,8 +728,8 @@ fn object_row(row: &Row) -> Result<Object> {
 
 /// The version rows of a plan, column by column, for `UNNEST`.
 #[derive(Default)]
-struct VersionColumns<'a> {
-    key: Vec<&'a str>,
+struct VersionColumns {
+    key: Vec<String>,
     revision: Vec<i64>,
     change: Vec<&'static str>,
     value: Vec<Option<String>>,
@@ -582,6 +737,6 @@ struct VersionColumns<'a> {
     version: Vec<i64>,
     created_revision: Vec<i64>,
     updated_at: Vec<i64>,
-    author: Vec<&'a str>,
+    author: Vec<String>,
     vclock: Vec<String>,
 }
