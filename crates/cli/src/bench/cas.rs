@@ -1,12 +1,15 @@
-//! The compare-and-swap scenarios, side by side with the baseline that
+//! The compare-and-swap scenarios, side by side with the baselines that
 //! hand-built shared context uses: Redis with an atomic Lua
-//! compare-and-swap script (version check and write in one script).
+//! compare-and-swap script (version check and write in one script), and
+//! PostgreSQL alone with a conditional `UPDATE` (the floor under ctxmesh
+//! on PostgreSQL).
 //!
 //! Every system runs the same protocol: a client reads an entry's version,
 //! then writes a new value on the condition that the version is still the
 //! one it read (ctxmesh: `GET`, then `PUT` with `If-Match`; Redis: `HMGET`,
-//! then `EVALSHA` of the script). A refused write is a conflict; the client
-//! reads again.
+//! then `EVALSHA` of the script; PostgreSQL: `SELECT version`, then
+//! `UPDATE ... WHERE key = $1 AND version = $2`). A refused write is a
+//! conflict; the client reads again.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -53,7 +56,8 @@ pub(crate) struct CasBench {
     /// Systems to run, side by side (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "ctxmesh,redis,redis-fsync")]
     systems: Vec<System>,
-    /// The PostgreSQL database of `ctxmesh-postgres`.
+    /// The PostgreSQL database of `ctxmesh-postgres` and `postgres` (the
+    /// baseline works in a schema of its own per run, dropped after).
     #[arg(long, env = "CTXMESH_BENCH_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     postgres: String,
     /// The `redis-server` binary the Redis baselines start (each on a
@@ -76,6 +80,10 @@ pub(crate) enum System {
     Redis,
     /// Redis with the Lua CAS script, `appendonly yes`, `appendfsync always`.
     RedisFsync,
+    /// PostgreSQL alone (`--postgres`): a table (key, version, raw), read
+    /// by `SELECT version`, written by `UPDATE ... WHERE version = $2` in
+    /// autocommit (durable commits), one connection per client.
+    Postgres,
 }
 
 impl System {
@@ -86,6 +94,7 @@ impl System {
             System::CtxmeshPostgres => "ctxmesh on PostgreSQL",
             System::Redis => "Redis+Lua, no persistence",
             System::RedisFsync => "Redis+Lua, appendfsync always",
+            System::Postgres => "PostgreSQL alone (UPDATE)",
         }
     }
 }
@@ -236,7 +245,15 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
 /// A running system.
 enum Host {
     Ctxmesh(Target),
-    Redis { process: Child, url: String, _dir: tempfile::TempDir },
+    Redis {
+        process: Child,
+        url: String,
+        _dir: tempfile::TempDir,
+    },
+    /// A database someone else runs.
+    Postgres {
+        url: String,
+    },
 }
 
 impl Host {
@@ -247,6 +264,7 @@ impl Host {
             System::CtxmeshPostgres => vec!["--durability", "full", "--store", &bench.postgres],
             System::Redis => return Self::redis(&bench.redis_server, false).await,
             System::RedisFsync => return Self::redis(&bench.redis_server, true).await,
+            System::Postgres => return Ok(Host::Postgres { url: bench.postgres.clone() }),
         };
         if let (System::Ctxmesh, Some(url)) = (system, server) {
             return Ok(Host::Ctxmesh(Target::remote(url)));
@@ -312,6 +330,27 @@ impl Host {
                 pipe.query_async::<()>(&mut conn).await?;
                 Ok(Driver::Redis { client, space: space.to_owned(), script: redis::Script::new(CAS_SCRIPT) })
             }
+            Host::Postgres { url } => {
+                // A schema of the run's own: nothing of ctxmesh's tables,
+                // nothing left behind.
+                let schema = format!("ctxmesh_bench_{}", space.replace('-', "_"));
+                let client = pg_connect(url).await?;
+                client
+                    .batch_execute(&format!(
+                        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; \
+                         CREATE TABLE {schema}.t (key TEXT PRIMARY KEY, version BIGINT NOT NULL, raw TEXT NOT NULL)"
+                    ))
+                    .await
+                    .context("cannot create the PostgreSQL baseline's table")?;
+                let keys: Vec<String> = (0..keys).map(|k| format!("k{k}")).collect();
+                client
+                    .execute(
+                        &format!("INSERT INTO {schema}.t SELECT k, 1, $2 FROM unnest($1::text[]) AS k"),
+                        &[&keys, &value],
+                    )
+                    .await?;
+                Ok(Driver::Postgres { url: url.clone(), schema })
+            }
         }
     }
 
@@ -336,17 +375,46 @@ async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A connection to PostgreSQL, driven by a task of its own.
+async fn pg_connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at {url}: start it or pass --postgres"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// How clients talk to a system.
 #[derive(Clone)]
 enum Driver {
-    Http { http: reqwest::Client, base: String },
-    Redis { client: redis::Client, space: String, script: redis::Script },
+    Http {
+        http: reqwest::Client,
+        base: String,
+    },
+    Redis {
+        client: redis::Client,
+        space: String,
+        script: redis::Script,
+    },
+    /// The run's table is `<schema>.t`.
+    Postgres {
+        url: String,
+        schema: String,
+    },
 }
 
 /// One client's connection.
 enum Conn {
     Http(HttpConn),
     Redis(redis::aio::MultiplexedConnection, String, redis::Script),
+    Postgres(PgConn),
+}
+
+/// A client's own PostgreSQL connection and its two prepared statements.
+struct PgConn {
+    client: tokio_postgres::Client,
+    read: tokio_postgres::Statement,
+    cas: tokio_postgres::Statement,
 }
 
 /// What a conditional write came to.
@@ -363,6 +431,16 @@ impl Driver {
             Driver::Http { base, .. } => Conn::Http(HttpConn::open(base).await?),
             Driver::Redis { client, space, script } => {
                 Conn::Redis(client.get_multiplexed_async_connection().await?, space.clone(), script.clone())
+            }
+            Driver::Postgres { url, schema } => {
+                let client = pg_connect(url).await?;
+                let read = client.prepare(&format!("SELECT version FROM {schema}.t WHERE key = $1")).await?;
+                let cas = client
+                    .prepare(&format!(
+                        "UPDATE {schema}.t SET version = version + 1, raw = $3 WHERE key = $1 AND version = $2"
+                    ))
+                    .await?;
+                Conn::Postgres(PgConn { client, read, cas })
             }
         })
     }
@@ -398,14 +476,33 @@ impl Driver {
                 let versions: Vec<u64> = pipe.query_async(&mut conn).await?;
                 total = versions.iter().map(|v| v - 1).sum();
             }
+            Driver::Postgres { url, schema } => {
+                let client = pg_connect(url).await?;
+                let row = client
+                    .query_one(&format!("SELECT count(*), COALESCE(sum(version - 1), 0)::bigint FROM {schema}.t"), &[])
+                    .await?;
+                let (count, writes): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                if count as usize != keys {
+                    bail!("the PostgreSQL baseline's table holds {count} keys, not {keys}");
+                }
+                total = writes as u64;
+            }
         }
         Ok(total)
     }
 
     async fn close(self) {
-        if let Driver::Http { http, base } = self {
+        match self {
             // The run's context is not needed any more.
-            let _ = http.delete(base).send().await;
+            Driver::Http { http, base } => {
+                let _ = http.delete(base).send().await;
+            }
+            Driver::Postgres { url, schema } => {
+                if let Ok(client) = pg_connect(&url).await {
+                    let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+                }
+            }
+            Driver::Redis { .. } => {}
         }
     }
 }
@@ -430,6 +527,10 @@ impl Conn {
                     .await?;
                 Ok(version)
             }
+            Conn::Postgres(pg) => {
+                let row = pg.client.query_one(&pg.read, &[&format!("k{key}")]).await?;
+                Ok(row.try_get::<_, i64>(0)? as u64)
+            }
         }
     }
 
@@ -450,6 +551,12 @@ impl Conn {
             Conn::Redis(conn, space, script) => {
                 let written: i64 =
                     script.key(format!("{space}:k{key}")).arg(version).arg(value).invoke_async(conn).await?;
+                Ok(if written == 1 { Outcome::Written } else { Outcome::Conflict })
+            }
+            Conn::Postgres(pg) => {
+                // Autocommit: the statement is its own transaction, answered
+                // once its commit is flushed.
+                let written = pg.client.execute(&pg.cas, &[&format!("k{key}"), &(version as i64), &value]).await?;
                 Ok(if written == 1 { Outcome::Written } else { Outcome::Conflict })
             }
         }

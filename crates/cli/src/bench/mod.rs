@@ -41,7 +41,8 @@ enum Scenario {
     /// context of many entries (10,000 by default), within a token budget.
     Package(package::PackageBench),
     /// Contended compare-and-swap: every client reads and conditionally
-    /// writes one entry; side by side with Redis and a Lua CAS script.
+    /// writes one entry; side by side with Redis and a Lua CAS script, and
+    /// PostgreSQL alone with a conditional UPDATE (`--systems`).
     CasOne(cas::CasBench),
     /// Compare-and-swap over many entries (1,000 by default).
     CasMany(cas::CasBench),

@@ -1,6 +1,6 @@
-//! `ctxmesh bench` CAS scenarios: they run ctxmesh and the Redis baselines
-//! side by side and check that every acknowledged write is accounted for;
-//! and the SQLite floor.
+//! `ctxmesh bench` CAS scenarios: they run ctxmesh and the Redis and
+//! PostgreSQL baselines side by side and check that every acknowledged
+//! write is accounted for; and the SQLite floor.
 
 use std::process::Command;
 
@@ -51,6 +51,45 @@ fn cas_scenarios_run_ctxmesh_and_redis_side_by_side() {
         let writes = r["cas"]["samples"].as_f64().unwrap();
         assert!(reads > writes * 5.0, "{r:#}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_scenarios_run_ctxmesh_on_postgresql_and_postgresql_alone_side_by_side() {
+    // A fresh schema of the test database for ctxmesh; the baseline makes
+    // one of its own per run and drops it. No PostgreSQL: this test fails.
+    let url = ctxmesh_store::conformance::fresh_postgres_url().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctxmesh"));
+    cmd.args(["bench", "--json", "cas-one", "--clients", "1,4", "--duration", "1"])
+        .args(["--systems", "ctxmesh-postgres,postgres", "--postgres", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("the ctxmesh binary runs");
+    let pid = child.id();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let out: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let results = out["results"].as_array().unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r["system"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ctxmesh-postgres", "ctxmesh-postgres", "postgres", "postgres"], "{out:#}");
+    for r in results {
+        assert_eq!(r["errors"], 0, "{r:#}");
+        assert_eq!(r["writes_verified"], true, "{r:#}");
+        assert!(r["cas_per_second"].as_f64().unwrap() > 0.0, "{r:#}");
+        if r["clients"] == 1 {
+            assert_eq!(r["conflict_ratio"], 0.0, "{r:#}");
+        }
+    }
+    // The baseline dropped the schemas of its runs.
+    let server = ctxmesh_store::conformance::postgres_test_server();
+    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let names: Vec<String> = [1, 4].iter().map(|c| format!("ctxmesh_bench_cas_{pid}_{c}")).collect();
+    let left = client.query("SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)", &[&names]).await.unwrap();
+    assert!(
+        left.is_empty(),
+        "schemas left behind: {:?}",
+        left.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
