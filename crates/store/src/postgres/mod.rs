@@ -175,7 +175,7 @@ impl Backend for PostgresStore {
     }
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
-        let mut session = Session::new(self.shared.pool.get().await.map_err(pool_error)?);
+        let session = Session::new(self.shared.pool.get().await.map_err(pool_error)?);
         // One snapshot for every query of the read; BEGIN goes with the
         // first query.
         let mut pipe =
@@ -279,24 +279,22 @@ impl Shared {
     /// The results of `ops` and the revisions they committed; an error
     /// means nothing was committed.
     async fn run_batch(&self, ops: Vec<WriteOp>) -> Result<(Vec<Result<WriteOutput>>, Vec<Committed>)> {
-        let mut session = Session::new(self.pool.get().await.map_err(pool_error)?);
+        let session = Session::new(self.pool.get().await.map_err(pool_error)?);
         let mut pipe = Pipeline::begin(session.client(), &self.stats, "BEGIN");
         if self.durability == Durability::Relaxed {
             pipe.push_simple("SET LOCAL synchronous_commit = off");
         }
-        // From here until the transaction ends, a connection dropped with it
-        // (a panic) is closed, not pooled.
+        // Until the transaction ends, a connection dropped with it (a panic)
+        // is closed, not pooled.
         let outcome = self.run_in(&mut pipe, ops).await;
         let ended = match &outcome {
             Ok(Batch::Committed(..)) => Ok(()),
             Ok(Batch::RolledBack(_)) | Err(_) => pipe.rollback().await,
         };
         drop(pipe);
-        if ended.is_err() {
-            // Neither committed nor rolled back for sure: the connection
-            // is closed (the server rolls back), not pooled.
-            session.set_open(true);
-        }
+        // Neither committed nor rolled back for sure: the connection is
+        // closed (the server rolls back), not pooled.
+        session.set_open(ended.is_err());
         drop(session);
         match outcome? {
             Batch::Committed(results, published) => Ok((results, published)),
@@ -520,7 +518,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_pipelined_statement_fails_the_commit_and_nothing_is_written() {
         let store = store().await;
-        let mut session = Session::new(store.shared.pool.get().await.unwrap());
+        let session = Session::new(store.shared.pool.get().await.unwrap());
         session.client().batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)").await.unwrap();
         let mut pipe = Pipeline::begin(session.client(), &store.shared.stats, "BEGIN");
         pipe.push("INSERT INTO t VALUES ($1)", vec![Box::new(1i32)]);

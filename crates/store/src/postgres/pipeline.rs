@@ -19,7 +19,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
 
 use deadpool_postgres::{ClientWrapper, Object};
@@ -257,12 +257,14 @@ async fn in_order<'a>(futures: Vec<Sent<'a>>) -> Vec<std::result::Result<Outcome
 /// returned to the pool, and the server rolls the transaction back.
 pub(crate) struct Session {
     client: Option<Object>,
-    open: bool,
+    open: AtomicBool,
 }
 
 impl Session {
+    /// A connection taken from the pool, marked as inside a transaction
+    /// until [`Session::set_open`] says otherwise.
     pub(crate) fn new(client: Object) -> Self {
-        Session { client: Some(client), open: false }
+        Session { client: Some(client), open: AtomicBool::new(true) }
     }
 
     /// The connection.
@@ -271,15 +273,15 @@ impl Session {
     }
 
     /// Marks the connection as inside a transaction (or not any more).
-    pub(crate) fn set_open(&mut self, open: bool) {
-        self.open = open;
+    pub(crate) fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
     }
 
     /// Ends the read-only transaction the connection is in without making
     /// the caller wait: `COMMIT` is sent from a task of its own, and the
     /// connection goes back to the pool once it is answered.
     pub(crate) fn end_read_in_background(mut self) {
-        if !self.open {
+        if !*self.open.get_mut() {
             return;
         }
         let Some(client) = self.client.take() else { return };
@@ -293,7 +295,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.open
+        if *self.open.get_mut()
             && let Some(client) = self.client.take()
         {
             drop(Object::take(client));
