@@ -36,14 +36,25 @@ use crate::error::Result;
 /// unless it is configured and fires (`ioerr`: an I/O error; `crash`).
 #[cfg(feature = "failpoints")]
 pub(crate) fn failpoint(name: &'static str) -> Result<()> {
+    failpoint_with(name, || {})
+}
+
+/// Like [`failpoint`], but runs `on_fire` first when it fires (to leave a
+/// write half done, as a crash in the middle of it would).
+#[cfg(feature = "failpoints")]
+pub(crate) fn failpoint_with(name: &'static str, on_fire: impl FnOnce()) -> Result<()> {
     match fail::eval(name, |arg| arg.unwrap_or_default()) {
         None => Ok(()),
-        Some(action) if action == "ioerr" => {
-            // The line the robustness runner counts faults by.
-            tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
-            Err(crate::StoreError::Backend(format!("injected I/O error at failpoint {name}")))
+        Some(action) => {
+            on_fire();
+            if action == "ioerr" {
+                // The line the robustness runner counts faults by.
+                tracing::warn!(failpoint = name, action = "ioerr", "failpoint fired");
+                Err(crate::StoreError::Backend(format!("injected I/O error at failpoint {name}")))
+            } else {
+                crash(name)
+            }
         }
-        Some(_) => crash(name),
     }
 }
 
@@ -67,6 +78,13 @@ fn crash(name: &'static str) -> ! {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &'static str) -> Result<()> {
+    Ok(())
+}
+
+/// Without the `failpoints` feature: always `Ok`, `on_fire` never runs.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint_with(_name: &'static str, _on_fire: impl FnOnce()) -> Result<()> {
     Ok(())
 }
 

@@ -155,7 +155,7 @@ pub(crate) trait Tx: Send {
 
 /// A stored object of the coordination layer (agent, lock, handoff, task):
 /// a JSON body plus the columns it is looked up by.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Object {
     pub(crate) kind: String,
     pub(crate) id: String,

@@ -596,7 +596,7 @@ impl ChangeKind {
 }
 
 /// One entry change that a plan makes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// The key.
     pub key: String,
@@ -607,7 +607,8 @@ pub struct Change {
 }
 
 /// Everything one commit writes: entry changes, events, the commit record.
-#[derive(Clone, Debug, PartialEq)]
+/// (Serialized, it is what the embedded store's commit log records of it.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// The revision the plan commits.
     pub revision: u64,

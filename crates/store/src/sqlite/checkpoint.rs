@@ -14,15 +14,46 @@
 //! itself after its commit: this thread has copied most frames by then, the
 //! writer copies the last ones, and its next transaction starts the WAL
 //! over.
+//!
+//! A checkpoint is also what lets the commit log be trimmed: the writer
+//! commits without syncing the database (the log is the durability point),
+//! so a record may leave the log only once the database file holds it
+//! durably. A checkpoint that copies every frame of the WAL ends with the
+//! database file synced: every batch committed before it started is then
+//! durable there ([`Positions::durable`]), and the closed log segments
+//! before that point are removed, here, off the writer's path.
 
 use std::ffi::c_int;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
+use super::log::Trimmer;
 use crate::error::{Result, StoreError};
+use crate::faults::failpoint;
+
+/// Where the commit log's records stand (lsns), shared by the writer and
+/// the checkpoint thread.
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    /// The record of the batch being committed (set before its COMMIT).
+    pub(crate) committing: AtomicU64,
+    /// The last record committed to the database.
+    pub(crate) committed: AtomicU64,
+    /// The last record durable in the database file itself: the log
+    /// before it may be removed.
+    pub(crate) durable: AtomicU64,
+}
+
+/// Whether a checkpoint that reported `(frames in the WAL, frames
+/// copied)` copied every frame (and so synced the database file).
+fn complete((log, copied): (c_int, c_int)) -> bool {
+    log >= 0 && log == copied
+}
 
 /// WAL pages after which a checkpoint is asked for (SQLite's default
 /// automatic checkpoint threshold).
@@ -33,11 +64,17 @@ const WRITER_CHECKPOINT_PAGES: c_int = 2 * CHECKPOINT_PAGES;
 
 /// Starts the checkpoint thread on its own connection `conn` and hooks the
 /// writer's connection `writer` to it.
-pub(crate) fn start(writer: &mut Connection, conn: Connection) -> Result<()> {
+pub(crate) fn start(
+    writer: &mut Connection,
+    conn: Connection,
+    positions: Arc<Positions>,
+    trimmer: Trimmer,
+) -> Result<()> {
     let (signal, wanted) = sync_channel::<()>(1);
+    let hooked = positions.clone();
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-checkpoint".into())
-        .spawn(move || run(conn, wanted))
+        .spawn(move || run(conn, wanted, positions, trimmer))
         .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
     // The hook replaces SQLite's automatic checkpoint on this connection.
     // It runs after a commit: an error returned here would make the commit
@@ -45,8 +82,16 @@ pub(crate) fn start(writer: &mut Connection, conn: Connection) -> Result<()> {
     // again after the next commit.
     writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: c_int| {
         if pages >= WRITER_CHECKPOINT_PAGES {
-            if let Err(e) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                tracing::debug!(error = %e, "WAL checkpoint by the writer failed");
+            // The hook runs inside the COMMIT of the batch `committing`.
+            let lsn = hooked.committing.load(Ordering::Acquire);
+            match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                Ok(counts) if complete(counts) => {
+                    hooked.durable.fetch_max(lsn, Ordering::AcqRel);
+                    // The thread removes the log segments it freed.
+                    ask(&signal);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "WAL checkpoint by the writer failed"),
             }
         } else if pages >= CHECKPOINT_PAGES {
             ask(&signal);
@@ -63,14 +108,30 @@ fn ask(signal: &SyncSender<()>) {
     }
 }
 
-fn run(conn: Connection, wanted: Receiver<()>) {
+fn run(conn: Connection, wanted: Receiver<()>, positions: Arc<Positions>, trimmer: Trimmer) {
     // Ends when the writer's connection (and its hook) is dropped.
     while wanted.recv().is_ok() {
-        let injected = crate::faults::failpoint("sqlite::checkpoint");
-        if let Err(e) = injected.and_then(|()| Ok(conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?)) {
+        if let Err(e) = checkpoint(&conn, &positions) {
             tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again at the next commit");
         }
+        let durable = positions.durable.load(Ordering::Acquire);
+        if let Err(e) = trimmer.trim(durable) {
+            tracing::warn!(error = %e, "removing old commit log segments failed; it is tried again later");
+        }
     }
+}
+
+/// One checkpoint; when it copies every frame, every batch committed
+/// before it started is durable in the database file.
+pub(crate) fn checkpoint(conn: &Connection, positions: &Positions) -> Result<()> {
+    failpoint("sqlite::checkpoint")?;
+    let committed = positions.committed.load(Ordering::Acquire);
+    let counts = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)?;
+    failpoint("sqlite::checkpoint::after")?;
+    if complete(counts) {
+        positions.durable.fetch_max(committed, Ordering::AcqRel);
+    }
+    Ok(())
 }
 
 /// The checkpoint thread's connection to the database at `path`, with the

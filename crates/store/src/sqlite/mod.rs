@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, written by one thread
-//! with group commit (see [`writer`]), read by a fixed set of reader
-//! threads with read-only connections.
+//! with group commit (see [`writer`]) behind a commit log of its own (see
+//! [`log`]: the durability point), read by a fixed set of reader threads
+//! with read-only connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -26,6 +27,8 @@ mod access;
 mod checkpoint;
 pub mod floor;
 mod live;
+mod log;
+mod redo;
 mod schema;
 mod tx;
 mod writer;
@@ -38,7 +41,7 @@ use writer::{Job, JobSender, WriterStats};
 pub struct SqliteConfig {
     /// The database file.
     pub path: PathBuf,
-    /// fsync on every commit (`Full`) or not (`Relaxed`).
+    /// Sync the commit log on every commit (`Full`) or not (`Relaxed`).
     pub durability: Durability,
     /// Limits enforced on writes.
     pub limits: Limits,
@@ -49,6 +52,8 @@ pub struct SqliteConfig {
     /// How long opening waits for another store (a process just stopped,
     /// or a store just dropped) to let go of the database.
     pub lock_wait: std::time::Duration,
+    /// Size at which a commit log segment is closed and the next begins.
+    pub log_segment_bytes: u64,
 }
 
 impl SqliteConfig {
@@ -61,7 +66,15 @@ impl SqliteConfig {
             readers: 8,
             clock: crate::clock::system(),
             lock_wait: std::time::Duration::from_secs(5),
+            log_segment_bytes: 64 << 20,
         }
+    }
+
+    /// The commit log's directory: `<database>-log` beside the database.
+    pub fn log_dir(&self) -> PathBuf {
+        let mut dir = self.path.as_os_str().to_owned();
+        dir.push("-log");
+        PathBuf::from(dir)
     }
 }
 
@@ -181,6 +194,31 @@ fn tune(conn: &Connection, lookaside_slots: std::ffi::c_int) -> Result<()> {
     Ok(())
 }
 
+/// Opens the commit log, applying to the database the records it does not
+/// hold yet (those a crash or power cut left out of it), then checkpoints
+/// the database so that the log before that point can go.
+fn recover(conn: &mut Connection, config: &SqliteConfig) -> Result<(log::CommitLog, Arc<checkpoint::Positions>)> {
+    let applied = redo::applied(conn)?;
+    let mut replayed = 0u64;
+    let sync = config.durability == Durability::Full;
+    let log = log::CommitLog::open(&config.log_dir(), applied, sync, config.log_segment_bytes, |lsn, payload| {
+        replayed += 1;
+        redo::replay(conn, lsn, payload)
+    })?;
+    if replayed > 0 {
+        tracing::info!(records = replayed, "replayed the commit log into the database");
+    }
+    let positions = Arc::new(checkpoint::Positions::default());
+    positions.committed.store(redo::applied(conn)?, Ordering::Release);
+    // Not needed to open: the checkpoint thread tries again later.
+    let trimmed = checkpoint::checkpoint(conn, &positions)
+        .and_then(|()| log.trimmer().trim(positions.durable.load(Ordering::Acquire)));
+    if let Err(e) = trimmed {
+        tracing::warn!(error = %e, "checkpoint after opening failed; it is tried again later");
+    }
+    Ok((log, positions))
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     pub fn open(config: SqliteConfig) -> Result<Self> {
@@ -191,10 +229,11 @@ impl SqliteStore {
         let lock = lock_database(&config.path, config.lock_wait)?;
         let mut conn = Connection::open(&config.path)?;
         tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
-        let synchronous = match config.durability {
-            Durability::Full => "FULL",
-            Durability::Relaxed => "NORMAL",
-        };
+        // The commit log is the durability point: SQLite commits without
+        // syncing (`NORMAL`: it may lose its last commits to a power cut,
+        // which the log replays, never its consistency) and syncs the
+        // database file at the end of each complete checkpoint.
+        let synchronous = "NORMAL";
         // Savepoint journals (one savepoint per job of a batch) stay in
         // memory: they only matter until the batch commits or rolls back.
         conn.execute_batch(&format!(
@@ -207,14 +246,25 @@ impl SqliteStore {
             return Err(StoreError::Backend(format!("could not enable WAL mode (got {mode})")));
         }
         schema::migrate(&mut conn)?;
-        checkpoint::start(&mut conn, checkpoint::connection(&config.path, synchronous)?)?;
+        let (log, positions) = recover(&mut conn, &config)?;
+        let checkpoints = checkpoint::connection(&config.path, synchronous)?;
+        checkpoint::start(&mut conn, checkpoints, positions.clone(), log.trimmer())?;
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
         let checks = Arc::new(Prechecks::new(config.limits.clone(), config.clock.clone()));
         let live = Arc::new(LiveCache::default());
         let access = Arc::new(AccessCache::default());
-        let writer =
-            writer::spawn(conn, lock, checks.clone(), live.clone(), access.clone(), stats.clone(), hub.clone())?;
+        let writer = writer::spawn(writer::Parts {
+            conn,
+            lock,
+            log,
+            positions,
+            checks: checks.clone(),
+            live: live.clone(),
+            access: access.clone(),
+            stats: stats.clone(),
+            hub: hub.clone(),
+        })?;
         let readers = ReadPool::new(&config.path, config.readers.max(1))?;
         Ok(SqliteStore { writer, readers, stats, hub, checks, live, access, clock: config.clock.clone() })
     }

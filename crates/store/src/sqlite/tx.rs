@@ -2,6 +2,7 @@
 //! reader thread's snapshot. SQLite answers synchronously, so every future
 //! here is ready when first polled; [`run_now`] drives one to completion.
 
+use std::borrow::Cow;
 use std::future::Future;
 
 use ctxmesh_core::access::AuditRecord;
@@ -14,6 +15,7 @@ use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::live::{BatchChanges, LiveCache, LiveChange};
+use super::redo::{self, Change};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
@@ -40,11 +42,29 @@ pub(crate) struct SqliteTx<'a> {
     /// Whether this transaction changed what authenticating or authorizing
     /// a request reads (see `sqlite/access.rs`).
     pub(crate) access_changed: bool,
+    /// For the writer: the commit log record of the batch, to which every
+    /// writing call is added (see `super::redo`).
+    redo: Option<&'a mut Vec<u8>>,
 }
 
 impl<'a> SqliteTx<'a> {
     pub(crate) fn new(conn: &'a mut Connection) -> Self {
-        SqliteTx { conn, published: Vec::new(), search: None, live: None, committed: None, access_changed: false }
+        SqliteTx {
+            conn,
+            published: Vec::new(),
+            search: None,
+            live: None,
+            committed: None,
+            access_changed: false,
+            redo: None,
+        }
+    }
+
+    /// The transaction that replays a commit log record: its full-text
+    /// index changes are held back, as the writer's are, for the caller to
+    /// apply once.
+    pub(crate) fn replaying(conn: &'a mut Connection) -> Self {
+        SqliteTx { search: Some(Vec::new()), ..SqliteTx::new(conn) }
     }
 
     /// The writer's transaction: its full-text index changes are held back
@@ -52,8 +72,14 @@ impl<'a> SqliteTx<'a> {
     /// of every savepoint: one savepoint per job would make one index
     /// segment per write; applied once, before the batch commits, they make
     /// one), and its changes to live entries are collected in `live`. It
-    /// reads the entries of `live_cache` that `batch` has not changed.
-    pub(crate) fn writer(conn: &'a mut Connection, live_cache: &'a LiveCache, batch: &'a BatchChanges) -> Self {
+    /// reads the entries of `live_cache` that `batch` has not changed, and
+    /// adds each writing call to the batch's commit log record `redo`.
+    pub(crate) fn writer(
+        conn: &'a mut Connection,
+        live_cache: &'a LiveCache,
+        batch: &'a BatchChanges,
+        redo: &'a mut Vec<u8>,
+    ) -> Self {
         SqliteTx {
             conn,
             published: Vec::new(),
@@ -61,6 +87,15 @@ impl<'a> SqliteTx<'a> {
             live: Some(Vec::new()),
             committed: Some((live_cache, batch)),
             access_changed: false,
+            redo: Some(redo),
+        }
+    }
+
+    /// Adds a writing call to the commit log record, for the writer.
+    fn note(&mut self, change: Change<'_>) -> Result<()> {
+        match &mut self.redo {
+            Some(buf) => redo::note(buf, &change),
+            None => Ok(()),
         }
     }
 
@@ -354,6 +389,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn insert_context(&mut self, info: &ContextInfo) -> Result<bool> {
+        self.note(Change::InsertContext { info: Cow::Borrowed(info) })?;
         self.context_changed(&info.id);
         let inserted = self
             .conn
@@ -378,6 +414,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn update_settings(&mut self, id: &str, settings: &ContextSettings, at: Timestamp) -> Result<()> {
+        self.note(Change::UpdateSettings { id: id.into(), settings: Cow::Borrowed(settings), at })?;
         self.context_changed(id);
         self.conn.execute(
             "UPDATE contexts SET settings = ?2, settings_version = settings_version + 1, updated_at = ?3 WHERE id = ?1",
@@ -387,6 +424,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context(&mut self, id: &str) -> Result<()> {
+        self.note(Change::DeleteContext { id: id.into() })?;
         self.access_changed = true;
         self.search_change(SearchChange::DropContext { ctx: id.to_owned() })?;
         if let Some(live) = &mut self.live {
@@ -542,6 +580,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn write_plan(&mut self, ctx: &str, plan: &Plan, entry_count: u64) -> Result<()> {
+        self.note(Change::WritePlan { ctx: ctx.into(), plan: Cow::Borrowed(plan), entry_count })?;
         let search = self.write_rows(ctx, plan, entry_count)?;
         for change in search {
             self.search_change(change)?;
@@ -550,6 +589,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn remove_history_before(&mut self, ctx: &str, point: u64) -> Result<u64> {
+        self.note(Change::RemoveHistoryBefore { ctx: ctx.into(), point })?;
         self.context_changed(ctx);
         let c = point as i64;
         // Versions superseded by a newer version at or before the point.
@@ -579,6 +619,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn put_object(&mut self, o: &Object) -> Result<()> {
+        self.note(Change::PutObject { object: Cow::Borrowed(o) })?;
         self.access_changed |= crate::objects::affects_access(&o.kind);
         self.conn
             .prepare_cached(
@@ -591,6 +632,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
+        self.note(Change::DeleteObject { kind: kind.into(), id: id.into() })?;
         self.access_changed |= crate::objects::affects_access(kind);
         self.conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?.execute(params![kind, id])?;
         Ok(())
@@ -618,12 +660,14 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn delete_context_objects(&mut self, ctx: &str) -> Result<()> {
+        self.note(Change::DeleteContextObjects { ctx: ctx.into() })?;
         self.access_changed = true;
         self.conn.prepare_cached("DELETE FROM objects WHERE ctx = ?1")?.execute([ctx])?;
         Ok(())
     }
 
     async fn append_stream(&mut self, stream: &str, events: Vec<Event>) -> Result<Vec<Event>> {
+        self.note(Change::AppendStream { stream: stream.into(), events: Cow::Borrowed(&events) })?;
         let mut seq = self.stream_head(stream).await?;
         let mut insert = self.conn.prepare_cached("INSERT INTO streams (stream, seq, event) VALUES (?1, ?2, ?3)")?;
         let mut out = Vec::with_capacity(events.len());
@@ -645,6 +689,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()> {
+        self.note(Change::AppendAudit { records: Cow::Borrowed(records) })?;
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO audit (at, agent, action, resource, ctx, allowed, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
@@ -684,6 +729,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     async fn trim_audit(&mut self, before: Timestamp) -> Result<u64> {
+        self.note(Change::TrimAudit { before })?;
         Ok(self.conn.prepare_cached("DELETE FROM audit WHERE at < ?1")?.execute([micros(before)])? as u64)
     }
 

@@ -2,9 +2,13 @@
 //!
 //! It takes jobs from a queue, runs as many as are waiting in one SQLite
 //! transaction (a failing job changes nothing: see `Writer::run_jobs`),
-//! commits once (one fsync), and only then answers every job of the batch.
-//! This is group commit: concurrent writers share an fsync, and no caller
-//! hears "done" before its write is durable.
+//! appends what they changed to the commit log as one record and syncs it
+//! (one `fdatasync`: the durability point, see `super::log`), commits the
+//! transaction without syncing, and only then answers every job of the
+//! batch. This is group commit: concurrent writers share an fsync, no
+//! caller hears "done" before its write is durable, and no reader sees a
+//! write before it is durable (the transaction commits after the log
+//! sync).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +18,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::access::AccessCache;
+use super::checkpoint::Positions;
 use super::live::{BatchChanges, LiveCache, LiveChange};
+use super::log::{Appended, CommitLog};
+use super::redo;
 use super::tx::{SearchChange, SqliteTx, apply_search, exec, run_now};
 use crate::error::{Result, StoreError};
 use crate::faults::{crashpoint, failpoint};
@@ -38,7 +45,7 @@ pub(crate) type JobSender = mpsc::Sender<Job>;
 /// Counts of the writer's work, to observe group commit.
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
-    /// Database transactions committed (one fsync each).
+    /// Database transactions committed (one commit log sync each).
     pub(crate) commits: AtomicU64,
     /// Jobs answered.
     pub(crate) jobs: AtomicU64,
@@ -47,18 +54,43 @@ pub(crate) struct WriterStats {
     pub(crate) reruns: AtomicU64,
 }
 
-/// Starts the writer thread on `conn`.
-pub(crate) fn spawn(
-    conn: Connection,
-    lock: std::fs::File,
-    checks: Arc<Prechecks>,
-    live: Arc<LiveCache>,
-    access: Arc<AccessCache>,
-    stats: Arc<WriterStats>,
-    hub: Arc<Hub>,
-) -> Result<JobSender> {
+/// What the writer thread works with.
+pub(crate) struct Parts {
+    pub(crate) conn: Connection,
+    /// The database's lock for this process, released when the thread ends.
+    pub(crate) lock: std::fs::File,
+    pub(crate) log: CommitLog,
+    pub(crate) positions: Arc<Positions>,
+    pub(crate) checks: Arc<Prechecks>,
+    pub(crate) live: Arc<LiveCache>,
+    pub(crate) access: Arc<AccessCache>,
+    pub(crate) stats: Arc<WriterStats>,
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Writer {
+    fn new(parts: Parts) -> Writer {
+        let Parts { conn, lock, log, positions, checks, live, access, stats, hub } = parts;
+        Writer {
+            conn,
+            _lock: lock,
+            log,
+            positions,
+            checks,
+            live,
+            access,
+            stats,
+            hub,
+            changes: BatchChanges::default(),
+            redo: Vec::with_capacity(64 * 1024),
+        }
+    }
+}
+
+/// Starts the writer thread.
+pub(crate) fn spawn(parts: Parts) -> Result<JobSender> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    let writer = Writer { conn, _lock: lock, checks, live, access, stats, hub, changes: BatchChanges::default() };
+    let writer = Writer::new(parts);
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-writer".into())
         .spawn(move || writer.run(rx))
@@ -70,6 +102,9 @@ struct Writer {
     conn: Connection,
     /// The database's lock for this process, released when the thread ends.
     _lock: std::fs::File,
+    /// The durability point.
+    log: CommitLog,
+    positions: Arc<Positions>,
     checks: Arc<Prechecks>,
     live: Arc<LiveCache>,
     /// Token owners and access inputs in memory, forgotten when a batch
@@ -79,6 +114,9 @@ struct Writer {
     hub: Arc<Hub>,
     /// What the jobs of the batch under way have changed so far.
     changes: BatchChanges,
+    /// The commit log record of the batch under way: the writing calls of
+    /// its jobs that succeeded (see `super::redo`).
+    redo: Vec<u8>,
 }
 
 impl Writer {
@@ -102,42 +140,36 @@ impl Writer {
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         let (results, effects) = match self.run_jobs(&ops, false) {
             Ok(done) => done,
-            Err(e) => {
-                tracing::error!(error = %e, "a batch failed; it was rolled back");
-                self.rollback();
-                fail_all(replies, &e);
-                return;
-            }
+            Err(e) => return self.abort(replies, &e, None, "a batch failed"),
         };
         // The full-text index changes of the jobs that succeeded, in order,
         // outside any savepoint, in the batch's transaction.
         if let Err(e) = apply_search(&self.conn, &effects.search) {
-            tracing::error!(error = %e, "indexing failed; the batch was rolled back");
-            self.rollback();
-            fail_all(replies, &e);
-            return;
+            return self.abort(replies, &e, None, "indexing failed");
         }
+        // The durability point: the batch's record in the commit log,
+        // synced (a batch that changed nothing has none).
+        let appended = match self.append() {
+            Ok(appended) => appended,
+            Err(e) => return self.abort(replies, &e, None, "the commit log append failed"),
+        };
         if let Err(e) = failpoint("sqlite::commit::before") {
-            self.rollback();
-            fail_all(replies, &e);
-            return;
+            return self.abort(replies, &e, appended, "the commit failed");
         }
         self.live.begin(&effects.live);
         if effects.access_changed {
             self.access.begin();
         }
-        let started = Instant::now();
         let committed = exec(&self.conn, "COMMIT");
-        metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         if effects.access_changed {
             self.access.finish();
         }
         if let Err(e) = committed {
-            tracing::error!(error = %e, "commit failed; the batch was rolled back");
-            self.rollback();
             self.live.finish(effects.live, false);
-            fail_all(replies, &e);
-            return;
+            return self.abort(replies, &e, appended, "commit failed");
+        }
+        if let Some(appended) = appended {
+            self.positions.committed.store(appended.lsn, Ordering::Release);
         }
         // Past the durability point: the failpoints here can only crash.
         crashpoint("sqlite::commit::after");
@@ -155,6 +187,34 @@ impl Writer {
         }
     }
 
+    /// Appends the batch's record to the commit log and syncs it, after
+    /// noting in the batch's transaction that the database holds it.
+    fn append(&mut self) -> Result<Option<Appended>> {
+        if self.redo.is_empty() {
+            return Ok(None);
+        }
+        let lsn = self.log.next_lsn();
+        redo::set_applied(&self.conn, lsn)?;
+        self.positions.committing.store(lsn, Ordering::Release);
+        let started = Instant::now();
+        let appended = self.log.append(&self.redo)?;
+        metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
+        Ok(Some(appended))
+    }
+
+    /// Fails every job of the batch with `e`: its transaction is rolled
+    /// back and its commit log record, if appended, taken back.
+    fn abort(&mut self, replies: Vec<Reply>, e: &StoreError, appended: Option<Appended>, what: &str) {
+        tracing::error!(error = %e, "{what}; the batch was rolled back");
+        if let Some(appended) = appended {
+            self.log.undo(appended);
+        }
+        self.rollback();
+        for reply in replies {
+            let _ = reply.send(Err(e.for_failed_batch()));
+        }
+    }
+
     /// Runs the jobs of a batch in one transaction, so that a failing job
     /// changes nothing and the others are kept.
     ///
@@ -169,6 +229,7 @@ impl Writer {
     fn run_jobs(&mut self, ops: &[WriteOp], savepoints: bool) -> Result<(Vec<Result<WriteOutput>>, Effects)> {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
         self.changes.clear();
+        self.redo.clear();
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
         for (n, op) in ops.iter().enumerate() {
@@ -210,7 +271,8 @@ impl Writer {
     /// Runs one job; what it leaves for after the commit, if it succeeds.
     fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
         let env = self.checks.env();
-        let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes);
+        let mark = self.redo.len();
+        let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes, &mut self.redo);
         // A bug in one job (a panic) fails that job alone, like any other
         // failing job (its rows are undone by the batch's rerun with
         // savepoints), instead of ending the writer thread and with it
@@ -226,6 +288,11 @@ impl Writer {
             live: tx.live.take().unwrap_or_default(),
             access_changed: tx.access_changed,
         };
+        drop(tx);
+        if result.is_err() {
+            // What a failed job wrote is undone: so is its part of the record.
+            self.redo.truncate(mark);
+        }
         (result, job)
     }
 
@@ -267,13 +334,6 @@ impl Effects {
     }
 }
 
-/// Answers every job of a failed batch (`StoreError::for_failed_batch`).
-fn fail_all(replies: Vec<Reply>, e: &StoreError) {
-    for reply in replies {
-        let _ = reply.send(Err(e.for_failed_batch()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use ctxmesh_core::limits::Limits;
@@ -287,16 +347,18 @@ mod tests {
         let mut conn = Connection::open(dir.join("db.sqlite")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
-        Writer {
+        let log = CommitLog::open(&dir.join("db.sqlite-log"), 0, true, 1 << 20, |_, _| Ok(())).unwrap();
+        Writer::new(Parts {
             conn,
-            _lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
+            lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
+            log,
+            positions: Arc::default(),
             checks: Arc::new(Prechecks::new(Limits::default(), crate::clock::system())),
             live: Arc::new(LiveCache::default()),
             access: Arc::default(),
             stats: Arc::default(),
             hub: Arc::new(Hub::default()),
-            changes: BatchChanges::default(),
-        }
+        })
     }
 
     /// Runs `ops` as one batch: their answers.
