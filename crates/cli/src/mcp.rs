@@ -60,6 +60,7 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
                 limits: Default::default(),
                 pool_size: 4,
                 clock: ctxmesh_store::clock::system(),
+                log_segment_bytes: None,
             };
             let (store, _) = ctxmesh_store::open(args.store.as_deref(), &options)
                 .await

@@ -76,6 +76,11 @@ pub(crate) struct ServeArgs {
     /// them (survives a server crash, not a power loss).
     #[arg(long, env = "CTXMESH_DURABILITY", default_value = "full")]
     durability: Durability,
+    /// Size of each segment of the embedded store's commit log, in bytes:
+    /// the log is trimmed a whole segment at a time, once the database
+    /// file holds its writes (default 64 MiB).
+    #[arg(long, env = "CTXMESH_LOG_SEGMENT_BYTES", value_parser = clap::value_parser!(u64).range(4096..))]
+    log_segment_bytes: Option<u64>,
     /// Largest request body, in bytes.
     #[arg(long, env = "CTXMESH_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     max_body_bytes: u64,
@@ -121,6 +126,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         limits: limits.clone(),
         pool_size: args.pool_size,
         clock: ctxmesh_store::clock::system(),
+        log_segment_bytes: args.log_segment_bytes,
     };
     // Configuration mistakes are reported before the store is opened.
     let auth = resolve_auth(&args)?;

@@ -21,6 +21,9 @@ pub struct OpenOptions {
     /// The clock the store stamps and expires by ([`crate::clock::system`]
     /// in a server).
     pub clock: SharedClock,
+    /// Size of each commit log segment (embedded store); `None`: the
+    /// default, 64 MiB.
+    pub log_segment_bytes: Option<u64>,
 }
 
 /// Opens the store a URL names: `postgres://...` (or `postgresql://`),
@@ -52,11 +55,13 @@ pub async fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync
             }
         },
     };
+    let defaults = sqlite::SqliteConfig::new(path.clone());
     let config = sqlite::SqliteConfig {
         durability: options.durability,
         limits: options.limits.clone(),
         clock: options.clock.clone(),
-        ..sqlite::SqliteConfig::new(path.clone())
+        log_segment_bytes: options.log_segment_bytes.unwrap_or(defaults.log_segment_bytes),
+        ..defaults
     };
     let store = sqlite::SqliteStore::open(config)?;
     Ok((std::sync::Arc::new(store), format!("sqlite {}", path.display())))

@@ -22,13 +22,20 @@ import httpx
 
 from . import checks
 from .history import Op, Recorded, WatchConnection
-from .servers import Node, Postgres, SmallDisk, tear_wal_tail
+from .servers import Node, Postgres, SmallDisk, tear_log_tail, tear_wal_tail
 from .traffic import TTL_KEYS, Client, Cluster, Contexts, Stats, Watcher
 
-SQLITE_FAILPOINTS = ["sqlite::batch::mid", "sqlite::commit::before", "sqlite::commit::after", "sqlite::answer::before", "sqlite::checkpoint"]
+SQLITE_FAILPOINTS = [
+    "sqlite::batch::mid", "log::append::before", "log::append::mid", "log::sync::before", "log::sync::after",
+    "sqlite::commit::before", "sqlite::commit::after", "sqlite::answer::before",
+    "sqlite::checkpoint", "sqlite::checkpoint::after", "log::trim",
+]
 POSTGRES_FAILPOINTS = ["postgres::batch::mid", "postgres::commit::before", "postgres::commit::after"]
 # Failpoints that only crash (after the durability point).
-CRASH_ONLY = {"sqlite::commit::after", "sqlite::answer::before", "postgres::commit::after"}
+CRASH_ONLY = {"log::sync::after", "sqlite::commit::after", "sqlite::answer::before", "postgres::commit::after"}
+# Failpoints met now and then (a checkpoint, a segment removed), not at
+# every write: they fire the first time they are met.
+RARE = {"sqlite::checkpoint", "sqlite::checkpoint::after", "log::trim"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -152,9 +159,9 @@ class Run:
             names = [n for n in names if n not in CRASH_ONLY]
         name = self.rng.choice(names)
         if action == "crash":
-            spec = f"{name}=1*return(crash)" if name == "sqlite::checkpoint" else f"{name}=3%1*return(crash)"
+            spec = f"{name}=1*return(crash)" if name in RARE else f"{name}=3%1*return(crash)"
         else:
-            spec = f"{name}=10%3*return(ioerr)" if name != "sqlite::checkpoint" else f"{name}=2*return(ioerr)"
+            spec = f"{name}=2*return(ioerr)" if name in RARE else f"{name}=10%3*return(ioerr)"
         await self.restart(node, spec)
         fired_before = len(node.fired)
         deadline = time.monotonic() + 10
@@ -183,12 +190,30 @@ class Run:
             self.faults[f"failpoint armed, not reached ({action})"] += 1
 
     async def fault_torn_tail(self) -> None:
+        """A power cut: the database's unsynced commits lost, the commit
+        log's last append torn; half the time the start that replays the
+        log crashes in the middle of it, and the next start replays again."""
         node = self.nodes[0]
         await node.kill()
-        what = tear_wal_tail(node.data_dir / "ctxmesh.db-wal", self.rng)
-        self.fault_log.append(f"torn tail: {what}")
-        await node.start()
-        self.faults["torn WAL tail"] += 1
+        what = [tear_wal_tail(node.data_dir / "ctxmesh.db-wal", self.rng)]
+        if self.rng.random() < 0.5:
+            what.append(tear_log_tail(node.data_dir / "ctxmesh.db-log", self.rng))
+        self.fault_log.append(f"power cut: {'; '.join(what)}")
+        fired_before = len(node.fired)
+        if self.rng.random() < 0.5:
+            await node.start("log::replay::mid=1*return(crash)")
+            if not node.alive:
+                assert node.process is not None
+                await node.process.wait()
+            node.scan_log()
+            if not node.alive:
+                await node.start()
+            for fp_name, fp_action in node.fired[fired_before:]:
+                self.faults[f"failpoint {fp_action}"] += 1
+                self.faults[f"failpoint {fp_name} {fp_action}"] += 1
+        else:
+            await node.start()
+        self.faults["power cut"] += 1
 
     async def fault_disk_full(self) -> None:
         assert self.disk is not None
@@ -487,7 +512,7 @@ def recheck(path: str) -> int:
 
 # The fault kinds the closing line adds up (the per-failpoint lines are
 # details of "failpoint crash" and "failpoint ioerr").
-TOTALS = {"kill -9", "failpoint crash", "failpoint ioerr", "torn WAL tail", "disk full", "pg_terminate_backend", "PostgreSQL restart"}
+TOTALS = {"kill -9", "failpoint crash", "failpoint ioerr", "power cut", "disk full", "pg_terminate_backend", "PostgreSQL restart"}
 
 
 VIOLATION_KINDS = [

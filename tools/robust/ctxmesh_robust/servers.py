@@ -1,5 +1,5 @@
 """The `ctxmesh serve` processes under test, and the faults done to them
-from outside: kill -9, restarts with failpoints, a torn WAL tail, a full
+from outside: kill -9, restarts with failpoints, a power cut, a full
 disk, and for PostgreSQL killed backends and a restarted database."""
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class Node:
                 "--auth", "off", "--expiry-interval-ms", "200"]
         if self.store:
             args += ["--store", self.store, "--pool-size", "8"]
+        else:
+            # Small commit log segments: closed and removed many times a run.
+            args += ["--log-segment-bytes", "262144"]
         env = dict(os.environ)
         env["CTXMESH_LOG"] = "warn,ctxmesh_store::faults=warn"
         env.pop("FAILPOINTS", None)
@@ -123,13 +126,24 @@ class Node:
                 self.fired.append((m.group(1) if m else "?", "ioerr"))
 
 
+def wal_backfilled(shm: Path) -> int:
+    """Frames of the WAL a checkpoint has copied into the database file
+    (`nBackfill` of the wal-index in the -shm file): the WAL was synced up
+    to them before they were copied, so no power cut takes them."""
+    if not shm.exists() or shm.stat().st_size < 100:
+        return 0
+    return struct.unpack("<I", shm.read_bytes()[96:100])[0]
+
+
 def tear_wal_tail(wal: Path, rng: random.Random) -> str:
-    """Leaves the WAL as a power cut in the middle of a write leaves it:
-    the frames after the last commit frame (written, not yet committed)
-    are cut at a random byte or corrupted, and a torn partial frame is
-    appended after the last commit. Frames up to the last commit (synced
-    before the client heard "done") are kept: a power cut loses only what
-    was not synced. Returns what was done."""
+    """Leaves the WAL as a power cut leaves it. The embedded store's
+    durability point is its commit log: SQLite commits without syncing, so
+    a power cut may take any of its commits since the WAL was last synced
+    (before a checkpoint copied frames into the database file); those are
+    given back by the log on start. So: the WAL is cut at a random commit
+    after the frames a checkpoint copied, the frames after the last commit
+    kept are cut at a random byte or corrupted, and a torn partial frame is
+    appended. Returns what was done."""
     if not wal.exists() or wal.stat().st_size < 32:
         with open(wal, "ab") as f:
             f.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
@@ -138,26 +152,34 @@ def tear_wal_tail(wal: Path, rng: random.Random) -> str:
     page_size = struct.unpack(">I", data[8:12])[0]
     salt = data[16:24]
     frame = 24 + page_size
-    end_commit = 32
+    synced = 32 + wal_backfilled(wal.with_name(wal.name[:-len("-wal")] + "-shm")) * frame
+    # The ends of the commit frames, in order.
+    commits = [32]
     pos = 32
     while pos + frame <= len(data):
         header = data[pos:pos + 24]
         if header[8:16] != salt:
             break
         if struct.unpack(">I", header[4:8])[0] != 0:
-            end_commit = pos + frame
+            commits.append(pos + frame)
         pos += frame
-    tail = len(data) - end_commit
     what = []
+    kept = [c for c in commits if c >= synced] or [commits[-1]]
+    end_commit = rng.choice(kept)
+    lost = sum(1 for c in commits if c > end_commit)
+    if lost:
+        what.append(f"lost the last {lost} of {len(commits) - 1} commits")
+    tail = pos - end_commit
+    del data[pos:]
     if tail > 0 and rng.random() < 0.5:
         cut = end_commit + rng.randrange(tail)
         del data[cut:]
-        what.append(f"cut {tail - (cut - end_commit)} of {tail} uncommitted bytes")
+        what.append(f"cut {tail - (cut - end_commit)} of {tail} bytes after the last commit kept")
     elif tail > 0:
         for _ in range(8):
             i = end_commit + rng.randrange(tail)
             data[i] ^= 0xFF
-        what.append(f"corrupted the {tail} uncommitted bytes")
+        what.append(f"corrupted the {tail} bytes after the last commit kept")
     # A torn next frame: a valid-looking header with the current salt and
     # a partial page.
     torn = bytearray(struct.pack(">II", rng.randrange(1, 1000), rng.choice([0, 1000])) + bytes(salt) + bytes(8))
@@ -166,6 +188,22 @@ def tear_wal_tail(wal: Path, rng: random.Random) -> str:
     what.append(f"appended a torn frame of {len(torn)} bytes")
     wal.write_bytes(bytes(data))
     return ", ".join(what)
+
+
+def tear_log_tail(log_dir: Path, rng: random.Random) -> str:
+    """Leaves the commit log as a power cut in the middle of an append
+    leaves it: a part of a record (never synced, never acknowledged) after
+    the last whole one of the newest segment. Returns what was done."""
+    segments = sorted(log_dir.glob("*.log"))
+    if not segments:
+        return "no commit log"
+    length = rng.randrange(16, 4096)
+    record = struct.pack("<IIQ", length, rng.randrange(1 << 32), rng.randrange(1 << 40))
+    record += bytes(rng.randrange(256) for _ in range(rng.randrange(0, length)))
+    cut = rng.randrange(1, len(record))
+    with open(segments[-1], "ab") as f:
+        f.write(record[:cut])
+    return f"appended {cut} bytes of a {len(record)}-byte record to {segments[-1].name}"
 
 
 class SmallDisk:
