@@ -18,10 +18,17 @@
 //! | name | where |
 //! |---|---|
 //! | `sqlite::batch::mid` | between two jobs of a batch, inside its transaction |
-//! | `sqlite::commit::before` | before the durability point (the batch's COMMIT) |
-//! | `sqlite::commit::after` | after the durability point, before the batch's revisions are published |
+//! | `log::append::before` | before the batch's record is written to the commit log |
+//! | `log::append::mid` | half of the record written |
+//! | `log::sync::before` | the record written, before its `fdatasync` |
+//! | `log::sync::after` | the record durable (the durability point), before the database commit |
+//! | `sqlite::commit::before` | before the database COMMIT (an I/O error takes the record back) |
+//! | `sqlite::commit::after` | committed, before the batch's revisions are published |
 //! | `sqlite::answer::before` | published, before the jobs are answered |
 //! | `sqlite::checkpoint` | before a WAL checkpoint copies pages into the database |
+//! | `sqlite::checkpoint::after` | after a checkpoint, before it moves the point the log is trimmed behind |
+//! | `log::trim` | before each closed commit log segment is removed |
+//! | `log::replay::mid` | between two records replayed on start |
 //! | `postgres::batch::mid` | between two jobs of a batch, inside its transaction |
 //! | `postgres::commit::before` | before the batch's COMMIT |
 //! | `postgres::commit::after` | after the COMMIT, before publishing and answering |
