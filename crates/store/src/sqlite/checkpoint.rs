@@ -11,9 +11,12 @@
 //! transaction begins with every frame copied, which a checkpoint running
 //! beside a busy writer never sees (the writer appends while it copies).
 //! So once the WAL holds twice the threshold, the writer runs a checkpoint
-//! itself after its commit: this thread has copied most frames by then, the
-//! writer copies the last ones, and its next transaction starts the WAL
-//! over.
+//! itself once it has answered its batch: this thread has copied most
+//! frames by then, the writer copies the last ones, and its next
+//! transaction starts the WAL over. Between the two, this thread is asked
+//! again only every half threshold of new pages (each checkpoint syncs the
+//! WAL and the database file, which the commit log's syncs would queue
+//! behind).
 //!
 //! A checkpoint is also what lets the commit log be trimmed: the writer
 //! commits without syncing the database (the log is the durability point),
@@ -26,7 +29,7 @@
 use std::ffi::c_int;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use rusqlite::Connection;
@@ -47,6 +50,9 @@ pub(crate) struct Positions {
     /// The last record durable in the database file itself: the log
     /// before it may be removed.
     pub(crate) durable: AtomicU64,
+    /// Set by the writer's WAL hook: the writer checkpoints after its
+    /// batch is answered.
+    pub(crate) writer_due: AtomicBool,
 }
 
 /// Whether a checkpoint that reported `(frames in the WAL, frames
@@ -69,9 +75,12 @@ pub(crate) fn start(
     conn: Connection,
     positions: Arc<Positions>,
     trimmer: Trimmer,
-) -> Result<()> {
+) -> Result<Asker> {
     let (signal, wanted) = sync_channel::<()>(1);
+    let signal_for_writer = Asker(signal.clone());
     let hooked = positions.clone();
+    // The WAL's pages when this thread was last asked.
+    let mut asked_at: c_int = 0;
     std::thread::Builder::new()
         .name("ctxmesh-sqlite-checkpoint".into())
         .spawn(move || run(conn, wanted, positions, trimmer))
@@ -80,25 +89,29 @@ pub(crate) fn start(
     // It runs after a commit: an error returned here would make the commit
     // look failed, though it happened. A checkpoint that fails is tried
     // again after the next commit.
-    writer.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: c_int| {
+    writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: c_int| {
+        if pages < asked_at {
+            asked_at = 0; // the WAL started over
+        }
         if pages >= WRITER_CHECKPOINT_PAGES {
-            // The hook runs inside the COMMIT of the batch `committing`.
-            let lsn = hooked.committing.load(Ordering::Acquire);
-            match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-                Ok(counts) if complete(counts) => {
-                    hooked.durable.fetch_max(lsn, Ordering::AcqRel);
-                    // The thread removes the log segments it freed.
-                    ask(&signal);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "WAL checkpoint by the writer failed"),
-            }
-        } else if pages >= CHECKPOINT_PAGES {
+            hooked.writer_due.store(true, Ordering::Release);
+        } else if pages >= CHECKPOINT_PAGES && pages >= asked_at + CHECKPOINT_PAGES / 2 {
+            asked_at = pages;
             ask(&signal);
         }
         Ok(())
     }))?;
-    Ok(())
+    Ok(signal_for_writer)
+}
+
+/// Asks the checkpoint thread for a checkpoint (and to trim the log after
+/// it), for the writer.
+pub(crate) struct Asker(SyncSender<()>);
+
+impl Asker {
+    pub(crate) fn ask(&self) {
+        ask(&self.0);
+    }
 }
 
 /// Asks for a checkpoint; one already asked for and not started is enough.

@@ -248,7 +248,7 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         let (log, positions) = recover(&mut conn, &config)?;
         let checkpoints = checkpoint::connection(&config.path, synchronous)?;
-        checkpoint::start(&mut conn, checkpoints, positions.clone(), log.trimmer())?;
+        let checkpoints = checkpoint::start(&mut conn, checkpoints, positions.clone(), log.trimmer())?;
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
         let checks = Arc::new(Prechecks::new(config.limits.clone(), config.clock.clone()));
@@ -259,6 +259,7 @@ impl SqliteStore {
             lock,
             log,
             positions,
+            checkpoints: Some(checkpoints),
             checks: checks.clone(),
             live: live.clone(),
             access: access.clone(),

@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::access::AccessCache;
-use super::checkpoint::Positions;
+use super::checkpoint::{self, Asker, Positions};
 use super::live::{BatchChanges, LiveCache, LiveChange};
 use super::log::{Appended, CommitLog};
 use super::redo;
@@ -61,6 +61,8 @@ pub(crate) struct Parts {
     pub(crate) lock: std::fs::File,
     pub(crate) log: CommitLog,
     pub(crate) positions: Arc<Positions>,
+    /// The checkpoint thread (`None`: no thread, as in tests).
+    pub(crate) checkpoints: Option<Asker>,
     pub(crate) checks: Arc<Prechecks>,
     pub(crate) live: Arc<LiveCache>,
     pub(crate) access: Arc<AccessCache>,
@@ -70,12 +72,13 @@ pub(crate) struct Parts {
 
 impl Writer {
     fn new(parts: Parts) -> Writer {
-        let Parts { conn, lock, log, positions, checks, live, access, stats, hub } = parts;
+        let Parts { conn, lock, log, positions, checkpoints, checks, live, access, stats, hub } = parts;
         Writer {
             conn,
             _lock: lock,
             log,
             positions,
+            checkpoints,
             checks,
             live,
             access,
@@ -105,6 +108,7 @@ struct Writer {
     /// The durability point.
     log: CommitLog,
     positions: Arc<Positions>,
+    checkpoints: Option<Asker>,
     checks: Arc<Prechecks>,
     live: Arc<LiveCache>,
     /// Token owners and access inputs in memory, forgotten when a batch
@@ -184,6 +188,23 @@ impl Writer {
         crashpoint("sqlite::answer::before");
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+        if self.positions.writer_due.swap(false, Ordering::AcqRel) {
+            self.checkpoint();
+        }
+    }
+
+    /// Checkpoints on the writer's connection, outside any transaction, so
+    /// that the next batch starts the WAL over (see `super::checkpoint`);
+    /// the checkpoint thread then trims the log.
+    fn checkpoint(&self) {
+        match checkpoint::checkpoint(&self.conn, &self.positions) {
+            Ok(()) => {
+                if let Some(thread) = &self.checkpoints {
+                    thread.ask();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint by the writer failed"),
         }
     }
 
@@ -353,6 +374,7 @@ mod tests {
             lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
             log,
             positions: Arc::default(),
+            checkpoints: None,
             checks: Arc::new(Prechecks::new(Limits::default(), crate::clock::system())),
             live: Arc::new(LiveCache::default()),
             access: Arc::default(),
