@@ -13,6 +13,9 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// Sizes of the embedded store's commit log records, in bytes.
+const RECORD_BUCKETS: &[f64] =
+    &[512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 4_194_304.0];
 
 /// Installs the global Prometheus recorder (once per process) and returns
 /// its handle.
@@ -24,6 +27,12 @@ pub fn install() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full("ctxmesh_commit_batch_size".into()),
                     BATCH_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("ctxmesh_commit_log_record_bytes".into()),
+                    RECORD_BUCKETS,
                 )
             })
             .expect("histogram buckets are not empty")
