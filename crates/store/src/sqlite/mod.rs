@@ -24,6 +24,7 @@ use access::{AccessCache, AccessKey};
 use live::LiveCache;
 
 mod access;
+mod change;
 mod checkpoint;
 pub mod floor;
 mod live;

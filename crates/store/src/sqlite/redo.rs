@@ -1,7 +1,6 @@
-//! What a batch changed, as the commit log records it, and how the log's
-//! records are applied to the database again.
+//! How the commit log's records are applied to the database again.
 //!
-//! A record is the list of the writing calls of [`Tx`] that the batch's
+//! A record (see `super::change`) is the list of the writing calls of [`Tx`] that the batch's
 //! successful jobs made, in order, with their arguments, one JSON object
 //! per line. SQLite applies them the same way every time from the same
 //! state: replaying record `n` on a database that holds records `1..n`
@@ -11,43 +10,12 @@
 //! recorded: their outcome is in the calls' arguments, or read again from
 //! the same state.
 
-use std::borrow::Cow;
-
-use ctxmesh_core::Event;
-use ctxmesh_core::Timestamp;
-use ctxmesh_core::access::AuditRecord;
-use ctxmesh_core::context::{ContextInfo, ContextSettings};
-use ctxmesh_core::txn::Plan;
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 
+use super::change::Change;
 use super::tx::{SqliteTx, apply_search, exec, run_now};
 use crate::error::{Result, StoreError};
-use crate::tx::{Object, Tx};
-
-/// One writing call of a [`Tx`].
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub(crate) enum Change<'a> {
-    InsertContext { info: Cow<'a, ContextInfo> },
-    UpdateSettings { id: Cow<'a, str>, settings: Cow<'a, ContextSettings>, at: Timestamp },
-    DeleteContext { id: Cow<'a, str> },
-    WritePlan { ctx: Cow<'a, str>, plan: Cow<'a, Plan>, entry_count: u64 },
-    RemoveHistoryBefore { ctx: Cow<'a, str>, point: u64 },
-    PutObject { object: Cow<'a, Object> },
-    DeleteObject { kind: Cow<'a, str>, id: Cow<'a, str> },
-    DeleteContextObjects { ctx: Cow<'a, str> },
-    AppendStream { stream: Cow<'a, str>, events: Cow<'a, [Event]> },
-    AppendAudit { records: Cow<'a, [AuditRecord]> },
-    TrimAudit { before: Timestamp },
-}
-
-/// Adds `change` to the record `buf`.
-pub(crate) fn note(buf: &mut Vec<u8>, change: &Change<'_>) -> Result<()> {
-    serde_json::to_writer(&mut *buf, change)?;
-    buf.push(b'\n');
-    Ok(())
-}
+use crate::tx::Tx;
 
 /// The last record the database holds.
 pub(crate) fn applied(conn: &Connection) -> Result<u64> {

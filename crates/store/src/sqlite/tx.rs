@@ -14,8 +14,8 @@ use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::change::{self, Change};
 use super::live::{BatchChanges, LiveCache, LiveChange};
-use super::redo::{self, Change};
 use crate::codec::{
     CONTEXT_COLUMNS, OBJECT_COLUMNS, RawContext, VERSION_COLUMNS, VersionRow, collect_entries, from_micros, micros,
     prefixed_version_columns, version_inserts,
@@ -43,7 +43,7 @@ pub(crate) struct SqliteTx<'a> {
     /// a request reads (see `sqlite/access.rs`).
     pub(crate) access_changed: bool,
     /// For the writer: the commit log record of the batch, to which every
-    /// writing call is added (see `super::redo`).
+    /// writing call is added (see `super::change`).
     redo: Option<&'a mut Vec<u8>>,
 }
 
@@ -94,7 +94,7 @@ impl<'a> SqliteTx<'a> {
     /// Adds a writing call to the commit log record, for the writer.
     fn note(&mut self, change: Change<'_>) -> Result<()> {
         match &mut self.redo {
-            Some(buf) => redo::note(buf, &change),
+            Some(buf) => change::note(buf, &change),
             None => Ok(()),
         }
     }

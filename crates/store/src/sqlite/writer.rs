@@ -119,7 +119,7 @@ struct Writer {
     /// What the jobs of the batch under way have changed so far.
     changes: BatchChanges,
     /// The commit log record of the batch under way: the writing calls of
-    /// its jobs that succeeded (see `super::redo`).
+    /// its jobs that succeeded (see `super::change`).
     redo: Vec<u8>,
 }
 
