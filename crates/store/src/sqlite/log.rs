@@ -38,7 +38,8 @@ pub(crate) const MAGIC: &[u8; 8] = b"CTXLOG1\n";
 /// Bytes before a record's payload: length, checksum, lsn.
 pub(crate) const HEADER: usize = 16;
 
-/// Largest payload accepted on replay: more is damage, not a record.
+/// Largest record payload: a batch with more is refused, and on replay a
+/// length above it is damage, not a record.
 const MAX_RECORD: u32 = 1 << 30;
 
 /// A record appended and synced: where it is, to take it back.
@@ -288,6 +289,12 @@ impl CommitLog {
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<Appended> {
         if let Some(why) = &self.broken {
             return Err(StoreError::Unavailable(format!("the commit log cannot take writes: {why}")));
+        }
+        if payload.len() > MAX_RECORD as usize {
+            return Err(StoreError::Backend(format!(
+                "a batch's commit log record of {} bytes is larger than the most a record holds ({MAX_RECORD})",
+                payload.len()
+            )));
         }
         if self.len >= self.segment_bytes {
             self.roll()?;

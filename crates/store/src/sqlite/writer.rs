@@ -32,6 +32,9 @@ use crate::ops::{self, WriteOp, WriteOutput};
 /// Most jobs committed together.
 const MAX_BATCH: usize = 512;
 
+/// Memory the commit log record's buffer keeps between batches.
+const REDO_KEPT_BYTES: usize = 1 << 20;
+
 pub(crate) struct Job {
     pub(crate) op: WriteOp,
     pub(crate) reply: Reply,
@@ -251,6 +254,8 @@ impl Writer {
         exec(&self.conn, "BEGIN IMMEDIATE")?;
         self.changes.clear();
         self.redo.clear();
+        // A batch of large writes leaves no large buffer behind it.
+        self.redo.shrink_to(REDO_KEPT_BYTES);
         let mut effects = Effects::default();
         let mut results = Vec::with_capacity(ops.len());
         for (n, op) in ops.iter().enumerate() {
