@@ -61,6 +61,7 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
                 pool_size: 4,
                 clock: ctxmesh_store::clock::system(),
                 log_segment_bytes: None,
+                commit_log: false,
             };
             let (store, _) = ctxmesh_store::open(args.store.as_deref(), &options)
                 .await

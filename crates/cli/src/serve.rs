@@ -76,6 +76,12 @@ pub(crate) struct ServeArgs {
     /// them (survives a server crash, not a power loss).
     #[arg(long, env = "CTXMESH_DURABILITY", default_value = "full")]
     durability: Durability,
+    /// Make the embedded store's commit log its durability point: a batch
+    /// of writes is acknowledged once its record is appended to the log
+    /// and synced, and SQLite commits without syncing (docs/storage.md).
+    /// Off by default: on the machines measured it is not faster yet.
+    #[arg(long, env = "CTXMESH_COMMIT_LOG")]
+    commit_log: bool,
     /// Size of each segment of the embedded store's commit log, in bytes:
     /// the log is trimmed a whole segment at a time, once the database
     /// file holds its writes (default 64 MiB).
@@ -127,6 +133,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         pool_size: args.pool_size,
         clock: ctxmesh_store::clock::system(),
         log_segment_bytes: args.log_segment_bytes,
+        commit_log: args.commit_log,
     };
     // Configuration mistakes are reported before the store is opened.
     let auth = resolve_auth(&args)?;

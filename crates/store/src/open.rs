@@ -24,6 +24,9 @@ pub struct OpenOptions {
     /// Size of each commit log segment (embedded store); `None`: the
     /// default, 64 MiB.
     pub log_segment_bytes: Option<u64>,
+    /// Whether the embedded store's durability point is its commit log
+    /// (see [`sqlite::SqliteConfig::commit_log`]).
+    pub commit_log: bool,
 }
 
 /// Opens the store a URL names: `postgres://...` (or `postgresql://`),
@@ -61,6 +64,7 @@ pub async fn open(url: Option<&str>, options: &OpenOptions) -> Result<(std::sync
         limits: options.limits.clone(),
         clock: options.clock.clone(),
         log_segment_bytes: options.log_segment_bytes.unwrap_or(defaults.log_segment_bytes),
+        commit_log: options.commit_log,
         ..defaults
     };
     let store = sqlite::SqliteStore::open(config)?;

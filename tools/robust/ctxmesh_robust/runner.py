@@ -36,6 +36,8 @@ CRASH_ONLY = {"log::sync::after", "sqlite::commit::after", "sqlite::answer::befo
 # Failpoints met now and then (a checkpoint, a segment removed), not at
 # every write: they fire the first time they are met.
 RARE = {"sqlite::checkpoint", "sqlite::checkpoint::after", "log::trim"}
+# Failpoints of the commit log, met only with `--commit-log`.
+LOG_ONLY = {"log::append::before", "log::append::mid", "log::sync::before", "log::sync::after", "log::trim"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a PostgreSQL database to create the run's database from")
     p.add_argument("--no-pg-restart", action="store_true", help="do not restart PostgreSQL (when it is not the local cluster)")
     p.add_argument("--disk-mb", type=int, default=1024, help="size of the tmpfs the embedded store runs on")
+    p.add_argument("--commit-log", action="store_true",
+                   help="embedded store: the commit log as the durability point (`ctxmesh serve --commit-log`)")
     p.add_argument("--report", help="write the figures as JSON to this file")
     p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, data, the recorded history)")
     p.add_argument("--recheck", metavar="PICKLE", help="judge a recorded run again (its recorded.pickle) instead of running")
@@ -91,7 +95,7 @@ class Run:
         if self.args.store == "sqlite":
             self.disk = SmallDisk(self.dir / "disk", self.args.disk_mb)
             self.disk.mount()
-            self.nodes = [Node(0, binary, self.disk.path / "data", None, self.logs)]
+            self.nodes = [Node(0, binary, self.disk.path / "data", None, self.logs, commit_log=self.args.commit_log)]
         else:
             self.pg = Postgres(self.args.postgres, f"ctxmesh_robust_{self.args.seed}_{os.getpid()}")
             self.pg.create()
@@ -155,6 +159,8 @@ class Run:
     async def fault_failpoint(self, action: str) -> None:
         node = self.rng.choice(self.nodes)
         names = SQLITE_FAILPOINTS if self.args.store == "sqlite" else POSTGRES_FAILPOINTS
+        if self.args.store == "sqlite" and not self.args.commit_log:
+            names = [n for n in names if n not in LOG_ONLY]
         if action == "ioerr":
             names = [n for n in names if n not in CRASH_ONLY]
         name = self.rng.choice(names)
@@ -195,12 +201,13 @@ class Run:
         log crashes in the middle of it, and the next start replays again."""
         node = self.nodes[0]
         await node.kill()
-        what = [tear_wal_tail(node.data_dir / "ctxmesh.db-wal", self.rng)]
-        if self.rng.random() < 0.5:
+        log = self.args.commit_log
+        what = [tear_wal_tail(node.data_dir / "ctxmesh.db-wal", self.rng, lose_commits=log)]
+        if log and self.rng.random() < 0.5:
             what.append(tear_log_tail(node.data_dir / "ctxmesh.db-log", self.rng))
         self.fault_log.append(f"power cut: {'; '.join(what)}")
         fired_before = len(node.fired)
-        if self.rng.random() < 0.5:
+        if log and self.rng.random() < 0.5:
             await node.start("log::replay::mid=1*return(crash)")
             if not node.alive:
                 assert node.process is not None

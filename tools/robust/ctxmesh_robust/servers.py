@@ -28,8 +28,10 @@ def free_port() -> int:
 class Node:
     """One `ctxmesh serve` process, restarted as often as the run needs."""
 
-    def __init__(self, index: int, binary: str, data_dir: Path, store: str | None, log_dir: Path) -> None:
+    def __init__(self, index: int, binary: str, data_dir: Path, store: str | None, log_dir: Path,
+                 commit_log: bool = False) -> None:
         self.index = index
+        self.commit_log = commit_log
         self.binary = binary
         self.data_dir = data_dir
         self.store = store
@@ -50,9 +52,9 @@ class Node:
                 "--auth", "off", "--expiry-interval-ms", "200"]
         if self.store:
             args += ["--store", self.store, "--pool-size", "8"]
-        else:
+        elif self.commit_log:
             # Small commit log segments: closed and removed many times a run.
-            args += ["--log-segment-bytes", "262144"]
+            args += ["--commit-log", "--log-segment-bytes", "262144"]
         env = dict(os.environ)
         env["CTXMESH_LOG"] = "warn,ctxmesh_store::faults=warn"
         env.pop("FAILPOINTS", None)
@@ -135,15 +137,18 @@ def wal_backfilled(shm: Path) -> int:
     return struct.unpack("<I", shm.read_bytes()[96:100])[0]
 
 
-def tear_wal_tail(wal: Path, rng: random.Random) -> str:
-    """Leaves the WAL as a power cut leaves it. The embedded store's
-    durability point is its commit log: SQLite commits without syncing, so
-    a power cut may take any of its commits since the WAL was last synced
-    (before a checkpoint copied frames into the database file); those are
-    given back by the log on start. So: the WAL is cut at a random commit
-    after the frames a checkpoint copied, the frames after the last commit
-    kept are cut at a random byte or corrupted, and a torn partial frame is
-    appended. Returns what was done."""
+def tear_wal_tail(wal: Path, rng: random.Random, lose_commits: bool) -> str:
+    """Leaves the WAL as a power cut leaves it. Without the commit log,
+    SQLite syncs each commit: only the frames after the last commit (whose
+    batch nobody was answered for) are damaged. With the commit log as the
+    durability point (`lose_commits`), SQLite commits without syncing, so a
+    power cut may also take any of its commits since the WAL was last
+    synced (before a checkpoint copied frames into the database file);
+    those are given back by the log on start. So: the WAL is cut at the
+    last commit (or, with `lose_commits`, at a random commit after the
+    frames a checkpoint copied), the frames after it are cut at a random
+    byte or corrupted, and a torn partial frame is appended. Returns what
+    was done."""
     if not wal.exists() or wal.stat().st_size < 32:
         with open(wal, "ab") as f:
             f.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))))
@@ -165,7 +170,7 @@ def tear_wal_tail(wal: Path, rng: random.Random) -> str:
         pos += frame
     what = []
     kept = [c for c in commits if c >= synced] or [commits[-1]]
-    end_commit = rng.choice(kept)
+    end_commit = rng.choice(kept) if lose_commits else commits[-1]
     lost = sum(1 for c in commits if c > end_commit)
     if lost:
         what.append(f"lost the last {lost} of {len(commits) - 1} commits")

@@ -74,6 +74,9 @@ pub(crate) enum System {
     Ctxmesh,
     /// ctxmesh on its embedded store, `--durability relaxed`.
     CtxmeshRelaxed,
+    /// ctxmesh on its embedded store with `--commit-log`: writes
+    /// acknowledged once their commit log record is synced.
+    CtxmeshLog,
     /// ctxmesh on PostgreSQL (`--postgres`).
     CtxmeshPostgres,
     /// Redis with the Lua CAS script, persistence off.
@@ -91,6 +94,7 @@ impl System {
         match self {
             System::Ctxmesh => "ctxmesh embedded (durable)",
             System::CtxmeshRelaxed => "ctxmesh embedded (relaxed)",
+            System::CtxmeshLog => "ctxmesh embedded (commit log)",
             System::CtxmeshPostgres => "ctxmesh on PostgreSQL",
             System::Redis => "Redis+Lua, no persistence",
             System::RedisFsync => "Redis+Lua, appendfsync always",
@@ -261,6 +265,7 @@ impl Host {
         let flags: Vec<&str> = match system {
             System::Ctxmesh => vec!["--durability", "full"],
             System::CtxmeshRelaxed => vec!["--durability", "relaxed"],
+            System::CtxmeshLog => vec!["--durability", "full", "--commit-log"],
             System::CtxmeshPostgres => vec!["--durability", "full", "--store", &bench.postgres],
             System::Redis => return Self::redis(&bench.redis_server, false).await,
             System::RedisFsync => return Self::redis(&bench.redis_server, true).await,

@@ -74,7 +74,7 @@ pub(crate) fn start(
     writer: &mut Connection,
     conn: Connection,
     positions: Arc<Positions>,
-    trimmer: Trimmer,
+    trimmer: Option<Trimmer>,
 ) -> Result<Asker> {
     let (signal, wanted) = sync_channel::<()>(1);
     let signal_for_writer = Asker(signal.clone());
@@ -121,14 +121,14 @@ fn ask(signal: &SyncSender<()>) {
     }
 }
 
-fn run(conn: Connection, wanted: Receiver<()>, positions: Arc<Positions>, trimmer: Trimmer) {
+fn run(conn: Connection, wanted: Receiver<()>, positions: Arc<Positions>, trimmer: Option<Trimmer>) {
     // Ends when the writer's connection (and its hook) is dropped.
     while wanted.recv().is_ok() {
         if let Err(e) = checkpoint(&conn, &positions) {
             tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again at the next commit");
         }
         let durable = positions.durable.load(Ordering::Acquire);
-        if let Err(e) = trimmer.trim(durable) {
+        if let Some(Err(e)) = trimmer.as_ref().map(|t| t.trim(durable)) {
             tracing::warn!(error = %e, "removing old commit log segments failed; it is tried again later");
         }
     }

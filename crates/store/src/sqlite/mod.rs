@@ -55,6 +55,11 @@ pub struct SqliteConfig {
     pub lock_wait: std::time::Duration,
     /// Size at which a commit log segment is closed and the next begins.
     pub log_segment_bytes: u64,
+    /// Whether the commit log is the durability point: each batch's record
+    /// is appended to it and synced before SQLite commits without syncing.
+    /// Off (the default), SQLite syncs its WAL at each commit, and a log
+    /// left by an earlier start with it on is replayed, then removed.
+    pub commit_log: bool,
 }
 
 impl SqliteConfig {
@@ -68,6 +73,7 @@ impl SqliteConfig {
             clock: crate::clock::system(),
             lock_wait: std::time::Duration::from_secs(5),
             log_segment_bytes: 64 << 20,
+            commit_log: false,
         }
     }
 
@@ -197,8 +203,16 @@ fn tune(conn: &Connection, lookaside_slots: std::ffi::c_int) -> Result<()> {
 
 /// Opens the commit log, applying to the database the records it does not
 /// hold yet (those a crash or power cut left out of it), then checkpoints
-/// the database so that the log before that point can go.
-fn recover(conn: &mut Connection, config: &SqliteConfig) -> Result<(log::CommitLog, Arc<checkpoint::Positions>)> {
+/// the database so that the log before that point can go. Without
+/// `commit_log`, a log left by an earlier start is replayed, then removed.
+fn recover(
+    conn: &mut Connection,
+    config: &SqliteConfig,
+) -> Result<(Option<log::CommitLog>, Arc<checkpoint::Positions>)> {
+    let positions = Arc::new(checkpoint::Positions::default());
+    if !config.commit_log && !config.log_dir().exists() {
+        return Ok((None, positions));
+    }
     let applied = redo::applied(conn)?;
     let mut replayed = 0u64;
     let sync = config.durability == Durability::Full;
@@ -209,7 +223,6 @@ fn recover(conn: &mut Connection, config: &SqliteConfig) -> Result<(log::CommitL
     if replayed > 0 {
         tracing::info!(records = replayed, "replayed the commit log into the database");
     }
-    let positions = Arc::new(checkpoint::Positions::default());
     positions.committed.store(redo::applied(conn)?, Ordering::Release);
     // Not needed to open: the checkpoint thread tries again later.
     let trimmed = checkpoint::checkpoint(conn, &positions)
@@ -217,7 +230,18 @@ fn recover(conn: &mut Connection, config: &SqliteConfig) -> Result<(log::CommitL
     if let Err(e) = trimmed {
         tracing::warn!(error = %e, "checkpoint after opening failed; it is tried again later");
     }
-    Ok((log, positions))
+    if config.commit_log {
+        return Ok((Some(log), positions));
+    }
+    // Off: the database now holds every record durably, or the log stays
+    // for the next start to replay.
+    let durable = positions.durable.load(Ordering::Acquire);
+    if durable + 1 >= log.next_lsn() {
+        drop(log);
+        std::fs::remove_dir_all(config.log_dir())
+            .map_err(|e| StoreError::Backend(format!("cannot remove {}: {e}", config.log_dir().display())))?;
+    }
+    Ok((None, positions))
 }
 
 impl SqliteStore {
@@ -230,11 +254,14 @@ impl SqliteStore {
         let lock = lock_database(&config.path, config.lock_wait)?;
         let mut conn = Connection::open(&config.path)?;
         tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
-        // The commit log is the durability point: SQLite commits without
-        // syncing (`NORMAL`: it may lose its last commits to a power cut,
-        // which the log replays, never its consistency) and syncs the
-        // database file at the end of each complete checkpoint.
-        let synchronous = "NORMAL";
+        // With the commit log as the durability point, SQLite commits
+        // without syncing (`NORMAL`: it may lose its last commits to a
+        // power cut, which the log replays, never its consistency) and
+        // syncs the database file at the end of each complete checkpoint.
+        let synchronous = match config.durability {
+            Durability::Full if !config.commit_log => "FULL",
+            _ => "NORMAL",
+        };
         // Savepoint journals (one savepoint per job of a batch) stay in
         // memory: they only matter until the batch commits or rolls back.
         conn.execute_batch(&format!(
@@ -249,7 +276,8 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         let (log, positions) = recover(&mut conn, &config)?;
         let checkpoints = checkpoint::connection(&config.path, synchronous)?;
-        let checkpoints = checkpoint::start(&mut conn, checkpoints, positions.clone(), log.trimmer())?;
+        let trimmer = log.as_ref().map(log::CommitLog::trimmer);
+        let checkpoints = checkpoint::start(&mut conn, checkpoints, positions.clone(), trimmer)?;
         let stats = Arc::new(WriterStats::default());
         let hub = Arc::new(Hub::default());
         let checks = Arc::new(Prechecks::new(config.limits.clone(), config.clock.clone()));

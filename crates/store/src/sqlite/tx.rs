@@ -73,12 +73,13 @@ impl<'a> SqliteTx<'a> {
     /// segment per write; applied once, before the batch commits, they make
     /// one), and its changes to live entries are collected in `live`. It
     /// reads the entries of `live_cache` that `batch` has not changed, and
-    /// adds each writing call to the batch's commit log record `redo`.
+    /// adds each writing call to the batch's commit log record `redo`
+    /// (when the commit log is on).
     pub(crate) fn writer(
         conn: &'a mut Connection,
         live_cache: &'a LiveCache,
         batch: &'a BatchChanges,
-        redo: &'a mut Vec<u8>,
+        redo: Option<&'a mut Vec<u8>>,
     ) -> Self {
         SqliteTx {
             conn,
@@ -87,7 +88,7 @@ impl<'a> SqliteTx<'a> {
             live: Some(Vec::new()),
             committed: Some((live_cache, batch)),
             access_changed: false,
-            redo: Some(redo),
+            redo,
         }
     }
 

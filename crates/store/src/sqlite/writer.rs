@@ -62,7 +62,8 @@ pub(crate) struct Parts {
     pub(crate) conn: Connection,
     /// The database's lock for this process, released when the thread ends.
     pub(crate) lock: std::fs::File,
-    pub(crate) log: CommitLog,
+    /// The commit log, when it is the durability point.
+    pub(crate) log: Option<CommitLog>,
     pub(crate) positions: Arc<Positions>,
     /// The checkpoint thread (`None`: no thread, as in tests).
     pub(crate) checkpoints: Option<Asker>,
@@ -108,8 +109,9 @@ struct Writer {
     conn: Connection,
     /// The database's lock for this process, released when the thread ends.
     _lock: std::fs::File,
-    /// The durability point.
-    log: CommitLog,
+    /// The durability point, when it is the commit log (`None`: SQLite's
+    /// own synced commit).
+    log: Option<CommitLog>,
     positions: Arc<Positions>,
     checkpoints: Option<Asker>,
     checks: Arc<Prechecks>,
@@ -167,7 +169,12 @@ impl Writer {
         if effects.access_changed {
             self.access.begin();
         }
+        let started = Instant::now();
         let committed = exec(&self.conn, "COMMIT");
+        if self.log.is_none() {
+            // SQLite's synced commit is the durability point.
+            metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
+        }
         if effects.access_changed {
             self.access.finish();
         }
@@ -214,14 +221,15 @@ impl Writer {
     /// Appends the batch's record to the commit log and syncs it, after
     /// noting in the batch's transaction that the database holds it.
     fn append(&mut self) -> Result<Option<Appended>> {
+        let Some(log) = &mut self.log else { return Ok(None) };
         if self.redo.is_empty() {
             return Ok(None);
         }
-        let lsn = self.log.next_lsn();
+        let lsn = log.next_lsn();
         redo::set_applied(&self.conn, lsn)?;
         self.positions.committing.store(lsn, Ordering::Release);
         let started = Instant::now();
-        let appended = self.log.append(&self.redo)?;
+        let appended = log.append(&self.redo)?;
         metrics::histogram!("ctxmesh_fsync_seconds").record(started.elapsed().as_secs_f64());
         Ok(Some(appended))
     }
@@ -230,8 +238,8 @@ impl Writer {
     /// back and its commit log record, if appended, taken back.
     fn abort(&mut self, replies: Vec<Reply>, e: &StoreError, appended: Option<Appended>, what: &str) {
         tracing::error!(error = %e, "{what}; the batch was rolled back");
-        if let Some(appended) = appended {
-            self.log.undo(appended);
+        if let (Some(appended), Some(log)) = (appended, &mut self.log) {
+            log.undo(appended);
         }
         self.rollback();
         for reply in replies {
@@ -298,7 +306,8 @@ impl Writer {
     fn run_job(&mut self, op: &WriteOp) -> (Result<WriteOutput>, Effects) {
         let env = self.checks.env();
         let mark = self.redo.len();
-        let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes, &mut self.redo);
+        let redo = self.log.is_some().then_some(&mut self.redo);
+        let mut tx = SqliteTx::writer(&mut self.conn, &self.live, &self.changes, redo);
         // A bug in one job (a panic) fails that job alone, like any other
         // failing job (its rows are undone by the batch's rerun with
         // savepoints), instead of ending the writer thread and with it
@@ -377,7 +386,7 @@ mod tests {
         Writer::new(Parts {
             conn,
             lock: std::fs::File::create(dir.join("db.sqlite.lock")).unwrap(),
-            log,
+            log: Some(log),
             positions: Arc::default(),
             checkpoints: None,
             checks: Arc::new(Prechecks::new(Limits::default(), crate::clock::system())),

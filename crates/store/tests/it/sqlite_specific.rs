@@ -297,24 +297,29 @@ fn dump(path: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// SQLite commits without syncing behind the commit log. When a power cut
+/// With the commit log on, SQLite commits without syncing. When a power cut
 /// takes the database's last commits (here: its files set back to a copy
 /// taken earlier, the log kept), opening replays them from the log: every
-/// acknowledged write is back, row for row, on every read path.
+/// acknowledged write is back, row for row, on every read path. Opened
+/// with the log off, the store replays it the same way, then removes it.
 #[tokio::test]
 async fn commits_the_database_lost_are_replayed_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
-    write_one(&path, "lost", "first", json!("written before the copy")).await;
+    let with_log = || SqliteConfig { commit_log: true, ..SqliteConfig::new(&path) };
+    let store = SqliteStore::open(with_log()).unwrap();
+    store.create_context(serde_json::from_value(json!({"id": "lost"})).unwrap(), "a").await.unwrap();
+    drop(store);
     wait_closed(&path);
     let old = dir.path().join("old.sqlite");
     copy_database(&path, &old);
 
     let ctx = ContextId::parse("lost").unwrap();
-    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let store = SqliteStore::open(with_log()).unwrap();
     let put = |key: &str, value: serde_json::Value| -> TxnRequest {
         serde_json::from_value(json!({"success": [{"op": "put", "key": key, "value": value}]})).unwrap()
     };
+    store.txn(&ctx, put("first", json!("written after the copy")), "a").await.unwrap();
     let second = store.txn(&ctx, put("second", json!("alpha bravo")), "b").await.unwrap();
     store.txn(&ctx, put("third", json!({"n": 3})), "c").await.unwrap();
     let delete: TxnRequest = serde_json::from_value(json!({"success": [{"op": "delete", "key": "first"}]})).unwrap();
@@ -340,7 +345,7 @@ async fn commits_the_database_lost_are_replayed_from_the_log() {
     // The database loses every commit after the copy; the log stays.
     copy_database(&old, &path);
     assert_ne!(dump(&path), full);
-    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let store = SqliteStore::open(with_log()).unwrap();
     let (fourth, revision) = store.get_entry(&ctx, &EntryKey::parse("fourth").unwrap(), ReadAt::Latest).await.unwrap();
     assert_eq!(fourth.unwrap().value, json!("charlie"));
     assert_eq!(revision, last.revision);
@@ -350,4 +355,16 @@ async fn commits_the_database_lost_are_replayed_from_the_log() {
     drop(store);
     wait_closed(&path);
     assert_eq!(dump(&path), full, "the replayed database holds exactly what was acknowledged");
+
+    // Again, opened with the log off.
+    copy_database(&old, &path);
+    let log_dir = SqliteConfig::new(&path).log_dir();
+    assert!(log_dir.exists());
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let (fourth, _) = store.get_entry(&ctx, &EntryKey::parse("fourth").unwrap(), ReadAt::Latest).await.unwrap();
+    assert_eq!(fourth.unwrap().value, json!("charlie"));
+    drop(store);
+    wait_closed(&path);
+    assert_eq!(dump(&path), full);
+    assert!(!log_dir.exists(), "the log, replayed, is removed when it is off");
 }
