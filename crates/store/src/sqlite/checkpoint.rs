@@ -15,11 +15,11 @@
 //! frames by then, the writer copies the last ones, and its next
 //! transaction starts the WAL over. Between the two, this thread is asked
 //! again only every half threshold of new pages (each checkpoint syncs the
-//! WAL and the database file, which the commit log's syncs would queue
-//! behind).
+//! WAL and the database file, which the commits' syncs would queue behind).
 //!
-//! A checkpoint is also what lets the commit log be trimmed: the writer
-//! commits without syncing the database (the log is the durability point),
+//! With the commit log on, a checkpoint is also what lets it be trimmed:
+//! the writer commits without syncing the database (the log is the
+//! durability point),
 //! so a record may leave the log only once the database file holds it
 //! durably. A checkpoint that copies every frame of the WAL ends with the
 //! database file synced: every batch committed before it started is then

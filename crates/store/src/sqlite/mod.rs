@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, written by one thread
-//! with group commit (see [`writer`]) behind a commit log of its own (see
-//! [`log`]: the durability point), read by a fixed set of reader threads
-//! with read-only connections.
+//! with group commit (see [`writer`]), optionally behind a commit log of
+//! its own (see [`log`]), read by a fixed set of reader threads with
+//! read-only connections.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -42,7 +42,8 @@ use writer::{Job, JobSender, WriterStats};
 pub struct SqliteConfig {
     /// The database file.
     pub path: PathBuf,
-    /// Sync the commit log on every commit (`Full`) or not (`Relaxed`).
+    /// Sync on every commit (`Full`: SQLite's WAL, or the commit log when it
+    /// is on) or not (`Relaxed`).
     pub durability: Durability,
     /// Limits enforced on writes.
     pub limits: Limits,

@@ -2,13 +2,13 @@
 //!
 //! It takes jobs from a queue, runs as many as are waiting in one SQLite
 //! transaction (a failing job changes nothing: see `Writer::run_jobs`),
-//! appends what they changed to the commit log as one record and syncs it
-//! (one `fdatasync`: the durability point, see `super::log`), commits the
-//! transaction without syncing, and only then answers every job of the
-//! batch. This is group commit: concurrent writers share an fsync, no
-//! caller hears "done" before its write is durable, and no reader sees a
-//! write before it is durable (the transaction commits after the log
-//! sync).
+//! commits once (one fsync), and only then answers every job of the batch.
+//! With the commit log on (`SqliteConfig::commit_log`), it first appends
+//! what they changed to the log as one record and syncs it (the durability
+//! point, see `super::log`), then commits without syncing. This is group
+//! commit: concurrent writers share an fsync, no caller hears "done" before
+//! its write is durable, and no reader sees a write before it is durable
+//! (with the log, the transaction commits after the log sync).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,8 @@ pub(crate) type JobSender = mpsc::Sender<Job>;
 /// Counts of the writer's work, to observe group commit.
 #[derive(Debug, Default)]
 pub(crate) struct WriterStats {
-    /// Database transactions committed (one commit log sync each).
+    /// Database transactions committed (one fsync each, of SQLite's WAL or
+    /// of the commit log).
     pub(crate) commits: AtomicU64,
     /// Jobs answered.
     pub(crate) jobs: AtomicU64,
