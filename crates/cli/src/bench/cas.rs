@@ -148,6 +148,11 @@ struct RunResult {
     cas: Percentiles,
     /// Latency of the reads.
     read: Percentiles,
+    /// CPU time the server process used per request (reads and writes),
+    /// in microseconds, over the measured seconds: all its threads, user
+    /// and system (`None`: the bench did not start the process, or not
+    /// on Linux).
+    server_cpu_us_per_request: Option<f64>,
     /// Requests that failed otherwise (should be 0).
     errors: u64,
     /// Whether the entries' versions, read after the run, account for
@@ -178,7 +183,8 @@ pub(crate) async fn run(
         for &clients in &bench.clients {
             let space = format!("cas-{}-{clients}", std::process::id());
             let driver = host.driver(&space, keys, &value).await?;
-            results.push(measure(system, &driver, clients, keys, workload, &value, bench.duration).await?);
+            let run = Run { system, clients, keys, workload, seconds: bench.duration, pid: host.pid() };
+            results.push(measure(&run, &driver, &value).await?);
             driver.close().await;
         }
         host.stop();
@@ -212,7 +218,7 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
         bench.duration
     );
     outln!(
-        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "{:<30} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>11} {:>8}",
         "system",
         "clients",
         "cas ok/s",
@@ -223,11 +229,13 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
         "cas p99",
         "cas max",
         "read p99",
+        "cpu us/req",
         "verified"
     );
     for r in results {
+        let cpu = r.server_cpu_us_per_request.map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
         outln!(
-            "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8}",
+            "{:<30} {:>7} {:>9.0} {:>8.1}% {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>11} {:>8}",
             r.system.describe(),
             r.clients,
             r.cas_per_second,
@@ -238,11 +246,14 @@ fn print_table(workload: Workload, keys: usize, bench: &CasBench, results: &[Run
             r.cas.p99_ms,
             r.cas.max_ms,
             r.read.p99_ms,
+            cpu,
             if r.writes_verified && r.errors == 0 { "yes" } else { "NO" }
         );
     }
     outln!(
-        "(latencies in ms; verified: the entries' versions account for every acknowledged write, and no request failed)"
+        "(latencies in ms; cpu us/req: CPU time of the server process (all threads, user and system) per request, \
+         when the bench started it; verified: the entries' versions account for every acknowledged write, and no \
+         request failed)"
     );
 }
 
@@ -356,6 +367,15 @@ impl Host {
                     .await?;
                 Ok(Driver::Postgres { url: url.clone(), schema })
             }
+        }
+    }
+
+    /// The process of the system, when the bench started it.
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Host::Ctxmesh(target) => target.pid(),
+            Host::Redis { process, .. } => Some(process.id()),
+            Host::Postgres { .. } => None,
         }
     }
 
@@ -630,18 +650,32 @@ struct Tally {
     errors: u64,
 }
 
-/// Runs `clients` clients for a second of warm-up, then `seconds`.
-async fn measure(
+/// One run of a scenario.
+struct Run {
     system: System,
-    driver: &Driver,
     clients: usize,
     keys: usize,
     workload: Workload,
-    value: &str,
+    /// Seconds measured, after one of warm-up.
     seconds: u64,
-) -> anyhow::Result<RunResult> {
+    /// The system's process, when the bench started it.
+    pid: Option<u32>,
+}
+
+/// Runs the clients of `run` for a second of warm-up, then its seconds.
+async fn measure(run: &Run, driver: &Driver, value: &str) -> anyhow::Result<RunResult> {
+    let &Run { system, clients, keys, workload, seconds, pid } = run;
     let start = Instant::now() + Duration::from_secs(1);
     let end = start + Duration::from_secs(seconds);
+    // The server's CPU time over the measured seconds only.
+    let cpu = pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
+            let before = super::cpu_seconds(pid)?;
+            tokio::time::sleep_until(end.into()).await;
+            Some(super::cpu_seconds(pid)? - before)
+        })
+    });
     let mut tasks = Vec::new();
     for c in 0..clients {
         let mut conn = driver.connect().await?;
@@ -705,19 +739,25 @@ async fn measure(
         all.conflicts += t.conflicts;
         all.errors += t.errors;
     }
+    let cpu_seconds = match cpu {
+        Some(task) => task.await.context("the CPU sampler failed")?,
+        None => None,
+    };
     let versions = driver.versions(keys).await?;
     let writes_verified = versions == all.written + all.warm_up_written;
     let secs = seconds as f64;
     let attempts = all.written + all.conflicts;
+    let requests = all.cas_ms.len() + all.read_ms.len();
     Ok(RunResult {
         system,
         clients,
         seconds: secs,
         cas_per_second: all.written as f64 / secs,
         conflict_ratio: if attempts == 0 { 0.0 } else { all.conflicts as f64 / attempts as f64 },
-        requests_per_second: (all.cas_ms.len() + all.read_ms.len()) as f64 / secs,
+        requests_per_second: requests as f64 / secs,
         cas: Percentiles::of(all.cas_ms),
         read: Percentiles::of(all.read_ms),
+        server_cpu_us_per_request: cpu_seconds.filter(|_| requests > 0).map(|s| s * 1e6 / requests as f64),
         errors: all.errors,
         writes_verified,
     })

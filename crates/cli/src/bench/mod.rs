@@ -142,6 +142,11 @@ impl Target {
         Ok(Target { base, child: Some(child), _dir: Some(dir) })
     }
 
+    /// The server's process, when the bench started it.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The server's resident memory in KiB, when the bench started it.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
@@ -149,6 +154,18 @@ impl Target {
         let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
         line.split_whitespace().nth(1)?.parse().ok()
     }
+}
+
+/// CPU time (user and system, all threads) that process `pid` has used so
+/// far, in seconds, from `/proc` (Linux; `None` elsewhere).
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: utime and stime are the 12th and 13th of them, in
+    // clock ticks of 1/100 s (USER_HZ on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 impl Drop for Target {

@@ -134,6 +134,32 @@ CREATE VIRTUAL TABLE search_fts USING fts5(
 CREATE TABLE IF NOT EXISTS log_position (applied INTEGER NOT NULL);
 INSERT INTO log_position (applied) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM log_position);
 "#,
+    r#"
+-- Versions in a rowid table: a write appends its version (value and all)
+-- at the table's end, and only the small key of the unique index lands on
+-- a page of its own. Keyed by (ctx, key, revision) without a rowid, each
+-- write put its whole row on a random leaf of the largest table, which
+-- split and rewrote pages of about three rows each.
+CREATE TABLE versions_by_row (
+    ctx              TEXT NOT NULL,
+    key              TEXT NOT NULL,
+    revision         INTEGER NOT NULL,
+    change           TEXT NOT NULL,
+    value            TEXT,
+    meta             TEXT,
+    version          INTEGER NOT NULL,
+    created_revision INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    author           TEXT NOT NULL,
+    vclock           TEXT NOT NULL
+);
+INSERT INTO versions_by_row SELECT ctx, key, revision, change, value, meta, version, created_revision,
+    updated_at, author, vclock FROM versions ORDER BY ctx, revision, key;
+DROP TABLE versions;
+ALTER TABLE versions_by_row RENAME TO versions;
+CREATE UNIQUE INDEX versions_by_key ON versions (ctx, key, revision);
+CREATE INDEX versions_by_revision ON versions (ctx, revision);
+"#,
 ];
 
 /// The migrations that (re)made the keyword index: the entries there were

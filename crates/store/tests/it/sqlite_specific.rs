@@ -172,6 +172,59 @@ async fn the_keyword_index_is_rebuilt_on_upgrade() {
     assert_eq!(hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["plan"]);
 }
 
+/// A database whose versions were keyed without a rowid (schema 7) keeps
+/// every version when it moves them to the rowid table: the history, reads
+/// at a revision, listings and new writes all see them.
+#[tokio::test]
+async fn versions_keep_their_history_when_moved_to_the_rowid_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let (ctx, key) = (ContextId::parse("old").unwrap(), EntryKey::parse("plan").unwrap());
+    write_one(&path, "old", "plan", json!("v1")).await;
+    {
+        let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+        for (k, v) in [("plan", "v2"), ("other", "o1"), ("plan", "v3")] {
+            let t: TxnRequest =
+                serde_json::from_value(json!({"success": [{"op": "put", "key": k, "value": v}]})).unwrap();
+            store.txn(&ctx, t, "a").await.unwrap();
+        }
+    }
+    // Back to schema 7: the versions table as it was then.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE versions_old (ctx TEXT NOT NULL, key TEXT NOT NULL, revision INTEGER NOT NULL, \
+         change TEXT NOT NULL, value TEXT, meta TEXT, version INTEGER NOT NULL, created_revision INTEGER NOT NULL, \
+         updated_at INTEGER NOT NULL, author TEXT NOT NULL, vclock TEXT NOT NULL, \
+         PRIMARY KEY (ctx, key, revision)) WITHOUT ROWID; \
+         INSERT INTO versions_old SELECT * FROM versions; DROP TABLE versions; \
+         ALTER TABLE versions_old RENAME TO versions; \
+         CREATE INDEX versions_by_revision ON versions (ctx, revision); PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(SqliteConfig::new(&path)).unwrap();
+    let history =
+        store.entry_history(&ctx, &key, ctxmesh_store::HistoryQuery { before: None, limit: 10 }).await.unwrap();
+    let values: Vec<_> = history.iter().map(|v| v.entry.as_ref().map(|e| e.value.clone())).collect();
+    assert_eq!(values, [Some(json!("v3")), Some(json!("v2")), Some(json!("v1"))]);
+    let (at_3, _) = store.get_entry(&ctx, &key, ReadAt::Revision(3)).await.unwrap();
+    assert_eq!(at_3.map(|e| e.value), Some(json!("v2")));
+    assert_eq!(listing(&store, &ctx).await.entries.len(), 2);
+    // A write after the move takes the next version, and a duplicate
+    // version of a key is still refused by the table's unique index.
+    let t: TxnRequest =
+        serde_json::from_value(json!({"success": [{"op": "put", "key": "plan", "value": "v4"}]})).unwrap();
+    let written = store.txn(&ctx, t, "a").await.unwrap();
+    assert_eq!(written.revision, 6);
+    let (latest, _) = store.get_entry(&ctx, &key, ReadAt::Latest).await.unwrap();
+    assert_eq!(latest.map(|e| (e.value, e.version)), Some((json!("v4"), 4)));
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let duplicate = conn
+        .execute("INSERT INTO versions SELECT * FROM versions WHERE ctx = 'old' AND key = 'plan' AND revision = 6", []);
+    assert!(duplicate.is_err(), "(ctx, key, revision) stays unique");
+}
+
 /// Reads of one entry, answered from memory or not, never go back in time
 /// and always see the reader's own acknowledged writes, with writers,
 /// readers and listings (which read the database) running at once.
