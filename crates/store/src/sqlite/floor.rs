@@ -131,10 +131,11 @@ pub fn measure(dir: &Path, rows: FloorRows, config: &FloorConfig) -> Result<Floo
                     format!("[\"{key}\"]")
                 ])?;
                 let event = format!(
-                    r#"{{"type":"context.updated","context":"{ctx}","revision":{revision},"key":"{key}","at":"2026-12-01T00:00:00.000000Z","agent":"floor","priority":"normal","data":{{"change":"updated","value":{value}}},"version":{}}}"#,
+                    r#"{{"type":"context.updated","context":"{ctx}","revision":{revision},"key":"{key}","at":"2026-12-01T00:00:00.000000Z","agent":"floor","priority":"normal","data":{{"change":"updated"}},"version":{}}}"#,
                     versions[k]
                 );
-                conn.prepare_cached(INSERT_EVENT)?.execute(params![ctx, revision, 0, event])?;
+                // As ctxmesh stores it: the value is the version's.
+                conn.prepare_cached(INSERT_EVENT)?.execute(params![ctx, revision, 0, event, key])?;
             }
             conn.prepare_cached(UPDATE_CONTEXT_REVISION)?.execute(params![
                 ctx,

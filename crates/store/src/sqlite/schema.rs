@@ -160,6 +160,12 @@ ALTER TABLE versions_by_row RENAME TO versions;
 CREATE UNIQUE INDEX versions_by_key ON versions (ctx, key, revision);
 CREATE INDEX versions_by_revision ON versions (ctx, revision);
 "#,
+    r#"
+-- An entry event stores its value once, in the version row: `value_key`
+-- names the entry whose version at the event's revision holds the event's
+-- `data.value` (NULL: the event holds all of itself).
+ALTER TABLE events ADD COLUMN value_key TEXT;
+"#,
 ];
 
 /// The migrations that (re)made the keyword index: the entries there were
@@ -185,6 +191,20 @@ fn index_existing(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The migrations that add a column (table, column): skipped where the
+/// column is there already (as when tests set the schema version back).
+const COLUMN_MIGRATIONS: [(usize, &str, &str); 1] = [(8, "events", "value_key")];
+
+/// Whether `table` has `column`.
+fn has_column(tx: &rusqlite::Transaction<'_>, table: &str, column: &str) -> Result<bool> {
+    let found: i64 = tx.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        rusqlite::params![table, column],
+        |r| r.get(0),
+    )?;
+    Ok(found > 0)
+}
+
 /// Brings the database schema up to date.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
@@ -196,7 +216,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        let present = match COLUMN_MIGRATIONS.iter().find(|(n, ..)| *n == version + 1) {
+            Some((_, table, column)) => has_column(&tx, table, column)?,
+            None => false,
+        };
+        if !present {
+            tx.execute_batch(sql)?;
+        }
         if SEARCH_MIGRATIONS.contains(&(version + 1)) {
             index_existing(&tx)?;
         }

@@ -13,6 +13,7 @@ use ctxmesh_core::ids::prefix_end;
 use ctxmesh_core::txn::Plan;
 use ctxmesh_core::{Entry, Event, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
 
 use super::change::{self, Change};
 use super::live::{BatchChanges, LiveCache, LiveChange};
@@ -155,7 +156,8 @@ impl<'a> SqliteTx<'a> {
         ])?;
         let mut insert_event = conn.prepare_cached(INSERT_EVENT)?;
         for (seq, event) in plan.events.iter().enumerate() {
-            insert_event.execute(params![ctx, plan.revision as i64, seq as i64, serde_json::to_string(event)?])?;
+            let (json, value_key) = stored_event(event, plan)?;
+            insert_event.execute(params![ctx, plan.revision as i64, seq as i64, json, value_key])?;
         }
         conn.prepare_cached(UPDATE_CONTEXT_REVISION)?.execute(params![
             ctx,
@@ -203,7 +205,31 @@ pub(super) const UPSERT_ENTRY: &str = "INSERT INTO entries (ctx, key, revision, 
      ON CONFLICT (ctx, key) DO UPDATE SET revision = excluded.revision, expires_at = excluded.expires_at";
 pub(super) const INSERT_COMMIT: &str =
     "INSERT INTO commits (ctx, revision, at, author, kind, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-pub(super) const INSERT_EVENT: &str = "INSERT INTO events (ctx, revision, seq, event) VALUES (?1, ?2, ?3, ?4)";
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO events (ctx, revision, seq, event, value_key) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// An event as it is stored: an entry event whose `data.value` is the
+/// value its revision wrote to that entry leaves it out, and names the
+/// entry (`value_key`) whose version row holds it, so that a write stores
+/// its value once. [`events_of`] puts it back.
+fn stored_event<'a>(event: &'a Event, plan: &Plan) -> Result<(String, Option<&'a str>)> {
+    let key = event.key.as_deref();
+    let value = event.data.as_ref().and_then(|d| d.get("value"));
+    let written = |key: &str| plan.changes.iter().rev().find(|c| c.key == key).and_then(|c| c.after.as_ref());
+    if let (Some(key), Some(value)) = (key, value)
+        && written(key).is_some_and(|entry| &entry.value == value)
+    {
+        let mut stripped = event.clone();
+        if let Some(data) = stripped.data.as_mut().and_then(Value::as_object_mut) {
+            data.remove("value");
+        }
+        return Ok((serde_json::to_string(&stripped)?, Some(key)));
+    }
+    Ok((serde_json::to_string(event)?, None))
+}
+
+/// Reads the events of a query whose rows are the stored event and, for
+/// a context's events, the value of the version its `value_key` names.
 pub(super) const UPDATE_CONTEXT_REVISION: &str =
     "UPDATE contexts SET revision = ?2, updated_at = ?3, entry_count = ?4 WHERE id = ?1";
 
@@ -347,13 +373,34 @@ fn strings(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Resul
 /// Events parsed row by row, straight from SQLite's buffer.
 fn events_of(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(sql)?;
+    // Streams (inboxes, the agents feed) have the event column alone.
+    let with_values = stmt.column_count() > 1;
     let mut rows = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let json = row.get_ref(0)?.as_bytes().map_err(rusqlite::Error::from)?;
-        out.push(serde_json::from_slice(json)?);
+        let mut event: Event = serde_json::from_slice(json)?;
+        if with_values
+            && let Some(value) = row.get_ref(1)?.as_bytes_or_null().map_err(rusqlite::Error::from)?
+            && let Some(data) = event.data.as_mut().and_then(Value::as_object_mut)
+        {
+            data.insert("value".to_owned(), serde_json::from_slice(value)?);
+        }
+        out.push(event);
     }
     Ok(out)
+}
+
+/// The events and the values they leave to their versions (see
+/// [`stored_event`]), for a `WHERE` clause on `e`.
+macro_rules! events_query {
+    ($where:literal) => {
+        concat!(
+            "SELECT e.event, v.value FROM events e LEFT JOIN versions v ",
+            "ON v.ctx = e.ctx AND v.key = e.value_key AND v.revision = e.revision ",
+            $where
+        )
+    };
 }
 
 impl SqliteTx<'_> {
@@ -567,7 +614,7 @@ impl Tx for SqliteTx<'_> {
     async fn events(&mut self, ctx: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
         events_of(
             self.conn,
-            "SELECT event FROM events WHERE ctx = ?1 AND revision > ?2 ORDER BY revision, seq LIMIT ?3",
+            events_query!("WHERE e.ctx = ?1 AND e.revision > ?2 ORDER BY e.revision, e.seq LIMIT ?3"),
             params![ctx, after as i64, limit as i64],
         )
     }
@@ -575,7 +622,7 @@ impl Tx for SqliteTx<'_> {
     async fn revision_events(&mut self, ctx: &str, rev: u64, skip: usize) -> Result<Vec<Event>> {
         events_of(
             self.conn,
-            "SELECT event FROM events WHERE ctx = ?1 AND revision = ?2 ORDER BY seq LIMIT -1 OFFSET ?3",
+            events_query!("WHERE e.ctx = ?1 AND e.revision = ?2 ORDER BY e.seq LIMIT -1 OFFSET ?3"),
             params![ctx, rev as i64, skip as i64],
         )
     }

@@ -172,7 +172,7 @@ async fn the_keyword_index_is_rebuilt_on_upgrade() {
     assert_eq!(hits.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["plan"]);
 }
 
-/// A database whose versions were keyed without a rowid (schema 7) keeps
+/// A database whose versions were keyed without a rowid (schema 6) keeps
 /// every version when it moves them to the rowid table: the history, reads
 /// at a revision, listings and new writes all see them.
 #[tokio::test]
@@ -189,7 +189,7 @@ async fn versions_keep_their_history_when_moved_to_the_rowid_table() {
             store.txn(&ctx, t, "a").await.unwrap();
         }
     }
-    // Back to schema 7: the versions table as it was then.
+    // Back to schema 6: the versions table as it was then.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "CREATE TABLE versions_old (ctx TEXT NOT NULL, key TEXT NOT NULL, revision INTEGER NOT NULL, \
@@ -198,7 +198,7 @@ async fn versions_keep_their_history_when_moved_to_the_rowid_table() {
          PRIMARY KEY (ctx, key, revision)) WITHOUT ROWID; \
          INSERT INTO versions_old SELECT * FROM versions; DROP TABLE versions; \
          ALTER TABLE versions_old RENAME TO versions; \
-         CREATE INDEX versions_by_revision ON versions (ctx, revision); PRAGMA user_version = 7;",
+         CREATE INDEX versions_by_revision ON versions (ctx, revision); PRAGMA user_version = 6;",
     )
     .unwrap();
     drop(conn);
@@ -218,8 +218,22 @@ async fn versions_keep_their_history_when_moved_to_the_rowid_table() {
     assert_eq!(written.revision, 6);
     let (latest, _) = store.get_entry(&ctx, &key, ReadAt::Latest).await.unwrap();
     assert_eq!(latest.map(|e| (e.value, e.version)), Some((json!("v4"), 4)));
+    // Every entry event, stored before the upgrade (with its value) or
+    // after (its value left to the version row), reads with its value.
+    let events = store.events(&ctx, 0, 100).await.unwrap();
+    let values: Vec<_> = events
+        .iter()
+        .filter(|e| e.key.is_some())
+        .map(|e| e.data.as_ref().and_then(|d| d.get("value")).cloned())
+        .collect();
+    let expected = ["v1", "v2", "o1", "v3", "v4"].map(|v| Some(json!(v)));
+    assert_eq!(values, expected);
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
+    let stored: Option<String> =
+        conn.query_row("SELECT value_key FROM events WHERE ctx = 'old' AND revision = 6", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored.as_deref(), Some("plan"), "the new event leaves its value to the version row");
+    conn.query_row("SELECT rowid FROM versions LIMIT 1", [], |r| r.get::<_, i64>(0)).expect("a rowid table");
     let duplicate = conn
         .execute("INSERT INTO versions SELECT * FROM versions WHERE ctx = 'old' AND key = 'plan' AND revision = 6", []);
     assert!(duplicate.is_err(), "(ctx, key, revision) stays unique");
