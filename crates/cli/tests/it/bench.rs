@@ -31,6 +31,9 @@ fn cas_scenarios_run_ctxmesh_and_redis_side_by_side() {
         assert_eq!(r["writes_verified"], true, "{r:#}");
         assert!(r["cas_per_second"].as_f64().unwrap() > 0.0, "{r:#}");
         assert!(r["cas"]["p99_ms"].as_f64().unwrap() >= r["cas"]["p50_ms"].as_f64().unwrap());
+        // The bench started every one of these servers: their CPU time
+        // per request is measured.
+        assert!(r["server_cpu_us_per_request"].as_f64().is_some_and(|us| us > 0.0), "{r:#}");
         // One client never conflicts with itself.
         if r["clients"] == 1 {
             assert_eq!(r["conflict_ratio"], 0.0, "{r:#}");
@@ -78,6 +81,9 @@ async fn cas_scenarios_run_ctxmesh_on_postgresql_and_postgresql_alone_side_by_si
         if r["clients"] == 1 {
             assert_eq!(r["conflict_ratio"], 0.0, "{r:#}");
         }
+        // A database the bench did not start has no CPU figure.
+        let cpu = r["server_cpu_us_per_request"].as_f64();
+        assert_eq!(cpu.is_some(), r["system"] == "ctxmesh-postgres", "{r:#}");
     }
     // The baseline dropped the schemas of its runs.
     let server = ctxmesh_store::conformance::postgres_test_server();
