@@ -176,6 +176,32 @@ enum CtxCommand {
         #[arg(long)]
         to: u64,
     },
+    /// Give an agent permissions on a context (replacing its earlier
+    /// grant). Needs share on the context: its creator or an admin.
+    Grant {
+        /// The context id.
+        ctx: String,
+        /// The agent.
+        agent: String,
+        /// read, write, share or admin (admin implies the others).
+        #[arg(required = true, value_parser = ["read", "write", "share", "admin"])]
+        permissions: Vec<String>,
+        /// When the grant lapses (RFC 3339), if ever.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// List the grants of a context.
+    Grants {
+        /// The context id.
+        ctx: String,
+    },
+    /// End an agent's grant on a context.
+    Revoke {
+        /// The context id.
+        ctx: String,
+        /// The agent.
+        agent: String,
+    },
     /// Create a new context from a revision of this one.
     Fork {
         /// The source context.
@@ -207,6 +233,39 @@ pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
             body["labels"] = Value::Object(label_map);
             let info = client.create_context(&body).await?;
             output(json_out, &info, || outln!("created context {} at revision {}", info.id, info.revision));
+        }
+        CtxCommand::Grant { ctx, agent, permissions, expires_at } => {
+            let granted = client.grant(&ctx, std::slice::from_ref(&agent), &permissions, expires_at.as_deref()).await?;
+            output(json_out, &granted, || {
+                outln!("granted {} on {ctx} to {agent}", permissions.join(", "));
+            });
+        }
+        CtxCommand::Grants { ctx } => {
+            let grants = client.list_grants(&ctx).await?;
+            output(json_out, &grants, || {
+                let rows: Vec<Vec<String>> = grants["grants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|g| {
+                        let permissions: Vec<&str> =
+                            g["permissions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                        vec![
+                            g["agent"].as_str().unwrap_or("").to_owned(),
+                            permissions.join(","),
+                            g["expires_at"].as_str().unwrap_or("-").to_owned(),
+                            g["granted_by"].as_str().unwrap_or("").to_owned(),
+                        ]
+                    })
+                    .collect();
+                table::print(&["AGENT", "PERMISSIONS", "EXPIRES", "GRANTED BY"], &rows);
+            });
+        }
+        CtxCommand::Revoke { ctx, agent } => {
+            client.revoke(&ctx, &agent).await?;
+            output(json_out, &json!({ "revoked": agent, "context": ctx }), || {
+                outln!("revoked the grant of {agent} on {ctx}");
+            });
         }
         CtxCommand::Ls { ctx: None, .. } => {
             let mut all = Vec::new();

@@ -251,6 +251,31 @@ impl Client {
         self.send(self.request(Method::POST, &format!("/v1/contexts/{ctx}/fork")).json(&body)).await
     }
 
+    /// `POST /v1/contexts/{ctx}/grants`: gives each of `agents` the
+    /// `permissions` (read, write, share, admin) on the context, replacing
+    /// its earlier grant; `expires_at` (RFC 3339) ends them.
+    pub async fn grant(
+        &self,
+        ctx: &str,
+        agents: &[String],
+        permissions: &[String],
+        expires_at: Option<&str>,
+    ) -> Result<Value> {
+        let body = serde_json::json!({ "agents": agents, "permissions": permissions, "expires_at": expires_at });
+        self.send(self.request(Method::POST, &format!("/v1/contexts/{ctx}/grants")).json(&body)).await
+    }
+
+    /// `GET /v1/contexts/{ctx}/grants`.
+    pub async fn list_grants(&self, ctx: &str) -> Result<Value> {
+        self.send(self.request(Method::GET, &format!("/v1/contexts/{ctx}/grants"))).await
+    }
+
+    /// `DELETE /v1/contexts/{ctx}/grants?agent=`: ends `agent`'s grant.
+    pub async fn revoke(&self, ctx: &str, agent: &str) -> Result<()> {
+        let req = self.request(Method::DELETE, &format!("/v1/contexts/{ctx}/grants")).query(&[("agent", agent)]);
+        self.send::<Value>(req).await.map(|_| ())
+    }
+
     /// `GET /v1/contexts/{ctx}/events?after=`.
     pub async fn events(&self, ctx: &str, after: u64, limit: Option<usize>) -> Result<Value> {
         let mut q = vec![("after", after as usize)];

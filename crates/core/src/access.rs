@@ -308,6 +308,11 @@ pub struct Access {
     pub policies: Vec<PolicyRule>,
 }
 
+/// The reasons of refusals that a grant fixes.
+const NO_GRANT: &str = "no grant";
+const GRANT_EXPIRED: &str = "grant expired";
+const LACKING: &str = "the grant lacks ";
+
 impl Access {
     /// Decides whether the agent may do `needed` at `now`, and why:
     /// 1. its capabilities must allow the kind of access (`can_read`,
@@ -352,7 +357,7 @@ impl Access {
         match &self.grant {
             Some(g) if g.allows(needed, now) => return (true, "grant".into()),
             Some(g) if g.expires_at.is_some_and(|t| t <= now) && applies(Effect::Allow).is_none() => {
-                return (false, "grant expired".into());
+                return (false, GRANT_EXPIRED.into());
             }
             _ => {}
         }
@@ -361,9 +366,15 @@ impl Access {
                 (true, format!("allowed by policy {} (the entries it names)", rule.id))
             }
             Some(rule) => (true, format!("allowed by policy {}", rule.id)),
-            None if self.grant.is_some() => (false, format!("the grant lacks {}", needed.as_str())),
-            None => (false, "no grant".into()),
+            None if self.grant.is_some() => (false, format!("{LACKING}{}", needed.as_str())),
+            None => (false, NO_GRANT.into()),
         }
+    }
+
+    /// Whether a refusal of [`Access::decide`] (its reason) is for want of
+    /// a grant, which a grant with the permission fixes.
+    pub fn wants_grant(reason: &str) -> bool {
+        reason == NO_GRANT || reason == GRANT_EXPIRED || reason.starts_with(LACKING)
     }
 
     /// Whether the agent may do `needed` at `now` (see [`Access::decide`]).

@@ -106,8 +106,46 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
         let scopes = Scopes { read: access.scope(Permission::Read, now), write: access.scope(Permission::Write, now) };
         return (Ok(scopes), reason);
     }
-    let message = format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str());
+    let mut message =
+        format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str());
+    if let Some(fix) = grant_hint(&access, &reason, &caller.agent, ctx, needed, now) {
+        message.push_str(". ");
+        message.push_str(&fix);
+    }
     (Err(ApiError::new(ErrorCode::Forbidden, message)), reason)
+}
+
+/// How a refusal for want of a grant is fixed: the grant that would allow
+/// `needed` (what the agent's grant has, if it is still in force, plus
+/// `needed`), the call that adds it and who may make it. `None` when a
+/// grant would not help (a policy denied it, or the agent's capabilities).
+fn grant_hint(
+    access: &ctxmesh_core::access::Access,
+    reason: &str,
+    agent: &str,
+    ctx: &ContextId,
+    needed: Permission,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    if !ctxmesh_core::access::Access::wants_grant(reason) {
+        return None;
+    }
+    let mut permissions: Vec<&str> = access
+        .grant
+        .as_ref()
+        .filter(|g| g.expires_at.is_none_or(|t| t > now))
+        .map(|g| g.permissions.iter().map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    if !permissions.contains(&needed.as_str()) {
+        permissions.push(needed.as_str());
+    }
+    let ctx = ctx.as_str();
+    Some(format!(
+        "An agent with share on the context (its creator has it) or an admin grants it: \
+         POST /v1/contexts/{ctx}/grants {{\"agents\": [{agent:?}], \"permissions\": {permissions:?}}}, \
+         or `ctxmesh ctx grant {ctx} {agent} {}`",
+        permissions.join(" ")
+    ))
 }
 
 /// What `agent` may read of `ctx`, decided for work done on its behalf

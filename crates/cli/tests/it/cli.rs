@@ -248,3 +248,42 @@ async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another ctxmesh process"));
     drop(server);
 }
+
+/// An agent refused for want of a grant is told the command that adds it;
+/// `ctx grant`, `ctx grants` and `ctx revoke` share a context and end it.
+#[test]
+fn grants_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &["--auth", "on"]);
+    let s = server.base.as_str();
+    let data_dir = dir.path().to_str().unwrap();
+    let admin = |args: &[&str]| {
+        let out = run(s, &[args, &["--data-dir", data_dir]].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    admin(&["ctx", "create", "plan"]);
+    let registered: Value = serde_json::from_slice(&admin(&["agents", "register", "bob", "--json"]).stdout).unwrap();
+    let bob_token = registered["token"].as_str().expect("the registration answers the token").to_owned();
+    let as_bob = |args: &[&str]| run(s, &[args, &["--token", &bob_token, "--data-dir", "/nonexistent"]].concat());
+
+    let refused = as_bob(&["ctx", "put", "plan", "step", "1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("no grant") && stderr.contains("`ctxmesh ctx grant plan bob write`"), "{stderr}");
+
+    let granted = admin(&["ctx", "grant", "plan", "bob", "read", "write"]);
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("granted read, write on plan to bob"));
+    assert!(as_bob(&["ctx", "put", "plan", "step", "1"]).status.success());
+    let listed: Value = serde_json::from_slice(&admin(&["ctx", "grants", "plan", "--json"]).stdout).unwrap();
+    assert_eq!(listed["grants"][0]["agent"], "bob");
+    assert_eq!(listed["grants"][0]["permissions"], serde_json::json!(["read", "write"]));
+    let table = admin(&["ctx", "grants", "plan"]);
+    assert!(String::from_utf8_lossy(&table.stdout).lines().nth(1).unwrap().starts_with("bob"));
+    assert!(!as_bob(&["ctx", "grant", "plan", "bob", "admin"]).status.success(), "bob may not share");
+    let bad = run(s, &["ctx", "grant", "plan", "bob", "everything", "--data-dir", data_dir]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown permission is a usage error");
+
+    admin(&["ctx", "revoke", "plan", "bob"]);
+    assert_eq!(as_bob(&["ctx", "get", "plan", "step"]).status.code(), Some(1), "revoked");
+}

@@ -185,6 +185,24 @@ async fn grants(s: TestServer) {
         async move { req.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(write(&bob, "a").await, 403);
+    // The refusal says which grant is missing, the call that adds it and
+    // who may make it.
+    let refusal = |token: String| {
+        let s = &s;
+        async move {
+            let (status, body) =
+                call(s, Method::PUT, "/v1/contexts/a/entries/note", Some(&token), Some(json!({"value": 1}))).await;
+            assert_eq!(status, 403, "{body}");
+            body["error"]["message"].as_str().unwrap().to_owned()
+        }
+    };
+    let message = refusal(bob.clone()).await;
+    assert!(message.starts_with(r#"agent "bob" may not write context "a": no grant. "#), "{message}");
+    assert!(
+        message.contains(r#"POST /v1/contexts/a/grants {"agents": ["bob"], "permissions": ["write"]}"#),
+        "{message}"
+    );
+    assert!(message.contains("`ctxmesh ctx grant a bob write`") && message.contains("its creator"), "{message}");
     let encoded = s.req(Method::GET, "/v1/contexts/%61/entries/secret").bearer_auth(&bob).send().await.unwrap();
     assert_eq!(encoded.status(), 403, "an encoded id is the same context");
 
@@ -200,6 +218,9 @@ async fn grants(s: TestServer) {
     assert_eq!(status, 201, "{granted}");
     assert!(reads(&s, &bob, "a").await.iter().all(|s| *s == 200));
     assert_eq!(write(&bob, "a").await, 403, "read is not write");
+    let message = refusal(bob.clone()).await;
+    assert!(message.contains("the grant lacks write"), "{message}");
+    assert!(message.contains("`ctxmesh ctx grant a bob read write`"), "the hint keeps what the grant has: {message}");
     assert!(reads(&s, &bob, "b").await.iter().all(|s| *s == 403), "a grant on a is nothing on b");
     let (_, shared) = call(&s, Method::GET, "/v1/agents/bob/shared", Some(&bob), None).await;
     assert_eq!(shared["grants"][0]["context"], "a");
@@ -226,6 +247,8 @@ async fn grants(s: TestServer) {
     .await;
     assert_eq!(write(&bob, "a").await, 201);
     assert_eq!(write(&carol, "a").await, 403, "carol cannot write at all (can_write false)");
+    let message = refusal(carol.clone()).await;
+    assert!(!message.contains("grants"), "no grant helps an agent that cannot write: {message}");
 
     // Elsewhere than under /v1/contexts/{ctx}: messages, handoffs, lists, the WebSocket.
     let to_b = json!({"context": "b", "body": "hi"});
