@@ -60,8 +60,12 @@ pub struct Grant {
 impl Grant {
     /// Whether the grant allows `needed` at `now`.
     pub fn allows(&self, needed: Permission, now: Timestamp) -> bool {
+        self.in_force(now) && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
+    }
+
+    /// Whether the grant has not lapsed at `now`.
+    pub fn in_force(&self, now: Timestamp) -> bool {
         self.expires_at.is_none_or(|t| t > now)
-            && self.permissions.iter().any(|p| *p == needed || *p == Permission::Admin)
     }
 }
 
@@ -356,7 +360,7 @@ impl Access {
         }
         match &self.grant {
             Some(g) if g.allows(needed, now) => return (true, "grant".into()),
-            Some(g) if g.expires_at.is_some_and(|t| t <= now) && applies(Effect::Allow).is_none() => {
+            Some(g) if !g.in_force(now) && applies(Effect::Allow).is_none() => {
                 return (false, GRANT_EXPIRED.into());
             }
             _ => {}

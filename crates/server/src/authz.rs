@@ -133,7 +133,7 @@ fn grant_hint(
     let mut permissions: Vec<&str> = access
         .grant
         .as_ref()
-        .filter(|g| g.expires_at.is_none_or(|t| t > now))
+        .filter(|g| g.in_force(now))
         .map(|g| g.permissions.iter().map(|p| p.as_str()).collect())
         .unwrap_or_default();
     if !permissions.contains(&needed.as_str()) {
