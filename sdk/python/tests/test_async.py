@@ -71,14 +71,18 @@ async def test_async_lock_and_fencing(server: CtxmeshServer) -> None:
     async with server.async_client(token=a_reg.token) as a, server.async_client(token=b_reg.token) as b:
         cid = (await a.create_context(unique("ctx"))).id
         await a.grant(cid, [b_reg.id], ["read", "write"])
-        async with a.lock(cid, "doc", ttl_ms=300) as old:
-            await asyncio.sleep(0.5)
-            async with b.lock(cid, "doc", ttl_ms=10_000, refresh=True) as new:
-                assert new.fencing_token > old.fencing_token
-                with pytest.raises(ctxmesh.Fenced):
-                    await a.put(cid, "doc", "late", fencing=old)
-                await b.put(cid, "doc", "fresh", fencing=new)
-        assert old.lost and not new.lost
+        with pytest.raises(ctxmesh.LockLostError):  # on leaving the block of the lost lock
+            async with a.lock(cid, "doc", ttl_ms=300) as old:
+                await asyncio.sleep(0.5)
+                async with b.lock(cid, "doc", ttl_ms=10_000, refresh=True) as new:
+                    assert new.fencing_token > old.fencing_token
+                    with pytest.raises(ctxmesh.Fenced):
+                        await a.put(cid, "doc", "late", fencing=old)
+                    assert old.lost, "the fenced write marked it lost"
+                    with pytest.raises(ctxmesh.LockLostError):
+                        await a.put(cid, "doc", "later", fencing=old)
+                    await b.put(cid, "doc", "fresh", fencing=new)
+        assert old.lost and old.lost_event.is_set() and not new.lost
         assert (await a.get(cid, "doc")).value == "fresh"
         async with a.lock(cid, "doc") as third:
             assert third.fencing_token > new.fencing_token

@@ -34,20 +34,50 @@ def test_stale_fencing_token_is_refused(agent: Callable[..., ctxmesh.Client]) ->
     b = agent("fast")
     cid = a.create_context(ctxmesh_id()).id
     a.grant(cid, [b.agent_id], ["read", "write"])
-    with a.lock(cid, "doc", ttl_ms=300) as old:
-        time.sleep(0.5)  # a pause longer than the TTL: the lock lapses
-        with b.lock(cid, "doc", ttl_ms=10_000) as new:
-            assert new.fencing_token > old.fencing_token
-            with pytest.raises(ctxmesh.Fenced) as e:
-                a.put(cid, "doc", "late write of the paused holder", fencing=old)
-            assert e.value.status == 409
-            assert e.value.token == old.fencing_token
-            assert e.value.current_token == new.fencing_token
-            b.put(cid, "doc", "the new holder's write", fencing=new)
-            with pytest.raises(ctxmesh.Fenced):
-                a.txn(cid, success=[{"op": "delete", "key": "doc"}], fencing=(old.name, old.fencing_token))
-    assert old.lost, "releasing a lock lost to another holder marks it lost"
+    with pytest.raises(ctxmesh.LockLostError) as left:
+        with a.lock(cid, "doc", ttl_ms=300) as old:
+            time.sleep(0.5)  # a pause longer than the TTL: the lock lapses
+            with b.lock(cid, "doc", ttl_ms=10_000) as new:
+                assert new.fencing_token > old.fencing_token
+                with pytest.raises(ctxmesh.Fenced) as e:
+                    a.put(cid, "doc", "late write of the paused holder", fencing=old)
+                assert e.value.status == 409
+                assert e.value.token == old.fencing_token
+                assert e.value.current_token == new.fencing_token
+                b.put(cid, "doc", "the new holder's write", fencing=new)
+                with pytest.raises(ctxmesh.Fenced):
+                    a.txn(cid, success=[{"op": "delete", "key": "doc"}], fencing=(old.name, old.fencing_token))
+    assert old.lost and left.value.lock.name == "doc", "leaving the block of a lost lock says so"
     assert a.get(cid, "doc").value == "the new holder's write"
+
+
+def test_a_lock_lost_to_its_ttl_raises_on_release(agent: Callable[..., ctxmesh.Client]) -> None:
+    a = agent("sleeper")
+    b = agent("taker")
+    cid = a.create_context(ctxmesh_id()).id
+    a.grant(cid, [b.agent_id], ["read", "write"])
+    lock = a.lock(cid, "job", ttl_ms=300)
+    lock.acquire()
+    time.sleep(0.5)
+    assert b.acquire_lock(cid, "job", ttl_ms=10_000).acquired
+    with pytest.raises(ctxmesh.LockLostError):
+        lock.refresh()
+    assert lock.lost and lock.lost_reason and "refresh" in lock.lost_reason
+    with pytest.raises(ctxmesh.LockLostError):
+        lock.release()
+    with pytest.raises(ctxmesh.LockLostError):
+        a.put(cid, "job", 1, fencing=lock)
+
+
+def test_an_exception_in_the_block_is_not_replaced(agent: Callable[..., ctxmesh.Client]) -> None:
+    a = agent("failing")
+    cid = a.create_context(ctxmesh_id()).id
+    with pytest.raises(KeyError):
+        with a.lock(cid, "job", ttl_ms=300) as lock:
+            time.sleep(0.5)
+            a.acquire_lock(cid, "job", ttl_ms=1000)  # itself again: a new token, the old one is lost
+            raise KeyError("the caller's own failure")
+    assert lock.lost
 
 
 def test_lock_busy_and_waiting(agent: Callable[..., ctxmesh.Client]) -> None:

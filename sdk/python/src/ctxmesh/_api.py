@@ -8,10 +8,11 @@ calls and raise the mapped exception on an error answer.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar, Union
 from urllib.parse import quote
 
 import httpx
@@ -70,7 +71,7 @@ class Call(Generic[T]):
         headers = dict(self.headers)
         content = self.content
         if self.body is not UNSET:
-            content = dumps(self.body)
+            content = dumps(self.body, "body")
             headers.setdefault("Content-Type", "application/json")
         elif content is not None and self.content_type:
             headers["Content-Type"] = self.content_type
@@ -84,18 +85,172 @@ class Call(Generic[T]):
 
 
 def _json_default(value: Any) -> Any:
+    # Only the SDK's own argument types (a datetime given as ``expires_at``,
+    # a model passed back); a value is checked by ``check_json`` first.
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, m.Model):
         return value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    raise TypeError(f"a {type(value).__name__} is not JSON")
 
 
-def dumps(value: Any) -> bytes:
-    """JSON bytes of ``value`` (datetimes as RFC 3339, models as their JSON)."""
-    return json.dumps(value, default=_json_default, separators=(",", ":")).encode()
+def dumps(value: Any, name: str = "value") -> bytes:
+    """JSON bytes of ``value`` (datetimes as RFC 3339, models as their JSON); nothing else is converted."""
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    except TypeError as e:
+        raise TypeError(f"{name}: {e}") from None
+
+
+# --- checking arguments at the edge -------------------------------------------
+#
+# What the server would store differently from what the caller gave (a
+# string split into letters, a set turned into a list, an integer key turned
+# into a string) is refused here, before any request, naming the parameter.
+
+_NOT_JSON_HINTS = {
+    "set": "pass a list, e.g. sorted(...)",
+    "frozenset": "pass a list, e.g. sorted(...)",
+    "bytes": "decode it to a str (or base64-encode it)",
+    "bytearray": "decode it to a str (or base64-encode it)",
+    "datetime": "pass its .isoformat()",
+    "date": "pass its .isoformat()",
+    "Decimal": "pass a float or a str",
+}
+
+
+def check_json(value: Any, name: str) -> Any:
+    """``value`` when it is JSON as given (dict with str keys, list, tuple, str, finite number, bool, None)."""
+    _check_json(value, name, 0)
+    return value
+
+
+def _check_json(value: Any, where: str, depth: int) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value!r}, which JSON cannot hold: pass a finite number or None")
+        return
+    if depth > 512:
+        raise ValueError(f"{where} is nested more than 512 levels deep")
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"{where} has the {type(k).__name__} key {k!r}: JSON object keys are strings, "
+                    f"convert it first (str({k!r}))"
+                )
+            _check_json(item, f"{where}[{k!r}]", depth + 1)
+        return
+    kind = type(value).__name__
+    hint = _NOT_JSON_HINTS.get(kind, "pass dicts, lists, strings, numbers, booleans or None")
+    raise TypeError(f"{where} holds a {kind}, which is not JSON: {hint}")
+
+
+def str_list(value: Any, name: str) -> Optional[List[str]]:
+    """A list of strings from a list or tuple of them (``None`` passes); a bare string is refused, not split."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(f"{name} takes a list of strings, not a str: pass [{value!r}]")
+    if not isinstance(value, (list, tuple)):
+        hint = " (e.g. sorted(...))" if isinstance(value, (set, frozenset)) else ""
+        raise TypeError(f"{name} takes a list of strings, not a {type(value).__name__}: pass a list{hint}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] is a {type(item).__name__}, not a str")
+    return list(value)
+
+
+def str_map(value: Any, name: str) -> Optional[Dict[str, str]]:
+    """A mapping of strings to strings (``None`` passes)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} takes a mapping of strings to strings, not a {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"{name} takes strings to strings: {k!r} -> a {type(v).__name__}")
+    return dict(value)
+
+
+def json_map(value: Any, name: str) -> Optional[Dict[str, Any]]:
+    """A JSON object given as a mapping (``None`` passes)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} takes a mapping (a JSON object), not a {type(value).__name__}")
+    return check_json(dict(value), name)  # type: ignore[no-any-return]
+
+
+def number(value: Any, name: str) -> Any:
+    """An int or float (``None`` passes; a bool is refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} takes a number, not a {type(value).__name__}")
+    return check_json(value, name)
+
+
+def integer(value: Any, name: str) -> Any:
+    """An int (``None`` passes; a bool is refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} takes an int, not a {type(value).__name__}")
+    return value
+
+
+def string(value: Any, name: str) -> Any:
+    """A str (``None`` passes)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} takes a str, not a {type(value).__name__}")
+    return value
+
+
+def boolean(value: Any, name: str) -> Any:
+    """A bool (``None`` passes)."""
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} takes a bool, not a {type(value).__name__}")
+    return value
+
+
+def timestamp(value: Any, name: str) -> Any:
+    """A datetime or an RFC 3339 string (``None`` passes), as the string sent."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise TypeError(f"{name} takes a datetime or an RFC 3339 str, not a {type(value).__name__}")
+    return value
+
+
+def context_map(value: Any, name: str) -> Optional[Dict[str, Any]]:
+    """An agent's ``needs`` / ``produces``: lists of strings under ``kinds``, ``tags``, ``keys``."""
+    if value is None:
+        return None
+    if isinstance(value, m.Model):
+        return value.model_dump(mode="json", exclude_none=True)
+    out = json_map(value, name)
+    assert out is not None
+    for field_name in ("kinds", "tags", "keys"):
+        if field_name in out:
+            str_list(out[field_name], f"{name}[{field_name!r}]")
+    if isinstance(out.get("exclude"), dict):
+        context_map(out["exclude"], f"{name}['exclude']")
+    return out
 
 
 def query(params: Mapping[str, Any]) -> Dict[str, str]:
@@ -177,6 +332,24 @@ def write_headers(
 def given(**fields: Any) -> Dict[str, Any]:
     """The fields that were given (not ``None``/unset)."""
     return {k: v for k, v in fields.items() if v is not None and v is not UNSET}
+
+
+def str_ops(value: Any, name: str) -> List[Any]:
+    """A list of JSON objects (operations, comparisons, proposals) from a list or tuple."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} takes a list of objects, not a {type(value).__name__}")
+    return [dict(item) if isinstance(item, Mapping) else item for item in value]
+
+
+def capabilities_map(value: Any) -> Optional[Dict[str, Any]]:
+    """An agent's ``capabilities``: ``supported_kinds`` and ``custom`` are lists of strings."""
+    if isinstance(value, m.Model):
+        return value.model_dump(mode="json", exclude_none=True)
+    out = json_map(value, "capabilities")
+    for field_name in ("supported_kinds", "custom"):
+        if out is not None and field_name in out:
+            str_list(out[field_name], f"capabilities[{field_name!r}]")
+    return out
 
 
 # --- reading answers ---------------------------------------------------------
@@ -262,11 +435,58 @@ def resolve_settings(
     base_url: Optional[str], token: Optional[str], agent_id: Optional[str]
 ) -> tuple[str, Optional[str], Optional[str]]:
     url = base_url or os.environ.get("CTXMESH_URL") or DEFAULT_URL
-    return (
-        url.rstrip("/"),
-        token if token is not None else (os.environ.get("CTXMESH_TOKEN") or None),
-        agent_id if agent_id is not None else (os.environ.get("CTXMESH_AGENT") or None),
-    )
+    if token is None:
+        token = os.environ.get("CTXMESH_TOKEN") or None
+        token = clean_token(token) if token and token.strip() else None
+    else:
+        token = clean_token(token)
+    if agent_id is None:
+        agent_id = (os.environ.get("CTXMESH_AGENT") or "").strip() or None
+    return url.rstrip("/"), token, clean_agent_id(agent_id)
+
+
+def clean_token(token: Any) -> str:
+    """A bearer token without the whitespace around it (a file's trailing newline, say).
+
+    A token holding whitespace or a control character inside is refused;
+    the message never quotes the token.
+    """
+    if not isinstance(token, str):
+        raise TypeError(f"token takes a str, not a {type(token).__name__}")
+    token = token.strip()
+    if not token:
+        raise ValueError("token is empty: pass the admin's or an agent's token, or leave it out")
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in token):
+        raise ValueError(
+            "token holds whitespace, a control character or a non-ASCII character inside it "
+            "(the token is not shown): pass the token alone, as the server printed it"
+        )
+    return token
+
+
+def clean_agent_id(agent_id: Any) -> Optional[str]:
+    if agent_id is None:
+        return None
+    if not isinstance(agent_id, str):
+        raise TypeError(f"agent_id takes a str, not a {type(agent_id).__name__}")
+    agent_id = agent_id.strip()
+    if not agent_id or any(not ch.isprintable() or not ch.isascii() for ch in agent_id):
+        raise ValueError(f"agent_id {agent_id!r} is not an agent id: letters, digits, '-', '_', '.'")
+    return agent_id
+
+
+def redact(text: str, secret: Optional[str]) -> str:
+    """``text`` with ``secret`` (and its ``Bearer`` header form) replaced."""
+    if secret:
+        text = text.replace(secret, "[token]")
+    return text
+
+
+def transport_failure(method: str, path: str, error: BaseException, token: Optional[str]) -> str:
+    """The message of a :class:`~ctxmesh.TransportError` for ``error``, never quoting the token."""
+    detail = redact(str(error), token)
+    name = type(error).__name__
+    return f"{method} {path}: {name}: {detail}" if detail else f"{method} {path}: {name}"
 
 
 def auth_headers(token: Optional[str], agent_id: Optional[str]) -> Dict[str, str]:
@@ -280,28 +500,36 @@ def auth_headers(token: Optional[str], agent_id: Optional[str]) -> Dict[str, str
 
 def entry_meta(
     kind: Optional[str] = None,
-    tags: Optional[Iterable[str]] = None,
+    tags: Optional[Sequence[str]] = None,
     confidence: Optional[float] = None,
     priority: Optional[str] = None,
-    depends_on: Optional[Iterable[str]] = None,
+    depends_on: Optional[Sequence[str]] = None,
     relevance: Optional[Mapping[str, float]] = None,
     expires_at: Optional[Union[datetime, str]] = None,
     ttl_ms: Optional[int] = None,
     confidential: Optional[bool] = None,
     vclock: Optional[Mapping[str, int]] = None,
 ) -> Dict[str, Any]:
-    """The metadata fields of an entry write that were given."""
+    """The metadata fields of an entry write that were given, each checked for its type."""
+    if relevance is not None:
+        relevance = json_map(relevance, "relevance")
+        for name, score in (relevance or {}).items():
+            number(score, f"relevance[{name!r}]")
+    if vclock is not None:
+        vclock = json_map(vclock, "vclock")
+        for name, count in (vclock or {}).items():
+            integer(count, f"vclock[{name!r}]")
     return given(
-        kind=kind,
-        tags=list(tags) if tags is not None else None,
-        confidence=confidence,
-        priority=priority,
-        depends_on=list(depends_on) if depends_on is not None else None,
-        relevance=dict(relevance) if relevance is not None else None,
-        expires_at=expires_at,
-        ttl_ms=ttl_ms,
-        confidential=confidential,
-        vclock=dict(vclock) if vclock is not None else None,
+        kind=string(kind, "kind"),
+        tags=str_list(tags, "tags"),
+        confidence=number(confidence, "confidence"),
+        priority=string(priority, "priority"),
+        depends_on=str_list(depends_on, "depends_on"),
+        relevance=relevance,
+        expires_at=timestamp(expires_at, "expires_at"),
+        ttl_ms=integer(ttl_ms, "ttl_ms"),
+        confidential=boolean(confidential, "confidential"),
+        vclock=vclock,
     )
 
 
@@ -336,6 +564,8 @@ def request(
     json: Any = UNSET,
     headers: Optional[Mapping[str, str]] = None,
 ) -> Call[Any]:
+    if json is not UNSET:
+        check_json(json, "json")
     return Call(method, path, raw_json, params=dict(params or {}), body=json, headers=dict(headers or {}))
 
 
@@ -417,16 +647,16 @@ def create_context(
     isolate: Optional[Sequence[str]] = None,
 ) -> Call[m.Context]:
     body = given(
-        id=id,
-        policy=policy,
-        schemas=schemas,
-        retention=retention,
-        labels=labels,
-        mesh=mesh,
-        parent=parent,
-        inherit=inherit,
-        override=override,
-        isolate=isolate,
+        id=string(id, "id"),
+        policy=json_map(policy, "policy"),
+        schemas=json_map(schemas, "schemas"),
+        retention=json_map(retention, "retention"),
+        labels=str_map(labels, "labels"),
+        mesh=json_map(mesh, "mesh"),
+        parent=string(parent, "parent"),
+        inherit=str_list(inherit, "inherit"),
+        override=json_map(override, "override"),
+        isolate=str_list(isolate, "isolate"),
     )
     return Call("POST", "/v1/contexts", model(m.Context), body=body)
 
@@ -449,7 +679,13 @@ def update_context(
     labels: Optional[Mapping[str, str]] = None,
     mesh: Optional[Mapping[str, Any]] = None,
 ) -> Call[m.Context]:
-    body = given(policy=policy, schemas=schemas, retention=retention, labels=labels, mesh=mesh)
+    body = given(
+        policy=json_map(policy, "policy"),
+        schemas=json_map(schemas, "schemas"),
+        retention=json_map(retention, "retention"),
+        labels=str_map(labels, "labels"),
+        mesh=json_map(mesh, "mesh"),
+    )
     return Call("PATCH", f"/v1/contexts/{seg(ctx)}", model(m.Context), body=body)
 
 
@@ -478,17 +714,17 @@ def put(
     if_none_match: bool = False,
     fencing: Optional[FenceLike] = None,
     kind: Optional[str] = None,
-    tags: Optional[Iterable[str]] = None,
+    tags: Optional[Sequence[str]] = None,
     confidence: Optional[float] = None,
     priority: Optional[str] = None,
-    depends_on: Optional[Iterable[str]] = None,
+    depends_on: Optional[Sequence[str]] = None,
     relevance: Optional[Mapping[str, float]] = None,
     expires_at: Optional[Union[datetime, str]] = None,
     ttl_ms: Optional[int] = None,
     confidential: Optional[bool] = None,
     vclock: Optional[Mapping[str, int]] = None,
 ) -> Call[m.Entry]:
-    body: Dict[str, Any] = {"value": value}
+    body: Dict[str, Any] = {"value": check_json(value, "value")}
     body.update(
         entry_meta(
             kind=kind,
@@ -518,15 +754,16 @@ def merge_patch(
     patch: Mapping[str, Any],
     *,
     if_match: Optional[Union[int, str, m.Entry]] = None,
+    if_none_match: bool = False,
     fencing: Optional[FenceLike] = None,
 ) -> Call[m.Entry]:
     path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
-    headers = write_headers(if_match, False, fencing)
+    headers = write_headers(if_match, if_none_match, fencing)
     return Call(
         "PATCH",
         path,
         entry_answer,
-        content=dumps(patch),
+        content=dumps(json_map(patch, "patch"), "patch"),
         content_type="application/merge-patch+json",
         headers=headers,
     )
@@ -538,25 +775,31 @@ def json_patch(
     operations: Sequence[Mapping[str, Any]],
     *,
     if_match: Optional[Union[int, str, m.Entry]] = None,
+    if_none_match: bool = False,
     fencing: Optional[FenceLike] = None,
 ) -> Call[m.Entry]:
     path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
-    headers = write_headers(if_match, False, fencing)
+    headers = write_headers(if_match, if_none_match, fencing)
     return Call(
         "PATCH",
         path,
         entry_answer,
-        content=dumps(list(operations)),
+        content=dumps(check_json(str_ops(operations, "operations"), "operations"), "operations"),
         content_type="application/json-patch+json",
         headers=headers,
     )
 
 
 def delete(
-    ctx: str, key: str, *, if_match: Optional[Union[int, str, m.Entry]] = None, fencing: Optional[FenceLike] = None
+    ctx: str,
+    key: str,
+    *,
+    if_match: Optional[Union[int, str, m.Entry]] = None,
+    if_none_match: bool = False,
+    fencing: Optional[FenceLike] = None,
 ) -> Call[m.Deleted]:
     path = f"/v1/contexts/{seg(ctx)}/entries/{key_path(key)}"
-    headers = write_headers(if_match, False, fencing)
+    headers = write_headers(if_match, if_none_match, fencing)
     return Call("DELETE", path, deleted_answer, headers=headers)
 
 
@@ -582,7 +825,11 @@ def txn(
     failure: Optional[Sequence[Mapping[str, Any]]] = None,
     fencing: Optional[FenceLike] = None,
 ) -> Call[m.TxnResult]:
-    body = {"compare": list(compare or []), "success": list(success or []), "failure": list(failure or [])}
+    body = {
+        "compare": check_json(str_ops(compare or [], "compare"), "compare"),
+        "success": check_json(str_ops(success or [], "success"), "success"),
+        "failure": check_json(str_ops(failure or [], "failure"), "failure"),
+    }
     headers = write_headers(None, False, fencing)
     path = f"/v1/contexts/{seg(ctx)}/txn"
     return Call("POST", path, model(m.TxnResult), body=body, headers=headers)
@@ -647,8 +894,13 @@ def send_message(
     priority: Optional[str] = None,
     topic: Optional[str] = None,
 ) -> Call[m.Event]:
-    payload = given(context=context, agents=list(agents) if agents else None, priority=priority, topic=topic)
-    payload["body"] = body
+    payload = given(
+        context=string(context, "context"),
+        agents=str_list(agents, "agents") or None,
+        priority=string(priority, "priority"),
+        topic=string(topic, "topic"),
+    )
+    payload["body"] = check_json(body, "body")
     return Call("POST", "/v1/messages", model(m.Event), body=payload)
 
 
@@ -669,16 +921,16 @@ def register_agent(
     labels: Optional[Mapping[str, str]] = None,
 ) -> Call[m.RegisteredAgent]:
     body = given(
-        id=id,
-        name=name,
-        capabilities=capabilities,
-        needs=needs,
-        produces=produces,
-        objective=objective,
-        token_budget=token_budget,
-        trust=trust,
-        lease_ms=lease_ms,
-        labels=labels,
+        id=string(id, "id"),
+        name=string(name, "name"),
+        capabilities=capabilities_map(capabilities),
+        needs=context_map(needs, "needs"),
+        produces=context_map(produces, "produces"),
+        objective=string(objective, "objective"),
+        token_budget=integer(token_budget, "token_budget"),
+        trust=string(trust, "trust"),
+        lease_ms=integer(lease_ms, "lease_ms"),
+        labels=str_map(labels, "labels"),
     )
     return Call("POST", "/v1/agents", model(m.RegisteredAgent), body=body)
 
@@ -713,16 +965,16 @@ def update_agent(
     labels: Optional[Mapping[str, str]] = None,
 ) -> Call[m.Agent]:
     body = given(
-        name=name,
-        capabilities=capabilities,
-        needs=needs,
-        produces=produces,
-        objective=objective,
-        token_budget=token_budget,
-        trust=trust,
-        status=status,
-        lease_ms=lease_ms,
-        labels=labels,
+        name=string(name, "name"),
+        capabilities=capabilities_map(capabilities),
+        needs=context_map(needs, "needs"),
+        produces=context_map(produces, "produces"),
+        objective=string(objective, "objective"),
+        token_budget=integer(token_budget, "token_budget"),
+        trust=string(trust, "trust"),
+        status=string(status, "status"),
+        lease_ms=integer(lease_ms, "lease_ms"),
+        labels=str_map(labels, "labels"),
     )
     return Call("PATCH", f"/v1/agents/{seg(agent)}", model(m.Agent), body=body)
 
@@ -762,7 +1014,8 @@ def agent_events(*, after: int = 0, limit: Optional[int] = None) -> Call[m.Strea
 
 def acquire_lock(ctx: str, name: str, *, ttl_ms: int = 30_000, wait_ms: int = 0) -> Call[m.Lock]:
     path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}"
-    return Call("POST", path, model(m.Lock), body={"ttl_ms": ttl_ms, "wait_ms": wait_ms})
+    body = {"ttl_ms": integer(ttl_ms, "ttl_ms"), "wait_ms": integer(wait_ms, "wait_ms")}
+    return Call("POST", path, model(m.Lock), body=body)
 
 
 def release_lock(ctx: str, name: str, *, lock_id: Optional[str] = None) -> Call[m.Lock]:
@@ -772,7 +1025,7 @@ def release_lock(ctx: str, name: str, *, lock_id: Optional[str] = None) -> Call[
 
 def refresh_lock(ctx: str, name: str, *, ttl_ms: int = 30_000, lock_id: Optional[str] = None) -> Call[m.Lock]:
     path = f"/v1/contexts/{seg(ctx)}/locks/{lock_path(name)}/refresh"
-    body = given(ttl_ms=ttl_ms, lock_id=lock_id)
+    body = given(ttl_ms=integer(ttl_ms, "ttl_ms"), lock_id=lock_id)
     return Call("POST", path, model(m.Lock), body=body)
 
 
@@ -803,18 +1056,22 @@ def request_handoff(
     deadline_ms: Optional[int] = None,
     note: Optional[str] = None,
 ) -> Call[m.Handoff]:
+    if conversation_history is not None and not isinstance(conversation_history, (list, tuple)):
+        raise TypeError(f"conversation_history takes a list, not a {type(conversation_history).__name__}")
     body = given(
-        target=target,
-        context=context,
-        revision=revision,
-        keys=list(keys) if keys is not None else None,
-        package=package,
-        session=session,
-        user_intent=user_intent,
-        conversation_history=list(conversation_history) if conversation_history is not None else None,
-        extracted_entities=extracted_entities,
-        deadline_ms=deadline_ms,
-        note=note,
+        target=string(target, "target"),
+        context=string(context, "context"),
+        revision=integer(revision, "revision"),
+        keys=str_list(keys, "keys"),
+        package=package if isinstance(package, m.Model) else check_json(package, "package"),
+        session=string(session, "session"),
+        user_intent=string(user_intent, "user_intent"),
+        conversation_history=check_json(list(conversation_history), "conversation_history")
+        if conversation_history is not None
+        else None,
+        extracted_entities=json_map(extracted_entities, "extracted_entities"),
+        deadline_ms=integer(deadline_ms, "deadline_ms"),
+        note=string(note, "note"),
     )
     return Call("POST", "/v1/handoffs", model(m.Handoff), body=body)
 
@@ -836,7 +1093,7 @@ def list_handoffs(
 
 
 def handoff_step(id: str, action: str, outcome: Any) -> Call[m.Handoff]:
-    body = {} if outcome is UNSET else {"outcome": outcome}
+    body = {} if outcome is UNSET else {"outcome": check_json(outcome, "outcome")}
     return Call("POST", f"/v1/handoffs/{seg(id)}/{action}", model(m.Handoff), body=body)
 
 
@@ -852,13 +1109,23 @@ def complete_handoff(id: str, outcome: Any = UNSET) -> Call[m.Handoff]:
     return handoff_step(id, "complete", outcome)
 
 
+def handoff_package(id: str, *, budget: Optional[int] = None) -> Call[m.Package]:
+    params = {"budget": integer(budget, "budget")}
+    return Call("GET", f"/v1/handoffs/{seg(id)}/package", package_answer, params=params)
+
+
 # --- tasks -------------------------------------------------------------------
 
 
 def assign_task(
     ctx: str, assignee: str, title: str, *, input: Any = None, priority: Optional[str] = None
 ) -> Call[m.Task]:
-    body = given(assignee=assignee, title=title, input=input, priority=priority)
+    body = given(
+        assignee=string(assignee, "assignee"),
+        title=string(title, "title"),
+        input=check_json(input, "input"),
+        priority=string(priority, "priority"),
+    )
     return Call("POST", f"/v1/contexts/{seg(ctx)}/tasks", model(m.Task), body=body)
 
 
@@ -892,7 +1159,7 @@ def get_task(id: str) -> Call[m.Task]:
 
 
 def complete_task(id: str, output: Any = UNSET) -> Call[m.Task]:
-    body = {} if output is UNSET else {"output": output}
+    body = {} if output is UNSET else {"output": check_json(output, "output")}
     return Call("POST", f"/v1/tasks/{seg(id)}/complete", model(m.Task), body=body)
 
 
@@ -907,9 +1174,9 @@ def grant(
     expires_at: Optional[Union[datetime, str]] = None,
 ) -> Call[List[m.Grant]]:
     body = given(
-        agents=[agents] if isinstance(agents, str) else list(agents),
-        permissions=list(permissions),
-        expires_at=expires_at,
+        agents=[agents] if isinstance(agents, str) else str_list(agents, "agents"),
+        permissions=str_list(permissions, "permissions"),
+        expires_at=timestamp(expires_at, "expires_at"),
     )
     path = f"/v1/contexts/{seg(ctx)}/grants"
     return Call("POST", path, model_list(m.Grant, "grants"), body=body)
@@ -948,9 +1215,9 @@ def add_policy(
         agents=agents,
         min_trust=min_trust,
         max_trust=max_trust,
-        permissions=list(permissions) if permissions is not None else None,
+        permissions=str_list(permissions, "permissions"),
         keys=keys,
-        tags=list(tags) if tags is not None else None,
+        tags=str_list(tags, "tags"),
         description=description,
     )
     return Call("POST", "/v1/policies", model_list(m.PolicyRule, "policies"), body=body)
@@ -1003,9 +1270,9 @@ def get_conflict(ctx: str, id: str) -> Call[m.Conflict]:
 def resolve_conflict(
     ctx: str, id: str, *, choose: Optional[str] = None, value: Any = UNSET, if_match: Optional[int] = None
 ) -> Call[m.Conflict]:
-    body: Dict[str, Any] = given(choose=choose, if_match=if_match)
+    body: Dict[str, Any] = given(choose=string(choose, "choose"), if_match=integer(if_match, "if_match"))
     if value is not UNSET:
-        body["value"] = value
+        body["value"] = check_json(value, "value")
     path = f"/v1/contexts/{seg(ctx)}/conflicts/{seg(id)}/resolve"
     return Call("POST", path, model(m.Conflict), body=body)
 
@@ -1086,7 +1353,11 @@ def search(
 def consensus(
     ctx: str, key: str, proposals: Sequence[Mapping[str, Any]], *, min_agreement: Optional[float] = None
 ) -> Call[m.ConsensusOutcome]:
-    body = given(key=key, proposals=list(proposals), min_agreement=min_agreement)
+    body = given(
+        key=string(key, "key"),
+        proposals=check_json(str_ops(proposals, "proposals"), "proposals"),
+        min_agreement=number(min_agreement, "min_agreement"),
+    )
     path = f"/v1/contexts/{seg(ctx)}/consensus"
     return Call("POST", path, model(m.ConsensusOutcome), body=body)
 
@@ -1094,8 +1365,8 @@ def consensus(
 def record_decision(
     ctx: str, decision: Any, read_revision: int, *, key: Optional[str] = None
 ) -> Call[m.DecisionRecord]:
-    body = given(decision=decision, read_revision=read_revision, key=key)
-    body["decision"] = decision
+    body = given(read_revision=integer(read_revision, "read_revision"), key=string(key, "key"))
+    body["decision"] = check_json(decision, "decision")
     path = f"/v1/contexts/{seg(ctx)}/decisions"
     return Call("POST", path, model(m.DecisionRecord), body=body)
 

@@ -22,10 +22,16 @@ themselves are built in :mod:`ctxmesh._api`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
+import logging
 import random
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import (
     Any,
     AsyncGenerator,
@@ -46,11 +52,25 @@ from typing import (
 from . import _api
 from . import models as m
 from ._api import Call
-from .errors import LockNotAcquired, NotFound, NotHolder, PreconditionFailed, UpdateConflict
+from .errors import (
+    CtxmeshError,
+    Disconnected,
+    Fenced,
+    Forbidden,
+    LockLostError,
+    LockNotAcquired,
+    NotFound,
+    NotHolder,
+    PreconditionFailed,
+    Unauthenticated,
+    UpdateConflict,
+)
 from .watch import WatchOptions
 
 T = TypeVar("T")
 C = TypeVar("C")
+
+log = logging.getLogger("ctxmesh")
 
 
 # --- steps and runners ---------------------------------------------------------
@@ -228,11 +248,20 @@ class ClientCore:
         *,
         timeout: float,
         headers: Optional[Mapping[str, str]],
+        keepalive: bool,
+        reads: "ReadMemory",
     ) -> None:
         self.base_url, self.token, self.agent_id = _api.resolve_settings(base_url, token, agent_id)
         self._identity: Optional[m.Identity] = None
         self.timeout = timeout
-        self._extra_headers = dict(headers or {})
+        self._extra_headers = _api.str_map(dict(headers or {}), "headers") or {}
+        self._reads = reads
+        self._keepalive_on = keepalive
+        self._keepalive = Keepalive(self) if keepalive and (self.agent_id or self.token) else None
+
+    def __repr__(self) -> str:
+        agent = f", agent_id={self.agent_id!r}" if self.agent_id else ""
+        return f"{type(self).__name__}({self.base_url!r}{agent})"
 
     def _settings_as(self, agent_id: str, token: Optional[str]) -> Dict[str, Any]:
         """The arguments of a client acting as ``agent_id`` (with ``token``, or this client's)."""
@@ -242,6 +271,7 @@ class ClientCore:
             "agent_id": agent_id,
             "timeout": self.timeout,
             "headers": self._extra_headers,
+            "keepalive": self._keepalive_on,
         }
 
     def _headers(self, extra: Mapping[str, str]) -> Dict[str, str]:
@@ -269,16 +299,271 @@ def for_agent(client: ClientCore, agent: Optional[str], build: Callable[[str], C
     return (yield build(name))  # type: ignore[no-any-return]
 
 
+# --- the agent's lease --------------------------------------------------------------
+
+
+class Keepalive:
+    """Keeps the lease of a client's agent alive while the client is open.
+
+    The client's thread or task runs :meth:`round` again and again: a
+    heartbeat, then a pause of a third of the agent's lease (read from the
+    heartbeat's answer). A heartbeat refused for good (the agent is not
+    registered, the token is not the agent's or was revoked) ends it; a
+    failed one (no answer, 5xx) is tried again at the next round. Nothing
+    is printed: the ``ctxmesh`` logger says what happens at debug level.
+
+    It also holds the locks acquired through the client: when a heartbeat
+    shows that the lease lapsed since the one before (the server may have
+    disconnected the agent and released its locks), each of them is read
+    again, and marked lost unless this acquisition still holds it.
+    """
+
+    # Between attempts while the lease's length is not known yet.
+    FIRST_INTERVAL = 1.0
+
+    def __init__(self, client: ClientCore) -> None:
+        self._client = weakref.ref(client)
+        self.agent: Optional[str] = None
+        self.lease_ms: Optional[int] = None
+        self.lease_expires_at: Optional[datetime] = None
+        self.stopped = False
+        self._locks: "weakref.WeakSet[LockCore[Any]]" = weakref.WeakSet()
+        self._guard = threading.Lock()
+
+    @property
+    def interval(self) -> float:
+        """Seconds between heartbeats: a third of the lease."""
+        return self.lease_ms / 3000 if self.lease_ms else self.FIRST_INTERVAL
+
+    def hold(self, lock: "LockCore[Any]") -> None:
+        with self._guard:
+            self._locks.add(lock)
+
+    def drop(self, lock: "LockCore[Any]") -> None:
+        with self._guard:
+            self._locks.discard(lock)
+
+    def held(self) -> List["LockCore[Any]"]:
+        with self._guard:
+            return [lock for lock in self._locks if lock.lock is not None and not lock.lost]
+
+    def round(self) -> Plan[Optional[float]]:
+        """One heartbeat; answers the seconds until the next, or ``None`` when the keepalive ends."""
+        client = self._client()
+        if client is None or self.stopped:
+            return None
+        try:
+            agent = self.agent or (yield from agent_of(client, None))
+        except ValueError:
+            log.debug("ctxmesh: no agent to keep alive (the admin token without agent_id)")
+            return self._stop()
+        except (Unauthenticated, Forbidden) as e:
+            log.debug("ctxmesh: keepalive ended: %s", e.code)
+            return self._stop()
+        except RuntimeError:
+            return self._stop()  # the client was closed meanwhile
+        except Exception as e:  # noqa: BLE001 - no answer: try again at the next round
+            log.debug("ctxmesh: finding the agent to keep alive failed (%s); trying again", type(e).__name__)
+            return self.interval
+        self.agent = agent
+        del client
+        try:
+            answer: m.Agent = yield _api.heartbeat(agent)
+        except (NotFound, Unauthenticated, Forbidden) as e:
+            log.debug("ctxmesh: keepalive of agent %r ended: %s", agent, e.code)
+            return self._stop()
+        except RuntimeError:
+            return self._stop()
+        except Exception as e:  # noqa: BLE001
+            log.debug("ctxmesh: heartbeat of agent %r failed (%s); trying again", agent, type(e).__name__)
+            return min(self.interval, self.FIRST_INTERVAL)
+        lapsed = (
+            self.lease_expires_at is not None
+            and answer.last_heartbeat_at is not None
+            and answer.last_heartbeat_at >= self.lease_expires_at
+        )
+        self.lease_ms = answer.lease_ms or None
+        self.lease_expires_at = answer.lease_expires_at
+        log.debug("ctxmesh: heartbeat of agent %r; lease %s ms", agent, answer.lease_ms)
+        if lapsed:
+            log.debug("ctxmesh: the lease of agent %r had lapsed; checking its locks", agent)
+            yield from self.check_locks(agent)
+        return self.interval
+
+    def check_locks(self, agent: str) -> Plan[None]:
+        """Marks lost each lock held through the client that this acquisition does not hold any more."""
+        for lock in self.held():
+            try:
+                current: m.Lock = yield _api.get_lock(lock.context, lock.name)
+            except Exception:  # noqa: BLE001 - cannot tell: the lease did lapse
+                current = None  # type: ignore[assignment]
+            if current is None or current.holder != agent or current.lock_id != lock.lock_id:
+                lock._mark_lost("the agent's lease lapsed: the server released its locks (holder disconnected)")
+
+    def _stop(self) -> None:
+        self.stopped = True
+        return None
+
+
+# --- what the client remembers having read ------------------------------------------
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+"""Remembered for an entry the client read as missing."""
+
+Seen = Union[int, _Absent]
+
+
+class ReadMemory:
+    """The revision at which a client last saw each entry, per thread or per task.
+
+    ``get`` and ``get_or_none`` of the current state (not ``at=`` /
+    ``as_of=``) record it, as do the client's own writes; a later ``put``,
+    ``merge_patch``, ``json_patch`` or ``delete`` of the same entry without
+    a precondition of its own sends ``If-Match`` with that revision (or
+    ``If-None-Match: *`` for an entry read as missing), the way an ORM's
+    version column does. At most :attr:`LIMIT` entries are remembered, the
+    least recently seen forgotten first.
+    """
+
+    LIMIT = 10_000
+
+    def seen(self, ctx: str, key: str) -> Optional[Seen]:
+        """The revision the entry was last seen at, :data:`ABSENT`, or ``None`` when never seen."""
+        raise NotImplementedError
+
+    def saw(self, ctx: str, key: str, revision: Optional[int]) -> None:
+        """Remembers the entry at ``revision`` (``None``: missing)."""
+        raise NotImplementedError
+
+
+class ThreadReads(ReadMemory):
+    """A :class:`ReadMemory` per thread (the sync client)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _map(self) -> "OrderedDict[tuple[str, str], Seen]":
+        seen: Optional[OrderedDict[tuple[str, str], Seen]] = getattr(self._local, "seen", None)
+        if seen is None:
+            seen = self._local.seen = OrderedDict()
+        return seen
+
+    def seen(self, ctx: str, key: str) -> Optional[Seen]:
+        return self._map().get((ctx, key))
+
+    def saw(self, ctx: str, key: str, revision: Optional[int]) -> None:
+        seen = self._map()
+        seen[(ctx, key)] = ABSENT if revision is None else revision
+        seen.move_to_end((ctx, key))
+        while len(seen) > self.LIMIT:
+            seen.popitem(last=False)
+
+
+class TaskReads(ReadMemory):
+    """A :class:`ReadMemory` per asyncio task (the async client).
+
+    A context variable holds a mapping that is replaced, never changed, so
+    that a task started from another inherits what it had seen without the
+    two sharing later reads.
+    """
+
+    def __init__(self) -> None:
+        self._var: contextvars.ContextVar[Dict[tuple[str, str], Seen]] = contextvars.ContextVar(
+            f"ctxmesh-reads-{id(self)}", default={}
+        )
+
+    def seen(self, ctx: str, key: str) -> Optional[Seen]:
+        return self._var.get().get((ctx, key))
+
+    def saw(self, ctx: str, key: str, revision: Optional[int]) -> None:
+        seen = dict(self._var.get())
+        seen.pop((ctx, key), None)
+        seen[(ctx, key)] = ABSENT if revision is None else revision
+        while len(seen) > self.LIMIT:
+            del seen[next(iter(seen))]
+        self._var.set(seen)
+
+
 # --- entries ---------------------------------------------------------------------
 
 
+def get(
+    reads: ReadMemory, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Any] = None
+) -> Plan[m.Entry]:
+    """An entry; a read of the current state is remembered (see :class:`ReadMemory`)."""
+    entry: m.Entry = yield _api.get(ctx, key, at=at, as_of=as_of)
+    if at is None and as_of is None:
+        reads.saw(ctx, key, entry.revision)
+    return entry
+
+
 def get_or_none(
-    ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Any] = None
+    reads: ReadMemory, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Any] = None
 ) -> Plan[Optional[m.Entry]]:
     try:
-        return (yield _api.get(ctx, key, at=at, as_of=as_of))  # type: ignore[no-any-return]
+        return (yield from get(reads, ctx, key, at=at, as_of=as_of))
     except NotFound:
+        if at is None and as_of is None:
+            reads.saw(ctx, key, None)
         return None
+
+
+def write(
+    reads: ReadMemory,
+    ctx: str,
+    key: str,
+    build: Callable[..., Call[Any]],
+    *,
+    if_match: Any = None,
+    if_none_match: bool = False,
+    force: bool = False,
+    fencing: Any = None,
+    deletes: bool = False,
+) -> Plan[Any]:
+    """A write of one entry (``build(if_match=, if_none_match=)`` makes its request).
+
+    Without a precondition of its own and without ``force``, it carries the
+    revision this thread or task last saw the entry at (see
+    :class:`ReadMemory`); what it wrote is remembered in turn.
+    """
+    if isinstance(fencing, LockCore):
+        fencing._check_held()
+    implied: Optional[Seen] = None
+    if if_match is None and not if_none_match and not force:
+        implied = reads.seen(ctx, key)
+        if implied is ABSENT:
+            if_none_match = True
+        elif implied is not None:
+            if_match = implied
+    try:
+        answer = yield build(if_match=if_match, if_none_match=if_none_match)
+    except PreconditionFailed as e:
+        if implied is None:
+            raise
+        seen = "missing" if implied is ABSENT else f"at revision {implied}"
+        raise PreconditionFailed(
+            e.code,
+            f"{e.message}; this client last read {key!r} {seen}, and it changed since: "
+            "read it again before writing, use update(), or pass force=True to overwrite",
+            e.status,
+            e.details,
+            e.headers,
+        ) from None
+    except Fenced:
+        if isinstance(fencing, LockCore):
+            fencing._mark_lost("a newer holder of the lock was issued a token (the write was fenced)")
+        raise
+    if deletes:
+        reads.saw(ctx, key, None)
+    elif isinstance(answer, m.Entry):
+        reads.saw(ctx, key, answer.revision)
+    return answer
 
 
 def update(
@@ -289,9 +574,12 @@ def update(
     retries: int,
     fencing: Optional[Any],
     meta: Mapping[str, Any],
+    reads: ReadMemory,
 ) -> Plan[m.Entry]:
     """Read, apply ``fn``, write with a precondition; again on the newer value after a ``412``."""
-    current = yield from get_or_none(ctx, key)
+    if isinstance(fencing, LockCore):
+        fencing._check_held()
+    current = yield from get_or_none(reads, ctx, key)
     attempt = 0
     while True:
         value = fn(copy.deepcopy(current.value) if current is not None else None)
@@ -301,12 +589,11 @@ def update(
         fields.update(_api.entry_meta(**meta))
         try:
             if current is None:
-                return (  # type: ignore[no-any-return]
-                    yield _api.put(ctx, key, value, if_none_match=True, fencing=fencing, **fields)
-                )
-            return (  # type: ignore[no-any-return]
-                yield _api.put(ctx, key, value, if_match=current.revision, fencing=fencing, **fields)
-            )
+                written: m.Entry = yield _api.put(ctx, key, value, if_none_match=True, fencing=fencing, **fields)
+            else:
+                written = yield _api.put(ctx, key, value, if_match=current.revision, fencing=fencing, **fields)
+            reads.saw(ctx, key, written.revision)
+            return written
         except PreconditionFailed as e:
             attempt += 1
             if attempt > retries:
@@ -319,7 +606,9 @@ def update(
                 ) from e
             current = e.current
             if current is None:
-                current = yield from get_or_none(ctx, key)
+                current = yield from get_or_none(reads, ctx, key)
+            else:
+                reads.saw(ctx, key, current.revision)
             yield Sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 8))))
 
 
@@ -475,17 +764,32 @@ def watch_agents(*, after: int, options: WatchOptions) -> WatchSpec:
 
 
 class LockCore(Generic[C]):
-    """What a held lock is, whichever client holds it; the acquisition, refresh and release plans."""
+    """What a held lock is, whichever client holds it; the acquisition, refresh and release plans.
+
+    A lock is *lost* when it turns out not to be held by this acquisition
+    any more: a refresh or the release is refused (``NotHolder``), a write
+    fenced with it is refused (``Fenced``), or the client's keepalive finds
+    that the agent's lease lapsed and another acquisition (or none) holds
+    the lock. ``lost`` and ``lost_reason`` say so, the subclass's
+    ``lost_event`` is set, and the next use of the lock raises
+    :class:`~ctxmesh.LockLostError`.
+    """
 
     def __init__(self, client: C, ctx: str, name: str, *, ttl_ms: int, wait_ms: int, refresh: bool = False) -> None:
         self.client = client
         self.context = ctx
         self.name = name
-        self.ttl_ms = ttl_ms
-        self.wait_ms = wait_ms
+        self.ttl_ms = _api.integer(ttl_ms, "ttl_ms")
+        self.wait_ms = _api.integer(wait_ms, "wait_ms")
         self.auto_refresh = refresh
         self.lock: Optional[m.Lock] = None
         self.lost = False
+        self.lost_reason: Optional[str] = None
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else ("held" if self.lock is not None else "not held")
+        token = f", fencing_token={self.lock.fencing_token}" if self.lock is not None else ""
+        return f"{type(self).__name__}(context={self.context!r}, name={self.name!r}{token}, {state})"
 
     @property
     def fencing_token(self) -> int:
@@ -501,7 +805,8 @@ class LockCore(Generic[C]):
 
     @property
     def fence(self) -> str:
-        """The ``X-Fencing-Token`` value for writes under this lock."""
+        """The ``X-Fencing-Token`` value for writes under this lock (:class:`~ctxmesh.LockLostError` once lost)."""
+        self._check_held()
         return f"{self.name}={self.fencing_token}"
 
     @property
@@ -514,43 +819,89 @@ class LockCore(Generic[C]):
         """Seconds between background refreshes: a third of the TTL."""
         return max(0.05, self.ttl_ms / 3000)
 
+    def _check_held(self) -> None:
+        """Raises :class:`~ctxmesh.LockLostError` when the lock is known to be lost."""
+        if self.lost:
+            raise LockLostError(self)
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.lost:
+            self.lost_reason = reason
+            self.lost = True
+            log.debug("ctxmesh: lock %r of context %r lost: %s", self.name, self.context, reason)
+        self._lost_signal()
+
+    def _lost_signal(self) -> None:
+        """Sets the subclass's ``lost_event``."""
+
+    def _keepalive(self) -> Optional[Keepalive]:
+        return getattr(self.client, "_keepalive", None)
+
     def _acquiring(self) -> Plan[m.Lock]:
         """Asks for the lock until it is granted or ``wait_ms`` passed (the server waits up to a minute each time)."""
         deadline = time.monotonic() + self.wait_ms / 1000
+        revived = False
         while True:
             left = max(0, int((deadline - time.monotonic()) * 1000))
-            lock: m.Lock = yield _api.acquire_lock(
-                self.context, self.name, ttl_ms=self.ttl_ms, wait_ms=min(left, 60_000)
-            )
+            try:
+                lock: m.Lock = yield _api.acquire_lock(
+                    self.context, self.name, ttl_ms=self.ttl_ms, wait_ms=min(left, 60_000)
+                )
+            except Disconnected:
+                # The agent's lease lapsed before this client's keepalive
+                # renewed it (the client was just opened, say): renew, once.
+                keepalive = self._keepalive()
+                if revived or keepalive is None or keepalive.stopped:
+                    raise
+                revived = True
+                yield from keepalive.round()
+                continue
             if lock.acquired:
                 break
             if time.monotonic() >= deadline:
                 raise LockNotAcquired(lock)
         self.lock = lock
         self.lost = False
+        self.lost_reason = None
+        keepalive = self._keepalive()
+        if keepalive is not None:
+            keepalive.hold(self)
         return lock
 
     def _refreshing(self, ttl_ms: Optional[int]) -> Plan[m.Lock]:
-        lock: m.Lock = yield _api.refresh_lock(
-            self.context, self.name, ttl_ms=ttl_ms or self.ttl_ms, lock_id=self.lock_id
-        )
+        self._check_held()
+        try:
+            lock: m.Lock = yield _api.refresh_lock(
+                self.context, self.name, ttl_ms=ttl_ms or self.ttl_ms, lock_id=self.lock_id
+            )
+        except (NotHolder, NotFound):
+            self._mark_lost("a refresh was refused: the lock is not held by this acquisition any more")
+            raise LockLostError(self) from None
         self.lock = lock
         return lock
 
     def _releasing(self) -> Plan[None]:
+        """Releases the lock; :class:`~ctxmesh.LockLostError` when it was lost (it is forgotten either way)."""
         if self.lock is None:
             return
-        try:
-            yield _api.release_lock(self.context, self.name, lock_id=self.lock_id)
-        except (NotHolder, NotFound):
-            self.lost = True
+        keepalive = self._keepalive()
+        if keepalive is not None:
+            keepalive.drop(self)
+        if not self.lost:
+            try:
+                yield _api.release_lock(self.context, self.name, lock_id=self.lock_id)
+                return
+            except (NotHolder, NotFound):
+                self._mark_lost("the release was refused: the lock was not held by this acquisition any more")
+        raise LockLostError(self)
 
     def _refresh_round(self) -> Plan[bool]:
         """One background refresh; ``False`` once the lock turned out lost (the refreshing ends)."""
+        if self.lost:
+            return False
         try:
             yield from self._refreshing(None)
-        except NotHolder:
-            self.lost = True
+        except LockLostError:
             return False
         except Exception:
             pass  # a transient failure; the next round tries again

@@ -8,6 +8,7 @@ than one request is a plan of :mod:`ctxmesh._plans`, shared with
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from types import TracebackType
@@ -32,7 +33,7 @@ import httpx
 from . import _api, _plans
 from . import models as m
 from ._api import UNSET, Call
-from .errors import TransportError
+from .errors import CtxmeshError, TransportError
 from .watch import AsyncWatch, WatchOptions
 
 __all__ = ["AsyncClient", "AsyncHeldLock"]
@@ -48,7 +49,10 @@ class AsyncClient(_plans.ClientCore):
 
     It has every method of :class:`~ctxmesh.Client`, as coroutines (and
     asynchronous iterators for watches and listings). Arguments are the
-    same::
+    same. The keepalive of the agent's lease is an asyncio task, started
+    at the client's first request (the constructor has no event loop to
+    start it on) and stopped by :meth:`aclose`; what a task read is
+    remembered per task (see :meth:`put`)::
 
         async with ctxmesh.AsyncClient("http://127.0.0.1:7600", token=token) as c:
             entry = await c.put("launch", "brief", {"goal": "ship"})
@@ -66,11 +70,16 @@ class AsyncClient(_plans.ClientCore):
         timeout: float = 30.0,
         headers: Optional[Mapping[str, str]] = None,
         transport: Optional[httpx.AsyncBaseTransport] = None,
+        keepalive: bool = True,
         _http: Optional[httpx.AsyncClient] = None,
     ) -> None:
-        super().__init__(base_url, token, agent_id, timeout=timeout, headers=headers)
+        super().__init__(
+            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive, reads=_plans.TaskReads()
+        )
         self._owns_http = _http is None
         self._http = _http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._keepalive_task: Optional["asyncio.Task[None]"] = None
+        self._closed = False
 
     # --- plumbing ------------------------------------------------------------
 
@@ -83,9 +92,28 @@ class AsyncClient(_plans.ClientCore):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Closes the connections (not those of the client this one was derived from)."""
+        """Stops the keepalive and closes the connections (not those of the client this one was derived from)."""
+        self._closed = True
+        task, self._keepalive_task = self._keepalive_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
         if self._owns_http:
             await self._http.aclose()
+
+    def _start_keepalive(self) -> None:
+        """Starts the keepalive task on the running loop (once, unless it ended for good)."""
+        keepalive = self._keepalive
+        if keepalive is None or keepalive.stopped or self._closed:
+            return
+        task = self._keepalive_task
+        loop = asyncio.get_running_loop()
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
+        self._keepalive_task = loop.create_task(_keep_alive(self, keepalive), name="ctxmesh-keepalive")
 
     def as_agent(self, agent_id: str, token: Optional[str] = None) -> "AsyncClient":
         """A client acting as ``agent_id`` (with ``token``, or this client's), sharing connections."""
@@ -93,12 +121,19 @@ class AsyncClient(_plans.ClientCore):
 
     async def _run(self, call: Call[T]) -> T:
         """Sends one request and reads its answer."""
+        if self._keepalive is not None and self._keepalive_task is None:
+            self._start_keepalive()
         args = call.request_args()
         args["headers"] = self._headers(args["headers"])
+        failure: Optional[str] = None
         try:
             response = await self._http.request(call.method, call.path, **args)
-        except httpx.TransportError as e:
-            raise TransportError(f"{call.method} {call.path}: {e or type(e).__name__}") from e
+        except (httpx.TransportError, httpx.InvalidURL) as e:
+            # Raised outside the handler, so that no chained exception
+            # carries the request (or its Authorization header).
+            failure = _api.transport_failure(call.method, call.path, e, self.token)
+        if failure is not None:
+            raise TransportError(failure)
         _api.check(response)
         return call.parse(response)
 
@@ -283,8 +318,8 @@ class AsyncClient(_plans.ClientCore):
     async def get_or_none(
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> Optional[m.Entry]:
-        """The entry, or ``None`` when it does not exist (or the caller may not read it)."""
-        return await self._drive(_plans.get_or_none(ctx, key, at=at, as_of=as_of))
+        """The entry, or ``None`` when it does not exist (remembered as missing: see :meth:`put`)."""
+        return await self._drive(_plans.get_or_none(self._reads, ctx, key, at=at, as_of=as_of))
 
     async def update(
         self,
@@ -300,7 +335,9 @@ class AsyncClient(_plans.ClientCore):
 
         ``fn`` may be a plain function or a coroutine function.
         """
-        return await self._drive(_plans.update(ctx, key, fn, retries=retries, fencing=fencing, meta=meta))
+        return await self._drive(
+            _plans.update(ctx, key, fn, retries=retries, fencing=fencing, meta=meta, reads=self._reads)
+        )
 
     def lock(
         self,
@@ -410,8 +447,13 @@ class AsyncClient(_plans.ClientCore):
     async def get(
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> m.Entry:
-        """One entry, now, as of revision ``at``, or as of time ``as_of`` (``NotFound`` if absent)."""
-        return await self._run(_api.get(ctx, key, at=at, as_of=as_of))
+        """One entry, now, as of revision ``at``, or as of time ``as_of`` (``NotFound`` if absent).
+
+        A read of the entry as it is now is remembered (per asyncio task): a later
+        write of it by this client carries the revision read (see
+        :meth:`put`).
+        """
+        return await self._drive(_plans.get(self._reads, ctx, key, at=at, as_of=as_of))
 
     async def put(
         self,
@@ -421,12 +463,13 @@ class AsyncClient(_plans.ClientCore):
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
         if_none_match: bool = False,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
         kind: Optional[str] = None,
-        tags: Optional[Iterable[str]] = None,
+        tags: Optional[Sequence[str]] = None,
         confidence: Optional[float] = None,
         priority: Optional[str] = None,
-        depends_on: Optional[Iterable[str]] = None,
+        depends_on: Optional[Sequence[str]] = None,
         relevance: Optional[Mapping[str, float]] = None,
         expires_at: Optional[Union[datetime, str]] = None,
         ttl_ms: Optional[int] = None,
@@ -435,17 +478,31 @@ class AsyncClient(_plans.ClientCore):
     ) -> m.Entry:
         """Creates or replaces an entry (its value and all its metadata).
 
+        A ``put`` after a ``get`` (or ``get_or_none``) of the same entry in
+        the same asyncio task carries the revision read, as an ORM's version
+        column does: when someone else wrote the entry since, the write is
+        refused with :class:`~ctxmesh.PreconditionFailed` instead of
+        silently overwriting theirs (read again, or use :meth:`update`). An
+        entry read as missing is written only if it is still missing. An
+        entry this task never read (nor wrote) is written as it is.
+
         Args:
+            value: the value, JSON as given (a ``set``, ``bytes`` or a
+                ``datetime`` raise ``TypeError``: convert them first).
             if_match: write only if the entry is still at this revision (an
                 int, or the entry read), or ``"*"``: only if it exists. A
                 stale one raises :class:`~ctxmesh.PreconditionFailed` (with
-                ``.current``) under the default ``reject`` policy.
+                ``.current``) under the default ``reject`` policy. It
+                replaces the revision remembered from a read.
             if_none_match: create only if the entry does not exist.
+            force: write whatever was read before (a blind write).
             fencing: a held lock (or ``(name, token)``): the write is refused
                 with :class:`~ctxmesh.Fenced` once a newer token of that lock
-                was issued.
+                was issued; a lock known to be lost raises
+                :class:`~ctxmesh.LockLostError` before sending.
             kind, tags, confidence, priority, depends_on, relevance,
-            expires_at, ttl_ms, confidential: the entry's metadata.
+            expires_at, ttl_ms, confidential: the entry's metadata
+            (``tags`` and ``depends_on`` are lists of strings).
             vclock: the version vector the write is based on (a causal
                 precondition).
 
@@ -455,15 +512,13 @@ class AsyncClient(_plans.ClientCore):
             pending conflict (``manual`` policy) raises
             :class:`~ctxmesh.ConflictPending`.
         """
-        return await self._run(
-            _api.put(
-                ctx,
-                key,
-                value,
-                if_match=if_match,
-                if_none_match=if_none_match,
-                fencing=fencing,
-                kind=kind,
+        build = functools.partial(
+            _api.put,
+            ctx,
+            key,
+            value,
+            fencing=fencing,
+            kind=kind,
                 tags=tags,
                 confidence=confidence,
                 priority=priority,
@@ -473,12 +528,16 @@ class AsyncClient(_plans.ClientCore):
                 ttl_ms=ttl_ms,
                 confidential=confidential,
                 vclock=vclock,
+        )
+        return await self._drive(
+            _plans.write(
+                self._reads, ctx, key, build, if_match=if_match, if_none_match=if_none_match, force=force, fencing=fencing
             )
         )
 
     async def create(self, ctx: str, key: str, value: JSON, **meta: Any) -> m.Entry:
         """Creates an entry only if it does not exist (``PreconditionFailed`` otherwise)."""
-        return await self._run(_api.create(ctx, key, value, **meta))
+        return await self.put(ctx, key, value, if_none_match=True, **meta)
 
     async def merge_patch(
         self,
@@ -487,10 +546,18 @@ class AsyncClient(_plans.ClientCore):
         patch: Mapping[str, Any],
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
-        """Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept."""
-        return await self._run(_api.merge_patch(ctx, key, patch, if_match=if_match, fencing=fencing))
+        """Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept.
+
+        Like :meth:`put`, it carries the revision this task last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.merge_patch, ctx, key, patch, fencing=fencing)
+        return await self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing)
+        )
 
     async def json_patch(
         self,
@@ -499,10 +566,18 @@ class AsyncClient(_plans.ClientCore):
         operations: Sequence[Mapping[str, Any]],
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
-        """Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept."""
-        return await self._run(_api.json_patch(ctx, key, operations, if_match=if_match, fencing=fencing))
+        """Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept.
+
+        Like :meth:`put`, it carries the revision this task last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.json_patch, ctx, key, operations, fencing=fencing)
+        return await self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing)
+        )
 
     async def delete(
         self,
@@ -510,10 +585,18 @@ class AsyncClient(_plans.ClientCore):
         key: str,
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Deleted:
-        """Deletes an entry (``NotFound`` if absent); returns the deleting revision."""
-        return await self._run(_api.delete(ctx, key, if_match=if_match, fencing=fencing))
+        """Deletes an entry (``NotFound`` if absent); returns the deleting revision.
+
+        Like :meth:`put`, it carries the revision this task last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.delete, ctx, key, fencing=fencing)
+        return await self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing, deletes=True)
+        )
 
     async def list_page(
         self,
@@ -811,6 +894,10 @@ class AsyncClient(_plans.ClientCore):
         """Completes an accepted handoff (the target only); ``outcome`` keeps the result."""
         return await self._run(_api.complete_handoff(id, outcome))
 
+    async def handoff_package(self, id: str, *, budget: Optional[int] = None) -> m.Package:
+        """The handoff's context package: its keys at its revision, built for its target within ``budget`` tokens."""
+        return await self._run(_api.handoff_package(id, budget=budget))
+
     # --- tasks ---------------------------------------------------------------
 
     async def assign_task(
@@ -1039,27 +1126,35 @@ class AsyncClient(_plans.ClientCore):
 
 
 class AsyncHeldLock(_plans.LockCore[AsyncClient]):
-    """A lock held through ``async with client.lock(...)`` (see :class:`ctxmesh.HeldLock`)."""
+    """A lock held through ``async with client.lock(...)`` (see :class:`ctxmesh.HeldLock`).
+
+    ``lost_event`` is an ``asyncio.Event``, set when the lock is lost.
+    """
 
     def __init__(
         self, client: AsyncClient, ctx: str, name: str, *, ttl_ms: int, wait_ms: int, refresh: bool = False
     ) -> None:
         super().__init__(client, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
+        self.lost_event = asyncio.Event()
         self._task: Optional["asyncio.Task[None]"] = None
+
+    def _lost_signal(self) -> None:
+        self.lost_event.set()
 
     async def acquire(self) -> m.Lock:
         """Acquires the lock, waiting up to ``wait_ms``; raises :class:`~ctxmesh.LockNotAcquired`."""
         lock = await self.client._drive(self._acquiring())
+        self.lost_event.clear()
         if self.auto_refresh:
             self._task = asyncio.create_task(self._refresh_loop())
         return lock
 
     async def refresh(self, ttl_ms: Optional[int] = None) -> m.Lock:
-        """Extends the lock's TTL now."""
+        """Extends the lock's TTL now (:class:`~ctxmesh.LockLostError` when it was lost)."""
         return await self.client._drive(self._refreshing(ttl_ms))
 
     async def release(self) -> None:
-        """Releases the lock (a lock already lost is only marked ``lost``)."""
+        """Releases the lock (:class:`~ctxmesh.LockLostError` when it was lost meanwhile)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -1082,4 +1177,23 @@ class AsyncHeldLock(_plans.LockCore[AsyncClient]):
     async def __aexit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        await self.release()
+        if exc_type is None:
+            await self.release()
+            return
+        try:
+            await self.release()
+        except CtxmeshError:
+            pass  # the exception on its way says more
+
+
+async def _keep_alive(client: AsyncClient, keepalive: _plans.Keepalive) -> None:
+    """The keepalive task: a heartbeat every third of the lease until the client closes."""
+    interval: Optional[float] = 0.0
+    while interval is not None:
+        await asyncio.sleep(interval)
+        try:
+            interval = await client._drive(keepalive.round())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - never ends the task with a traceback
+            interval = keepalive.interval

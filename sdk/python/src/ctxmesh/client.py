@@ -7,7 +7,9 @@ than one request is a plan of :mod:`ctxmesh._plans`, shared with
 
 from __future__ import annotations
 
+import functools
 import threading
+import weakref
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -18,7 +20,7 @@ import httpx
 from . import _api, _plans
 from . import models as m
 from ._api import UNSET, Call
-from .errors import TransportError
+from .errors import CtxmeshError, TransportError
 from .watch import Watch, WatchOptions
 
 __all__ = ["Client", "HeldLock"]
@@ -47,6 +49,15 @@ class Client(_plans.ClientCore):
             timeout).
         headers: extra headers for every request.
         transport: an ``httpx`` transport (for tests and proxies).
+        keepalive: while the client is open, keep its agent's lease alive
+            (a heartbeat every third of the lease, from a daemon thread), so
+            that the agent stays connected and keeps its locks however long
+            it works between requests. Only a client acting as an agent (an
+            agent's token, or ``agent_id``) has a lease to keep; ``False``
+            leaves heartbeats to the caller (:meth:`heartbeat`).
+
+    The token is stripped of surrounding whitespace (a file's trailing
+    newline); it never appears in an exception, a log line or ``repr``.
 
     Use it as a context manager, or call :meth:`close`::
 
@@ -63,11 +74,24 @@ class Client(_plans.ClientCore):
         timeout: float = 30.0,
         headers: Optional[Mapping[str, str]] = None,
         transport: Optional[httpx.BaseTransport] = None,
+        keepalive: bool = True,
         _http: Optional[httpx.Client] = None,
     ) -> None:
-        super().__init__(base_url, token, agent_id, timeout=timeout, headers=headers)
+        super().__init__(
+            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive, reads=_plans.ThreadReads()
+        )
         self._owns_http = _http is None
         self._http = _http or httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._stop_keepalive = threading.Event()
+        self._keepalive_thread: Optional[threading.Thread] = None
+        if self._keepalive is not None:
+            self._keepalive_thread = threading.Thread(
+                target=_keep_alive,
+                args=(weakref.ref(self), self._keepalive, self._stop_keepalive),
+                name="ctxmesh-keepalive",
+                daemon=True,
+            )
+            self._keepalive_thread.start()
 
     # --- plumbing ------------------------------------------------------------
 
@@ -80,7 +104,11 @@ class Client(_plans.ClientCore):
         self.close()
 
     def close(self) -> None:
-        """Closes the connections (not those of the client this one was derived from)."""
+        """Stops the keepalive and closes the connections (not those of the client this one was derived from)."""
+        self._stop_keepalive.set()
+        thread, self._keepalive_thread = self._keepalive_thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.timeout)
         if self._owns_http:
             self._http.close()
 
@@ -92,10 +120,15 @@ class Client(_plans.ClientCore):
         """Sends one request and reads its answer."""
         args = call.request_args()
         args["headers"] = self._headers(args["headers"])
+        failure: Optional[str] = None
         try:
             response = self._http.request(call.method, call.path, **args)
-        except httpx.TransportError as e:
-            raise TransportError(f"{call.method} {call.path}: {e or type(e).__name__}") from e
+        except (httpx.TransportError, httpx.InvalidURL) as e:
+            # Raised outside the handler, so that no chained exception
+            # carries the request (or its Authorization header).
+            failure = _api.transport_failure(call.method, call.path, e, self.token)
+        if failure is not None:
+            raise TransportError(failure)
         _api.check(response)
         return call.parse(response)
 
@@ -297,8 +330,8 @@ class Client(_plans.ClientCore):
     def get_or_none(
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> Optional[m.Entry]:
-        """The entry, or ``None`` when it does not exist (or the caller may not read it)."""
-        return self._drive(_plans.get_or_none(ctx, key, at=at, as_of=as_of))
+        """The entry, or ``None`` when it does not exist (remembered as missing: see :meth:`put`)."""
+        return self._drive(_plans.get_or_none(self._reads, ctx, key, at=at, as_of=as_of))
 
     def update(
         self,
@@ -326,7 +359,7 @@ class Client(_plans.ClientCore):
         Raises:
             UpdateConflict: the entry kept changing under the update.
         """
-        return self._drive(_plans.update(ctx, key, fn, retries=retries, fencing=fencing, meta=meta))
+        return self._drive(_plans.update(ctx, key, fn, retries=retries, fencing=fencing, meta=meta, reads=self._reads))
 
     def lock(
         self,
@@ -449,8 +482,13 @@ class Client(_plans.ClientCore):
     def get(
         self, ctx: str, key: str, *, at: Optional[int] = None, as_of: Optional[Union[datetime, str]] = None
     ) -> m.Entry:
-        """One entry, now, as of revision ``at``, or as of time ``as_of`` (``NotFound`` if absent)."""
-        return self._run(_api.get(ctx, key, at=at, as_of=as_of))
+        """One entry, now, as of revision ``at``, or as of time ``as_of`` (``NotFound`` if absent).
+
+        A read of the entry as it is now is remembered (per thread): a later
+        write of it by this client carries the revision read (see
+        :meth:`put`).
+        """
+        return self._drive(_plans.get(self._reads, ctx, key, at=at, as_of=as_of))
 
     def put(
         self,
@@ -460,12 +498,13 @@ class Client(_plans.ClientCore):
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
         if_none_match: bool = False,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
         kind: Optional[str] = None,
-        tags: Optional[Iterable[str]] = None,
+        tags: Optional[Sequence[str]] = None,
         confidence: Optional[float] = None,
         priority: Optional[str] = None,
-        depends_on: Optional[Iterable[str]] = None,
+        depends_on: Optional[Sequence[str]] = None,
         relevance: Optional[Mapping[str, float]] = None,
         expires_at: Optional[Union[datetime, str]] = None,
         ttl_ms: Optional[int] = None,
@@ -474,17 +513,31 @@ class Client(_plans.ClientCore):
     ) -> m.Entry:
         """Creates or replaces an entry (its value and all its metadata).
 
+        A ``put`` after a ``get`` (or ``get_or_none``) of the same entry in
+        the same thread carries the revision read, as an ORM's version
+        column does: when someone else wrote the entry since, the write is
+        refused with :class:`~ctxmesh.PreconditionFailed` instead of
+        silently overwriting theirs (read again, or use :meth:`update`). An
+        entry read as missing is written only if it is still missing. An
+        entry this thread never read (nor wrote) is written as it is.
+
         Args:
+            value: the value, JSON as given (a ``set``, ``bytes`` or a
+                ``datetime`` raise ``TypeError``: convert them first).
             if_match: write only if the entry is still at this revision (an
                 int, or the entry read), or ``"*"``: only if it exists. A
                 stale one raises :class:`~ctxmesh.PreconditionFailed` (with
-                ``.current``) under the default ``reject`` policy.
+                ``.current``) under the default ``reject`` policy. It
+                replaces the revision remembered from a read.
             if_none_match: create only if the entry does not exist.
+            force: write whatever was read before (a blind write).
             fencing: a held lock (or ``(name, token)``): the write is refused
                 with :class:`~ctxmesh.Fenced` once a newer token of that lock
-                was issued.
+                was issued; a lock known to be lost raises
+                :class:`~ctxmesh.LockLostError` before sending.
             kind, tags, confidence, priority, depends_on, relevance,
-            expires_at, ttl_ms, confidential: the entry's metadata.
+            expires_at, ttl_ms, confidential: the entry's metadata
+            (``tags`` and ``depends_on`` are lists of strings).
             vclock: the version vector the write is based on (a causal
                 precondition).
 
@@ -494,15 +547,13 @@ class Client(_plans.ClientCore):
             pending conflict (``manual`` policy) raises
             :class:`~ctxmesh.ConflictPending`.
         """
-        return self._run(
-            _api.put(
-                ctx,
-                key,
-                value,
-                if_match=if_match,
-                if_none_match=if_none_match,
-                fencing=fencing,
-                kind=kind,
+        build = functools.partial(
+            _api.put,
+            ctx,
+            key,
+            value,
+            fencing=fencing,
+            kind=kind,
                 tags=tags,
                 confidence=confidence,
                 priority=priority,
@@ -512,12 +563,16 @@ class Client(_plans.ClientCore):
                 ttl_ms=ttl_ms,
                 confidential=confidential,
                 vclock=vclock,
+        )
+        return self._drive(
+            _plans.write(
+                self._reads, ctx, key, build, if_match=if_match, if_none_match=if_none_match, force=force, fencing=fencing
             )
         )
 
     def create(self, ctx: str, key: str, value: JSON, **meta: Any) -> m.Entry:
         """Creates an entry only if it does not exist (``PreconditionFailed`` otherwise)."""
-        return self._run(_api.create(ctx, key, value, **meta))
+        return self.put(ctx, key, value, if_none_match=True, **meta)
 
     def merge_patch(
         self,
@@ -526,10 +581,18 @@ class Client(_plans.ClientCore):
         patch: Mapping[str, Any],
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
-        """Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept."""
-        return self._run(_api.merge_patch(ctx, key, patch, if_match=if_match, fencing=fencing))
+        """Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept.
+
+        Like :meth:`put`, it carries the revision this thread last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.merge_patch, ctx, key, patch, fencing=fencing)
+        return self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing)
+        )
 
     def json_patch(
         self,
@@ -538,10 +601,18 @@ class Client(_plans.ClientCore):
         operations: Sequence[Mapping[str, Any]],
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Entry:
-        """Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept."""
-        return self._run(_api.json_patch(ctx, key, operations, if_match=if_match, fencing=fencing))
+        """Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept.
+
+        Like :meth:`put`, it carries the revision this thread last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.json_patch, ctx, key, operations, fencing=fencing)
+        return self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing)
+        )
 
     def delete(
         self,
@@ -549,10 +620,18 @@ class Client(_plans.ClientCore):
         key: str,
         *,
         if_match: Optional[Union[int, str, m.Entry]] = None,
+        force: bool = False,
         fencing: Optional[Fencing] = None,
     ) -> m.Deleted:
-        """Deletes an entry (``NotFound`` if absent); returns the deleting revision."""
-        return self._run(_api.delete(ctx, key, if_match=if_match, fencing=fencing))
+        """Deletes an entry (``NotFound`` if absent); returns the deleting revision.
+
+        Like :meth:`put`, it carries the revision this thread last read the
+        entry at, unless ``if_match`` or ``force=True`` is given.
+        """
+        build = functools.partial(_api.delete, ctx, key, fencing=fencing)
+        return self._drive(
+            _plans.write(self._reads, ctx, key, build, if_match=if_match, force=force, fencing=fencing, deletes=True)
+        )
 
     def list_page(
         self,
@@ -848,6 +927,10 @@ class Client(_plans.ClientCore):
         """Completes an accepted handoff (the target only); ``outcome`` keeps the result."""
         return self._run(_api.complete_handoff(id, outcome))
 
+    def handoff_package(self, id: str, *, budget: Optional[int] = None) -> m.Package:
+        """The handoff's context package: its keys at its revision, built for its target within ``budget`` tokens."""
+        return self._run(_api.handoff_package(id, budget=budget))
+
     # --- tasks ---------------------------------------------------------------
 
     def assign_task(
@@ -1078,20 +1161,33 @@ class HeldLock(_plans.LockCore[Client]):
 
     Attributes:
         lock: the lock as last acquired or refreshed.
-        lost: set when the lock turned out not to be held any more (a
-            refresh or the release answered ``NotHolder``).
+        lost: set when the lock turned out not to be held by this
+            acquisition any more (a refresh or the release was refused, a
+            write fenced with it was refused, or the agent's lease lapsed
+            and the server released the lock); ``lost_reason`` says which.
+        lost_event: a ``threading.Event`` set at the same time (to wait on
+            from another thread).
+
+    Once lost, the next use of the lock (``refresh``, ``release``,
+    ``fencing=lock``, leaving the ``with`` block) raises
+    :class:`~ctxmesh.LockLostError`.
     """
 
     def __init__(
         self, client: Client, ctx: str, name: str, *, ttl_ms: int, wait_ms: int, refresh: bool = False
     ) -> None:
         super().__init__(client, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
+        self.lost_event = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+
+    def _lost_signal(self) -> None:
+        self.lost_event.set()
 
     def acquire(self) -> m.Lock:
         """Acquires the lock, waiting up to ``wait_ms``; raises :class:`~ctxmesh.LockNotAcquired`."""
         lock = self.client._drive(self._acquiring())
+        self.lost_event.clear()
         if self.auto_refresh:
             self._stop.clear()
             self._thread = threading.Thread(target=self._refresh_loop, name=f"ctxmesh-lock-{self.name}", daemon=True)
@@ -1099,11 +1195,11 @@ class HeldLock(_plans.LockCore[Client]):
         return lock
 
     def refresh(self, ttl_ms: Optional[int] = None) -> m.Lock:
-        """Extends the lock's TTL now."""
+        """Extends the lock's TTL now (:class:`~ctxmesh.LockLostError` when it was lost)."""
         return self.client._drive(self._refreshing(ttl_ms))
 
     def release(self) -> None:
-        """Releases the lock (a lock already lost is only marked ``lost``)."""
+        """Releases the lock (:class:`~ctxmesh.LockLostError` when it was lost meanwhile)."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
@@ -1122,4 +1218,24 @@ class HeldLock(_plans.LockCore[Client]):
     def __exit__(
         self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
-        self.release()
+        if exc_type is None:
+            self.release()
+            return
+        try:
+            self.release()
+        except CtxmeshError:
+            pass  # the exception on its way says more
+
+
+def _keep_alive(ref: "weakref.ref[Client]", keepalive: _plans.Keepalive, stop: threading.Event) -> None:
+    """The keepalive thread: a heartbeat every third of the lease until the client closes (or is collected)."""
+    interval: Optional[float] = 0.0
+    while interval is not None and not stop.wait(interval):
+        client = ref()
+        if client is None:
+            return
+        try:
+            interval = client._drive(keepalive.round())
+        except Exception:  # noqa: BLE001 - never ends the thread with a traceback
+            interval = keepalive.interval
+        del client

@@ -51,6 +51,7 @@ __all__ = [
     "StorageFull",
     "ConflictPending",
     "LockNotAcquired",
+    "LockLostError",
     "UpdateConflict",
     "error_class",
     "error_from_response",
@@ -321,6 +322,30 @@ class LockNotAcquired(CtxmeshError):
             f"lock {lock.name!r} of context {lock.context!r} is held by {lock.holder!r}",
             200,
             lock.model_dump(mode="json"),
+        )
+        self.lock = lock
+
+
+class LockLostError(CtxmeshError):
+    """A lock held through ``client.lock(...)`` is not held any more.
+
+    Raised by the next use of the lost lock: refreshing or releasing it,
+    writing with ``fencing=lock``, and leaving its ``with`` block (unless
+    another exception is already on its way). The lock is lost when its
+    holder's lease lapsed (the agent was disconnected and the server
+    released its locks), when its TTL ran out without a refresh, or when
+    another holder took it. ``lock`` is the held lock (its ``lost_reason``
+    says why).
+    """
+
+    def __init__(self, lock: Any) -> None:
+        reason = getattr(lock, "lost_reason", None) or "it is not held any more"
+        super().__init__(
+            "lock_lost",
+            f"lock {lock.name!r} of context {lock.context!r} was lost ({reason}): "
+            "what was done under it may have raced with another holder; acquire it again",
+            0,
+            {"name": lock.name, "context": lock.context, "reason": reason},
         )
         self.lock = lock
 

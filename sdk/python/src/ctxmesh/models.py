@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 __all__ = [
     "Model",
@@ -357,9 +357,9 @@ class Agent(Model):
 
 
 class RegisteredAgent(Agent):
-    """A registration's answer: the agent and its token, shown this once."""
+    """A registration's answer: the agent and its token, shown this once (never in ``repr``)."""
 
-    token: str
+    token: str = Field(repr=False)
 
 
 class AgentPage(Model):
@@ -379,10 +379,10 @@ class Identity(Model):
 
 
 class NewToken(Model):
-    """A rotated agent token."""
+    """A rotated agent token (never in ``repr``)."""
 
     agent: str
-    token: str
+    token: str = Field(repr=False)
 
 
 # --- coordination ------------------------------------------------------------
@@ -410,11 +410,29 @@ class Lock(Model):
         return f"{self.name}={self.fencing_token}"
 
 
-class Handoff(Model):
-    """A handoff of work, with its context, from ``source`` to ``target``."""
+class _Status(Model):
+    """A lifecycle's ``status``, with ``state``, its former name, kept as a deprecated duplicate."""
+
+    @model_validator(mode="after")
+    def _both_names(self) -> "_Status":
+        status, state = getattr(self, "status", ""), getattr(self, "state", "")
+        if status and not state:
+            self.state = status
+        elif state and not status:
+            self.status = state
+        return self
+
+
+class Handoff(_Status):
+    """A handoff of work, with its context, from ``source`` to ``target``.
+
+    ``status`` is ``requested``, ``accepted``, ``rejected``, ``expired`` or
+    ``completed``; ``state`` is the same, under its former name (deprecated).
+    """
 
     id: str
-    state: str
+    status: str = ""
+    state: str = ""
     source: str
     target: str
     context: str
@@ -439,8 +457,12 @@ class HandoffPage(Model):
     next_cursor: Optional[str] = None
 
 
-class Task(Model):
-    """A task assigned to an agent in a context."""
+class Task(_Status):
+    """A task assigned to an agent in a context.
+
+    ``status`` is ``assigned`` or ``completed``; ``state`` is the same,
+    under its former name (deprecated).
+    """
 
     id: str
     context: str
@@ -449,7 +471,8 @@ class Task(Model):
     title: str = ""
     input: Any = None
     priority: str = "normal"
-    state: str = "assigned"
+    status: str = ""
+    state: str = ""
     output: Any = None
     created_at: Optional[datetime] = None
     completed_at: Optional[datetime] = None
