@@ -96,7 +96,7 @@ def test_handoff_lifecycle_with_inbox_delivery(agent: Callable[..., ctxmesh.Clie
         note="sources are in findings/",
         package={"summary": "market is large"},
     )
-    assert handoff.state == "requested"
+    assert handoff.status == handoff.state == "requested"
     assert handoff.source == researcher.agent_id and handoff.target == writer.agent_id
     assert handoff.revision == before, "the handoff refers to the context as it was"
     assert handoff.keys == ["findings/*"] and handoff.note == "sources are in findings/"
@@ -119,7 +119,7 @@ def test_handoff_lifecycle_with_inbox_delivery(agent: Callable[..., ctxmesh.Clie
         writer.accept_handoff(handoff.id)
     completed = writer.complete_handoff(handoff.id, {"post": "ctxmesh is out"})
     assert completed.state == "completed" and completed.outcome == {"post": "ctxmesh is out"}
-    assert researcher.get_handoff(handoff.id).state == "completed"
+    assert researcher.get_handoff(handoff.id).status == "completed"
 
     source_items = [e.type for e in researcher.iter_inbox()]
     assert source_items == ["handoff.accepted", "handoff.completed"]
@@ -164,7 +164,7 @@ def test_tasks(agent: Callable[..., ctxmesh.Client]) -> None:
     with pytest.raises(ctxmesh.Forbidden):
         lead.complete_task(task.id, {"text": "not mine"})
     done = worker.complete_task(task.id, {"text": "hello"})
-    assert done.state == "completed" and done.output == {"text": "hello"}
+    assert done.status == done.state == "completed" and done.output == {"text": "hello"}
     assert done.completed_at is not None
     with pytest.raises(ctxmesh.InvalidTransition):
         worker.complete_task(task.id)
@@ -242,3 +242,25 @@ def test_policies_and_audit(admin: ctxmesh.Client, agent: Callable[..., ctxmesh.
     assert records and all(not r.allowed and r.agent == intern.agent_id for r in records)
     with pytest.raises(ctxmesh.Forbidden):
         intern.audit()
+
+
+def test_handoff_package_holds_the_handoffs_keys_at_its_revision(agent: Callable[..., ctxmesh.Client]) -> None:
+    researcher = agent("researcher")
+    writer = agent("writer", needs={"kinds": ["finding"]})
+    cid = researcher.create_context(unique("launch")).id
+    researcher.put(cid, "findings/market", {"size": "large"}, kind="finding")
+    researcher.put(cid, "notes/private", {"mood": "tired"}, kind="finding")
+    researcher.grant(cid, [writer.agent_id], ["read"])
+    assert writer.agent_id is not None
+    handoff = researcher.request_handoff(writer.agent_id, cid, keys=["findings/*"])
+    researcher.put(cid, "findings/market", {"size": "huge"}, kind="finding")  # after the handoff
+
+    package = writer.handoff_package(handoff.id, budget=2000)
+    assert isinstance(package, ctxmesh.Package)
+    assert package.context == cid and package.revision == handoff.revision
+    assert package.tokens <= 2000
+    keys = [item.key for item in package.items]
+    assert "findings/market" in keys and "notes/private" not in keys
+    market = next(item for item in package.items if item.key == "findings/market")
+    shown = market.text + repr(market.value)
+    assert "large" in shown and "huge" not in shown, "the key as it was at the handoff"
