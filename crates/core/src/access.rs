@@ -251,6 +251,27 @@ impl EntryScope {
         EntryScope::default()
     }
 
+    /// The entries of `context` whose key matches one of `patterns` (what
+    /// a handoff hands `agent`), confidential ones left out.
+    pub fn of_keys(context: &str, agent: &str, patterns: &[crate::ids::KeyPattern]) -> Self {
+        let allow = patterns
+            .iter()
+            .map(|pattern| PolicyRule {
+                id: "handoff-keys".to_owned(),
+                effect: Effect::Allow,
+                contexts: context.to_owned(),
+                agents: agent.to_owned(),
+                min_trust: None,
+                max_trust: None,
+                permissions: vec![Permission::Read],
+                keys: Some(pattern.clone()),
+                tags: Vec::new(),
+                description: None,
+            })
+            .collect();
+        EntryScope { whole: false, allow, deny: Vec::new(), confidential: false, agent: agent.to_owned() }
+    }
+
     /// Whether the scope permits every entry there is or will be.
     pub fn is_all(&self) -> bool {
         self.whole && self.deny.is_empty() && self.confidential

@@ -279,8 +279,9 @@ fn default_handoff_ms() -> u64 {
 pub struct Handoff {
     /// Its id.
     pub id: String,
-    /// Where it is in its life.
-    pub state: HandoffState,
+    /// Where it is in its life (read from `state` too, its former name).
+    #[serde(alias = "state")]
+    pub status: HandoffState,
     /// The agent handing over.
     pub source: String,
     /// The agent asked to take over.
@@ -331,7 +332,7 @@ impl HandoffRequest {
         }
         Ok(Handoff {
             id,
-            state: HandoffState::Requested,
+            status: HandoffState::Requested,
             source: source.to_owned(),
             target: self.target,
             context: self.context,
@@ -364,13 +365,13 @@ impl Handoff {
             HandoffAction::Accept | HandoffAction::Reject | HandoffAction::Expire => HandoffState::Requested,
             HandoffAction::Complete => HandoffState::Accepted,
         };
-        if self.state != allowed_from {
+        if self.status != allowed_from {
             return Err(Error::Conflict {
                 code: ErrorCode::InvalidTransition,
                 message: format!(
                     "handoff {} is {}: it cannot {} (only a {} handoff can)",
                     self.id,
-                    self.state.as_str(),
+                    self.status.as_str(),
                     action.name(),
                     allowed_from.as_str()
                 ),
@@ -381,7 +382,7 @@ impl Handoff {
                 reason: format!("only the target agent {:?} can {} handoff {}", self.target, action.name(), self.id),
             });
         }
-        self.state = action.target_state();
+        self.status = action.target_state();
         self.updated_at = now;
         if outcome.is_some() {
             self.outcome = outcome;
@@ -446,8 +447,9 @@ pub struct Task {
     pub input: Option<Value>,
     /// Its priority.
     pub priority: crate::Priority,
-    /// Where it is.
-    pub state: TaskState,
+    /// Where it is (read from `state` too, its former name).
+    #[serde(alias = "state")]
+    pub status: TaskState,
     /// What the assignee produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -476,7 +478,7 @@ impl TaskRequest {
             title: self.title,
             input: self.input,
             priority: self.priority,
-            state: TaskState::Assigned,
+            status: TaskState::Assigned,
             output: None,
             created_at: now,
             completed_at: None,
@@ -487,7 +489,7 @@ impl TaskRequest {
 impl Task {
     /// Completes the task with `output`: only its assignee, only once.
     pub fn complete(&mut self, agent: &str, output: Option<Value>, now: Timestamp) -> Result<()> {
-        if self.state == TaskState::Completed {
+        if self.status == TaskState::Completed {
             return Err(Error::Conflict {
                 code: ErrorCode::InvalidTransition,
                 message: format!("task {} is already completed", self.id),
@@ -498,7 +500,7 @@ impl Task {
                 reason: format!("only the assignee {:?} can complete task {}", self.assignee, self.id),
             });
         }
-        self.state = TaskState::Completed;
+        self.status = TaskState::Completed;
         self.output = output;
         self.completed_at = Some(now);
         Ok(())
@@ -559,7 +561,7 @@ mod tests {
             assert_eq!(h.transition(action, "writer", None, t).unwrap_err().code(), "invalid_transition");
         }
         h.transition(HandoffAction::Complete, "writer", Some(serde_json::json!({"ok": true})), t).unwrap();
-        assert_eq!(h.state, HandoffState::Completed);
+        assert_eq!(h.status, HandoffState::Completed);
         assert_eq!(h.transition(HandoffAction::Complete, "writer", None, t).unwrap_err().code(), "invalid_transition");
         let mut r = handoff();
         r.transition(HandoffAction::Reject, "writer", None, t).unwrap();

@@ -224,6 +224,21 @@ pub enum Error {
         /// What was looked for, e.g. `context "a"`.
         what: String,
     },
+    /// An agent that what was asked needs registered, and is not: a lock's
+    /// holder (its locks end with its lease), a handoff's target, a task's
+    /// assignee, a message's recipient (their inbox), a grantee, the agent
+    /// a package is for (its needs).
+    #[error(
+        "agent {agent:?} is not registered ({role}): register it first with POST /v1/agents \
+         {{\"id\": {agent:?}}}, or ctxmesh agents register {agent}"
+    )]
+    NotRegistered {
+        /// The agent.
+        agent: String,
+        /// Why it must be, e.g. `a lock's holder must be registered: its
+        /// locks end with its lease`.
+        role: String,
+    },
     /// Something that must be new exists already.
     #[error("{what} already exists")]
     AlreadyExists {
@@ -280,7 +295,7 @@ impl Error {
             Error::TooLarge { .. } => ErrorCode::TooLarge,
             Error::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             Error::PreconditionRequired => ErrorCode::PreconditionRequired,
-            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::NotFound { .. } | Error::NotRegistered { .. } => ErrorCode::NotFound,
             Error::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             Error::Compacted { .. } => ErrorCode::Compacted,
             Error::Fenced { .. } => ErrorCode::Fenced,
@@ -296,6 +311,7 @@ impl Error {
             Error::InvalidId { id } => json!({ "id": id }),
             Error::InvalidKey { key, .. } => json!({ "key": key }),
             Error::InvalidArgument { field, .. } => json!({ "field": field }),
+            Error::NotRegistered { agent, .. } => json!({ "agent": agent }),
             Error::InvalidPatch { key, .. } => json!({ "key": key }),
             Error::InvalidSchema { pattern, .. } => json!({ "pattern": pattern }),
             Error::SchemaViolation { key, pattern, pointer, schema_path, .. } => json!({

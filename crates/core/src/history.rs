@@ -11,8 +11,16 @@ use crate::entry::Entry;
 pub mod commit_kinds {
     /// Context creation (revision 1).
     pub const CREATE: &str = "create";
-    /// A transaction or single-entry write.
+    /// A transaction of several operations.
     pub const TXN: &str = "txn";
+    /// A write of one entry (`PUT`, or a transaction whose one write is a put).
+    pub const PUT: &str = "put";
+    /// A patch of one entry.
+    pub const PATCH: &str = "patch";
+    /// A deletion of one entry.
+    pub const DELETE: &str = "delete";
+    /// A deletion of every entry under a prefix.
+    pub const DELETE_PREFIX: &str = "delete_prefix";
     /// Removal of expired entries.
     pub const EXPIRE: &str = "expire";
     /// A rollback to an earlier revision.
@@ -31,7 +39,9 @@ pub struct Commit {
     /// Commit time.
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
-    /// `create`, `txn`, `expire`, `rollback` or `fork`.
+    /// `create`; `put`, `patch`, `delete` or `delete_prefix` (a commit of
+    /// that one write); `txn` (a transaction of several writes);
+    /// `expire`, `rollback` or `fork`.
     pub kind: String,
     /// Keys changed by the commit.
     pub keys: Vec<String>,

@@ -311,7 +311,8 @@ impl Terms {
             return 0.0;
         }
         let (small, large) = if self.counts.len() <= other.counts.len() { (self, other) } else { (other, self) };
-        let dot: f64 = small.counts.iter().filter_map(|(id, c)| large.get(*id).map(|d| c * d)).sum();
+        // A fold from +0.0: the sum of nothing is 0, not -0 (f64's `sum`).
+        let dot = small.counts.iter().filter_map(|(id, c)| large.get(*id).map(|d| c * d)).fold(0.0, |a, b| a + b);
         dot / (self.norm * other.norm)
     }
 }
@@ -422,7 +423,7 @@ impl<'a> Scorer<'a> {
             needs: f64::from(u8::from(self.needs.names(&e.key, kind, tags))),
             dependency: f64::from(u8::from(!self.depended.is_empty() && self.depended.contains(&e.key))),
             text: (!self.objective.is_empty()).then(|| self.objective.cosine(&p.terms)),
-            semantic: semantic.map(|s| s.clamp(0.0, 1.0)),
+            semantic: semantic.map(|s| s.clamp(0.0, 1.0) + 0.0), // never -0
             recency: 0.5f64.powf(age_ms / half_life),
             confidence: e.meta.confidence.unwrap_or(0.5),
             priority: priority_signal(e.meta.priority),
@@ -866,6 +867,16 @@ mod tests {
         fn encoding(&self) -> &'static str {
             "words"
         }
+    }
+
+    /// Texts with no word in common are 0 apart, never -0 (which an
+    /// explanation would print as `-0.0`).
+    #[test]
+    fn the_similarity_of_unrelated_texts_is_positive_zero() {
+        let s = Terms::of("pricing review").cosine(&Terms::of("brand voice"));
+        assert_eq!(s, 0.0);
+        assert!(s.is_sign_positive(), "{s:?}");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "0.0");
     }
 
     fn entry(i: usize, now: Timestamp) -> Entry {

@@ -165,7 +165,8 @@ impl ServerHandler for Mcp {
                 "ctxmesh shares versioned context between agents. Read with get_entry, list_entries or get_package \
                  (the context relevant to an agent, within a token budget); write with put_entry passing if_match \
                  with the revision you read, so that no one's change is lost (on precondition_failed, re-read and \
-                 retry). Contexts are resources ctxmesh://contexts/{context}, entries \
+                 retry). Contexts are made with create_context: a write to a context that does not exist is \
+                 refused. Contexts are resources ctxmesh://contexts/{context}, entries \
                  ctxmesh://contexts/{context}/entries/{key}; subscribe to hear of changes.",
             )
     }
@@ -195,7 +196,8 @@ impl ServerHandler for Mcp {
             }
         };
         let answer = self.call(caller(&context), http).await.map_err(|e| ErrorData::internal_error(e, None))?;
-        let result = match (answer.status.is_success(), answer.body) {
+        let body = tools::annotate(&request.name, answer.status, answer.body);
+        let result = match (answer.status.is_success(), body) {
             (true, Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
             (true, body) => CallToolResult::structured(body),
             (false, body) => CallToolResult::structured_error(body),

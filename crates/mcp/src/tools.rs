@@ -96,6 +96,23 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
     build(method, &path, body, "application/json", &[])
 }
 
+/// The answer of tool `name`, with what an agent needs to act on it: a
+/// write to a context that does not exist says how contexts are made
+/// (explicitly, as over HTTP; nothing creates one on a first write).
+pub(crate) fn annotate(name: &str, status: http::StatusCode, mut body: Value) -> Value {
+    let writes = ["put_entry", "patch_entry", "delete_entry"];
+    let missing_context = status == http::StatusCode::NOT_FOUND
+        && body["error"]["message"].as_str().is_some_and(|m| m.starts_with("context "));
+    if writes.contains(&name) && missing_context {
+        let message = format!(
+            "{}: create it first with the create_context tool (a write never creates a context)",
+            body["error"]["message"].as_str().unwrap_or_default()
+        );
+        body["error"]["message"] = Value::String(message);
+    }
+    body
+}
+
 /// The tools, with their input schemas, made once.
 pub(crate) fn all() -> &'static [Tool] {
     static TOOLS: std::sync::OnceLock<Vec<Tool>> = std::sync::OnceLock::new();
@@ -351,6 +368,23 @@ mod tests {
 
     fn args(v: Value) -> JsonObject {
         v.as_object().unwrap().clone()
+    }
+
+    /// A write to a context that does not exist tells the agent how
+    /// contexts are made; other answers pass through unchanged.
+    #[test]
+    fn a_write_to_a_missing_context_says_how_to_create_one() {
+        let missing =
+            || json!({"error": {"code": "not_found", "message": "context \"plan\" not found", "details": {}}});
+        let answer = annotate("put_entry", http::StatusCode::NOT_FOUND, missing());
+        assert_eq!(
+            answer["error"]["message"],
+            "context \"plan\" not found: create it first with the create_context tool (a write never creates a context)"
+        );
+        assert_eq!(answer["error"]["code"], "not_found");
+        assert_eq!(annotate("get_entry", http::StatusCode::NOT_FOUND, missing()), missing());
+        let entry = json!({"error": {"code": "not_found", "message": "entry \"a\" not found"}});
+        assert_eq!(annotate("delete_entry", http::StatusCode::NOT_FOUND, entry.clone()), entry);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{AGENT_HEADER, Caller, agent_header};
+use crate::extract::{ADMIN, AGENT_HEADER, ANONYMOUS, Caller, agent_header};
 
 /// How requests are authenticated.
 #[derive(Clone, Debug, Default)]
@@ -76,7 +76,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
         Err(e) => return e.into_response(),
     };
     let caller = match &state.config().auth {
-        Auth::Off => Caller { agent: named.unwrap_or_else(|| "anonymous".into()), admin: true, token: None },
+        Auth::Off => Caller { agent: named.unwrap_or_else(|| ANONYMOUS.into()), admin: true, token: None },
         Auth::Tokens { admin_hash } => {
             let bearer = req
                 .headers()
@@ -90,7 +90,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
             let hash = hash_token(token);
             if &hash == admin_hash {
                 // The admin may act for an agent by naming it.
-                Caller { agent: named.unwrap_or_else(|| "admin".into()), admin: true, token: None }
+                Caller { agent: named.unwrap_or_else(|| ADMIN.into()), admin: true, token: None }
             } else {
                 match state.store().coord(req::TokenOwner { hash: hash.clone() }).await {
                     Ok(agent) => {

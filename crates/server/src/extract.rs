@@ -43,29 +43,64 @@ pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Parses JSON, telling syntax errors from shape errors.
+/// Parses JSON, telling syntax errors from shape errors. A shape error
+/// names the field that is wrong (`needs`, `success[0].key`) in its message
+/// and in `details.field`, and the shape accepted there, from the OpenAPI
+/// document's schema of `T`, in its message and in `details.expected`.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))
-            }
-            Category::Data => {
-                let message = e.to_string();
-                // Id and key validation happens while deserializing; keep
-                // their specific codes.
-                let code = if message.starts_with("invalid context id") {
-                    ErrorCode::InvalidId
-                } else if message.starts_with("invalid key") {
-                    ErrorCode::InvalidKey
-                } else {
-                    ErrorCode::InvalidArgument
-                };
-                ApiError::new(code, format!("the body has the wrong shape: {message}"))
-            }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().clone();
+        (e.into_inner(), Some(path))
+    });
+    let e = match parsed.and_then(|v| de.end().map(|()| v).map_err(|e| (e, None))) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    use serde_json::error::Category;
+    let (e, path) = e;
+    match (e.classify(), path) {
+        (Category::Data, Some(path)) => Err(shape_error::<T>(bytes, &e, &path)),
+        _ => Err(ApiError::new(ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// The `400` of a body of the wrong shape, `e` at `path`.
+fn shape_error<T>(bytes: &[u8], e: &serde_json::Error, path: &serde_path_to_error::Path) -> ApiError {
+    // The position is in a body the caller may not have written itself
+    // (an SDK built it): the path says where instead.
+    let full = e.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(at) if full[at..].contains(" column ") => &full[..at],
+        _ => full.as_str(),
+    };
+    // Id and key validation happens while deserializing; keep their
+    // specific codes.
+    let code = if message.starts_with("invalid context id") {
+        ErrorCode::InvalidId
+    } else if message.starts_with("invalid key") {
+        ErrorCode::InvalidKey
+    } else {
+        ErrorCode::InvalidArgument
+    };
+    let at = crate::shape::locate::<T>(bytes, path);
+    let place = if at.path == "." { "the body".to_owned() } else { format!("`{}`", at.path) };
+    let text = match (&at.schema, at.got) {
+        (Some(schema), Some(got)) => {
+            format!("{place} has the wrong shape: expected {}, got {got}", crate::shape::brief(schema))
         }
-    })
+        _ if code != ErrorCode::InvalidArgument => format!("{place}: {message}"),
+        (Some(schema), None) => {
+            format!("{place} has the wrong shape: {message}; accepted there: {}", crate::shape::brief(schema))
+        }
+        (None, _) => format!("{place} has the wrong shape: {message}"),
+    };
+    let mut error = ApiError::new(code, text);
+    error.details = serde_json::json!({ "field": at.path });
+    if let Some(schema) = at.schema {
+        error.details["expected"] = schema.clone();
+    }
+    error
 }
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -137,7 +172,19 @@ pub struct Caller {
     pub token: Option<String>,
 }
 
+/// The name of the admin acting as no agent.
+pub const ADMIN: &str = "admin";
+
+/// The name of a caller that names no agent on a server without tokens.
+pub const ANONYMOUS: &str = "anonymous";
+
 impl Caller {
+    /// Whether the caller is the admin acting as no agent (no
+    /// `X-Agent-Id`), with tokens or without.
+    pub fn is_plain_admin(&self) -> bool {
+        self.admin && (self.agent == ADMIN || self.agent == ANONYMOUS)
+    }
+
     /// Allows the admin, or the agent `id` itself.
     pub fn require_self_or_admin(&self, id: &str) -> Result<(), ApiError> {
         if self.admin || self.agent == id {
@@ -180,7 +227,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             Some(caller) => Ok(caller.clone()),
             // Outside the authenticated routes: nobody in particular.
             None => {
-                let agent = agent_header(&parts.headers)?.unwrap_or_else(|| "anonymous".into());
+                let agent = agent_header(&parts.headers)?.unwrap_or_else(|| ANONYMOUS.into());
                 Ok(Caller { agent, admin: false, token: None })
             }
         }

@@ -30,6 +30,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+mod shape;
 mod unread;
 pub mod watch;
 

@@ -21,7 +21,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
         grants::grant, grants::list, grants::revoke, grants::shared, grants::audit,
         grants::add_policy, grants::policies, grants::delete_policy,
         coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
-        coord::request_handoff, coord::read_handoff, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
+        coord::request_handoff, coord::read_handoff, mesh::handoff_package, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
         coord::complete_task,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),

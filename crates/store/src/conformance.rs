@@ -678,7 +678,7 @@ pub async fn handoff_lifecycle(store: TestStore, clock: ManualClock) {
     store.coord(step(HandoffAction::Accept, "writer")).await.unwrap();
     assert_eq!(code(store.coord(step(HandoffAction::Reject, "writer")).await.unwrap_err()), "invalid_transition");
     let done = store.coord(step(HandoffAction::Complete, "writer")).await.unwrap();
-    assert_eq!(done.state, ctxmesh_core::coord::HandoffState::Completed);
+    assert_eq!(done.status, ctxmesh_core::coord::HandoffState::Completed);
     assert_eq!(log_types(&store, "hf", 2).await, ["handoff.requested", "handoff.accepted", "handoff.completed"]);
     let writer_inbox = inbox(&store, "writer", 0).await;
     let kinds: Vec<&str> = writer_inbox.iter().map(|e| e.kind.as_str()).collect();
@@ -697,7 +697,7 @@ pub async fn handoff_lifecycle(store: TestStore, clock: ManualClock) {
     let report = store.sweep(clock.now()).await.unwrap();
     assert_eq!(report.handoffs_expired, 1);
     let expired = store.coord(GetHandoff { id: late.id.clone() }).await.unwrap();
-    assert_eq!(expired.state, ctxmesh_core::coord::HandoffState::Expired);
+    assert_eq!(expired.status, ctxmesh_core::coord::HandoffState::Expired);
     let accept_late =
         ActOnHandoff { id: late.id, action: HandoffAction::Accept, agent: "writer".into(), outcome: None };
     assert_eq!(code(store.coord(accept_late).await.unwrap_err()), "invalid_transition");

@@ -111,8 +111,8 @@ pub(crate) fn handoff_object(h: &Handoff) -> Result<Object> {
         id: h.id.clone(),
         ctx: Some(h.context.clone()),
         owner: Some(h.target.clone()),
-        state: Some(h.state.as_str().into()),
-        due_at: (h.state == HandoffState::Requested).then_some(h.deadline),
+        state: Some(h.status.as_str().into()),
+        due_at: (h.status == HandoffState::Requested).then_some(h.deadline),
         body: serde_json::to_string(h)?,
     })
 }
@@ -123,7 +123,7 @@ pub(crate) fn task_object(t: &Task) -> Result<Object> {
         id: t.id.clone(),
         ctx: Some(t.context.clone()),
         owner: Some(t.assignee.clone()),
-        state: Some(t.state.as_str().into()),
+        state: Some(t.status.as_str().into()),
         due_at: None,
         body: serde_json::to_string(t)?,
     })
@@ -136,9 +136,19 @@ pub(crate) async fn load<T: DeserializeOwned>(tx: &mut impl Tx, kind: &str, id: 
     }
 }
 
+/// The agent `id` of the registry (`404 not_found` when there is none).
 pub(crate) async fn agent(tx: &mut impl Tx, id: &str, lock: bool) -> Result<Agent> {
-    load(tx, AGENT, id, lock).await.map_err(|e| match e {
-        StoreError::Core(Error::NotFound { .. }) => Error::not_found(format!("agent {id:?}: register it first")).into(),
+    load(tx, AGENT, id, lock).await
+}
+
+/// The agent `id`, which must be registered to be `role` (e.g. "a lock's
+/// holder"): what needs its lease, inbox or needs. Reading and writing
+/// entries needs no registration.
+pub(crate) async fn registered(tx: &mut impl Tx, id: &str, role: &str) -> Result<Agent> {
+    load(tx, AGENT, id, false).await.map_err(|e| match e {
+        StoreError::Core(Error::NotFound { .. }) => {
+            Error::NotRegistered { agent: id.to_owned(), role: role.to_owned() }.into()
+        }
         other => other,
     })
 }

@@ -40,13 +40,27 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
         input,
         scope: txn.scope.as_ref(),
         settled: &chosen.settled,
-        builder: PlanBuilder::new(input.context, input.author, input.now, crate::history::commit_kinds::TXN),
+        builder: PlanBuilder::new(input.context, input.author, input.now, commit_kind(chosen.ops)),
         state: snapshot.entries.iter().map(|(k, e)| (k.clone(), Some(e.clone()))).collect(),
         written: BTreeSet::new(),
         deleted_prefixes: Vec::new(),
     };
     let results = chosen.ops.iter().map(|op| applier.apply(op)).collect::<Result<Vec<_>>>()?;
     finish(input, snapshot, applier.builder, chosen, results)
+}
+
+/// The kind of the commit that runs `ops`: that of its write when it has
+/// one, else `txn`.
+fn commit_kind(ops: &[Op]) -> &'static str {
+    use crate::history::commit_kinds as kinds;
+    let mut writes = ops.iter().filter(|op| op.is_write());
+    match (writes.next(), writes.next()) {
+        (Some(Op::Put { .. }), None) => kinds::PUT,
+        (Some(Op::Patch { .. }), None) => kinds::PATCH,
+        (Some(Op::Delete { .. }), None) => kinds::DELETE,
+        (Some(Op::DeletePrefix { .. }), None) => kinds::DELETE_PREFIX,
+        _ => kinds::TXN,
+    }
 }
 
 /// What a transaction runs: its branch, and how the stale writes in it

@@ -138,7 +138,13 @@ pub(super) fn decide(
         )
     };
     Ok(match rules.strategy {
-        Strategy::Reject => decision.refuse("the entry changed since it was read (policy: reject)"),
+        Strategy::Reject => decision.refuse(match (current, base) {
+            (Some(_), _) => "the entry changed since it was read (policy: reject)",
+            (None, Some(Some(_))) => "it was deleted since it was read (policy: reject)",
+            // Nothing to have read: the precondition names a version the
+            // entry never had.
+            (None, _) => "read it again, or create it with If-None-Match: *",
+        }),
         Strategy::LastWriteWins => Decision { outcome: Outcome::Overwritten, ..decision },
         Strategy::Authority if writer > holder => Decision { outcome: Outcome::Won, ..decision },
         Strategy::Authority => decision.refuse(outranked()),

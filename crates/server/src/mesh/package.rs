@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::agent::Agent;
+use ctxmesh_core::error::Error;
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::mesh::{Extractive, MeshSettings, Package, PackageRequest, Prepared, Scorer, build_package};
+use ctxmesh_store::StoreError;
 use ctxmesh_store::coord as req;
 use futures::FutureExt;
 
@@ -21,9 +23,17 @@ use crate::error::ApiResult;
 /// Most tokens a package may be asked for.
 pub(crate) const MAX_BUDGET: usize = 1_000_000;
 
-/// The agent `id` as registered.
+/// The agent `id` as registered: a package is built from its needs, so
+/// it must be.
 pub(crate) async fn registered(state: &AppState, id: &str) -> ApiResult<Agent> {
-    Ok(state.store().coord(req::GetAgent { id: id.to_owned() }).await?)
+    match state.store().coord(req::GetAgent { id: id.to_owned() }).await {
+        Err(StoreError::Core(Error::NotFound { .. })) => Err(Error::NotRegistered {
+            agent: id.to_owned(),
+            role: "the agent a package is for must be: the package is built from its needs".to_owned(),
+        }
+        .into()),
+        other => Ok(other?),
+    }
 }
 
 /// What a package is asked for, resolved.

@@ -242,8 +242,10 @@ pub(crate) struct CoordListParams {
     context: Option<String>,
     /// Only those directed at this agent (handoff target, task assignee).
     agent: Option<String>,
-    /// Only those in this state.
-    state: Option<String>,
+    /// Only those with this status (`state` is read as well, its former
+    /// name).
+    #[serde(alias = "state")]
+    status: Option<String>,
     /// Page size (default 100).
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -255,7 +257,7 @@ impl CoordListParams {
         Ok(CoordQuery {
             context: self.context,
             agent: self.agent,
-            state: self.state,
+            state: self.status,
             after: self.cursor.as_deref().map(cursor::decode).transpose()?,
             limit: page_size(state, self.limit, 100)?,
         })

@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 use ctxmesh_core::conflict::{Candidate, Proposal, tally};
 use std::collections::HashMap;
 
+use ctxmesh_core::access::EntryScope;
+use ctxmesh_core::agent::Agent;
+use ctxmesh_core::ids::{ContextId, KeyPattern};
 use ctxmesh_core::mesh::{Package, Prepared};
 use ctxmesh_store::coord as req;
 
@@ -17,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{P, context_id};
 use crate::AppState;
 use crate::authz::Scopes;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{Caller, JsonBody, Q};
 use crate::mesh::{Ask, Encoding, MAX_BUDGET, registered};
 
@@ -70,10 +73,40 @@ pub(crate) async fn package(
     Q(p): Q<PackageParams>,
 ) -> ApiResult<Response> {
     let ctx = context_id(&ctx)?;
-    let agent = registered(&state, p.agent.as_deref().unwrap_or(&caller.agent)).await?;
+    let agent = package_agent(&state, &caller, p.agent.as_deref()).await?;
+    let mut filters = vec![scopes.read];
+    if agent.id != caller.agent {
+        let resource = format!("GET /v1/contexts/{}/package?agent={}", ctx.as_str(), agent.id);
+        filters.push(crate::authz::read_scope_of(&state, &agent.id, &ctx, &resource).await?);
+    }
+    let shape =
+        Shape { budget: p.budget, format: p.format, encoding: p.encoding, explain: p.explain, compress: p.compress };
+    answer_package(&state, ctx, agent, p.at, shape, filters).await
+}
+
+/// How a package is asked for, besides whose and when.
+struct Shape {
+    budget: Option<usize>,
+    format: Format,
+    encoding: Encoding,
+    explain: bool,
+    compress: Option<bool>,
+}
+
+/// The package of `ctx` at revision `at` (default: the current one) for
+/// `agent`, of the entries every scope of `filters` permits, answered in
+/// the format `shape` asks.
+async fn answer_package(
+    state: &AppState,
+    ctx: ContextId,
+    agent: Agent,
+    at: Option<u64>,
+    shape: Shape,
+    mut filters: Vec<EntryScope>,
+) -> ApiResult<Response> {
     let info = state.store().get_context(&ctx).await?;
     state.mesh().remember(ctx.as_str(), &info.settings.mesh);
-    let revision = match p.at {
+    let revision = match at {
         Some(at) if at > info.revision => {
             return Err(ApiError::invalid_argument("at", format!("the context is at revision {}", info.revision)));
         }
@@ -83,14 +116,9 @@ pub(crate) async fn package(
         }
         None => info.revision,
     };
-    let budget = p.budget.unwrap_or(agent.token_budget.min(MAX_BUDGET as u64) as usize);
+    let budget = shape.budget.unwrap_or(agent.token_budget.min(MAX_BUDGET as u64) as usize);
     if budget == 0 || budget > MAX_BUDGET {
         return Err(ApiError::invalid_argument("budget", format!("a budget is 1 to {MAX_BUDGET} tokens")));
-    }
-    let mut filters = vec![scopes.read];
-    if agent.id != caller.agent {
-        let resource = format!("GET /v1/contexts/{}/package?agent={}", ctx.as_str(), agent.id);
-        filters.push(crate::authz::read_scope_of(&state, &agent.id, &ctx, &resource).await?);
     }
     filters.retain(|s| !s.is_all());
     let ask = Ask {
@@ -99,13 +127,13 @@ pub(crate) async fn package(
         agent,
         settings: info.settings.mesh,
         budget,
-        encoding: p.encoding,
-        explain: p.explain,
-        compress: p.compress.unwrap_or(true),
+        encoding: shape.encoding,
+        explain: shape.explain,
+        compress: shape.compress.unwrap_or(true),
         scopes: filters,
     };
-    let (package, cached) = crate::mesh::package(&state, ask).await?;
-    let mut response = match p.format {
+    let (package, cached) = crate::mesh::package(state, ask).await?;
+    let mut response = match shape.format {
         Format::Json => Json(package.as_ref()).into_response(),
         Format::Markdown => {
             let mut r = package.text.clone().into_response();
@@ -119,6 +147,72 @@ pub(crate) async fn package(
     let cache = HeaderValue::from_static(if cached { "hit" } else { "miss" });
     response.headers_mut().insert("x-package-cache", cache);
     Ok(response)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HandoffPackageParams {
+    /// Most tokens (default: the target's `token_budget`).
+    budget: Option<usize>,
+    /// `json` (default) or `markdown`.
+    #[serde(default)]
+    format: Format,
+    /// `cl100k_base` (default) or `o200k_base`.
+    #[serde(default)]
+    encoding: Encoding,
+    /// Include every entry's relevance signals, and the entries left out.
+    #[serde(default)]
+    explain: bool,
+    /// Summarize entries that do not fit whole (default true); false
+    /// references them instead.
+    compress: Option<bool>,
+}
+
+/// The context a handoff carries: the package of its keys (all of the
+/// context when it names none) as of its revision, built for its target
+/// within the target's budget (or `budget`). The caller must be able to
+/// read the handoff (its source, its target, or a reader of its context),
+/// and the package holds only what both the caller and the target may
+/// read.
+#[utoipa::path(get, path = "/v1/handoffs/{id}/package", tag = "handoffs", params(HandoffPackageParams),
+    responses((status = 200, body = Package), (status = 200, content_type = "text/markdown"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody)))]
+pub(crate) async fn handoff_package(
+    State(state): State<AppState>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(p): Q<HandoffPackageParams>,
+) -> ApiResult<Response> {
+    let h = state.store().coord(req::GetHandoff { id }).await?;
+    let ctx = context_id(&h.context)?;
+    let resource = format!("GET /v1/handoffs/{}/package", h.id);
+    let mut filters = Vec::new();
+    if !caller.admin && caller.agent != h.target {
+        filters.push(crate::authz::read_scope_of(&state, &caller.agent, &ctx, &resource).await?);
+    }
+    filters.push(crate::authz::read_scope_of(&state, &h.target, &ctx, &resource).await?);
+    if !h.keys.is_empty() {
+        let patterns = h.keys.iter().map(|k| KeyPattern::parse(k)).collect::<Result<Vec<_>, _>>()?;
+        filters.push(EntryScope::of_keys(ctx.as_str(), &h.target, &patterns));
+    }
+    let agent = registered(&state, &h.target).await?;
+    let shape =
+        Shape { budget: p.budget, format: p.format, encoding: p.encoding, explain: p.explain, compress: p.compress };
+    answer_package(&state, ctx, agent, Some(h.revision), shape, filters).await
+}
+
+/// The agent a package is for: the one named, else the caller, which
+/// must then be an agent (the admin acts as none unless `X-Agent-Id`
+/// names one).
+async fn package_agent(state: &AppState, caller: &Caller, named: Option<&str>) -> ApiResult<Agent> {
+    match (named, registered(state, named.unwrap_or(&caller.agent)).await) {
+        (None, Err(e)) if caller.is_plain_admin() && e.code == ErrorCode::NotFound => Err(ApiError::invalid_argument(
+            "agent",
+            "name the agent the package is for with ?agent=ID (or X-Agent-Id): the admin acts as no agent",
+        )),
+        (_, result) => result,
+    }
 }
 
 /// Writes `write` at `key` as `caller`, within its scopes; the entry.

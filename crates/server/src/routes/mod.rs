@@ -70,6 +70,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/contexts/{ctx}/locks/{name}/refresh", post(coord::refresh))
         .route("/v1/handoffs", post(coord::request_handoff).get(coord::list_handoffs))
         .route("/v1/handoffs/{id}", get(coord::read_handoff))
+        .route("/v1/handoffs/{id}/package", get(mesh::handoff_package))
         .route("/v1/handoffs/{id}/{action}", post(coord::step))
         .route("/v1/contexts/{ctx}/tasks", post(coord::assign).get(coord::list_context_tasks))
         .route("/v1/tasks", get(coord::list_tasks))

@@ -37,6 +37,8 @@ on_both_stores!(
     a_waiting_agent_gets_the_lock_when_it_is_released,
     a_lapsed_lease_releases_locks_and_says_so,
     handoff_state_machine,
+    a_handoff_carries_the_package_of_its_keys_as_of_its_revision,
+    what_uses_the_registry_needs_a_registered_agent,
     tasks_and_inbox_resume,
     messages_reach_inboxes_over_the_websocket,
 );
@@ -236,7 +238,7 @@ async fn handoff_state_machine(s: TestServer) {
         "extracted_entities": {"product": "ctxmesh"}
     });
     let (status, h) = send(&s, Method::POST, "/v1/handoffs", "researcher", Some(request)).await;
-    assert_eq!((status, h["state"].as_str(), h["revision"].as_u64()), (201, Some("requested"), Some(2)), "{h}");
+    assert_eq!((status, h["status"].as_str(), h["revision"].as_u64()), (201, Some("requested"), Some(2)), "{h}");
     let id = h["id"].as_str().unwrap().to_owned();
     let step = |action: &str, agent: &str| {
         let path = format!("/v1/handoffs/{id}/{action}");
@@ -248,7 +250,7 @@ async fn handoff_state_machine(s: TestServer) {
     assert_eq!(code(step("complete", "writer").await), (409, Some("invalid_transition".into())));
     assert_eq!(code(step("accept", "researcher").await), (403, Some("forbidden".into())));
     let (status, accepted) = step("accept", "writer").await;
-    assert_eq!((status, accepted["state"].as_str()), (200, Some("accepted")));
+    assert_eq!((status, accepted["status"].as_str()), (200, Some("accepted")));
     assert_eq!(code(step("accept", "writer").await), (409, Some("invalid_transition".into())));
     assert_eq!(code(step("reject", "writer").await), (409, Some("invalid_transition".into())));
     assert_eq!(code(step("complete", "researcher").await), (403, Some("forbidden".into())));
@@ -261,7 +263,7 @@ async fn handoff_state_machine(s: TestServer) {
     )
     .await;
     assert_eq!(
-        (status, done["state"].as_str(), &done["outcome"]),
+        (status, done["status"].as_str(), &done["outcome"]),
         (200, Some("completed"), &json!({"draft": "drafts/1"}))
     );
     assert_eq!(code(step("complete", "writer").await), (409, Some("invalid_transition".into())));
@@ -291,7 +293,7 @@ async fn handoff_state_machine(s: TestServer) {
     let id2 = h2["id"].as_str().unwrap();
     let (status, rejected) =
         send(&s, Method::POST, &format!("/v1/handoffs/{id2}/reject"), "writer", Some(json!({"outcome": "busy"}))).await;
-    assert_eq!((status, rejected["state"].as_str()), (200, Some("rejected")));
+    assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")));
     let (status, e) = send(&s, Method::POST, &format!("/v1/handoffs/{id2}/accept"), "writer", None).await;
     assert_eq!((status, e["error"]["code"].as_str()), (409, Some("invalid_transition")));
     let ghost = json!({"target": "ghost", "context": "post"});
@@ -339,14 +341,14 @@ async fn tasks_and_inbox_resume(s: TestServer) {
     };
     assert_eq!(complete("boss").await.0, 403);
     let (status, done) = complete("worker").await;
-    assert_eq!((status, done["state"].as_str()), (200, Some("completed")));
+    assert_eq!((status, done["status"].as_str()), (200, Some("completed")));
     assert_eq!(complete("worker").await.1["error"]["code"], "invalid_transition");
     let (_, boss) = s.get_json("/v1/agents/boss/inbox").await;
     assert_eq!(boss["events"][0]["type"], "task.completed");
     assert_eq!(boss["events"][0]["data"]["task"]["output"]["ok"], true);
     let (_, by_ctx) = s.get_json("/v1/contexts/work/tasks").await;
     assert_eq!(by_ctx["tasks"].as_array().unwrap().len(), 5);
-    let (_, done_list) = s.get_json("/v1/tasks?agent=worker&state=completed").await;
+    let (_, done_list) = s.get_json("/v1/tasks?agent=worker&status=completed").await;
     assert_eq!(done_list["tasks"].as_array().unwrap().len(), 1);
     let (status, _) = s.get_json("/v1/agents/ghost/inbox").await;
     assert_eq!(status, 404);
@@ -391,4 +393,82 @@ async fn messages_reach_inboxes_over_the_websocket(s: TestServer) {
     assert_eq!(send(&s, Method::POST, "/v1/messages", "boss", Some(nowhere)).await.0, 400);
     crate::ws::send(&mut ws, json!({"op": "subscribe", "sub": "x", "inbox": "ghost"})).await;
     assert_eq!(crate::ws::next_answer(&mut ws).await["error"]["code"], "not_found");
+}
+
+async fn a_handoff_carries_the_package_of_its_keys_as_of_its_revision(s: TestServer) {
+    s.create(json!({"id": "launch"})).await;
+    s.put("launch", "findings/market", json!({"tam": "four billion"})).await;
+    s.put("launch", "findings/churn", json!({"churn": "two percent"})).await;
+    s.put("launch", "notes/lunch", json!({"order": "pizza"})).await;
+    register(&s, json!({"id": "researcher"})).await;
+    register(&s, json!({"id": "writer", "needs": {"keys": ["findings/**", "notes/**"]}, "token_budget": 2000})).await;
+    let request = json!({"target": "writer", "context": "launch", "keys": ["findings/*"]});
+    let (status, h) = send(&s, Method::POST, "/v1/handoffs", "researcher", Some(request)).await;
+    assert_eq!(status, 201, "{h}");
+    let (id, revision) = (h["id"].as_str().unwrap().to_owned(), h["revision"].as_u64().unwrap());
+    // Changes after the handoff are not what was handed over.
+    s.put("launch", "findings/market", json!({"tam": "nine billion"})).await;
+    s.put("launch", "findings/pricing", json!({"price": 20})).await;
+
+    let path = format!("/v1/handoffs/{id}/package");
+    let (status, package) = send(&s, Method::GET, &path, "writer", None).await;
+    assert_eq!(status, 200, "{package}");
+    assert_eq!((package["agent"].as_str(), package["revision"].as_u64()), (Some("writer"), Some(revision)));
+    let mut keys: Vec<&str> = package["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["findings/churn", "findings/market"], "{package}");
+    let text = package["text"].as_str().unwrap();
+    assert!(text.contains("four billion") && !text.contains("nine billion"), "{text}");
+    assert!(!text.contains("pizza"), "a key the handoff does not name stays out: {text}");
+    assert_eq!(package["budget"].as_u64(), Some(2000), "the target's budget");
+
+    // The source may read it too, within a budget of its choosing.
+    let (status, small) = send(&s, Method::GET, &format!("{path}?budget=40"), "researcher", None).await;
+    assert_eq!((status, small["budget"].as_u64()), (200, Some(40)), "{small}");
+    assert!(small["tokens"].as_u64().unwrap() <= 40, "{small}");
+    let r = s.req(Method::GET, &format!("{path}?format=markdown")).header("x-agent-id", "writer").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/markdown"));
+    assert!(r.text().await.unwrap().contains("four billion"));
+
+    let (status, e) = send(&s, Method::GET, "/v1/handoffs/nope/package", "writer", None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")), "{e}");
+    let (status, e) = send(&s, Method::GET, &format!("{path}?budget=0"), "writer", None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_argument")), "{e}");
+}
+
+/// One rule: reading and writing entries needs no registration (the
+/// author is a name); what needs an agent's lease, inbox or needs does,
+/// and the refusal says so and how to register.
+async fn what_uses_the_registry_needs_a_registered_agent(s: TestServer) {
+    s.create(json!({"id": "c"})).await;
+    register(&s, json!({"id": "researcher"})).await;
+    let (status, entry) = send(&s, Method::PUT, "/v1/contexts/c/entries/k", "ghost", Some(json!({"value": 1}))).await;
+    assert_eq!((status, entry["author"].as_str()), (201, Some("ghost")), "{entry}");
+
+    let refused = |(status, body): (u16, Value), role: &str| {
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("agent \"ghost\" is not registered ("), "{message}");
+        assert!(message.contains(role) && message.contains("ctxmesh agents register ghost"), "{message}");
+        assert!(!message.ends_with("not found"), "{message}");
+        assert_eq!(body["error"]["details"]["agent"], "ghost", "{body}");
+    };
+    let lock = send(&s, Method::POST, "/v1/contexts/c/locks/l", "ghost", Some(json!({"ttl_ms": 5000}))).await;
+    refused(lock, "a lock's holder");
+    let handoff = json!({"target": "ghost", "context": "c"});
+    refused(send(&s, Method::POST, "/v1/handoffs", "researcher", Some(handoff)).await, "a handoff's target");
+    let task = json!({"assignee": "ghost", "title": "draft"});
+    refused(send(&s, Method::POST, "/v1/contexts/c/tasks", "researcher", Some(task)).await, "a task's assignee");
+    refused(send(&s, Method::GET, "/v1/contexts/c/package?agent=ghost", "researcher", None).await, "a package is for");
+    refused(send(&s, Method::GET, "/v1/contexts/c/package", "ghost", None).await, "a package is for");
+
+    // The admin acting as no agent is asked to name one.
+    let (status, e) = status_json(s.req(Method::GET, "/v1/contexts/c/package").send().await.unwrap()).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_argument")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("?agent="), "{e}");
+    assert_eq!(e["error"]["details"]["field"], "agent");
+    // Reading an agent that is not there is a plain 404.
+    let (status, e) = s.get_json("/v1/agents/ghost").await;
+    assert_eq!((status, e["error"]["message"].as_str()), (404, Some("agent \"ghost\" not found")), "{e}");
 }

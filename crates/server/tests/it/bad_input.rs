@@ -281,3 +281,49 @@ async fn a_retention_age_too_long_for_the_clock_is_refused() {
     s.put("c", "a", json!(2)).await;
     assert_eq!(s.revision("c").await, 3, "the store still takes writes");
 }
+
+/// A body of the wrong shape is answered with the path of the field that
+/// is wrong and the shape accepted there, in the message and in
+/// `details`, not with a position in a body the caller may not have
+/// written itself.
+#[tokio::test]
+async fn a_shape_error_names_the_field_and_the_shape_it_takes() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    let rev = s.revision("c").await;
+    let refused = |body: &serde_json::Value, field: &str, expected: &str, got: &str| {
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("`{field}` has the wrong shape: expected ")), "{message}");
+        assert!(message.contains(expected) && message.ends_with(got), "{message}");
+        assert!(!message.contains("line 1") && !message.contains("column"), "{message}");
+        assert_eq!(body["error"]["details"]["field"], field, "{body}");
+        assert!(body["error"]["details"]["expected"].is_object(), "{body}");
+    };
+
+    // Needs are an object of kinds, tags and keys, not a list.
+    let agent = json!({"id": "writer", "needs": ["finding", "draft"]});
+    let r = s.req(Method::POST, "/v1/agents").json(&agent).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_argument").await;
+    refused(&body, "needs", r#""keys": [string], "kinds": [string], "tags": [string]}"#, "got an array");
+    // Capabilities likewise.
+    let agent = json!({"id": "writer", "capabilities": ["search"]});
+    let r = s.req(Method::POST, "/v1/agents").json(&agent).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_argument").await;
+    refused(&body, "capabilities", r#""can_read": boolean"#, "got an array");
+    assert_eq!(s.get_json("/v1/agents/writer").await.0, 404, "nothing registered");
+
+    // Tags are a list of strings; relevance maps agents to numbers.
+    let put = |body: serde_json::Value| s.req(Method::PUT, "/v1/contexts/c/entries/a").json(&body).send();
+    let body = expect_error(put(json!({"value": 1, "tags": "market"})).await.unwrap(), 400, "invalid_argument").await;
+    refused(&body, "tags", "[string]", "got a string");
+    let body =
+        expect_error(put(json!({"value": 1, "relevance": {"writer": "high"}})).await.unwrap(), 400, "invalid_argument")
+            .await;
+    refused(&body, "relevance.writer", "number", "got a string");
+    // A field that is missing: the shape of the body is spelled out.
+    let body = expect_error(put(json!({"kind": "note"})).await.unwrap(), 400, "invalid_argument").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("the body has the wrong shape: missing field `value`; accepted there: {"), "{message}");
+    assert_eq!(body["error"]["details"]["field"], ".");
+    assert_eq!(s.revision("c").await, rev, "nothing changed");
+}

@@ -96,6 +96,26 @@ async fn stale_if_match_changes_nothing_and_returns_current() {
         .unwrap();
     let body = expect_error(r, 412, "precondition_failed").await;
     assert!(body["error"]["details"]["current"].is_null());
+    // With a revision, the message says the entry is missing and what to
+    // do, without claiming it changed; deleted since it was read, it says
+    // that.
+    let put_at = |key: &'static str, revision: u64| {
+        s.req(Method::PUT, &format!("/v1/contexts/c/entries/{key}"))
+            .header("if-match", format!("\"{revision}\""))
+            .json(&json!({"value": 1}))
+    };
+    let body = expect_error(put_at("none", 3).send().await.unwrap(), 412, "precondition_failed").await;
+    assert_eq!(
+        body["error"]["message"],
+        "precondition failed for \"none\": the entry does not exist; read it again, or create it with If-None-Match: *"
+    );
+    let gone = s.put("c", "gone", json!(1)).await["revision"].as_u64().unwrap();
+    assert_eq!(s.req(Method::DELETE, "/v1/contexts/c/entries/gone").send().await.unwrap().status(), 200);
+    let body = expect_error(put_at("gone", gone).send().await.unwrap(), 412, "precondition_failed").await;
+    assert_eq!(
+        body["error"]["message"],
+        "precondition failed for \"gone\": the entry does not exist; it was deleted since it was read (policy: reject)"
+    );
 }
 
 #[tokio::test]

@@ -153,3 +153,35 @@ async fn event_history_filters_by_type_prefix_and_priority() {
     expect_error(s.req(Method::GET, "/v1/contexts/c/events?prefix=a%20b").send().await.unwrap(), 400, "invalid_key")
         .await;
 }
+
+/// A commit's kind says what made it: a single put, patch or delete by
+/// name, a transaction of several writes as `txn`.
+#[tokio::test]
+async fn a_commit_is_named_by_the_write_that_made_it() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    s.put("c", "a", json!({"n": 1})).await;
+    let r = s
+        .req(Method::PATCH, "/v1/contexts/c/entries/a")
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"n": 2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let txn = json!({"success": [{"op": "put", "key": "b", "value": 1}, {"op": "put", "key": "c", "value": 2}]});
+    assert_eq!(s.req(Method::POST, "/v1/contexts/c/txn").json(&txn).send().await.unwrap().status(), 200);
+    let one = json!({"success": [{"op": "get", "key": "a"}, {"op": "delete", "key": "b"}]});
+    assert_eq!(s.req(Method::POST, "/v1/contexts/c/txn").json(&one).send().await.unwrap().status(), 200);
+    assert_eq!(s.req(Method::DELETE, "/v1/contexts/c/entries/c").send().await.unwrap().status(), 200);
+    let (_, history) = s.get_json("/v1/contexts/c/history").await;
+    let mut kinds: Vec<(u64, String)> = history["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["revision"].as_u64().unwrap(), c["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    kinds.sort_unstable();
+    let kinds: Vec<&str> = kinds.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(kinds, ["create", "put", "patch", "txn", "delete", "delete"], "{history}");
+}

@@ -33,7 +33,7 @@ pub(crate) async fn grant_access(
     targets.dedup();
     let mut grants = Vec::new();
     for who in &targets {
-        agent(tx, who, false).await?;
+        registered(tx, who, "an agent given a grant must be").await?;
         let grant = Grant {
             context: ctx.as_str().to_owned(),
             agent: (*who).to_owned(),

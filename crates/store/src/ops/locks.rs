@@ -23,7 +23,7 @@ pub(crate) async fn acquire(
     parse_lock_name(&name)?;
     check_ttl(ttl_ms)?;
     let mut info = tx.lock_context(ctx.as_str()).await?;
-    let holder = agent(tx, &who, false).await?;
+    let holder = registered(tx, &who, "a lock's holder must be: its locks end with its lease").await?;
     if holder.status == AgentStatus::Disconnected {
         return Err(Error::Conflict {
             code: ErrorCode::Disconnected,

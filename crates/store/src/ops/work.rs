@@ -30,7 +30,7 @@ pub(crate) async fn request_handoff(
     }
     info.check_readable(revision.max(1))?;
     let handoff = request.into_handoff(new_id("h", env.now()), &source, revision, env.now())?;
-    agent(tx, &handoff.target, false).await?;
+    registered(tx, &handoff.target, "a handoff's target must be: the handoff goes to its inbox").await?;
     tx.put_object(&handoff_object(&handoff)?).await?;
     let event = handoff_event(tx, env, &mut info, &handoff, types::HANDOFF_REQUESTED, &source).await?;
     deliver(tx, &[&handoff.target], &event).await?;
@@ -51,7 +51,7 @@ pub(crate) async fn expire_handoff(
     ExpireHandoff { id, now }: ExpireHandoff,
 ) -> Result<CoordOutput> {
     let h: Handoff = load(tx, HANDOFF, &id, false).await?;
-    if h.state != HandoffState::Requested || h.deadline > now {
+    if h.status != HandoffState::Requested || h.deadline > now {
         return Ok(CoordOutput::Unit);
     }
     transition(tx, env, &id, HandoffAction::Expire, SYSTEM_AGENT, None, now).await
@@ -64,7 +64,7 @@ pub(crate) async fn assign_task(
 ) -> Result<CoordOutput> {
     let mut info = tx.lock_context(ctx.as_str()).await?;
     let task = request.into_task(new_id("t", env.now()), ctx.as_str(), &by, env.now())?;
-    agent(tx, &task.assignee, false).await?;
+    registered(tx, &task.assignee, "a task's assignee must be: the task goes to its inbox").await?;
     tx.put_object(&task_object(&task)?).await?;
     let data = json!({ "task": task });
     let event = log_event(tx, env, &mut info, types::TASK_ASSIGNED, &by, Some(task.priority), data).await?;
@@ -101,7 +101,7 @@ pub(crate) async fn send_message(
     recipients.sort_unstable();
     recipients.dedup();
     for recipient in &recipients {
-        agent(tx, recipient, false).await?;
+        registered(tx, recipient, "a message's recipient must be: the message goes to its inbox").await?;
     }
     deliver(tx, &recipients, &event).await?;
     Ok(CoordOutput::Event(Box::new(event)))
