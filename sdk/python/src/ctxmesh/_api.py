@@ -453,15 +453,15 @@ def clean_token(token: Any) -> str:
     """
     if not isinstance(token, str):
         raise TypeError(f"token takes a str, not a {type(token).__name__}")
-    token = token.strip()
-    if not token:
+    text: str = token.strip()
+    if not text:
         raise ValueError("token is empty: pass the admin's or an agent's token, or leave it out")
-    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in token):
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in text):
         raise ValueError(
             "token holds whitespace, a control character or a non-ASCII character inside it "
             "(the token is not shown): pass the token alone, as the server printed it"
         )
-    return token
+    return text
 
 
 def clean_agent_id(agent_id: Any) -> Optional[str]:
@@ -469,10 +469,10 @@ def clean_agent_id(agent_id: Any) -> Optional[str]:
         return None
     if not isinstance(agent_id, str):
         raise TypeError(f"agent_id takes a str, not a {type(agent_id).__name__}")
-    agent_id = agent_id.strip()
-    if not agent_id or any(not ch.isprintable() or not ch.isascii() for ch in agent_id):
-        raise ValueError(f"agent_id {agent_id!r} is not an agent id: letters, digits, '-', '_', '.'")
-    return agent_id
+    text: str = agent_id.strip()
+    if not text or any(not ch.isprintable() or not ch.isascii() for ch in text):
+        raise ValueError(f"agent_id {text!r} is not an agent id: letters, digits, '-', '_', '.'")
+    return text
 
 
 def redact(text: str, secret: Optional[str]) -> str:

@@ -400,7 +400,8 @@ class Keepalive:
             if current is None or current.holder != agent or current.lock_id != lock.lock_id:
                 lock._mark_lost("the agent's lease lapsed: the server released its locks (holder disconnected)")
 
-    def _stop(self) -> None:
+    def _stop(self) -> Optional[float]:
+        """Ends the keepalive (``None``: no next round)."""
         self.stopped = True
         return None
 
@@ -518,14 +519,14 @@ def write(
     reads: ReadMemory,
     ctx: str,
     key: str,
-    build: Callable[..., Call[Any]],
+    build: Callable[..., Call[T]],
     *,
     if_match: Any = None,
     if_none_match: bool = False,
     force: bool = False,
     fencing: Any = None,
     deletes: bool = False,
-) -> Plan[Any]:
+) -> Plan[T]:
     """A write of one entry (``build(if_match=, if_none_match=)`` makes its request).
 
     Without a precondition of its own and without ``force``, it carries the
@@ -542,7 +543,7 @@ def write(
         elif implied is not None:
             if_match = implied
     try:
-        answer = yield build(if_match=if_match, if_none_match=if_none_match)
+        answer: T = yield build(if_match=if_match, if_none_match=if_none_match)
     except PreconditionFailed as e:
         if implied is None:
             raise
@@ -594,6 +595,10 @@ def update(
                 written = yield _api.put(ctx, key, value, if_match=current.revision, fencing=fencing, **fields)
             reads.saw(ctx, key, written.revision)
             return written
+        except Fenced:
+            if isinstance(fencing, LockCore):
+                fencing._mark_lost("a newer holder of the lock was issued a token (the write was fenced)")
+            raise
         except PreconditionFailed as e:
             attempt += 1
             if attempt > retries:
@@ -779,8 +784,8 @@ class LockCore(Generic[C]):
         self.client = client
         self.context = ctx
         self.name = name
-        self.ttl_ms = _api.integer(ttl_ms, "ttl_ms")
-        self.wait_ms = _api.integer(wait_ms, "wait_ms")
+        self.ttl_ms: int = _api.integer(ttl_ms, "ttl_ms")
+        self.wait_ms: int = _api.integer(wait_ms, "wait_ms")
         self.auto_refresh = refresh
         self.lock: Optional[m.Lock] = None
         self.lost = False

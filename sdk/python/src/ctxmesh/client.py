@@ -387,6 +387,13 @@ class Client(_plans.ClientCore):
 
             with client.lock("launch", "plan") as lock:
                 client.put("launch", "plan", plan, fencing=lock)
+
+        The lock also lasts only as long as the agent's lease: the client
+        keeps the lease alive while it is open (unless ``keepalive=False``).
+        A lock lost while held (its refresh or release refused, a write
+        under it fenced, the lease lapsed and the server released it) sets
+        ``lock.lost``; its next use, and leaving the ``with`` block, raise
+        :class:`~ctxmesh.LockLostError`.
         """
         return HeldLock(self, ctx, name, ttl_ms=ttl_ms, wait_ms=wait_ms, refresh=refresh)
 
