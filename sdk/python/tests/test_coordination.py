@@ -132,6 +132,8 @@ def test_handoff_lifecycle_with_inbox_delivery(agent: Callable[..., ctxmesh.Clie
     assert rest == ["handoff.accepted", "handoff.completed"]
     assert [h.id for h in writer.list_handoffs(agent=writer.agent_id).handoffs] == [handoff.id]
     assert [h.state for h in researcher.list_handoffs(context=cid, state="completed").handoffs] == ["completed"]
+    assert [h.status for h in researcher.list_handoffs(context=cid, status="completed").handoffs] == ["completed"]
+    assert researcher.list_handoffs(context=cid, status="requested").handoffs == []
     log = [e.type for e in researcher.iter_events(cid, types="handoff.requested,handoff.accepted,handoff.completed")]
     assert log == ["handoff.requested", "handoff.accepted", "handoff.completed"]
 
@@ -161,6 +163,8 @@ def test_tasks(agent: Callable[..., ctxmesh.Client]) -> None:
     assert [t.id for t in worker.list_tasks(agent=worker.agent_id).tasks] == [task.id]
     assert [t.id for t in lead.list_context_tasks(cid).tasks] == [task.id]
     assert lead.list_context_tasks(cid, state="completed").tasks == []
+    assert lead.list_context_tasks(cid, status="completed").tasks == []
+    assert [t.status for t in lead.list_context_tasks(cid, status="assigned").tasks] == ["assigned"]
     with pytest.raises(ctxmesh.Forbidden):
         lead.complete_task(task.id, {"text": "not mine"})
     done = worker.complete_task(task.id, {"text": "hello"})

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Callable, List
+from typing import List
 
 import pytest
 
 import ctxmesh
-from ctxmesh_server import CtxmeshServer, unique
+from ctxmesh_server import CtxmeshServer
 
 WORKERS = 2
 INCREMENTS = 20

@@ -1084,11 +1084,12 @@ def list_handoffs(
     *,
     context: Optional[str] = None,
     agent: Optional[str] = None,
+    status: Optional[str] = None,
     state: Optional[str] = None,
     limit: Optional[int] = None,
     cursor: Optional[str] = None,
 ) -> Call[m.HandoffPage]:
-    params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    params = {"context": context, "agent": agent, "status": status or state, "limit": limit, "cursor": cursor}
     return Call("GET", "/v1/handoffs", model(m.HandoffPage), params=params)
 
 
@@ -1133,11 +1134,12 @@ def list_tasks(
     *,
     context: Optional[str] = None,
     agent: Optional[str] = None,
+    status: Optional[str] = None,
     state: Optional[str] = None,
     limit: Optional[int] = None,
     cursor: Optional[str] = None,
 ) -> Call[m.TaskPage]:
-    params = {"context": context, "agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    params = {"context": context, "agent": agent, "status": status or state, "limit": limit, "cursor": cursor}
     return Call("GET", "/v1/tasks", model(m.TaskPage), params=params)
 
 
@@ -1145,11 +1147,12 @@ def list_context_tasks(
     ctx: str,
     *,
     agent: Optional[str] = None,
+    status: Optional[str] = None,
     state: Optional[str] = None,
     limit: Optional[int] = None,
     cursor: Optional[str] = None,
 ) -> Call[m.TaskPage]:
-    params = {"agent": agent, "state": state, "limit": limit, "cursor": cursor}
+    params = {"agent": agent, "status": status or state, "limit": limit, "cursor": cursor}
     path = f"/v1/contexts/{seg(ctx)}/tasks"
     return Call("GET", path, model(m.TaskPage), params=params)
 

@@ -53,7 +53,6 @@ from . import _api
 from . import models as m
 from ._api import Call
 from .errors import (
-    CtxmeshError,
     Disconnected,
     Fenced,
     Forbidden,

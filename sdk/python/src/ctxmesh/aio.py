@@ -18,7 +18,6 @@ from typing import (
     AsyncIterator,
     Callable,
     Dict,
-    Iterable,
     List,
     Mapping,
     Optional,
@@ -519,19 +518,26 @@ class AsyncClient(_plans.ClientCore):
             value,
             fencing=fencing,
             kind=kind,
-                tags=tags,
-                confidence=confidence,
-                priority=priority,
-                depends_on=depends_on,
-                relevance=relevance,
-                expires_at=expires_at,
-                ttl_ms=ttl_ms,
-                confidential=confidential,
-                vclock=vclock,
+            tags=tags,
+            confidence=confidence,
+            priority=priority,
+            depends_on=depends_on,
+            relevance=relevance,
+            expires_at=expires_at,
+            ttl_ms=ttl_ms,
+            confidential=confidential,
+            vclock=vclock,
         )
         return await self._drive(
             _plans.write(
-                self._reads, ctx, key, build, if_match=if_match, if_none_match=if_none_match, force=force, fencing=fencing
+                self._reads,
+                ctx,
+                key,
+                build,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                force=force,
+                fencing=fencing,
             )
         )
 
@@ -873,13 +879,17 @@ class AsyncClient(_plans.ClientCore):
         *,
         context: Optional[str] = None,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.HandoffPage:
-        """Handoffs of a context, or involving an agent (the caller itself unless admin)."""
+        """Handoffs of a context, or involving an agent (the caller itself unless admin).
+
+        ``status`` filters by status; ``state`` is its former name.
+        """
         return await self._run(
-            _api.list_handoffs(context=context, agent=agent, state=state, limit=limit, cursor=cursor)
+            _api.list_handoffs(context=context, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
         )
 
     async def accept_handoff(self, id: str, outcome: Any = UNSET) -> m.Handoff:
@@ -917,24 +927,33 @@ class AsyncClient(_plans.ClientCore):
         *,
         context: Optional[str] = None,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
-        """Tasks of a context, or of an agent (the caller itself unless admin)."""
-        return await self._run(_api.list_tasks(context=context, agent=agent, state=state, limit=limit, cursor=cursor))
+        """Tasks of a context, or of an agent (the caller itself unless admin).
+
+        ``status`` filters by status; ``state`` is its former name.
+        """
+        return await self._run(
+            _api.list_tasks(context=context, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
+        )
 
     async def list_context_tasks(
         self,
         ctx: str,
         *,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
-        """The tasks of one context (optionally of an agent, or in a state)."""
-        return await self._run(_api.list_context_tasks(ctx, agent=agent, state=state, limit=limit, cursor=cursor))
+        """The tasks of one context (optionally of an agent, or with a ``status``; ``state``: its former name)."""
+        return await self._run(
+            _api.list_context_tasks(ctx, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
+        )
 
     async def get_task(self, id: str) -> m.Task:
         """A task."""

@@ -13,7 +13,7 @@ import weakref
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar, Union
 
 import httpx
 
@@ -561,19 +561,26 @@ class Client(_plans.ClientCore):
             value,
             fencing=fencing,
             kind=kind,
-                tags=tags,
-                confidence=confidence,
-                priority=priority,
-                depends_on=depends_on,
-                relevance=relevance,
-                expires_at=expires_at,
-                ttl_ms=ttl_ms,
-                confidential=confidential,
-                vclock=vclock,
+            tags=tags,
+            confidence=confidence,
+            priority=priority,
+            depends_on=depends_on,
+            relevance=relevance,
+            expires_at=expires_at,
+            ttl_ms=ttl_ms,
+            confidential=confidential,
+            vclock=vclock,
         )
         return self._drive(
             _plans.write(
-                self._reads, ctx, key, build, if_match=if_match, if_none_match=if_none_match, force=force, fencing=fencing
+                self._reads,
+                ctx,
+                key,
+                build,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                force=force,
+                fencing=fencing,
             )
         )
 
@@ -915,12 +922,18 @@ class Client(_plans.ClientCore):
         *,
         context: Optional[str] = None,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.HandoffPage:
-        """Handoffs of a context, or involving an agent (the caller itself unless admin)."""
-        return self._run(_api.list_handoffs(context=context, agent=agent, state=state, limit=limit, cursor=cursor))
+        """Handoffs of a context, or involving an agent (the caller itself unless admin).
+
+        ``status`` filters by status; ``state`` is its former name.
+        """
+        return self._run(
+            _api.list_handoffs(context=context, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
+        )
 
     def accept_handoff(self, id: str, outcome: Any = UNSET) -> m.Handoff:
         """Accepts a handoff (its target only)."""
@@ -957,24 +970,33 @@ class Client(_plans.ClientCore):
         *,
         context: Optional[str] = None,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
-        """Tasks of a context, or of an agent (the caller itself unless admin)."""
-        return self._run(_api.list_tasks(context=context, agent=agent, state=state, limit=limit, cursor=cursor))
+        """Tasks of a context, or of an agent (the caller itself unless admin).
+
+        ``status`` filters by status; ``state`` is its former name.
+        """
+        return self._run(
+            _api.list_tasks(context=context, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
+        )
 
     def list_context_tasks(
         self,
         ctx: str,
         *,
         agent: Optional[str] = None,
+        status: Optional[str] = None,
         state: Optional[str] = None,
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
     ) -> m.TaskPage:
-        """The tasks of one context (optionally of an agent, or in a state)."""
-        return self._run(_api.list_context_tasks(ctx, agent=agent, state=state, limit=limit, cursor=cursor))
+        """The tasks of one context (optionally of an agent, or with a ``status``; ``state``: its former name)."""
+        return self._run(
+            _api.list_context_tasks(ctx, agent=agent, status=status, state=state, limit=limit, cursor=cursor)
+        )
 
     def get_task(self, id: str) -> m.Task:
         """A task."""
