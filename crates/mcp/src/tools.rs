@@ -75,6 +75,10 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
         }
         "request_handoff" => (Method::POST, "/v1/handoffs".into(), Some(Value::Object(args.clone()))),
         "get_handoff" => (Method::GET, format!("/v1/handoffs/{}", a.id("id")?), None),
+        "get_handoff_package" => {
+            let q = a.query(&["budget", "format", "encoding", "explain", "compress"]);
+            (Method::GET, format!("/v1/handoffs/{}/package{q}", a.id("id")?), None)
+        }
         "accept_handoff" | "reject_handoff" | "complete_handoff" => {
             let step = name.trim_end_matches("_handoff");
             let body = args.get("outcome").map(|o| json!({"outcome": o})).unwrap_or_else(|| json!({}));
@@ -225,8 +229,23 @@ fn list() -> Vec<Tool> {
         ),
         tool(
             "get_handoff",
-            "Read a handoff: its state and the context it carries.",
+            "Read a handoff: its status, the keys and revision it refers to, its session and note.",
             json!({"id": {"type": "string"}}),
+            &["id"],
+        )
+        .with_annotations(read_only()),
+        tool(
+            "get_handoff_package",
+            "The context a handoff carries: its keys as of its revision, packed for its target within a token \
+             budget (`format: markdown` for prompt-ready text).",
+            json!({
+                "id": {"type": "string"},
+                "budget": {"type": "integer", "minimum": 1, "description": "Most tokens (default: the target's budget)."},
+                "format": {"type": "string", "enum": ["json", "markdown"]},
+                "encoding": {"type": "string", "enum": ["cl100k_base", "o200k_base"]},
+                "explain": {"type": "boolean"},
+                "compress": {"type": "boolean"}
+            }),
             &["id"],
         )
         .with_annotations(read_only()),
@@ -419,6 +438,9 @@ mod tests {
         assert_eq!(r.uri().to_string(), "/v1/contexts/c/search?q=a%20b%26c&tags=x%2Cy");
         let r = request("get_handoff", &args(json!({"id": "h?x=1"}))).unwrap();
         assert_eq!(r.uri().path(), "/v1/handoffs/h%3Fx%3D1");
+        let r =
+            request("get_handoff_package", &args(json!({"id": "h1", "budget": 500, "format": "markdown"}))).unwrap();
+        assert_eq!(r.uri().to_string(), "/v1/handoffs/h1/package?budget=500&format=markdown");
     }
 
     #[test]
