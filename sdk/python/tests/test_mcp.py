@@ -27,7 +27,7 @@ from ctxmesh_server import CtxmeshServer, server_binary, unique
 TOOLS = {
     "list_contexts", "create_context", "get_entry", "list_entries", "put_entry", "patch_entry", "delete_entry",
     "get_history", "search", "get_package", "request_handoff", "get_handoff", "accept_handoff", "reject_handoff",
-    "complete_handoff", "acquire_lock", "release_lock",
+    "complete_handoff", "get_handoff_package", "acquire_lock", "release_lock",
 }
 
 
@@ -77,7 +77,7 @@ async def test_lists_its_tools(server: CtxmeshServer) -> None:
 async def test_every_tool_against_the_api(server: CtxmeshServer) -> None:
     planner = server.register_agent(unique("planner"), objective="pricing risk for the launch",
                                     needs={"keys": ["findings/**"]})
-    writer = server.register_agent(unique("writer"))
+    writer = server.register_agent(unique("writer"), needs={"keys": ["findings/**"]})
     cid = unique("mcp")
     async with connect(server, planner.token) as client:
         created = await call(client, "create_context", id=cid)
@@ -144,7 +144,7 @@ async def test_every_tool_against_the_api(server: CtxmeshServer) -> None:
 
         handoff = await call(client, "request_handoff", target=writer.id, context=cid,
                              keys=["findings/*"], user_intent="a launch post", note="sources are in findings/")
-        assert handoff["state"] == "requested"
+        assert handoff["status"] == "requested"
 
         deleted = await call(client, "delete_entry", context=cid, key="plan")
         assert deleted["key"] == "plan"
@@ -156,15 +156,27 @@ async def test_every_tool_against_the_api(server: CtxmeshServer) -> None:
         error = await fails(client, "get_entry", context=cid, key="findings/pricing")
         assert error["code"] in ("forbidden", "not_found")
         seen = await call(client, "get_handoff", id=handoff["id"])
-        assert seen["state"] == "requested" and seen["user_intent"] == "a launch post"
-        assert (await call(client, "accept_handoff", id=handoff["id"]))["state"] == "accepted"
+        assert seen["status"] == "requested" and seen["user_intent"] == "a launch post"
+        # What the handoff carries is read under the target's access: a
+        # handoff does not share the context by itself.
+        error = await fails(client, "get_handoff_package", id=handoff["id"])
+        assert error["code"] == "forbidden" and "grant" in error["message"]
+        with server.client(planner.token) as planner_client:
+            planner_client.grant(cid, [writer.id], ["read"])
+        package = await call(client, "get_handoff_package", id=handoff["id"], budget=500)
+        assert package["revision"] == handoff["revision"] and package["agent"] == writer.id
+        assert [i["key"] for i in package["items"]] == ["findings/pricing"]
+        assert (await call(client, "accept_handoff", id=handoff["id"]))["status"] == "accepted"
         done = await call(client, "complete_handoff", id=handoff["id"], outcome={"post": "published"})
-        assert done["state"] == "completed"
+        assert done["status"] == "completed"
 
 
 async def test_arguments_the_api_refuses_are_tool_errors(server: CtxmeshServer) -> None:
     async with connect(server, server.admin_token) as client:
         assert (await fails(client, "get_entry", context=unique("missing"), key="k"))["code"] == "not_found"
+        # A write never creates a context: the refusal says how to make one.
+        error = await fails(client, "put_entry", context=unique("missing"), key="k", value=1)
+        assert error["code"] == "not_found" and "create_context" in error["message"]
         assert (await fails(client, "put_entry", context="c", key="k"))["code"] == "invalid_argument"
         assert (await fails(client, "create_context", id="not an id!"))["code"] == "invalid_id"
         error = await fails(client, "put_entry", context="c", key="k", value=1, if_match="seven")
