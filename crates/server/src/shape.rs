@@ -47,16 +47,20 @@ fn resolve(schema: &Value) -> &Value {
     schema
 }
 
-/// The alternatives a schema offers (`oneOf`, `anyOf`, `allOf` members),
-/// or the schema itself.
+/// The alternatives a schema offers (`oneOf`, `anyOf`, `allOf` members,
+/// nested at most a few levels deep), or the schema itself.
 fn alternatives(schema: &Value) -> Vec<&Value> {
-    let schema = resolve(schema);
-    for combinator in ["oneOf", "anyOf", "allOf"] {
-        if let Some(members) = schema.get(combinator).and_then(Value::as_array) {
-            return members.iter().flat_map(alternatives).collect();
+    fn collect<'s>(schema: &'s Value, levels: usize, into: &mut Vec<&'s Value>) {
+        let schema = resolve(schema);
+        let members = ["oneOf", "anyOf", "allOf"].iter().find_map(|c| schema.get(*c).and_then(Value::as_array));
+        match members {
+            Some(members) if levels > 0 => members.iter().for_each(|m| collect(m, levels - 1, into)),
+            _ => into.push(schema),
         }
     }
-    vec![schema]
+    let mut all = Vec::new();
+    collect(schema, 4, &mut all);
+    all
 }
 
 /// The JSON types a schema accepts, when it says.
@@ -237,5 +241,39 @@ fn or_body(shown: &str) -> String {
         Some(rest) => rest.to_owned(),
         None if shown.is_empty() => ".".to_owned(),
         None => shown.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every schema of the document can be spelled out, briefly: a
+    /// recursive schema or a deep one does not run away.
+    #[test]
+    fn every_schema_of_the_document_is_spelled_out_briefly() {
+        let schemas = components().as_object().expect("the document has component schemas");
+        assert!(schemas.len() > 20, "{}", schemas.len());
+        for (name, schema) in schemas {
+            let shape = brief(schema);
+            assert!(!shape.is_empty(), "{name}");
+            assert!(shape.len() <= BRIEF || !shape.contains('{'), "{name}: {shape}");
+        }
+    }
+
+    #[test]
+    fn shapes_read_as_json_does() {
+        let list = json!({"type": "array", "items": {"type": "string"}});
+        assert_eq!(describe(&list, 2), "[string]");
+        let nullable = json!({"oneOf": [{"type": "null"}, {"type": "integer"}]});
+        assert_eq!(describe(&nullable, 2), "null or integer");
+        let choice = json!({"type": "string", "enum": ["reject", "merge"]});
+        assert_eq!(describe(&choice, 2), r#""reject" | "merge""#);
+        let object = json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}});
+        assert_eq!(describe(&object, 2), r#"{"id" (required): string}"#);
+        let map = json!({"type": "object", "additionalProperties": {"type": "number"}});
+        assert_eq!(describe(&map, 2), "{string: number}");
     }
 }
