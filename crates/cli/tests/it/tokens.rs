@@ -82,7 +82,6 @@ fn mcp_session(mut command: Command, tool: &str, arguments: Value) -> (Vec<Strin
     let tools = ask(Some(2), "tools/list", json!({}));
     let names = tools["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
     let result = ask(Some(3), "tools/call", json!({"name": tool, "arguments": arguments}));
-    drop(ask);
     drop(stdin);
     let _ = child.kill();
     child.wait().unwrap();
@@ -127,7 +126,7 @@ fn login_saves_a_token_that_the_commands_find_from_any_directory() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    write!(login.stdin.take().unwrap(), "  {}  \n", admin_token.trim()).unwrap();
+    writeln!(login.stdin.take().unwrap(), "  {}  ", admin_token.trim()).unwrap();
     let said = ok(login.wait_with_output().unwrap());
     assert!(said.contains(&format!("logged in to {s} as admin (admin)")), "{said}");
     assert_eq!(credentials(config.path()), json!({"servers": {s: {"token": admin_token.trim()}}}));
