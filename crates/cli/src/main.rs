@@ -61,7 +61,8 @@ enum Command {
     Locks(coord::LocksArgs),
     /// Hand work from one agent to another.
     Handoff(coord::HandoffArgs),
-    /// Print a context's events as they arrive (resumes after disconnects).
+    /// Print a context's events as they arrive (resumes after disconnects);
+    /// as an agent, keep its lease alive meanwhile.
     Watch(watch::WatchArgs),
     /// Run a benchmark scenario against a server (started for it by default).
     Bench(bench::BenchArgs),
