@@ -12,7 +12,7 @@ use crate::table;
 #[derive(Args, Debug)]
 pub(crate) struct AgentsArgs {
     #[command(flatten)]
-    opts: ClientOpts,
+    pub(crate) opts: ClientOpts,
     #[command(subcommand)]
     command: AgentsCommand,
 }
@@ -58,6 +58,17 @@ enum AgentsCommand {
         /// The agent id.
         id: String,
     },
+    /// Issue a new token for an agent (shown once); the old one stops
+    /// working at once.
+    RotateToken {
+        /// The agent id.
+        id: String,
+    },
+    /// Revoke an agent's token (`rotate-token` issues a new one).
+    RevokeToken {
+        /// The agent id.
+        id: String,
+    },
     /// Unregister an agent (its locks are released).
     Rm {
         /// The agent id.
@@ -77,7 +88,7 @@ enum AgentsCommand {
 #[derive(Args, Debug)]
 pub(crate) struct LocksArgs {
     #[command(flatten)]
-    opts: ClientOpts,
+    pub(crate) opts: ClientOpts,
     #[command(subcommand)]
     command: LocksCommand,
 }
@@ -125,7 +136,7 @@ enum LocksCommand {
 #[derive(Args, Debug)]
 pub(crate) struct HandoffArgs {
     #[command(flatten)]
-    opts: ClientOpts,
+    pub(crate) opts: ClientOpts,
     #[command(subcommand)]
     command: HandoffCommand,
 }
@@ -144,6 +155,9 @@ enum HandoffCommand {
         /// A key or pattern the target should read (repeatable).
         #[arg(long = "key")]
         keys: Vec<String>,
+        /// Free text for the target.
+        #[arg(long)]
+        note: Option<String>,
         /// Any other handoff fields, as a JSON object.
         #[arg(long)]
         spec: Option<String>,
@@ -235,11 +249,24 @@ fn print_lock(l: &Value) {
     }
 }
 
+/// A handoff's status: `status`, or `state` from a server that sends
+/// only that.
+fn status_of(h: &Value) -> String {
+    if h["status"].is_null() { s(&h["state"]) } else { s(&h["status"]) }
+}
+
+/// A token answered once (at registration, at rotation).
+fn print_token(answer: &Value) {
+    if let Some(token) = answer["token"].as_str() {
+        outln!("token (shown once; store it now): {token}");
+    }
+}
+
 fn print_handoff(h: &Value) {
     outln!(
         "{}  {}  {} -> {}  context {}@{}",
         s(&h["id"]),
-        s(&h["state"]),
+        status_of(h),
         s(&h["source"]),
         s(&h["target"]),
         s(&h["context"]),
@@ -247,6 +274,34 @@ fn print_handoff(h: &Value) {
     );
     if let Some(intent) = h["user_intent"].as_str() {
         outln!("intent: {intent}");
+    }
+}
+
+/// One handoff, field by field (`ctxmesh handoff show`).
+fn print_handoff_details(h: &Value) {
+    let keys: Vec<String> = h["keys"].as_array().into_iter().flatten().map(s).collect();
+    let mut rows = vec![
+        ("id", s(&h["id"])),
+        ("status", status_of(h)),
+        ("agents", format!("{} → {}", s(&h["source"]), s(&h["target"]))),
+        ("context", format!("{}@{}", s(&h["context"]), s(&h["revision"]))),
+        ("keys", if keys.is_empty() { "-".into() } else { keys.join(", ") }),
+    ];
+    for (label, field) in [("intent", "user_intent"), ("session", "session")] {
+        if !h[field].is_null() {
+            rows.push((label, s(&h[field])));
+        }
+    }
+    rows.extend([
+        ("deadline", s(&h["deadline"])),
+        ("note", s(&h["note"])),
+        ("outcome", s(&h["outcome"])),
+        ("created", s(&h["created_at"])),
+        ("updated", s(&h["updated_at"])),
+    ]);
+    for (label, value) in rows {
+        // A value written by an agent may span lines: indent the rest.
+        outln!("{:<9} {}", format!("{label}:"), value.replace('\n', "\n          "));
     }
 }
 
@@ -266,7 +321,23 @@ pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
                 body["lease_ms"] = l.into();
             }
             let agent = client.register_agent(&merged(body, spec.as_deref())?).await?;
-            output(json_out, &agent, || outln!("registered {} (lease {} ms)", s(&agent["id"]), s(&agent["lease_ms"])));
+            output(json_out, &agent, || {
+                outln!("registered {} (lease {} ms)", s(&agent["id"]), s(&agent["lease_ms"]));
+                print_token(&agent);
+            });
+        }
+        AgentsCommand::RotateToken { id } => {
+            let answer = client.rotate_token(&id).await?;
+            output(json_out, &answer, || {
+                outln!("new token for {id}: the old one no longer works");
+                print_token(&answer);
+            });
+        }
+        AgentsCommand::RevokeToken { id } => {
+            client.revoke_token(&id).await?;
+            output(json_out, &json!({ "revoked_token_of": id }), || {
+                outln!("revoked the token of {id} (`ctxmesh agents rotate-token {id}` issues a new one)")
+            });
         }
         AgentsCommand::Ls { status, capability } => {
             let mut q = Vec::new();
@@ -351,17 +422,20 @@ pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
     let client = args.opts.client();
     let json_out = args.opts.json;
     match args.command {
-        HandoffCommand::Request { ctx, target, intent, keys, spec } => {
+        HandoffCommand::Request { ctx, target, intent, keys, note, spec } => {
             let mut body = json!({ "context": ctx, "target": target, "keys": keys });
             if let Some(i) = intent {
                 body["user_intent"] = i.into();
+            }
+            if let Some(n) = note {
+                body["note"] = n.into();
             }
             let h = client.request_handoff(&merged(body, spec.as_deref())?).await?;
             output(json_out, &h, || print_handoff(&h));
         }
         HandoffCommand::Show { id } => {
             let h = client.get_handoff(&id).await?;
-            output(json_out, &h, || outln!("{}", serde_json::to_string_pretty(&h).unwrap_or_default()));
+            output(json_out, &h, || print_handoff_details(&h));
         }
         HandoffCommand::Ls { context, state } => {
             let mut q = Vec::new();

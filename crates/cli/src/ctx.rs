@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::table;
 
 /// Options shared by the client commands.
-#[derive(Args, Debug)]
+#[derive(Args, Clone, Debug)]
 pub(crate) struct ClientOpts {
     /// The server's URL.
     #[arg(long, env = "CTXMESH_SERVER", default_value = "http://127.0.0.1:7600", global = true)]
@@ -20,9 +20,11 @@ pub(crate) struct ClientOpts {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// Bearer token (an agent's, or the admin token). Default: the admin
-    /// token in the local data directory, if there is one.
-    #[arg(long, env = "CTXMESH_TOKEN", global = true, hide_env_values = true)]
+    /// Bearer token (an agent's, or the admin token). Without it:
+    /// $CTXMESH_TOKEN, then the admin token in --data-dir, then the
+    /// server's entry in ~/.config/ctxmesh/credentials.json (`ctxmesh
+    /// login`).
+    #[arg(long, global = true)]
     pub(crate) token: Option<String>,
     /// The local server's data directory, where the admin token is found.
     #[arg(long, env = "CTXMESH_DATA_DIR", default_value = "./ctxmesh-data", global = true)]
@@ -32,14 +34,18 @@ pub(crate) struct ClientOpts {
 impl ClientOpts {
     pub(crate) fn client(&self) -> Client {
         let mut client = Client::new(&self.server);
-        let local = || std::fs::read_to_string(self.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok();
-        if let Some(token) = self.token.clone().or_else(local) {
-            client = client.with_token(token.trim());
+        if let Some(token) = self.token_lookup().token() {
+            client = client.with_token(token);
         }
         match &self.agent {
             Some(agent) => client.with_agent(agent),
             None => client,
         }
+    }
+
+    /// Where the token is found (see `credentials`).
+    pub(crate) fn token_lookup(&self) -> crate::credentials::Lookup {
+        crate::credentials::find_token(&self.server, self.token.as_deref(), &self.data_dir)
     }
 }
 
@@ -47,7 +53,7 @@ impl ClientOpts {
 #[derive(Args, Debug)]
 pub(crate) struct CtxArgs {
     #[command(flatten)]
-    opts: ClientOpts,
+    pub(crate) opts: ClientOpts,
     #[command(subcommand)]
     command: CtxCommand,
 }

@@ -20,7 +20,9 @@ macro_rules! outln {
 
 mod bench;
 mod coord;
+mod credentials;
 mod ctx;
+mod login;
 mod mcp;
 mod serve;
 mod table;
@@ -59,12 +61,31 @@ enum Command {
     Locks(coord::LocksArgs),
     /// Hand work from one agent to another.
     Handoff(coord::HandoffArgs),
-    /// Print a context's events as they arrive (resumes after disconnects).
+    /// Print a context's events as they arrive (resumes after disconnects);
+    /// as an agent, keep its lease alive meanwhile.
     Watch(watch::WatchArgs),
     /// Run a benchmark scenario against a server (started for it by default).
     Bench(bench::BenchArgs),
     /// Serve MCP over stdio, against a server or the embedded store.
     Mcp(mcp::McpArgs),
+    /// Check a token against a server and save it for the client commands.
+    Login(login::LoginArgs),
+    /// Forget the token saved for a server.
+    Logout(login::LogoutArgs),
+}
+
+impl Command {
+    /// The options of a command that talks to a server as a client.
+    fn client_opts(&self) -> Option<&ctx::ClientOpts> {
+        match self {
+            Command::Ctx(args) => Some(&args.opts),
+            Command::Agents(args) => Some(&args.opts),
+            Command::Locks(args) => Some(&args.opts),
+            Command::Handoff(args) => Some(&args.opts),
+            Command::Watch(args) => Some(&args.opts),
+            Command::Serve(_) | Command::Bench(_) | Command::Mcp(_) | Command::Login(_) | Command::Logout(_) => None,
+        }
+    }
 }
 
 /// jemalloc, for Rust and (as the process's `malloc`) for SQLite: small
@@ -83,6 +104,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A server's `401` is explained with where the token was looked for.
+    let client_opts = cli.command.client_opts().cloned();
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
@@ -93,8 +116,14 @@ fn main() -> ExitCode {
             Command::Handoff(args) => coord::handoff(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Mcp(args) => mcp::run(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args),
         }
     });
+    let result = match client_opts {
+        Some(opts) => result.map_err(|e| opts.token_lookup().explain(e)),
+        None => result,
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

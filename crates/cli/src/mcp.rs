@@ -19,8 +19,11 @@ pub(crate) struct McpArgs {
     #[arg(long, env = "CTXMESH_SERVER")]
     server: Option<String>,
     /// Bearer token for --server (an agent's, or the admin token).
-    /// Default: the admin token in --data-dir, if there is one.
-    #[arg(long, env = "CTXMESH_TOKEN", hide_env_values = true)]
+    /// Without it: $CTXMESH_TOKEN, then the admin token in --data-dir,
+    /// then the server's entry in ~/.config/ctxmesh/credentials.json
+    /// (`ctxmesh login`). With none, `ctxmesh mcp` does not start (unless
+    /// the server runs with --auth off).
+    #[arg(long)]
     token: Option<String>,
     /// Act as this agent (recorded as the author of writes).
     #[arg(long, env = "CTXMESH_AGENT")]
@@ -43,12 +46,12 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
         .init();
     let mcp = match &args.server {
         Some(server) => {
-            let local = || std::fs::read_to_string(args.data_dir.join(crate::serve::ADMIN_TOKEN_FILE)).ok();
-            let token = args.token.clone().or_else(local).map(|t| t.trim().to_owned());
+            let lookup = crate::credentials::find_token(server, args.token.as_deref(), &args.data_dir);
+            check_token(server, &lookup).await?;
             let gateway = HttpGateway {
                 http: reqwest::Client::new(),
                 base: server.trim_end_matches('/').to_owned(),
-                token,
+                token: lookup.token().map(str::to_owned),
                 agent: args.agent.clone(),
             };
             Mcp::new(Arc::new(gateway))
@@ -73,6 +76,24 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
         }
     };
     mcp.serve_stdio().await.map_err(|e| anyhow::anyhow!("MCP over stdio: {e}"))
+}
+
+/// Refuses to serve tools whose every call the server would refuse: with
+/// no token found (unless the server answers without one: `--auth off`),
+/// or with a token the server refuses. A server that cannot be reached
+/// yet is given the benefit of the doubt when a token was found.
+async fn check_token(server: &str, lookup: &crate::credentials::Lookup) -> anyhow::Result<()> {
+    let client = ctxmesh_client::Client::new(server);
+    match lookup.token() {
+        Some(token) => match client.with_token(token).whoami().await {
+            Err(e @ ctxmesh_client::ClientError::Api { status: 401, .. }) => Err(lookup.explain(e.into())),
+            _ => Ok(()),
+        },
+        None => match client.whoami().await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(lookup.missing()),
+        },
+    }
 }
 
 /// Sends MCP tool calls to a server over HTTP.

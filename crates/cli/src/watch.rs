@@ -1,11 +1,13 @@
 //! `ctxmesh watch CTX`: print a context's events as they arrive, resuming
-//! by itself after a disconnect.
+//! by itself after a disconnect. Watching as an agent keeps its lease
+//! alive meanwhile, so that its locks outlive the watch's quiet spells but
+//! not the process.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use ctxmesh_client::{ClientError, ResumeTracker, WatchFrame};
+use ctxmesh_client::{Client, ClientError, KeepAliveEnd, ResumeTracker, WatchFrame};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -15,7 +17,7 @@ use crate::ctx::ClientOpts;
 #[derive(Args, Debug)]
 pub(crate) struct WatchArgs {
     #[command(flatten)]
-    opts: ClientOpts,
+    pub(crate) opts: ClientOpts,
     /// The context to watch.
     ctx: String,
     /// Start after this revision (default: from now on).
@@ -37,6 +39,39 @@ pub(crate) struct WatchArgs {
 
 pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let client = args.opts.client();
+    let watching = follow(&client, &args);
+    let Some(agent) = acting_agent(&client, &args).await? else { return watching.await };
+    let mut keep_alive = client.keep_alive(&agent);
+    tokio::pin!(watching);
+    tokio::select! {
+        result = &mut watching => return result,
+        end = keep_alive.ended() => {
+            // A 404 (the agent was unregistered meanwhile) ends it quietly.
+            if let KeepAliveEnd::Refused(e) = end {
+                eprintln!("warning: the lease of {agent} is no longer kept alive: {e}");
+            }
+        }
+    }
+    watching.await
+}
+
+/// The agent the watch acts as, whose lease it keeps alive: the one named
+/// by --agent, else the one whose token it holds (none for the admin).
+async fn acting_agent(client: &Client, args: &WatchArgs) -> anyhow::Result<Option<String>> {
+    if let Some(agent) = &args.opts.agent {
+        return Ok(Some(agent.clone()));
+    }
+    match client.whoami().await {
+        Ok(identity) if identity["admin"] != true => Ok(identity["agent"].as_str().map(str::to_owned)),
+        Ok(_) => Ok(None),
+        Err(e @ ClientError::Api { status: 401, .. }) => Err(e.into()),
+        // The watch itself says what is wrong with the server.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Prints the context's events until the watch fails.
+async fn follow(client: &Client, args: &WatchArgs) -> anyhow::Result<()> {
     let mut query: Vec<(&str, String)> = Vec::new();
     for (name, value) in [("types", &args.types), ("prefix", &args.prefix), ("min_priority", &args.min_priority)] {
         if let Some(v) = value {

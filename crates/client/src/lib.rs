@@ -10,6 +10,10 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod keepalive;
+
+pub use keepalive::{KeepAlive, KeepAliveEnd};
+
 /// An error from the client.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -387,6 +391,25 @@ impl Client {
     /// `POST /v1/agents/{id}/heartbeat`.
     pub async fn heartbeat(&self, id: &str) -> Result<Value> {
         self.call(Method::POST, &format!("/v1/agents/{id}/heartbeat"), None).await
+    }
+
+    /// `GET /v1/whoami`: `{"agent", "admin"}`, who the server takes the
+    /// caller's credentials for (a `401 unauthenticated` when it refuses
+    /// them).
+    pub async fn whoami(&self) -> Result<Value> {
+        self.call(Method::GET, "/v1/whoami", None).await
+    }
+
+    /// `POST /v1/agents/{id}/token`: `{"agent", "token"}`, a new token for
+    /// the agent, answered this once; the old one stops working.
+    pub async fn rotate_token(&self, id: &str) -> Result<Value> {
+        self.call(Method::POST, &format!("/v1/agents/{id}/token"), None).await
+    }
+
+    /// `DELETE /v1/agents/{id}/token`: the agent's token stops working
+    /// (`rotate_token` issues a new one).
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        self.call(Method::DELETE, &format!("/v1/agents/{id}/token"), None).await.map(|_| ())
     }
 
     /// `GET /v1/agents/{id}/inbox?after=&limit=`.

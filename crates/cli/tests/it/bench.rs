@@ -2,17 +2,10 @@
 //! PostgreSQL baselines side by side and check that every acknowledged
 //! write is accounted for; and the SQLite floor.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
-        .arg("bench")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("the ctxmesh binary runs");
+    let out = crate::ctxmesh_command().arg("bench").arg("--json").args(args).output().expect("the ctxmesh binary runs");
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("--json prints JSON")
 }
@@ -61,7 +54,7 @@ async fn cas_scenarios_run_ctxmesh_on_postgresql_and_postgresql_alone_side_by_si
     // A fresh schema of the test database for ctxmesh; the baseline makes
     // one of its own per run and drops it. No PostgreSQL: this test fails.
     let url = ctxmesh_store::conformance::fresh_postgres_url().await;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctxmesh"));
+    let mut cmd = crate::ctxmesh_command();
     cmd.args(["bench", "--json", "cas-one", "--clients", "1,4", "--duration", "1"])
         .args(["--systems", "ctxmesh-postgres,postgres", "--postgres", &url])
         .stdout(std::process::Stdio::piped())
@@ -110,7 +103,7 @@ fn sqlite_floor_reports_each_row_set() {
         assert!(r["cpu_us_per_write"].as_f64().unwrap() > 0.0, "{r:#}");
     }
     // Bad options are refused before anything runs.
-    let refused = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+    let refused = crate::ctxmesh_command()
         .args(["bench", "sqlite-floor", "--batch", "0"])
         .output()
         .expect("the ctxmesh binary runs");
@@ -123,7 +116,7 @@ fn output_to_a_reader_that_has_gone_ends_quietly() {
     // `ctxmesh ... | head -1`: the reader closes the pipe before the
     // command prints (the floor writes first); the command ends with
     // success, without a panic.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+    let mut child = crate::ctxmesh_command()
         .args(["bench", "sqlite-floor", "--writes", "60", "--batch", "5", "--keys", "5"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -1,18 +1,13 @@
 //! The `ctxmesh ctx` client commands: output and exit codes.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 use crate::ServerProcess;
 
 fn ctxmesh(server: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
-        .arg("ctx")
-        .args(["--server", server])
-        .args(args)
-        .output()
-        .expect("the ctxmesh binary runs")
+    crate::ctxmesh_command().arg("ctx").args(["--server", server]).args(args).output().expect("the ctxmesh binary runs")
 }
 
 fn json_of(out: &Output) -> Value {
@@ -106,7 +101,7 @@ fn watch_prints_events_as_they_arrive() {
     let s = server.base.as_str();
     json_of(&ctxmesh(s, &["--json", "create", "live"]));
     json_of(&ctxmesh(s, &["--json", "put", "live", "before", "0"]));
-    let mut watcher = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+    let mut watcher = crate::ctxmesh_command()
         .args(["watch", "live", "--after", "1", "--json", "--server", s])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -131,12 +126,12 @@ fn watch_prints_events_as_they_arrive() {
     assert_eq!(events[0]["key"], "before");
     assert_eq!((events[1]["key"].as_str(), events[1]["priority"].as_str()), (Some("after"), Some("high")));
     // Watching a context that does not exist fails with the not-found exit code.
-    let missing = Command::new(env!("CARGO_BIN_EXE_ctxmesh")).args(["watch", "nope", "--server", s]).output().unwrap();
+    let missing = crate::ctxmesh_command().args(["watch", "nope", "--server", s]).output().unwrap();
     assert_eq!(missing.status.code(), Some(3));
 }
 
 fn run(server: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctxmesh")).args(args).args(["--server", server]).output().expect("runs")
+    crate::ctxmesh_command().args(args).args(["--server", server]).output().expect("runs")
 }
 
 #[test]
@@ -218,7 +213,8 @@ async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let denied = run(s, &["ctx", "ls", "--data-dir", "/nonexistent"]);
     assert_eq!(denied.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("unauthenticated"));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("no token for") && stderr.contains("/nonexistent/admin.token (absent)"), "{stderr}");
     let explicit = run(s, &["ctx", "ls", "--token", token.trim(), "--data-dir", "/nonexistent"]);
     assert!(explicit.status.success());
     drop(server);
@@ -229,7 +225,7 @@ async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
     assert!(run(&server.base, &["ctx", "ls", "--data-dir", data_dir]).status.success());
 
     // No authentication is refused on a non-loopback address.
-    let refused = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+    let refused = crate::ctxmesh_command()
         .args(["serve", "--auth", "off", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -239,7 +235,7 @@ async fn tokens_by_default_with_the_admin_token_in_the_data_directory() {
 
     // A second server on the same data directory is refused (after a
     // wait of a few seconds for the first to let go).
-    let second = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+    let second = crate::ctxmesh_command()
         .args(["serve", "--auth", "off", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -286,4 +282,57 @@ fn grants_from_the_command_line() {
 
     admin(&["ctx", "revoke", "plan", "bob"]);
     assert_eq!(as_bob(&["ctx", "get", "plan", "step"]).status.code(), Some(1), "revoked");
+}
+
+/// `handoff show` prints the handoff field by field, note and outcome
+/// included; JSON only with `--json`.
+#[test]
+fn handoff_show_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let s = server.base.as_str();
+    assert!(ctxmesh(s, &["create", "launch"]).status.success());
+    for agent in ["researcher", "writer"] {
+        json_of(&run(s, &["agents", "register", agent, "--json"]));
+    }
+    let request = [
+        "handoff",
+        "request",
+        "launch",
+        "writer",
+        "--key",
+        "findings/*",
+        "--key",
+        "brief",
+        "--note",
+        "the numbers are in findings/",
+        "--agent",
+        "researcher",
+        "--json",
+    ];
+    let id = json_of(&run(s, &request))["id"].as_str().unwrap().to_owned();
+    assert!(run(s, &["handoff", "accept", &id, "--agent", "writer"]).status.success());
+    let result = r#"{"draft": "drafts/1"}"#;
+    assert!(run(s, &["handoff", "complete", &id, "--result", result, "--agent", "writer"]).status.success());
+
+    let shown = run(s, &["handoff", "show", &id]);
+    assert!(shown.status.success());
+    let text = String::from_utf8(shown.stdout).unwrap();
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "not JSON without --json: {text}");
+    for line in [
+        format!("id:       {id}"),
+        "status:   completed".into(),
+        "agents:   researcher → writer".into(),
+        "context:  launch@1".into(),
+        "keys:     findings/*, brief".into(),
+        "note:     the numbers are in findings/".into(),
+        r#"outcome:  {"draft":"drafts/1"}"#.into(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    for label in ["deadline: ", "created:  ", "updated:  "] {
+        assert!(text.lines().any(|l| l.starts_with(label) && l.len() > label.len() + 10), "{label:?} in:\n{text}");
+    }
+    let json = json_of(&run(s, &["handoff", "show", &id, "--json"]));
+    assert_eq!((json["id"].as_str(), json["note"].as_str()), (Some(id.as_str()), Some("the numbers are in findings/")));
 }

@@ -1,16 +1,30 @@
 //! End-to-end tests of the `ctxmesh` binary: crash safety, graceful
-//! shutdown, the CLI client commands, and several nodes over PostgreSQL.
+//! shutdown, the CLI client commands and where they find their token,
+//! leases kept alive by a watch, and several nodes over PostgreSQL.
 
 mod bench;
 mod cli;
 mod cluster;
 mod crash;
+mod lease;
 mod slow;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `ctxmesh` binary, with no token from the environment and a
+/// per-user config directory of the tests' own: the user's credentials
+/// file is neither read nor written.
+pub(crate) fn ctxmesh_command() -> Command {
+    static CONFIG_HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let config_home = CONFIG_HOME.get_or_init(|| tempfile::tempdir().expect("a temporary directory"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ctxmesh"));
+    command.env("XDG_CONFIG_HOME", config_home.path()).env_remove("CTXMESH_TOKEN");
+    command
+}
 
 /// A `ctxmesh serve` child process on an ephemeral port.
 pub(crate) struct ServerProcess {
@@ -20,7 +34,14 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ctxmesh"))
+        Self::start_with(data_dir, extra, &[("CTXMESH_NO_SAVE_CREDENTIALS", "1")])
+    }
+
+    /// Starts a server with these environment variables (e.g. its own
+    /// `XDG_CONFIG_HOME`) instead of `CTXMESH_NO_SAVE_CREDENTIALS`.
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = crate::ctxmesh_command()
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
