@@ -27,6 +27,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional
@@ -50,6 +51,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "flavour" in metafunc.fixturenames:
         flavours = ["sync"] if metafunc.definition.get_closest_marker("sync_only") else FLAVOURS
         metafunc.parametrize("flavour", flavours, indirect=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def credentials_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A per-user config directory of the session's own: the tests never read nor write the user's credentials."""
+    home = tmp_path_factory.mktemp("config")
+    before = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        if before is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = before
 
 
 @pytest.fixture(scope="session")

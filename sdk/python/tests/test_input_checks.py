@@ -119,6 +119,32 @@ def test_a_token_read_from_a_file_works(server: CtxmeshServer, tmp_path: Any) ->
         assert c.readyz()["status"] == "ready" and c.whoami().admin
 
 
+def test_a_token_saved_by_login_is_found(
+    server: CtxmeshServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("CTXMESH_TOKEN", raising=False)
+    saved = tmp_path / "ctxmesh" / "credentials.json"
+    saved.parent.mkdir()
+    port = server.url.rsplit(":", 1)[1]
+    # Saved under another loopback name of the same server, with a newline.
+    saved.write_text(
+        '{"servers": {"http://localhost:%s": {"token": "%s\\n"}, "http://example.com:80": {"token": "x"}}}'
+        % (port, server.admin_token)
+    )
+    with ctxmesh.Client(server.url, keepalive=False) as c:
+        assert c.whoami().admin, "the saved token was sent"
+        assert server.admin_token not in repr(c)
+    with ctxmesh.Client(server.url, token="cmt_other", keepalive=False) as c:
+        with pytest.raises(ctxmesh.Unauthenticated):
+            c.whoami()  # a token given wins
+    with ctxmesh.Client("http://127.0.0.1:1", keepalive=False) as c:
+        assert c.token is None, "no entry for that server"
+    saved.write_text("not json")
+    with ctxmesh.Client(server.url, keepalive=False) as c:
+        assert c.token is None, "a broken file is skipped"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -22,6 +22,11 @@ comment ``<!-- not run: <why> -->`` (a watch that streams forever, say).
 A block that fails, or does not end (see ``TIMEOUT``), fails the test
 with the block's text.
 
+The environment is the test's, without its ``CTXMESH_*`` variables and
+with ``XDG_CONFIG_HOME`` pointing into the temporary directory (the server
+saves its generated admin token in the per-user credentials file, which
+is not the user's to change).
+
 What is substituted: nothing, when port 7600 is free. When it is taken (by
 another server on this machine), the server listens on a free port
 instead (``--listen``), every ``7600`` in the blocks' text becomes that
@@ -108,6 +113,10 @@ class ReadmeServer:
         self.cwd = cwd
         self.port = PORT if port_is_free(PORT) else 0
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CTXMESH_")}
+        # The server saves the admin token it generates in the per-user
+        # credentials file: a config directory of the test's own keeps the
+        # user's file as it is.
+        self.env["XDG_CONFIG_HOME"] = str(cwd / ".config")
         bin_dir = cwd / ".bin"
         bin_dir.mkdir()
         (bin_dir / "ctxmesh").symlink_to(server_binary().resolve())

@@ -8,12 +8,14 @@ calls and raise the mapped exception on an error answer.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar, Union
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -21,6 +23,8 @@ from . import models as m
 from .errors import ConflictPending, error_from_response
 
 T = TypeVar("T")
+
+log = logging.getLogger("ctxmesh")
 
 DEFAULT_URL = "http://127.0.0.1:7600"
 """Where a client connects when neither ``base_url`` nor ``CTXMESH_URL`` says."""
@@ -434,15 +438,81 @@ def token_agent(identity: Optional[m.Identity]) -> Optional[str]:
 def resolve_settings(
     base_url: Optional[str], token: Optional[str], agent_id: Optional[str]
 ) -> tuple[str, Optional[str], Optional[str]]:
-    url = base_url or os.environ.get("CTXMESH_URL") or DEFAULT_URL
+    url = (base_url or os.environ.get("CTXMESH_URL") or DEFAULT_URL).strip()
     if token is None:
         token = os.environ.get("CTXMESH_TOKEN") or None
-        token = clean_token(token) if token and token.strip() else None
+        token = clean_token(token) if token and token.strip() else saved_token(url)
     else:
         token = clean_token(token)
     if agent_id is None:
         agent_id = (os.environ.get("CTXMESH_AGENT") or "").strip() or None
     return url.rstrip("/"), token, clean_agent_id(agent_id)
+
+
+def credentials_path() -> Optional[Path]:
+    """The per-user credentials file that ``ctxmesh login`` and ``ctxmesh serve`` write.
+
+    ``$XDG_CONFIG_HOME/ctxmesh/credentials.json``, else
+    ``~/.config/ctxmesh/credentials.json``; ``None`` when neither is known.
+    """
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "ctxmesh" / "credentials.json"
+    home = os.environ.get("HOME") or ""
+    if not home:
+        try:
+            home = str(Path.home())
+        except RuntimeError:
+            return None
+    return Path(home) / ".config" / "ctxmesh" / "credentials.json"
+
+
+def server_key(url: str) -> Optional[tuple[str, str, int]]:
+    """``(scheme, host, port)`` of a server's URL, the loopback names alike; ``None`` when it is no URL."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if not parts.scheme or not host or port is None:
+        return None
+    if host in ("localhost", "127.0.0.1", "::1"):
+        host = "loopback"
+    return parts.scheme, host, port
+
+
+def saved_token(url: str) -> Optional[str]:
+    """The token saved for the server at ``url`` in the credentials file, if any.
+
+    The file is ``{"servers": {"http://127.0.0.1:7600": {"token": "..."}}}``,
+    keyed by ``scheme://host:port``; ``localhost``, ``127.0.0.1`` and
+    ``[::1]`` name the same server. A file that cannot be read is skipped.
+    """
+    path = credentials_path()
+    want = server_key(url)
+    if path is None or want is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.debug("ctxmesh: credentials file %s skipped: %s", path, type(e).__name__)
+        return None
+    servers = data.get("servers") if isinstance(data, dict) else None
+    if not isinstance(servers, dict):
+        return None
+    for name, saved in servers.items():
+        if isinstance(name, str) and server_key(name) == want and isinstance(saved, dict):
+            value = saved.get("token")
+            if isinstance(value, str) and value.strip():
+                try:
+                    return clean_token(value)
+                except ValueError:
+                    log.debug("ctxmesh: the token saved for %s in %s is malformed", name, path)
+                    return None
+    return None
 
 
 def clean_token(token: Any) -> str:

@@ -38,7 +38,9 @@ class Client(_plans.ClientCore):
         base_url: the server, e.g. ``http://127.0.0.1:7600`` (default:
             ``$CTXMESH_URL``, else ``http://127.0.0.1:7600``).
         token: a bearer token, the admin's or an agent's (default:
-            ``$CTXMESH_TOKEN``).
+            ``$CTXMESH_TOKEN``, else the token saved for ``base_url`` in the
+            per-user credentials file that ``ctxmesh login`` and ``ctxmesh
+            serve`` write, ``~/.config/ctxmesh/credentials.json``).
         agent_id: the agent this client acts as, sent as ``X-Agent-Id``
             (default: ``$CTXMESH_AGENT``). With an agent token the server
             knows the agent already: methods whose agent defaults to this
