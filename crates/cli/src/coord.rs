@@ -172,9 +172,10 @@ enum HandoffCommand {
         /// Only those of this context.
         #[arg(long)]
         context: Option<String>,
-        /// Only those in this state.
-        #[arg(long)]
-        state: Option<String>,
+        /// Only those with this status (requested, accepted, rejected,
+        /// completed, expired).
+        #[arg(long, alias = "state")]
+        status: Option<String>,
     },
     /// Accept a handoff (as its target).
     Accept {
@@ -249,10 +250,9 @@ fn print_lock(l: &Value) {
     }
 }
 
-/// A handoff's status: `status`, or `state` from a server that sends
-/// only that.
+/// A handoff's status.
 fn status_of(h: &Value) -> String {
-    if h["status"].is_null() { s(&h["state"]) } else { s(&h["status"]) }
+    s(&h["status"])
 }
 
 /// A token answered once (at registration, at rotation).
@@ -437,7 +437,7 @@ pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
             let h = client.get_handoff(&id).await?;
             output(json_out, &h, || print_handoff_details(&h));
         }
-        HandoffCommand::Ls { context, state } => {
+        HandoffCommand::Ls { context, status } => {
             let mut q = Vec::new();
             if let Some(agent) = &args.opts.agent {
                 q.push(("agent", agent.clone()));
@@ -445,8 +445,8 @@ pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
             if let Some(c) = context {
                 q.push(("context", c));
             }
-            if let Some(st) = state {
-                q.push(("state", st));
+            if let Some(st) = status {
+                q.push(("status", st));
             }
             let list = client.list_handoffs(&q).await?;
             output(json_out, &list, || {

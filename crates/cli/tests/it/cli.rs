@@ -182,7 +182,7 @@ fn agents_locks_and_handoffs_from_the_command_line() {
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("forbidden"));
     assert!(run(s, &["handoff", "accept", &id, "--agent", "writer"]).status.success());
     let done = json_of(&run(s, &["handoff", "complete", &id, "--result", "drafts/1", "--agent", "writer", "--json"]));
-    assert_eq!((done["state"].as_str(), done["outcome"].as_str()), (Some("completed"), Some("drafts/1")));
+    assert_eq!((done["status"].as_str(), done["outcome"].as_str()), (Some("completed"), Some("drafts/1")));
     let again = run(s, &["handoff", "complete", &id, "--agent", "writer"]);
     assert_eq!(again.status.code(), Some(4), "an illegal transition is a conflict");
     let inbox = json_of(&run(s, &["agents", "inbox", "writer", "--json"]));
