@@ -40,6 +40,14 @@ pub(crate) enum Format {
 pub(crate) struct PackageParams {
     /// The agent it is for (default: the caller).
     agent: Option<String>,
+    /// Build it as of this revision (what the agent saw then).
+    at: Option<u64>,
+}
+
+/// How a package is asked for, besides whose and when.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ShapeParams {
     /// Most tokens (default: the agent's `token_budget`).
     budget: Option<usize>,
     /// `json` (default) or `markdown`.
@@ -54,15 +62,13 @@ pub(crate) struct PackageParams {
     /// Summarize entries that do not fit whole (default true); false
     /// references them instead.
     compress: Option<bool>,
-    /// Build it as of this revision (what the agent saw then).
-    at: Option<u64>,
 }
 
 /// The context an agent needs, ranked by relevance and packed into its
 /// token budget (counted with tiktoken): entries whole, summarized, or as
 /// references to fetch; never cut. Entries the caller or the agent may not
 /// read, and confidential entries, are never in it.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/package", tag = "mesh", params(PackageParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/package", tag = "mesh", params(PackageParams, ShapeParams),
     responses((status = 200, body = Package), (status = 200, content_type = "text/markdown"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn package(
@@ -71,6 +77,7 @@ pub(crate) async fn package(
     scopes: Scopes,
     P(ctx): P<String>,
     Q(p): Q<PackageParams>,
+    Q(shape): Q<ShapeParams>,
 ) -> ApiResult<Response> {
     let ctx = context_id(&ctx)?;
     let agent = package_agent(&state, &caller, p.agent.as_deref()).await?;
@@ -79,18 +86,7 @@ pub(crate) async fn package(
         let resource = format!("GET /v1/contexts/{}/package?agent={}", ctx.as_str(), agent.id);
         filters.push(crate::authz::read_scope_of(&state, &agent.id, &ctx, &resource).await?);
     }
-    let shape =
-        Shape { budget: p.budget, format: p.format, encoding: p.encoding, explain: p.explain, compress: p.compress };
     answer_package(&state, ctx, agent, p.at, shape, filters).await
-}
-
-/// How a package is asked for, besides whose and when.
-struct Shape {
-    budget: Option<usize>,
-    format: Format,
-    encoding: Encoding,
-    explain: bool,
-    compress: Option<bool>,
 }
 
 /// The package of `ctx` at revision `at` (default: the current one) for
@@ -101,7 +97,7 @@ async fn answer_package(
     ctx: ContextId,
     agent: Agent,
     at: Option<u64>,
-    shape: Shape,
+    shape: ShapeParams,
     mut filters: Vec<EntryScope>,
 ) -> ApiResult<Response> {
     let info = state.store().get_context(&ctx).await?;
@@ -149,32 +145,13 @@ async fn answer_package(
     Ok(response)
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct HandoffPackageParams {
-    /// Most tokens (default: the target's `token_budget`).
-    budget: Option<usize>,
-    /// `json` (default) or `markdown`.
-    #[serde(default)]
-    format: Format,
-    /// `cl100k_base` (default) or `o200k_base`.
-    #[serde(default)]
-    encoding: Encoding,
-    /// Include every entry's relevance signals, and the entries left out.
-    #[serde(default)]
-    explain: bool,
-    /// Summarize entries that do not fit whole (default true); false
-    /// references them instead.
-    compress: Option<bool>,
-}
-
 /// The context a handoff carries: the package of its keys (all of the
 /// context when it names none) as of its revision, built for its target
 /// within the target's budget (or `budget`). The caller must be able to
 /// read the handoff (its source, its target, or a reader of its context),
 /// and the package holds only what both the caller and the target may
 /// read.
-#[utoipa::path(get, path = "/v1/handoffs/{id}/package", tag = "handoffs", params(HandoffPackageParams),
+#[utoipa::path(get, path = "/v1/handoffs/{id}/package", tag = "handoffs", params(ShapeParams),
     responses((status = 200, body = Package), (status = 200, content_type = "text/markdown"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody)))]
@@ -182,7 +159,7 @@ pub(crate) async fn handoff_package(
     State(state): State<AppState>,
     caller: Caller,
     P(id): P<String>,
-    Q(p): Q<HandoffPackageParams>,
+    Q(shape): Q<ShapeParams>,
 ) -> ApiResult<Response> {
     let h = state.store().coord(req::GetHandoff { id }).await?;
     let ctx = context_id(&h.context)?;
@@ -197,8 +174,6 @@ pub(crate) async fn handoff_package(
         filters.push(EntryScope::of_keys(ctx.as_str(), &h.target, &patterns));
     }
     let agent = registered(&state, &h.target).await?;
-    let shape =
-        Shape { budget: p.budget, format: p.format, encoding: p.encoding, explain: p.explain, compress: p.compress };
     answer_package(&state, ctx, agent, Some(h.revision), shape, filters).await
 }
 
