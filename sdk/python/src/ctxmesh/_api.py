@@ -212,22 +212,21 @@ def integer(value: Any, name: str) -> Any:
     return value
 
 
+def _of_type(value: Any, name: str, kind: type) -> Any:
+    """``value`` when it is a ``kind`` (``None`` passes), else a TypeError naming ``name``."""
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} takes a {kind.__name__}, not a {type(value).__name__}")
+    return value
+
+
 def string(value: Any, name: str) -> Any:
     """A str (``None`` passes)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{name} takes a str, not a {type(value).__name__}")
-    return value
+    return _of_type(value, name, str)
 
 
 def boolean(value: Any, name: str) -> Any:
     """A bool (``None`` passes)."""
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} takes a bool, not a {type(value).__name__}")
-    return value
+    return _of_type(value, name, bool)
 
 
 def timestamp(value: Any, name: str) -> Any:
