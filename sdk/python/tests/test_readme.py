@@ -47,7 +47,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
 
@@ -190,15 +190,18 @@ def readme_server(tmp_path: Path) -> Iterator[ReadmeServer]:
         instance.stop()
 
 
-def run_shell(server: ReadmeServer, path: Path, shell: List[Block]) -> None:
-    """Runs the blocks as one bash script, failing with the text of the block that failed."""
-    script = ["set -e -o pipefail"]
-    for i, block in enumerate(shell):
-        script.append(f"echo '::block {i}' >&2")
-        script.append(server.substitute(block.text))
+def text_of(stream: Any) -> str:
+    """A captured stream as text (a timeout hands it over as bytes)."""
+    return stream.decode() if isinstance(stream, bytes) else (stream or "")
+
+
+def run_blocks(server: ReadmeServer, path: Path, kind: str, blocks_: List[Block], argv: List[str]) -> None:
+    """Runs ``argv`` (which prints ``::block N`` before block N and
+    ``::done`` at the end), failing with the text of the block that failed
+    and the tail of what it printed."""
     try:
         done = subprocess.run(
-            ["bash", "-c", "\n".join(script)],
+            argv,
             cwd=server.cwd,
             env=server.env,
             stdin=subprocess.DEVNULL,
@@ -206,21 +209,30 @@ def run_shell(server: ReadmeServer, path: Path, shell: List[Block]) -> None:
             text=True,
             timeout=TIMEOUT,
         )
-        stderr, failed = done.stderr, done.returncode != 0
-        why = f"exit status {done.returncode}"
-        output = done.stdout
+        output, failed, why = done.stdout + done.stderr, done.returncode != 0, f"exit status {done.returncode}"
     except subprocess.TimeoutExpired as e:
-        stderr = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        output = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        output = text_of(e.stdout) + text_of(e.stderr)
         failed, why = True, "it did not end (mark a block that streams forever with <!-- not run: ... -->)"
+    if not failed and "::done" not in output:
+        failed, why = True, "the blocks did not all run"
     if failed:
-        started = re.findall(r"^::block (\d+)$", stderr, re.M)
-        block = shell[int(started[-1])] if started else shell[0]
+        started = re.findall(r"^::block (\d+)$", output, re.M)
+        block = blocks_[int(started[-1])] if started else blocks_[0]
         pytest.fail(
-            f"a shell block of the README failed ({why}):\n{block.describe(path)}\n"
-            f"--- its output (tail) ---\n{output[-2000:]}\n--- stderr (tail) ---\n{stderr[-2000:]}",
+            f"a {kind} block of the README failed ({why}):\n{block.describe(path)}\n"
+            f"--- output (tail) ---\n{output[-3000:]}",
             pytrace=False,
         )
+
+
+def run_shell(server: ReadmeServer, path: Path, shell: List[Block]) -> None:
+    """Runs the blocks as one bash script."""
+    script = ["set -e -o pipefail"]
+    for i, block in enumerate(shell):
+        script.append(f"echo '::block {i}' >&2")
+        script.append(server.substitute(block.text))
+    script.append("echo '::done' >&2")
+    run_blocks(server, path, "shell", shell, ["bash", "-c", "\n".join(script)])
 
 
 RUNNER = textwrap.dedent(
@@ -247,32 +259,7 @@ def run_python(server: ReadmeServer, path: Path, python: List[Block]) -> None:
 
     (server.cwd / ".blocks.json").write_text(json.dumps([server.substitute(b.text) for b in python]))
     (server.cwd / ".runner.py").write_text(RUNNER)
-    try:
-        done = subprocess.run(
-            [sys.executable, ".runner.py", ".blocks.json"],
-            cwd=server.cwd,
-            env=server.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-        output, failed, why = done.stdout + done.stderr, done.returncode != 0, f"exit status {done.returncode}"
-    except subprocess.TimeoutExpired as e:
-        output = (e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")) + (
-            e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        )
-        failed, why = True, "it did not end (mark a block that streams forever with <!-- not run: ... -->)"
-    if not failed and "::done" not in output:
-        failed, why = True, "the blocks did not all run"
-    if failed:
-        started = re.findall(r"^::block (\d+)$", output, re.M)
-        block = python[int(started[-1])] if started else python[0]
-        pytest.fail(
-            f"a Python block of the README failed ({why}):\n{block.describe(path)}\n"
-            f"--- output (tail) ---\n{output[-3000:]}",
-            pytrace=False,
-        )
+    run_blocks(server, path, "Python", python, [sys.executable, ".runner.py", ".blocks.json"])
 
 
 def test_the_five_minute_tour_runs_as_written(readme_server: ReadmeServer) -> None:
