@@ -45,6 +45,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
 )
@@ -468,26 +469,36 @@ class ThreadReads(ReadMemory):
 class TaskReads(ReadMemory):
     """A :class:`ReadMemory` per asyncio task (the async client).
 
-    A context variable holds a mapping that is replaced, never changed, so
-    that a task started from another inherits what it had seen without the
-    two sharing later reads.
+    A context variable holds the memory, which is replaced, never changed,
+    so that a task started from another inherits what it had seen without
+    the two sharing later reads. It is split in :attr:`BUCKETS` buckets by
+    key, so that remembering an entry copies one bucket and the list of
+    buckets, not the whole memory; each bucket forgets its least recently
+    seen entries past its share of :attr:`LIMIT`.
     """
 
+    BUCKETS = 64
+
     def __init__(self) -> None:
-        self._var: contextvars.ContextVar[Dict[tuple[str, str], Seen]] = contextvars.ContextVar(
-            f"ctxmesh-reads-{id(self)}", default={}
+        empty: Tuple[Dict[tuple[str, str], Seen], ...] = tuple({} for _ in range(self.BUCKETS))
+        self._var: contextvars.ContextVar[Tuple[Dict[tuple[str, str], Seen], ...]] = contextvars.ContextVar(
+            f"ctxmesh-reads-{id(self)}", default=empty
         )
 
     def seen(self, ctx: str, key: str) -> Optional[Seen]:
-        return self._var.get().get((ctx, key))
+        entry = (ctx, key)
+        return self._var.get()[hash(entry) % self.BUCKETS].get(entry)
 
     def saw(self, ctx: str, key: str, revision: Optional[int]) -> None:
-        seen = dict(self._var.get())
-        seen.pop((ctx, key), None)
-        seen[(ctx, key)] = ABSENT if revision is None else revision
-        while len(seen) > self.LIMIT:
-            del seen[next(iter(seen))]
-        self._var.set(seen)
+        entry = (ctx, key)
+        buckets = self._var.get()
+        i = hash(entry) % self.BUCKETS
+        bucket = dict(buckets[i])
+        bucket.pop(entry, None)
+        bucket[entry] = ABSENT if revision is None else revision
+        while len(bucket) > self.LIMIT // self.BUCKETS:
+            del bucket[next(iter(bucket))]
+        self._var.set(buckets[:i] + (bucket,) + buckets[i + 1 :])
 
 
 # --- entries ---------------------------------------------------------------------
