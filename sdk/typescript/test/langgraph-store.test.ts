@@ -134,14 +134,18 @@ describe("CtxmeshStore", () => {
     const found = await writers[0]!.search(["findings"], { limit: 100 });
     expect(found.map((i) => i.key).sort()).toEqual(["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"]);
 
-    await writers[0]!.put(["shared"], "plan", { step: 0 });
-    const created = (await writers[0]!.get(["shared"], "plan"))!.createdAt.getTime();
-    await Promise.all(writers.map((store, i) => store.put(["shared"], "plan", { step: i + 1 })));
-    const plan = (await writers[0]!.get(["shared"], "plan"))!;
-    expect(plan.createdAt.getTime()).toBe(created);
+    // All create one item at once: one of them creates it, the others update
+    // it, and its creation time stays the first write's (each writer that
+    // read no item and met one retries with it, instead of writing over it
+    // as if it were new).
+    await Promise.all(writers.map((store, i) => store.put(["shared"], "plan", { step: i })));
     const versions = (await client.entryHistory(context, "shared/@plan")).versions;
-    // Every update landed (none was refused or merged away): one version per put.
-    expect(versions.length).toBe(writers.length + 1);
-    expect(new Set(versions.map((v) => JSON.stringify(v.entry?.value))).size).toBe(writers.length + 1);
+    // Every put landed (none was refused or merged away): one version per put.
+    expect(versions.length).toBe(writers.length);
+    expect(new Set(versions.map((v) => JSON.stringify(v.entry?.value))).size).toBe(writers.length);
+    const firstWrite = new Date(versions[versions.length - 1]!.entry!.updated_at).getTime();
+    const plan = (await writers[0]!.get(["shared"], "plan"))!;
+    expect(plan.createdAt.getTime()).toBe(firstWrite);
+    expect(plan.updatedAt.getTime()).toBe(new Date(versions[0]!.entry!.updated_at).getTime());
   });
 });
