@@ -379,29 +379,29 @@ export class Client {
   // --- operations --------------------------------------------------------------
 
   /** `GET /healthz`: `{status: "ok"}` while the server runs. */
-  healthz(options?: RequestOptions): Promise<{ status: string }> {
+  async healthz(options?: RequestOptions): Promise<{ status: string }> {
     return this.transport.json<{ status: string }>({ method: "GET", path: "/healthz" }, options).then((a) => a.data);
   }
 
   /** `GET /readyz`: `{status: "ready"}` when the store answers (else `UnavailableError`). */
-  readyz(options?: RequestOptions): Promise<{ status: string }> {
+  async readyz(options?: RequestOptions): Promise<{ status: string }> {
     return this.transport.json<{ status: string }>({ method: "GET", path: "/readyz" }, options).then((a) => a.data);
   }
 
   /** The server's OpenAPI document. */
-  openapi(options?: RequestOptions): Promise<Record<string, unknown>> {
+  async openapi(options?: RequestOptions): Promise<Record<string, unknown>> {
     return this.transport.json<Record<string, unknown>>({ method: "GET", path: "/openapi.json" }, options).then((a) => a.data);
   }
 
   /** The Prometheus metrics text. */
-  metrics(options?: RequestOptions): Promise<string> {
+  async metrics(options?: RequestOptions): Promise<string> {
     return this.transport.text({ method: "GET", path: "/metrics" }, options).then((a) => a.data);
   }
 
   // --- contexts --------------------------------------------------------------
 
   /** Creates a context (`AlreadyExistsError` when the id is taken); `parent` with `inherit`/`override`/`isolate` makes a child. */
-  createContext(id: string, options: CreateContextOptions = {}): Promise<Context> {
+  async createContext(id: string, options: CreateContextOptions = {}): Promise<Context> {
     const { policy, schemas, retention, labels, mesh, parent, inherit, override, isolate, ...rest } = options;
     const body = given({
       id,
@@ -419,7 +419,7 @@ export class Client {
   }
 
   /** One page of the contexts the caller may read (see `iterContexts`). */
-  listContexts(options: PageOptions = {}): Promise<ContextList> {
+  async listContexts(options: PageOptions = {}): Promise<ContextList> {
     const { limit, cursor, ...rest } = options;
     return this.send<ContextList>({ method: "GET", path: "/v1/contexts", query: { limit, cursor } }, rest);
   }
@@ -437,12 +437,12 @@ export class Client {
   }
 
   /** A context's settings and counters (its current `revision`...). */
-  getContext(ctx: string, options?: RequestOptions): Promise<Context> {
+  async getContext(ctx: string, options?: RequestOptions): Promise<Context> {
     return this.send<Context>({ method: "GET", path: `/v1/contexts/${seg(ctx)}` }, options);
   }
 
   /** Replaces the given settings of a context (each one given is replaced whole). */
-  updateContext(ctx: string, settings: ContextSettings & RequestOptions): Promise<Context> {
+  async updateContext(ctx: string, settings: ContextSettings & RequestOptions): Promise<Context> {
     const { policy, schemas, retention, labels, mesh, ...rest } = settings;
     const body = given({ policy, schemas, retention, labels, mesh });
     return this.send<Context>({ method: "PATCH", path: `/v1/contexts/${seg(ctx)}`, body: checkJson(body, "settings") }, rest);
@@ -454,7 +454,7 @@ export class Client {
   }
 
   /** Applies the context's retention policy now; answers what was compacted. */
-  compact(ctx: string, options?: RequestOptions): Promise<Compaction> {
+  async compact(ctx: string, options?: RequestOptions): Promise<Compaction> {
     return this.send<Compaction>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/compact` }, options);
   }
 
@@ -490,18 +490,18 @@ export class Client {
    * policy settled a stale write; a write kept aside (`manual` policy)
    * throws `ConflictPendingError`.
    */
-  put(ctx: string, key: string, value: unknown, options: PutOptions = {}): Promise<WrittenEntry> {
+  async put(ctx: string, key: string, value: unknown, options: PutOptions = {}): Promise<WrittenEntry> {
     const body = { value: checkJson(value, "value"), ...entryMeta(options) };
     return this.write(ctx, key, options, false, (headers) => ({ method: "PUT", path: entryPath(ctx, key), body, headers }));
   }
 
   /** Creates an entry only if it does not exist (`PreconditionFailedError` otherwise). */
-  create(ctx: string, key: string, value: unknown, options: Omit<PutOptions, "ifMatch" | "ifNoneMatch"> = {}): Promise<WrittenEntry> {
+  async create(ctx: string, key: string, value: unknown, options: Omit<PutOptions, "ifMatch" | "ifNoneMatch"> = {}): Promise<WrittenEntry> {
     return this.put(ctx, key, value, { ...options, ifNoneMatch: true });
   }
 
   /** Applies a JSON Merge Patch (RFC 7386) to an entry's value; metadata is kept. */
-  mergePatch(ctx: string, key: string, patch: Record<string, unknown>, options: WriteOptions = {}): Promise<WrittenEntry> {
+  async mergePatch(ctx: string, key: string, patch: Record<string, unknown>, options: WriteOptions = {}): Promise<WrittenEntry> {
     const body = checkJson(patch, "patch");
     return this.write(ctx, key, options, false, (headers) => ({
       method: "PATCH",
@@ -513,7 +513,7 @@ export class Client {
   }
 
   /** Applies a JSON Patch (RFC 6902) to an entry's value; metadata is kept. */
-  jsonPatch(ctx: string, key: string, operations: Record<string, unknown>[], options: WriteOptions = {}): Promise<WrittenEntry> {
+  async jsonPatch(ctx: string, key: string, operations: Record<string, unknown>[], options: WriteOptions = {}): Promise<WrittenEntry> {
     if (!Array.isArray(operations)) throw new TypeError("operations takes an array of JSON Patch operations");
     const body = checkJson(operations, "operations");
     return this.write(ctx, key, options, false, (headers) => ({
@@ -526,7 +526,7 @@ export class Client {
   }
 
   /** Deletes an entry (`NotFoundError` when absent); answers the deleting revision. */
-  delete(ctx: string, key: string, options: WriteOptions = {}): Promise<Deleted> {
+  async delete(ctx: string, key: string, options: WriteOptions = {}): Promise<Deleted> {
     return this.write(ctx, key, options, true, (headers) => ({ method: "DELETE", path: entryPath(ctx, key), headers }));
   }
 
@@ -575,7 +575,7 @@ export class Client {
   }
 
   /** One page of entries (see `list` and `iterEntries` for all of them). */
-  listPage(ctx: string, options: ReadOptions & { prefix?: string; limit?: number; cursor?: string } = {}): Promise<EntryList> {
+  async listPage(ctx: string, options: ReadOptions & { prefix?: string; limit?: number; cursor?: string } = {}): Promise<EntryList> {
     const { prefix, at, asOf, limit, cursor, ...rest } = options;
     const query = { prefix, at, as_of: timestamp(asOf, "asOf"), limit, cursor };
     return this.send<EntryList>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/entries`, query }, rest);
@@ -605,7 +605,7 @@ export class Client {
    * `{key: "a", revision: 7}` and `{op: "put", key: "a", value: 1}`. A failed
    * comparison is not an error: `succeeded` is `false`.
    */
-  txn(
+  async txn(
     ctx: string,
     request: {
       compare?: Record<string, unknown>[];
@@ -629,7 +629,7 @@ export class Client {
   }
 
   /** The entries as one nested JSON document (keys split on `/`). */
-  document(ctx: string, options: ReadOptions & { prefix?: string } = {}): Promise<Document> {
+  async document(ctx: string, options: ReadOptions & { prefix?: string } = {}): Promise<Document> {
     const { prefix, at, asOf, ...rest } = options;
     return this.send<Document>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/document`, query: { prefix, at, as_of: timestamp(asOf, "asOf") } }, rest);
   }
@@ -680,35 +680,35 @@ export class Client {
   // --- history ---------------------------------------------------------------
 
   /** Versions of one entry, newest first (continue with `before: next_before`). */
-  entryHistory(ctx: string, key: string, options: RequestOptions & { before?: number; limit?: number } = {}): Promise<EntryHistory> {
+  async entryHistory(ctx: string, key: string, options: RequestOptions & { before?: number; limit?: number } = {}): Promise<EntryHistory> {
     const { before, limit, ...rest } = options;
     return this.send<EntryHistory>({ method: "GET", path: `${entryPath(ctx, key)}/history`, query: { before, limit } }, rest);
   }
 
   /** Commits of a context, newest first: revision, author, time, kind, keys. */
-  history(ctx: string, options: RequestOptions & { before?: number; limit?: number } = {}): Promise<CommitList> {
+  async history(ctx: string, options: RequestOptions & { before?: number; limit?: number } = {}): Promise<CommitList> {
     const { before, limit, ...rest } = options;
     return this.send<CommitList>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/history`, query: { before, limit } }, rest);
   }
 
   /** Changes between two revisions (`to` defaults to the current one; 0 is the empty state). */
-  diff(ctx: string, from: number, to?: number, options?: RequestOptions): Promise<Diff> {
+  async diff(ctx: string, from: number, to?: number, options?: RequestOptions): Promise<Diff> {
     return this.send<Diff>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/diff`, query: { from, to } }, options);
   }
 
   /** Writes the state of revision `to` as a new revision (history is kept). */
-  rollback(ctx: string, to: number, options?: RequestOptions): Promise<RollbackResponse> {
+  async rollback(ctx: string, to: number, options?: RequestOptions): Promise<RollbackResponse> {
     return this.send<RollbackResponse>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/rollback`, body: { to: int(to, "to") } }, options);
   }
 
   /** A new context `newId` holding this one's entries as of `at` (default: now). */
-  fork(ctx: string, newId: string, options: RequestOptions & { at?: number } = {}): Promise<Context> {
+  async fork(ctx: string, newId: string, options: RequestOptions & { at?: number } = {}): Promise<Context> {
     const { at, ...rest } = options;
     return this.send<Context>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/fork`, body: given({ id: newId, at: int(at, "at") }) }, rest);
   }
 
   /** One page of a context's event log after revision `after` (see `iterEvents`). */
-  events(ctx: string, options: EventFilter & RequestOptions & { after?: number; limit?: number } = {}): Promise<EventList> {
+  async events(ctx: string, options: EventFilter & RequestOptions & { after?: number; limit?: number } = {}): Promise<EventList> {
     const { after = 0, types, prefix, minPriority, limit, ...rest } = options;
     const query = { after, types: typesParam(types), prefix, min_priority: minPriority, limit };
     return this.send<EventList>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/events`, query }, rest);
@@ -793,7 +793,7 @@ export class Client {
   }
 
   /** Sends a priority message to a context's log, to agents' inboxes, or both. */
-  sendMessage(body: unknown, options: RequestOptions & { context?: string; agents?: string[]; priority?: string; topic?: string } = {}): Promise<Event> {
+  async sendMessage(body: unknown, options: RequestOptions & { context?: string; agents?: string[]; priority?: string; topic?: string } = {}): Promise<Event> {
     const { context, agents, priority, topic, ...rest } = options;
     const payload = { ...given({ context, agents: strList(agents, "agents"), priority, topic }), body: checkJson(body, "body") };
     return this.send<Event>({ method: "POST", path: "/v1/messages", body: payload }, rest);
@@ -802,13 +802,13 @@ export class Client {
   // --- agents ------------------------------------------------------------------
 
   /** Registers an agent (admin only); the answer carries its token, this once. */
-  registerAgent(id: string, spec: AgentSpec & RequestOptions = {}): Promise<AgentWithToken> {
+  async registerAgent(id: string, spec: AgentSpec & RequestOptions = {}): Promise<AgentWithToken> {
     const { signal, timeoutMs, ...fields } = spec;
     return this.send<AgentWithToken>({ method: "POST", path: "/v1/agents", body: { id, ...agentBody(fields) } }, given({ signal, timeoutMs }));
   }
 
   /** One page of registered agents (see `iterAgents`). */
-  listAgents(options: PageOptions & { status?: string; capability?: string } = {}): Promise<AgentList> {
+  async listAgents(options: PageOptions & { status?: string; capability?: string } = {}): Promise<AgentList> {
     const { status, capability, limit, cursor, ...rest } = options;
     return this.send<AgentList>({ method: "GET", path: "/v1/agents", query: { status, capability, limit, cursor } }, rest);
   }
@@ -826,12 +826,12 @@ export class Client {
   }
 
   /** A registered agent. */
-  getAgent(id: string, options?: RequestOptions): Promise<Agent> {
+  async getAgent(id: string, options?: RequestOptions): Promise<Agent> {
     return this.send<Agent>({ method: "GET", path: `/v1/agents/${seg(id)}` }, options);
   }
 
   /** Replaces the given fields of an agent (the agent itself or the admin; `trust`: admin). */
-  updateAgent(id: string, patch: AgentSpec & RequestOptions & { status?: "active" | "inactive" }): Promise<Agent> {
+  async updateAgent(id: string, patch: AgentSpec & RequestOptions & { status?: "active" | "inactive" }): Promise<Agent> {
     const { signal, timeoutMs, status, ...fields } = patch;
     const body = { ...agentBody(fields), ...given({ status }) };
     return this.send<Agent>({ method: "PATCH", path: `/v1/agents/${seg(id)}`, body }, given({ signal, timeoutMs }));
@@ -843,7 +843,7 @@ export class Client {
   }
 
   /** Who this client is to the server: the agent of its token (or the one it names), and whether it is admin. */
-  whoami(options?: RequestOptions): Promise<Identity> {
+  async whoami(options?: RequestOptions): Promise<Identity> {
     return this.send<Identity>({ method: "GET", path: "/v1/whoami" }, options);
   }
 
@@ -885,7 +885,7 @@ export class Client {
   }
 
   /** One page of the agents feed (registrations, disconnections, unregistrations). */
-  agentEvents(options: RequestOptions & { after?: number; limit?: number } = {}): Promise<StreamPage> {
+  async agentEvents(options: RequestOptions & { after?: number; limit?: number } = {}): Promise<StreamPage> {
     const { after = 0, limit, ...rest } = options;
     return this.send<StreamPage>({ method: "GET", path: "/v1/agents/events", query: { after, limit } }, rest);
   }
@@ -897,7 +897,7 @@ export class Client {
    * most 60000) for it. `acquired` says whether the caller holds it now
    * (with a new `fencing_token`), else who does. See `lock` and `withLock`.
    */
-  acquireLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; waitMs?: number } = {}): Promise<LockAnswer> {
+  async acquireLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; waitMs?: number } = {}): Promise<LockAnswer> {
     const { ttlMs = 30_000, waitMs = 0, signal, timeoutMs } = options;
     const body = { ttl_ms: int(ttlMs, "ttlMs"), wait_ms: int(waitMs, "waitMs") };
     // The server may hold the request for waitMs: the timeout counts from then.
@@ -906,20 +906,20 @@ export class Client {
   }
 
   /** Releases a lock the caller holds (`NotHolderError` otherwise). */
-  releaseLock(ctx: string, name: string, options: RequestOptions & { lockId?: string | undefined } = {}): Promise<Lock> {
+  async releaseLock(ctx: string, name: string, options: RequestOptions & { lockId?: string | undefined } = {}): Promise<Lock> {
     const { lockId, ...rest } = options;
     return this.send<Lock>({ method: "DELETE", path: lockPath(ctx, name), query: { lock_id: lockId } }, rest);
   }
 
   /** Extends a held lock's TTL; the fencing token stays. */
-  refreshLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; lockId?: string | undefined } = {}): Promise<Lock> {
+  async refreshLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; lockId?: string | undefined } = {}): Promise<Lock> {
     const { ttlMs = 30_000, lockId, ...rest } = options;
     const body = given({ ttl_ms: int(ttlMs, "ttlMs"), lock_id: lockId });
     return this.send<Lock>({ method: "POST", path: `${lockPath(ctx, name)}/refresh`, body }, rest);
   }
 
   /** A lock's state: holder, token, expiry (a lock never taken is free with token 0). */
-  getLock(ctx: string, name: string, options?: RequestOptions): Promise<Lock> {
+  async getLock(ctx: string, name: string, options?: RequestOptions): Promise<Lock> {
     return this.send<Lock>({ method: "GET", path: lockPath(ctx, name) }, options);
   }
 
@@ -967,7 +967,7 @@ export class Client {
    * its `keys`, an optional prepared `package`, and the conversation so far.
    * The target finds it in its inbox (`handoff.requested`).
    */
-  requestHandoff(target: string, context: string, options: HandoffOptions = {}): Promise<Handoff> {
+  async requestHandoff(target: string, context: string, options: HandoffOptions = {}): Promise<Handoff> {
     const { revision, keys, package: pkg, session, userIntent, conversationHistory, extractedEntities, deadlineMs, note, ...rest } = options;
     if (conversationHistory !== undefined && !Array.isArray(conversationHistory)) throw new TypeError("conversationHistory takes an array");
     const body = given({
@@ -987,38 +987,38 @@ export class Client {
   }
 
   /** A handoff. */
-  getHandoff(id: string, options?: RequestOptions): Promise<Handoff> {
+  async getHandoff(id: string, options?: RequestOptions): Promise<Handoff> {
     return this.send<Handoff>({ method: "GET", path: `/v1/handoffs/${seg(id)}` }, options);
   }
 
   /** Handoffs of a context, or involving an agent (the caller itself unless admin), by `status`. */
-  listHandoffs(options: CoordListOptions = {}): Promise<HandoffList> {
+  async listHandoffs(options: CoordListOptions = {}): Promise<HandoffList> {
     const { context, agent, status, limit, cursor, ...rest } = options;
     return this.send<HandoffList>({ method: "GET", path: "/v1/handoffs", query: { context, agent, status, limit, cursor } }, rest);
   }
 
   /** Accepts a handoff (its target only). */
-  acceptHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
+  async acceptHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
     return this.handoffStep(id, "accept", outcome, options);
   }
 
   /** Rejects a handoff (its target only); `outcome` keeps the reason. */
-  rejectHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
+  async rejectHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
     return this.handoffStep(id, "reject", outcome, options);
   }
 
   /** Completes an accepted handoff (the target only); `outcome` keeps the result. */
-  completeHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
+  async completeHandoff(id: string, outcome?: unknown, options?: RequestOptions): Promise<Handoff> {
     return this.handoffStep(id, "complete", outcome, options);
   }
 
-  private handoffStep(id: string, action: string, outcome: unknown, options?: RequestOptions): Promise<Handoff> {
+  private async handoffStep(id: string, action: string, outcome: unknown, options?: RequestOptions): Promise<Handoff> {
     const body = outcome === undefined ? {} : { outcome: checkJson(outcome, "outcome") };
     return this.send<Handoff>({ method: "POST", path: `/v1/handoffs/${seg(id)}/${action}`, body }, options);
   }
 
   /** The handoff's context package: its keys at its revision, built for its target within `budget` tokens. */
-  handoffPackage(id: string, options: ShapeOptions & { explain?: boolean } = {}): Promise<Package> {
+  async handoffPackage(id: string, options: ShapeOptions & { explain?: boolean } = {}): Promise<Package> {
     const { budget, encoding, compress, explain, at: _at, ...rest } = options;
     const query = { budget: int(budget, "budget"), format: "json", encoding, compress, explain };
     return this.send<Package>({ method: "GET", path: `/v1/handoffs/${seg(id)}/package`, query }, rest);
@@ -1027,31 +1027,31 @@ export class Client {
   // --- tasks -------------------------------------------------------------------
 
   /** Assigns a task in a context; it reaches the assignee's inbox (`task.assigned`). */
-  assignTask(ctx: string, assignee: string, title: string, options: RequestOptions & { input?: unknown; priority?: string } = {}): Promise<Task> {
+  async assignTask(ctx: string, assignee: string, title: string, options: RequestOptions & { input?: unknown; priority?: string } = {}): Promise<Task> {
     const { input, priority, ...rest } = options;
     const body = given({ assignee, title, input: input === undefined ? undefined : checkJson(input, "input"), priority });
     return this.send<Task>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/tasks`, body }, rest);
   }
 
   /** Tasks of a context, or of an agent (the caller itself unless admin), by `status`. */
-  listTasks(options: CoordListOptions = {}): Promise<TaskList> {
+  async listTasks(options: CoordListOptions = {}): Promise<TaskList> {
     const { context, agent, status, limit, cursor, ...rest } = options;
     return this.send<TaskList>({ method: "GET", path: "/v1/tasks", query: { context, agent, status, limit, cursor } }, rest);
   }
 
   /** The tasks of one context (optionally of an agent, or with a `status`). */
-  listContextTasks(ctx: string, options: Omit<CoordListOptions, "context"> = {}): Promise<TaskList> {
+  async listContextTasks(ctx: string, options: Omit<CoordListOptions, "context"> = {}): Promise<TaskList> {
     const { agent, status, limit, cursor, ...rest } = options;
     return this.send<TaskList>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/tasks`, query: { agent, status, limit, cursor } }, rest);
   }
 
   /** A task. */
-  getTask(id: string, options?: RequestOptions): Promise<Task> {
+  async getTask(id: string, options?: RequestOptions): Promise<Task> {
     return this.send<Task>({ method: "GET", path: `/v1/tasks/${seg(id)}` }, options);
   }
 
   /** Completes a task (its assignee only); the assigner's inbox gets `task.completed`. */
-  completeTask(id: string, output?: unknown, options?: RequestOptions): Promise<Task> {
+  async completeTask(id: string, output?: unknown, options?: RequestOptions): Promise<Task> {
     const body = output === undefined ? {} : { output: checkJson(output, "output") };
     return this.send<Task>({ method: "POST", path: `/v1/tasks/${seg(id)}/complete`, body }, options);
   }
@@ -1114,7 +1114,7 @@ export class Client {
   }
 
   /** Access decisions from the audit log (admin only); continue with `after: next_after`. */
-  audit(options: RequestOptions & { agent?: string; context?: string; allowed?: boolean; since?: Date | string; after?: number; limit?: number } = {}): Promise<AuditPage> {
+  async audit(options: RequestOptions & { agent?: string; context?: string; allowed?: boolean; since?: Date | string; after?: number; limit?: number } = {}): Promise<AuditPage> {
     const { agent, context, allowed, since, after, limit, ...rest } = options;
     const query = { agent, context, allowed, since: timestamp(since, "since"), after, limit };
     return this.send<AuditPage>({ method: "GET", path: "/v1/audit", query }, rest);
@@ -1123,18 +1123,18 @@ export class Client {
   // --- conflicts ---------------------------------------------------------------
 
   /** Conflict records of a context: `pending` (default), `resolved` or `all`. */
-  listConflicts(ctx: string, options: PageOptions & { status?: "pending" | "resolved" | "all" } = {}): Promise<ConflictList> {
+  async listConflicts(ctx: string, options: PageOptions & { status?: "pending" | "resolved" | "all" } = {}): Promise<ConflictList> {
     const { status, limit, cursor, ...rest } = options;
     return this.send<ConflictList>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/conflicts`, query: { status, limit, cursor } }, rest);
   }
 
   /** A conflict record with `current`, the entry it met. */
-  getConflict(ctx: string, id: string, options?: RequestOptions): Promise<Conflict> {
+  async getConflict(ctx: string, id: string, options?: RequestOptions): Promise<Conflict> {
     return this.send<Conflict>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/conflicts/${seg(id)}` }, options);
   }
 
   /** Resolves a pending conflict: `choose: "current"` or `"proposed"`, or a merged `value` (with `ifMatch`). */
-  resolveConflict(ctx: string, id: string, resolution: RequestOptions & { choose?: "current" | "proposed"; value?: unknown; ifMatch?: number }): Promise<Conflict> {
+  async resolveConflict(ctx: string, id: string, resolution: RequestOptions & { choose?: "current" | "proposed"; value?: unknown; ifMatch?: number }): Promise<Conflict> {
     const { choose, value, ifMatch, ...rest } = resolution;
     const body = given({ choose, value: value === undefined ? undefined : checkJson(value, "value"), if_match: int(ifMatch, "ifMatch") });
     return this.send<Conflict>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/conflicts/${seg(id)}/resolve`, body }, rest);
@@ -1143,7 +1143,7 @@ export class Client {
   // --- the context mesh --------------------------------------------------------
 
   /** An agent's context package (JSON): its relevant entries, ranked, within `budget` tokens. */
-  package(ctx: string, agent?: string, options: ShapeOptions & { explain?: boolean } = {}): Promise<Package> {
+  async package(ctx: string, agent?: string, options: ShapeOptions & { explain?: boolean } = {}): Promise<Package> {
     const { budget, encoding, explain, compress, at, ...rest } = options;
     const query = { agent, budget: int(budget, "budget"), format: "json", encoding, explain, compress, at };
     return this.send<Package>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/package`, query }, rest);
@@ -1168,7 +1168,7 @@ export class Client {
   }
 
   /** Searches a context: `mode` keyword, semantic or hybrid; filters by kind, tags, author, time. */
-  search(ctx: string, q: string, options: SearchOptions = {}): Promise<SearchResults> {
+  async search(ctx: string, q: string, options: SearchOptions = {}): Promise<SearchResults> {
     const { mode, limit, kind, tags, author, since, until, ...rest } = options;
     const query = { q, mode, limit, kind, tags: strList(tags, "tags"), author, since: timestamp(since, "since"), until: timestamp(until, "until") };
     return this.send<SearchResults>({ method: "GET", path: `/v1/contexts/${seg(ctx)}/search`, query }, rest);
@@ -1179,14 +1179,14 @@ export class Client {
    * leading value's share reaches `minAgreement` it is written to `key`
    * (`agreed`); otherwise a pending conflict is recorded (`conflict`).
    */
-  consensus(ctx: string, key: string, proposals: { agent: string; value: unknown; confidence?: number }[], options: RequestOptions & { minAgreement?: number } = {}): Promise<ConsensusOutcome> {
+  async consensus(ctx: string, key: string, proposals: { agent: string; value: unknown; confidence?: number }[], options: RequestOptions & { minAgreement?: number } = {}): Promise<ConsensusOutcome> {
     const { minAgreement, ...rest } = options;
     const body = given({ key, proposals: checkJson(proposals, "proposals"), min_agreement: num(minAgreement, "minAgreement") });
     return this.send<ConsensusOutcome>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/consensus`, body }, rest);
   }
 
   /** Records a decision with the revision it was based on; `replay` rebuilds the package seen. */
-  recordDecision(ctx: string, decision: unknown, readRevision: number, options: RequestOptions & { key?: string } = {}): Promise<DecisionRecord> {
+  async recordDecision(ctx: string, decision: unknown, readRevision: number, options: RequestOptions & { key?: string } = {}): Promise<DecisionRecord> {
     const { key, ...rest } = options;
     const body = { ...given({ read_revision: int(readRevision, "readRevision"), key }), decision: checkJson(decision, "decision") };
     return this.send<DecisionRecord>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/decisions`, body }, rest);
