@@ -259,6 +259,31 @@ describe("CtxmeshSession on its own", () => {
     expect([...popped, ...left].sort()).toEqual(["seed", ...sessions.map((_, i) => `a${i}`)].sort());
   });
 
+  it("sends a live event per appended and per popped item, in order", async () => {
+    const session = new CtxmeshSession({ client: agentClient("talker"), context: unique("agents"), sessionId: unique("live") });
+    await session.getItems(); // the context exists from here on
+    const { revision } = await agentClient("listener").getContext(session.context);
+    const watch = await session.watch({ after: revision });
+    const seen: Array<[string | undefined, unknown, unknown]> = [];
+    const watching = (async () => {
+      for await (const event of watch) {
+        const data = event.data as { change?: unknown; value?: unknown };
+        seen.push([event.key ?? undefined, data.change, data.value]);
+        if (seen.length === 4) break;
+      }
+    })();
+    await session.addItems([{ role: "user", content: "hello" }, { role: "user", content: "again" }]);
+    await session.addItems([{ role: "user", content: "third" }]);
+    await session.popItem();
+    await watching;
+    expect(seen).toEqual([
+      [session.itemKey(0), "created", { role: "user", content: "hello" }],
+      [session.itemKey(1), "created", { role: "user", content: "again" }],
+      [session.itemKey(2), "created", { role: "user", content: "third" }],
+      [session.itemKey(2), "deleted", undefined],
+    ]);
+  });
+
   it("clears the session for every instance sharing it, which then goes on from the start", async () => {
     const context = unique("agents");
     const sessionId = unique("cleared");

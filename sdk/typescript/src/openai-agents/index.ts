@@ -20,6 +20,9 @@
 
 import type { AgentInputItem, Session } from "@openai/agents-core";
 
+import type { EventFilter } from "../client.js";
+import type { Watch, WatchOptions } from "../watch.js";
+
 import { BoundContext, type Connection } from "../langgraph/context.js";
 import { checkPrefix, escape } from "../langgraph/keys.js";
 import { entriesOf, type Compare, type TxnOp, type WireEntry } from "../langgraph/wire.js";
@@ -221,6 +224,18 @@ export class CtxmeshSession implements Session {
   async clearSession(): Promise<void> {
     await this.mesh.txn({ success: [{ op: "delete_prefix", prefix: this.keyPrefix }] });
     this.head = { revision: 0, next: 0 };
+  }
+
+  /**
+   * The live events of the session's items, resuming by itself: a
+   * `context.updated` event per appended item (`data.change` "created",
+   * `data.value` the item, `key` its `itemKey`) and per removed one
+   * ("deleted"), in the order they happened. Without `after`, from now on;
+   * `after: 0` replays the whole conversation first.
+   */
+  async watch(options: WatchOptions & Pick<EventFilter, "minPriority"> & { after?: number } = {}): Promise<Watch> {
+    await this.mesh.ensure();
+    return this.mesh.client.watch(this.context, { ...options, types: "context.updated", prefix: this.itemsPrefix });
   }
 
   private async readHead(): Promise<Head> {
