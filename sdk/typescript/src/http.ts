@@ -157,7 +157,7 @@ export class Transport {
    * success (an error answer throws the error of its code). The caller
    * reads the body.
    */
-  async open(call: Call, options: RequestOptions & { stream?: boolean } = {}): Promise<{ response: Response; done: () => void }> {
+  async open(call: Call, options: RequestOptions & { stream?: boolean } = {}): Promise<{ response: Response; done: () => void; timedOut: () => boolean }> {
     const url = this.url + call.path + queryString(call.query);
     const headers = this.headers(call.headers);
     let body: string | undefined;
@@ -186,18 +186,17 @@ export class Transport {
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     };
-    let response: Response;
-    let failure: string | undefined;
+    let response: Response | undefined;
+    let failure = "";
     try {
       response = await this.fetch(url, { method: call.method, headers, body, signal: controller.signal });
     } catch (error) {
       done();
       if (signal?.aborted) throw abortReason(signal);
       failure = timedOut ? `timed out after ${timeoutMs} ms` : describe(error);
-      // Thrown outside the handler, so that no chained error carries the request.
-      response = undefined as never;
     }
-    if (failure !== undefined) throw new TransportError(this.redact(`${call.method} ${call.path}: ${failure}`));
+    // Thrown outside the handler, so that no chained error carries the request.
+    if (response === undefined) throw new TransportError(this.redact(`${call.method} ${call.path}: ${failure}`));
     if (response.status >= 400) {
       let text = "";
       try {
@@ -211,14 +210,14 @@ export class Transport {
       done();
       throw errorFromResponse(response.status, text, headerRecord(response.headers));
     }
-    return { response, done };
+    return { response, done, timedOut: () => timedOut };
   }
 
   /** Sends a request and reads its answer as JSON (`undefined` when empty). */
   async json<T>(call: Call, options: RequestOptions = {}): Promise<Answer<T>> {
-    const { response, done } = await this.open(call, options);
+    const { response, done, timedOut } = await this.open(call, options);
     try {
-      const text = await this.readBody(response, call, options);
+      const text = await this.readBody(response, call, options, timedOut);
       return { status: response.status, headers: response.headers, data: (text ? JSON.parse(text) : undefined) as T };
     } finally {
       done();
@@ -227,21 +226,21 @@ export class Transport {
 
   /** Sends a request and reads its answer as text. */
   async text(call: Call, options: RequestOptions = {}): Promise<Answer<string>> {
-    const { response, done } = await this.open(call, options);
+    const { response, done, timedOut } = await this.open(call, options);
     try {
-      return { status: response.status, headers: response.headers, data: await this.readBody(response, call, options) };
+      return { status: response.status, headers: response.headers, data: await this.readBody(response, call, options, timedOut) };
     } finally {
       done();
     }
   }
 
-  private async readBody(response: Response, call: Call, options: RequestOptions): Promise<string> {
+  private async readBody(response: Response, call: Call, options: RequestOptions, timedOut: () => boolean): Promise<string> {
     let failure: string | undefined;
     try {
       return await response.text();
     } catch (error) {
       if (options.signal?.aborted) throw abortReason(options.signal);
-      failure = describe(error);
+      failure = timedOut() ? `timed out after ${options.timeoutMs ?? this.timeoutMs} ms` : describe(error);
     }
     throw new TransportError(this.redact(`${call.method} ${call.path}: reading the answer: ${failure}`));
   }
