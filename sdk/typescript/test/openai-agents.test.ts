@@ -261,9 +261,7 @@ describe("CtxmeshSession on its own", () => {
 
   it("sends a live event per appended and per popped item, in order", async () => {
     const session = new CtxmeshSession({ client: agentClient("talker"), context: unique("agents"), sessionId: unique("live") });
-    await session.getItems(); // the context exists from here on
-    const { revision } = await agentClient("listener").getContext(session.context);
-    const watch = await session.watch({ after: revision });
+    const watch = await session.watch();
     const seen: Array<[string | undefined, unknown, unknown]> = [];
     const watching = (async () => {
       for await (const event of watch) {

@@ -229,13 +229,15 @@ export class CtxmeshSession implements Session {
   /**
    * The live events of the session's items, resuming by itself: a
    * `context.updated` event per appended item (`data.change` "created",
-   * `data.value` the item, `key` its `itemKey`) and per removed one
-   * ("deleted"), in the order they happened. Without `after`, from now on;
+   * `data.value` the item, `key` its `itemKey`, `agent` who appended it)
+   * and per removed one ("deleted"), in the order they happened. Without
+   * `after`, every change after the moment the promise resolves;
    * `after: 0` replays the whole conversation first.
    */
   async watch(options: WatchOptions & Pick<EventFilter, "minPriority"> & { after?: number } = {}): Promise<Watch> {
     await this.mesh.ensure();
-    return this.mesh.client.watch(this.context, { ...options, types: "context.updated", prefix: this.itemsPrefix });
+    const after = options.after ?? (await this.mesh.client.getContext(this.context)).revision;
+    return this.mesh.client.watch(this.context, { ...options, after, types: "context.updated", prefix: this.itemsPrefix });
   }
 
   private async readHead(): Promise<Head> {
