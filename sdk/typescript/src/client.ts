@@ -249,6 +249,12 @@ export interface SearchOptions extends RequestOptions {
   until?: Date | string;
 }
 
+/** A client made by `asAgent` shares its parent's settings (the token among them) without exposing them. */
+const DERIVED_FROM = Symbol("derivedFrom");
+interface DerivedOptions extends ClientOptions {
+  [DERIVED_FROM]?: Transport;
+}
+
 /** The default agent is the client's: its `agentId`, else its token's (asked of the server once). */
 type AgentArg = string | undefined;
 
@@ -276,7 +282,8 @@ export class Client {
   private identity: Promise<Identity> | undefined;
   private closed = false;
 
-  constructor(options: ClientOptions = {}, transport?: Transport) {
+  constructor(options: ClientOptions = {}) {
+    const transport = (options as DerivedOptions)[DERIVED_FROM];
     if (transport) {
       this.transport = transport;
     } else {
@@ -317,7 +324,12 @@ export class Client {
 
   /** A client acting as `agentId` (with `token`, or this client's), with the same settings. */
   asAgent(agentId: string, token?: string): Client {
-    return new Client({ keepalive: this.keepaliveOn, rememberReads: this.reads !== undefined }, this.transport.derive(agentId, token));
+    const options: DerivedOptions = {
+      keepalive: this.keepaliveOn,
+      rememberReads: this.reads !== undefined,
+      [DERIVED_FROM]: this.transport.derive(agentId, token),
+    };
+    return new Client(options);
   }
 
   /** Stops the keepalive of the agent's lease (and the refresh of locks held through `withLock`). */
