@@ -64,8 +64,11 @@ import type {
   TxnResponse,
   WrittenEntry,
 } from "./types.js";
+import type { components } from "./schema.js";
 import { checkJson, copyJson, given, int, num, strList, timestamp } from "./values.js";
 import { Watch, sleep, type WatchOptions } from "./watch.js";
+
+type Schemas = components["schemas"];
 
 /** How a client connects. */
 export interface ClientOptions {
@@ -105,6 +108,12 @@ export interface ClientOptions {
 /** A fencing token for a write: a held lock, a lock as answered, `[name, token]` or `"name=token"`. */
 export type Fencing = HeldLock | Pick<Lock, "name" | "fencing_token"> | readonly [string, number] | string;
 
+/** A transaction's comparison: one target (`revision`, `version`, `exists`, `value` or `vclock`) of one key, and an `op`. */
+export type TxnCompare = Omit<Schemas["Compare"], "value"> & { value?: unknown };
+
+/** A transaction's operation: `put` (with the entry's metadata), `patch`, `delete`, `delete_prefix` or `get`. */
+export type TxnOp = Schemas["Op"];
+
 /** A precondition on an entry's revision: a revision, an entry read (its revision), or `"*"` (it exists). */
 export type IfMatch = number | string | Pick<Entry, "revision">;
 
@@ -114,7 +123,7 @@ export interface EntryMeta {
   tags?: string[];
   /** 0..1. */
   confidence?: number;
-  priority?: "low" | "normal" | "high" | "critical";
+  priority?: Schemas["Priority"];
   dependsOn?: string[];
   /** Agent id → 0..1. */
   relevance?: Record<string, number>;
@@ -169,29 +178,34 @@ export interface EventFilter {
 }
 
 export interface ContextSettings {
-  policy?: Record<string, unknown>;
-  schemas?: Record<string, unknown>;
-  retention?: { max_revisions?: number | null; max_age_ms?: number | null };
+  /** The conflict policy: `{strategy, on_field_conflict, arrays, require_precondition, overrides}`. */
+  policy?: Schemas["Policy"];
+  /** Key pattern → the JSON Schema its values must satisfy. */
+  schemas?: Record<string, Record<string, unknown>>;
+  retention?: Schemas["Retention"];
   labels?: Record<string, string>;
-  mesh?: Record<string, unknown>;
+  /** Relevance weights, thresholds, recency half-life, workflow (docs/mesh.md). */
+  mesh?: Partial<Schemas["MeshSettings"]>;
 }
 
 export interface CreateContextOptions extends ContextSettings, RequestOptions {
   /** Create a child of this context, with `inherit` / `override` / `isolate`. */
   parent?: string;
   inherit?: string[];
+  /** Key → value replacing (or adding to) what the child inherits. */
   override?: Record<string, unknown>;
   isolate?: string[];
 }
 
 export interface AgentSpec {
   name?: string;
-  capabilities?: Record<string, unknown>;
-  needs?: Record<string, unknown>;
-  produces?: Record<string, unknown>;
+  capabilities?: Schemas["Capabilities"];
+  /** Kinds, tags and key patterns the agent consumes (`exclude`: never). */
+  needs?: Schemas["ContextMap"];
+  produces?: Schemas["ContextMap"];
   objective?: string;
   tokenBudget?: number;
-  trust?: "none" | "low" | "medium" | "high" | "full";
+  trust?: Schemas["Trust"];
   leaseMs?: number;
   labels?: Record<string, string>;
 }
@@ -229,11 +243,13 @@ export interface CoordListOptions extends PageOptions {
 }
 
 export interface PolicyOptions extends RequestOptions {
+  /** A pattern of context ids (default `*`). */
   contexts?: string;
+  /** A pattern of agent ids (default `*`). */
   agents?: string;
-  minTrust?: string;
-  maxTrust?: string;
-  permissions?: string[];
+  minTrust?: Schemas["Trust"];
+  maxTrust?: Schemas["Trust"];
+  permissions?: Schemas["Permission"][];
   keys?: string;
   tags?: string[];
   description?: string;
@@ -415,18 +431,22 @@ export class Client {
   /** Creates a context (`AlreadyExistsError` when the id is taken); `parent` with `inherit`/`override`/`isolate` makes a child. */
   async createContext(id: string, options: CreateContextOptions = {}): Promise<Context> {
     const { policy, schemas, retention, labels, mesh, parent, inherit, override, isolate, ...rest } = options;
-    const body = given({
+    const body: Schemas["NewContext"] = {
       id,
-      policy: policy && checkJson(policy, "policy"),
-      schemas: schemas && checkJson(schemas, "schemas"),
-      retention: retention && checkJson(retention, "retention"),
-      labels: labels && checkJson(labels, "labels"),
-      mesh: mesh && checkJson(mesh, "mesh"),
-      parent,
-      inherit: strList(inherit, "inherit"),
-      override: override && checkJson(override, "override"),
-      isolate: strList(isolate, "isolate"),
-    });
+      ...given({
+        policy: policy && checkJson(policy, "policy"),
+        schemas: schemas && checkJson(schemas, "schemas"),
+        retention: retention && checkJson(retention, "retention"),
+        labels: labels && checkJson(labels, "labels"),
+        // The server fills in what a partial `mesh` leaves out.
+        mesh: mesh && (checkJson(mesh, "mesh") as Schemas["MeshSettings"]),
+        parent,
+        inherit: strList(inherit, "inherit"),
+        // Any JSON values (the document says objects).
+        override: override && (checkJson(override, "override") as Schemas["NewContext"]["override"]),
+        isolate: strList(isolate, "isolate"),
+      }),
+    };
     return this.send<Context>({ method: "POST", path: "/v1/contexts", body }, rest);
   }
 
@@ -456,7 +476,7 @@ export class Client {
   /** Replaces the given settings of a context (each one given is replaced whole). */
   async updateContext(ctx: string, settings: ContextSettings & RequestOptions): Promise<Context> {
     const { policy, schemas, retention, labels, mesh, ...rest } = settings;
-    const body = given({ policy, schemas, retention, labels, mesh });
+    const body: Schemas["ContextPatch"] = given({ policy, schemas, retention, labels, mesh: mesh as Schemas["MeshSettings"] | undefined });
     return this.send<Context>({ method: "PATCH", path: `/v1/contexts/${seg(ctx)}`, body: checkJson(body, "settings") }, rest);
   }
 
@@ -503,7 +523,7 @@ export class Client {
    * throws `ConflictPendingError`.
    */
   async put(ctx: string, key: string, value: unknown, options: PutOptions = {}): Promise<WrittenEntry> {
-    const body = { value: checkJson(value, "value"), ...entryMeta(options) };
+    const body: Schemas["EntryWrite"] = { value: checkJson(value, "value"), ...entryMeta(options) };
     return this.write(ctx, key, options, false, (headers) => ({ method: "PUT", path: entryPath(ctx, key), body, headers }));
   }
 
@@ -620,9 +640,9 @@ export class Client {
   async txn(
     ctx: string,
     request: {
-      compare?: Record<string, unknown>[];
-      success?: Record<string, unknown>[];
-      failure?: Record<string, unknown>[];
+      compare?: TxnCompare[];
+      success?: TxnOp[];
+      failure?: TxnOp[];
       fencing?: Fencing;
     } & RequestOptions,
   ): Promise<TxnResponse> {
@@ -710,13 +730,13 @@ export class Client {
 
   /** Writes the state of revision `to` as a new revision (history is kept). */
   async rollback(ctx: string, to: number, options?: RequestOptions): Promise<RollbackResponse> {
-    return this.send<RollbackResponse>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/rollback`, body: { to: int(to, "to") } }, options);
+    return this.send<RollbackResponse>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/rollback`, body: { to: int(to, "to")! } satisfies Schemas["RollbackRequest"] }, options);
   }
 
   /** A new context `newId` holding this one's entries as of `at` (default: now). */
   async fork(ctx: string, newId: string, options: RequestOptions & { at?: number } = {}): Promise<Context> {
     const { at, ...rest } = options;
-    return this.send<Context>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/fork`, body: given({ id: newId, at: int(at, "at") }) }, rest);
+    return this.send<Context>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/fork`, body: { id: newId, ...given({ at: int(at, "at") }) } satisfies Schemas["ForkRequest"] }, rest);
   }
 
   /** One page of a context's event log after revision `after` (see `iterEvents`). */
@@ -816,7 +836,7 @@ export class Client {
   /** Registers an agent (admin only); the answer carries its token, this once. */
   async registerAgent(id: string, spec: AgentSpec & RequestOptions = {}): Promise<AgentWithToken> {
     const { signal, timeoutMs, ...fields } = spec;
-    return this.send<AgentWithToken>({ method: "POST", path: "/v1/agents", body: { id, ...agentBody(fields) } }, given({ signal, timeoutMs }));
+    return this.send<AgentWithToken>({ method: "POST", path: "/v1/agents", body: { id, ...agentBody(fields) } satisfies Schemas["AgentSpec"] }, given({ signal, timeoutMs }));
   }
 
   /** One page of registered agents (see `iterAgents`). */
@@ -845,7 +865,7 @@ export class Client {
   /** Replaces the given fields of an agent (the agent itself or the admin; `trust`: admin). */
   async updateAgent(id: string, patch: AgentSpec & RequestOptions & { status?: "active" | "inactive" }): Promise<Agent> {
     const { signal, timeoutMs, status, ...fields } = patch;
-    const body = { ...agentBody(fields), ...given({ status }) };
+    const body: Schemas["AgentPatch"] = { ...agentBody(fields), ...given({ status }) };
     return this.send<Agent>({ method: "PATCH", path: `/v1/agents/${seg(id)}`, body }, given({ signal, timeoutMs }));
   }
 
@@ -911,7 +931,7 @@ export class Client {
    */
   async acquireLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; waitMs?: number } = {}): Promise<LockAnswer> {
     const { ttlMs = 30_000, waitMs = 0, signal, timeoutMs } = options;
-    const body = { ttl_ms: int(ttlMs, "ttlMs"), wait_ms: int(waitMs, "waitMs") };
+    const body: Schemas["AcquireRequest"] = { ttl_ms: int(ttlMs, "ttlMs")!, wait_ms: int(waitMs, "waitMs")! };
     // The server may hold the request for waitMs: the timeout counts from then.
     const timeout = (timeoutMs ?? this.timeoutMs) + waitMs;
     return this.send<LockAnswer>({ method: "POST", path: lockPath(ctx, name), body }, given({ signal, timeoutMs: timeout }));
@@ -926,7 +946,7 @@ export class Client {
   /** Extends a held lock's TTL; the fencing token stays. */
   async refreshLock(ctx: string, name: string, options: RequestOptions & { ttlMs?: number; lockId?: string | undefined } = {}): Promise<Lock> {
     const { ttlMs = 30_000, lockId, ...rest } = options;
-    const body = given({ ttl_ms: int(ttlMs, "ttlMs"), lock_id: lockId });
+    const body: Schemas["RefreshRequest"] = { ttl_ms: int(ttlMs, "ttlMs")!, ...given({ lock_id: lockId }) };
     return this.send<Lock>({ method: "POST", path: `${lockPath(ctx, name)}/refresh`, body }, rest);
   }
 
@@ -1071,13 +1091,13 @@ export class Client {
   // --- access control ----------------------------------------------------------
 
   /** Shares a context: `permissions` (read, write, share, admin) for `agents`. */
-  async grant(ctx: string, agents: string | string[], permissions: string[] = ["read"], options: RequestOptions & { expiresAt?: Date | string } = {}): Promise<Grant[]> {
+  async grant(ctx: string, agents: string | string[], permissions: Schemas["Permission"][] = ["read"], options: RequestOptions & { expiresAt?: Date | string } = {}): Promise<Grant[]> {
     const { expiresAt, ...rest } = options;
-    const body = given({
-      agents: typeof agents === "string" ? [agents] : strList(agents, "agents"),
-      permissions: strList(permissions, "permissions"),
-      expires_at: timestamp(expiresAt, "expiresAt"),
-    });
+    const body: Schemas["GrantRequest"] = {
+      agents: typeof agents === "string" ? [agents] : strList(agents, "agents")!,
+      permissions: strList(permissions, "permissions")! as Schemas["Permission"][],
+      ...given({ expires_at: timestamp(expiresAt, "expiresAt") }),
+    };
     return (await this.send<{ grants: Grant[] }>({ method: "POST", path: `/v1/contexts/${seg(ctx)}/grants`, body }, rest)).grants;
   }
 
@@ -1270,7 +1290,7 @@ function writeHeaders(ifMatch: IfMatch | undefined, ifNoneMatch: boolean, fencin
 }
 
 /** The metadata fields of an entry write that were given, on the wire. */
-function entryMeta(meta: EntryMeta): Record<string, unknown> {
+function entryMeta(meta: EntryMeta): Omit<Schemas["EntryWrite"], "value"> {
   return given({
     kind: meta.kind,
     tags: strList(meta.tags, "tags"),
@@ -1317,7 +1337,7 @@ function metaOptions(meta: Record<string, unknown>): EntryMeta {
   });
 }
 
-function agentBody(spec: AgentSpec): Record<string, unknown> {
+function agentBody(spec: AgentSpec): Omit<Schemas["AgentSpec"], "id"> {
   return given({
     name: spec.name,
     capabilities: spec.capabilities && checkJson(spec.capabilities, "capabilities"),
