@@ -30,6 +30,8 @@ export type {
   ReadOptions,
   SearchOptions,
   ShapeOptions,
+  TxnCompare,
+  TxnOp,
   UpdateOptions,
   WriteOptions,
 } from "./client.js";

@@ -107,11 +107,12 @@ export class Keepalive {
       if (error instanceof NotFoundError || error instanceof UnauthenticatedError || error instanceof ForbiddenError) return undefined;
       return Math.min(this.intervalMs, FIRST_INTERVAL_MS);
     }
-    const heartbeatAt = timeOf((answer as { last_heartbeat_at?: unknown }).last_heartbeat_at);
+    // The lease lapsed when this heartbeat came after the expiry the last one
+    // announced: the server may have disconnected the agent meanwhile.
+    const heartbeatAt = timeOf(answer.last_heartbeat_at);
     const lapsed = this.leaseExpiresAt !== undefined && heartbeatAt !== undefined && heartbeatAt >= this.leaseExpiresAt;
-    const leaseMs = (answer as { lease_ms?: unknown }).lease_ms;
-    this.leaseMs = typeof leaseMs === "number" && leaseMs > 0 ? leaseMs : undefined;
-    this.leaseExpiresAt = timeOf((answer as { lease_expires_at?: unknown }).lease_expires_at);
+    this.leaseMs = answer.lease_ms > 0 ? answer.lease_ms : undefined;
+    this.leaseExpiresAt = timeOf(answer.lease_expires_at);
     if (lapsed) await this.checkLocks(agent, signal);
     return this.intervalMs;
   }

@@ -198,6 +198,34 @@ describe("the agent's lease", () => {
     expect((await admin.getLock(ctx, "l")).holder ?? null).toBeNull();
   });
 
+  it("marks a held lock lost when a heartbeat shows the lease lapsed and the server released the lock", async () => {
+    const ctx = unique("ctx");
+    await admin.createContext(ctx);
+    const agent = await server.registerAgent(unique("agent"), { lease_ms: 1000 });
+    await admin.grant(ctx, agent.id, ["read", "write"]);
+    // The agent's heartbeats are held up for three leases, as by a partition.
+    let partitioned = false;
+    const gated = async (url: string, init: RequestInit) => {
+      if (partitioned && url.endsWith("/heartbeat")) await pause(3000);
+      return fetch(url, init);
+    };
+    const client = new Client({ url: server.url, token: agent.token, fetch: gated });
+    clients.push(client);
+    const held = await client.lock(ctx, "l", { ttlMs: 60_000 });
+    await pause(500); // the first heartbeats went through
+    partitioned = true;
+    const deadline = Date.now() + 20_000;
+    while (!held.signal.aborted) {
+      if (Date.now() > deadline) throw new Error("the lock was never marked lost");
+      await pause(50);
+    }
+    expect(held.lost).toBe(true);
+    expect(held.lostReason).toContain("lease lapsed");
+    expect((await admin.getLock(ctx, "l")).holder ?? null).toBeNull();
+    await expect(client.put(ctx, "doc", 1, { fencing: held })).rejects.toBeInstanceOf(LockLostError);
+    await expect(held.release()).rejects.toBeInstanceOf(LockLostError);
+  });
+
   it("is not kept with keepalive: false", async () => {
     const { ctx, agents } = await setup(1, { lease_ms: 1000 }, { keepalive: false });
     const [a] = agents as [(typeof agents)[0]];
