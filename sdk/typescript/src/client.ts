@@ -1050,8 +1050,8 @@ export class Client {
   }
 
   /** The handoff's context package: its keys at its revision, built for its target within `budget` tokens. */
-  async handoffPackage(id: string, options: ShapeOptions & { explain?: boolean } = {}): Promise<Package> {
-    const { budget, encoding, compress, explain, at: _at, ...rest } = options;
+  async handoffPackage(id: string, options: Omit<ShapeOptions, "at"> & { explain?: boolean } = {}): Promise<Package> {
+    const { budget, encoding, compress, explain, ...rest } = options;
     const query = { budget: int(budget, "budget"), format: "json", encoding, compress, explain };
     return this.send<Package>({ method: "GET", path: `/v1/handoffs/${seg(id)}/package`, query }, rest);
   }

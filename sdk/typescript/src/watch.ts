@@ -343,24 +343,26 @@ async function* readFrames(response: Response, connection: AbortController, read
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
   const arm = () => {
-    if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(() => {
       timedOut = true;
       connection.abort();
     }, readTimeoutMs);
   };
   try {
-    arm();
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
+      // Only the wait for the server is timed, not the caller's handling
+      // of the events yielded (an LLM call may take minutes).
+      arm();
       try {
         chunk = await reader.read();
       } catch (error) {
         if (timedOut) throw new Reconnect(`no data for ${readTimeoutMs} ms: the connection is replaced`);
         throw error;
+      } finally {
+        clearTimeout(timer);
       }
       if (chunk.done) return;
-      arm();
       parser.feed(decoder.decode(chunk.value, { stream: true }));
       while (frames.length > 0) yield frames.shift()!;
     }

@@ -263,26 +263,26 @@ describe("watch across restarts", () => {
 });
 
 describe("resuming inside a revision", () => {
-  /** A fetch that serves scripted SSE bodies, one per connection, and records each connection's position. */
-  function scripted(bodies: string[]) {
+  /**
+   * A fetch that serves scripted SSE bodies, one per connection (a body
+   * with `hold` stays open after its text, silent), and records each
+   * connection's position. Past the scripts, connections stay open.
+   */
+  function scripted(bodies: (string | { text: string; hold: true })[]) {
     const asked: { after: string | null; lastEventId: string | undefined }[] = [];
     const fake = async (url: string, init: RequestInit) => {
       const headers = init.headers as Record<string, string>;
-      if (url.includes("/watch")) {
-        asked.push({ after: new URL(url).searchParams.get("after"), lastEventId: headers["last-event-id"] });
-        const body = bodies.shift();
-        if (body === undefined) {
-          // No more scripts: hold the connection open until the watch closes it.
-          const stream = new ReadableStream<Uint8Array>({
-            start(controller) {
-              init.signal?.addEventListener("abort", () => controller.error(new Error("aborted")));
-            },
-          });
-          return new Response(stream, { status: 200, headers: { "content-type": "text/event-stream" } });
-        }
-        return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
-      }
-      return new Response("{}", { status: 404 });
+      if (!url.includes("/watch")) return new Response("{}", { status: 404 });
+      asked.push({ after: new URL(url).searchParams.get("after"), lastEventId: headers["last-event-id"] });
+      const body = bodies.shift() ?? { text: "", hold: true };
+      if (typeof body === "string") return new Response(body, { status: 200, headers: { "content-type": "text/event-stream" } });
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          if (body.text) controller.enqueue(new TextEncoder().encode(body.text));
+          init.signal?.addEventListener("abort", () => controller.error(new Error("aborted")));
+        },
+      });
+      return new Response(stream, { status: 200, headers: { "content-type": "text/event-stream" } });
     };
     return { fake, asked };
   }
@@ -324,5 +324,18 @@ describe("resuming inside a revision", () => {
     // No bookmark says revision 10 is whole: a watch started from the
     // position would deliver its events again, none lost.
     expect(watch.position).toBe(9);
+  });
+
+  it("replaces a connection silent for readTimeoutMs, resuming where it was", async () => {
+    const bookmark = `id: 5\nevent: progress\ndata: {"type":"progress","context":"c","revision":5}\n\n`;
+    const { fake, asked } = scripted([{ text: frame(5, "a") + bookmark, hold: true }, frame(6, "b")]);
+    const client = new Client({ url: "http://ctxmesh.test", token: "cmt_x", fetch: fake, keepalive: false });
+    const keys: string[] = [];
+    for await (const event of client.watch("c", { after: 4, backoffMs: 1, readTimeoutMs: 200 })) {
+      keys.push(`${event.revision}:${event.key}`);
+      if (keys.length === 2) break;
+    }
+    expect(keys).toEqual(["5:a", "6:b"]);
+    expect(asked.map((a) => a.after)).toEqual(["4", "5"]);
   });
 });
