@@ -259,6 +259,23 @@ describe("CtxmeshSession on its own", () => {
     expect([...popped, ...left].sort()).toEqual(["seed", ...sessions.map((_, i) => `a${i}`)].sort());
   });
 
+  it("appends more items than one transaction holds, all of them in order", async () => {
+    const context = unique("agents");
+    const many = Array.from({ length: 300 }, (_, i): AgentInputItem => ({ role: "user", content: `line ${i}` }));
+    const session = new CtxmeshSession({ client: agentClient("bulk"), context, sessionId: unique("bulk") });
+    await session.addItems(many);
+    expect(await session.getItems()).toEqual(many);
+    const commits = (await agentClient("auditor").history(context, { limit: 10 })).commits;
+    // 126 items a transaction by default: three appends.
+    expect(commits.slice(0, 3).map((c) => c.keys.length)).toEqual([300 - 2 * 126 + 1, 127, 127]);
+
+    const big = "x".repeat(40_000);
+    const small = new CtxmeshSession({ client: agentClient("bulk"), context, sessionId: unique("bytes"), maxTxnBytes: 100_000 });
+    await small.addItems([0, 1, 2, 3, 4].map((i): AgentInputItem => ({ role: "user", content: `${i}${big}` })));
+    expect((await small.getItems()).map((item) => textOf(item)!.slice(0, 1))).toEqual(["0", "1", "2", "3", "4"]);
+    expect(await small.getItems(2)).toEqual((await small.getItems()).slice(3));
+  });
+
   it("sends a live event per appended and per popped item, in order", async () => {
     const session = new CtxmeshSession({ client: agentClient("talker"), context: unique("agents"), sessionId: unique("live") });
     const watch = await session.watch();

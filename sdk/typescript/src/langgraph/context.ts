@@ -69,7 +69,8 @@ export class BoundContext {
     try {
       await this.client.createContext(this.id, { labels: this.labels });
     } catch (error) {
-      if (!(error instanceof AlreadyExistsError)) throw error;
+      // By its code too: an error class of another copy of the package is not this one's.
+      if (!(error instanceof AlreadyExistsError) && (error as { code?: unknown })?.code !== "already_exists") throw error;
     }
   }
 

@@ -149,7 +149,8 @@ export class CtxmeshSession implements Session {
    * transactions, each of them contiguous.
    */
   async addItems(items: AgentInputItem[]): Promise<void> {
-    const perTxn = Math.floor((this.maxTxnOps - 2) / 2);
+    // Each item costs a comparison and a put; the head, a comparison, a put and a read.
+    const perTxn = Math.floor((this.maxTxnOps - 3) / 2);
     const groups: AgentInputItem[][] = [];
     let group: AgentInputItem[] = [];
     let bytes = 0;
