@@ -53,6 +53,14 @@ describe("CtxmeshStore", () => {
     expect(await client.getOrNull(store.context, "memories/users/alice/@prefs")).toBeNull();
   });
 
+  it("makes its own client from url, token and agentId", async () => {
+    const store = new CtxmeshStore({ url: server.url, token: server.adminToken, agentId: "own-client", context: unique("lg-store") });
+    await store.put(["notes"], "n1", { text: "hello" });
+    expect((await store.get(["notes"], "n1"))!.value).toEqual({ text: "hello" });
+    expect((await client.get(store.context, "notes/@n1")).author).toBe("own-client");
+    store.close();
+  });
+
   it("escapes any label and key into one segment each", async () => {
     const store = freshStore();
     const namespace = ["users", "bob smith/ü", "@home"];

@@ -129,6 +129,11 @@ export class CtxmeshSaver extends BaseCheckpointSaver<number> {
     this.mesh = new BoundContext(options, this.context, { langgraph: "checkpoints" });
   }
 
+  /** Closes the client the saver made from `url`, `token` and `agentId` (not one it was given). */
+  close(): void {
+    this.mesh.close();
+  }
+
   // --- keys ----------------------------------------------------------------
 
   private family(family: string, threadId?: string, ns?: string): string {

@@ -46,12 +46,19 @@ export class BoundContext {
   readonly client: Client;
   readonly id: string;
   private readonly labels: Record<string, string>;
+  private readonly owned: boolean;
   private ready: Promise<void> | undefined;
 
   constructor(connection: Connection, id: string, labels: Record<string, string> = {}) {
+    this.owned = connection.client === undefined;
     this.client = connection.client ?? new Client(clientOptions(connection));
     this.id = id;
     this.labels = labels;
+  }
+
+  /** Closes the client when this made it (a client given is the caller's to close). */
+  close(): void {
+    if (this.owned) this.client.close();
   }
 
   /** Creates the context unless it exists (once; a failed attempt is tried again next time). */

@@ -98,6 +98,11 @@ export class CtxmeshStore extends BaseStore {
     this.mesh = new BoundContext(options, this.context, { langgraph: "store" });
   }
 
+  /** Closes the client the store made from `url`, `token` and `agentId` (not one it was given). */
+  close(): void {
+    this.mesh.close();
+  }
+
   // --- keys ------------------------------------------------------------------
 
   /** The ctxmesh entry key of the item `(namespace, key)`. */

@@ -98,6 +98,11 @@ export class CtxmeshSession implements Session {
     this.mesh = new BoundContext(options, this.context, { "openai-agents": "sessions" });
   }
 
+  /** Closes the client the session made from `url`, `token` and `agentId` (not one it was given). */
+  close(): void {
+    this.mesh.close();
+  }
+
   /** The key of item number `n`. */
   itemKey(n: number): string {
     return this.itemsPrefix + String(n).padStart(SEQUENCE_DIGITS, "0");
