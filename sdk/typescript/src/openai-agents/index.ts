@@ -143,7 +143,9 @@ export class CtxmeshSession implements Session {
       ],
     });
     this.head = headOf(entriesOf(answer, 0)[0]);
-    const items = entriesOf(answer, 1).map((e) => e.value as AgentInputItem);
+    // Zero-padded numbers: key order is the items' order.
+    const entries = [...entriesOf(answer, 1)].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const items = entries.map((e) => e.value as AgentInputItem);
     return limit === undefined ? items : items.slice(Math.max(0, items.length - limit));
   }
 
