@@ -35,6 +35,7 @@ const DEFAULT_MAX_TXN_BYTES = 1536 * 1024;
 const MAX_ATTEMPTS = 1000;
 /** Digits of an item's number in its key. */
 const SEQUENCE_DIGITS = 16;
+const utf8 = new TextEncoder();
 
 /** What a `CtxmeshSession` is made with. */
 export interface CtxmeshSessionOptions extends Connection {
@@ -162,7 +163,7 @@ export class CtxmeshSession implements Session {
     let group: AgentInputItem[] = [];
     let bytes = 0;
     for (const item of items) {
-      const size = JSON.stringify(item)?.length ?? 0;
+      const size = utf8.encode(JSON.stringify(item) ?? "").length;
       if (group.length > 0 && (group.length >= perTxn || bytes + size > this.maxTxnBytes)) {
         groups.push(group);
         group = [];
