@@ -107,6 +107,7 @@ pub enum Effect {
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
     /// The rule's id (the alphabet of context ids).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub id: String,
     /// Allow or deny.
     pub effect: Effect,
@@ -187,8 +188,8 @@ impl PolicyRule {
         if self.permissions.is_empty() {
             return Err(Error::invalid("permissions", "name at least one permission"));
         }
-        if self.tags.iter().any(|t| t.is_empty() || t.len() > 128) {
-            return Err(Error::invalid("tags", "a tag has 1 to 128 bytes"));
+        if self.tags.iter().any(|t| !crate::ids::chars_within(t, 1, 128)) {
+            return Err(Error::invalid("tags", "a tag has 1 to 128 characters"));
         }
         Ok(())
     }

@@ -116,8 +116,8 @@ impl Capabilities {
         if self.supported_kinds.is_empty() {
             return Err(Error::invalid("capabilities.supported_kinds", "must not be empty: use [\"*\"] for any kind"));
         }
-        if self.supported_kinds.iter().chain(&self.custom).any(|s| s.is_empty() || s.len() > 128) {
-            return Err(Error::invalid("capabilities", "kinds and capability strings are 1 to 128 bytes"));
+        if self.supported_kinds.iter().chain(&self.custom).any(|s| !crate::ids::chars_within(s, 1, 128)) {
+            return Err(Error::invalid("capabilities", "kinds and capability strings are 1 to 128 characters"));
         }
         Ok(())
     }
@@ -174,6 +174,7 @@ impl ContextMap {
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// The agent id (the alphabet of context ids).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub id: String,
     /// A display name (default: the id).
     #[serde(default)]
@@ -199,6 +200,7 @@ pub struct AgentSpec {
     /// Liveness lease in milliseconds, renewed by each heartbeat
     /// (default 30000; 1000 to 86400000).
     #[serde(default = "default_lease_ms")]
+    #[schema(minimum = 1000, maximum = 86_400_000)]
     pub lease_ms: u64,
     /// Free labels.
     #[serde(default)]
@@ -281,10 +283,11 @@ impl AgentSpec {
 impl Agent {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        if self.name.is_empty() || self.name.len() > 256 {
-            return Err(Error::invalid("name", "must be 1 to 256 bytes"));
+        if !crate::ids::chars_within(&self.name, 1, 256) {
+            return Err(Error::invalid("name", "must be 1 to 256 characters"));
         }
         self.capabilities.validate()?;
+        crate::context::check_labels(&self.labels)?;
         self.needs.validate("needs")?;
         self.produces.validate("produces")?;
         if self.objective.len() > 64 * 1024 {
@@ -373,6 +376,7 @@ pub struct AgentPatch {
     /// `active` or `inactive`.
     pub status: Option<AgentStatus>,
     /// New lease length (takes effect at the next heartbeat).
+    #[schema(minimum = 1000, maximum = 86_400_000)]
     pub lease_ms: Option<u64>,
     /// New labels (replaced whole).
     pub labels: Option<BTreeMap<String, String>>,

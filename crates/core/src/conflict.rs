@@ -65,7 +65,6 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Proposed {
     /// The value written (`null` with `deleted`).
-    #[schema(value_type = Object)]
     pub value: Value,
     /// Whether the write was a deletion.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -149,7 +148,6 @@ pub struct Proposal {
     /// The proposing agent.
     pub agent: String,
     /// What it proposes.
-    #[schema(value_type = Object)]
     pub value: Value,
     /// How sure it is (0..1, default 1).
     #[serde(default = "one")]
@@ -164,7 +162,6 @@ fn one() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Candidate {
     /// The value.
-    #[schema(value_type = Object)]
     pub value: Value,
     /// The sum of its supporters' confidence.
     pub weight: f64,
@@ -259,7 +256,6 @@ pub struct ResolveRequest {
     pub choose: Option<String>,
     /// A merged value to write instead (with the proposed metadata).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<Value>,
     /// The entry revision the resolution is based on (default: the
     /// conflict's `current_revision`); a newer entry is `412`.

@@ -33,12 +33,13 @@ pub enum Strategy {
 #[serde(deny_unknown_fields)]
 pub struct PolicyOverride {
     /// Keys this override applies to.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._~:@*-]+(/[A-Za-z0-9._~:@*-]+)*$", max_length = 512)]
     pub pattern: KeyPattern,
     /// The strategy for those keys.
     pub strategy: Strategy,
     /// Field-conflict rule for `merge` on those keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(reject|last-write-wins|authority)$")]
     pub on_field_conflict: Option<Strategy>,
     /// How `merge` treats arrays of those keys (`set`: as sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +56,7 @@ pub struct Policy {
     /// How `merge` settles one field changed both ways: `reject`,
     /// `last-write-wins` or `authority`.
     #[serde(default)]
+    #[schema(value_type = String, pattern = "^(reject|last-write-wins|authority)$")]
     pub on_field_conflict: Strategy,
     /// Refuse blind writes (writes without a precondition).
     #[serde(default)]
@@ -195,14 +197,7 @@ impl ContextSettings {
         self.retention.validate()?;
         self.mesh.validate()?;
         crate::schema::CompiledSchemas::compile(&self.schemas)?;
-        if self.labels.len() > 64 {
-            return Err(Error::invalid("labels", "at most 64 labels"));
-        }
-        for (k, v) in &self.labels {
-            if k.is_empty() || k.len() > 128 || v.len() > 256 {
-                return Err(Error::invalid("labels", "label names have 1 to 128 bytes, values at most 256"));
-            }
-        }
+        check_labels(&self.labels)?;
         Ok(())
     }
 }
@@ -418,6 +413,20 @@ impl ContextInfo {
         }
         Ok(())
     }
+}
+
+/// Labels (of a context or an agent): at most 64, names of 1 to 128
+/// characters, values of at most 256.
+pub fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
+    if labels.len() > 64 {
+        return Err(Error::invalid("labels", "at most 64 labels"));
+    }
+    for (k, v) in labels {
+        if !crate::ids::chars_within(k, 1, 128) || !crate::ids::chars_within(v, 0, 256) {
+            return Err(Error::invalid("labels", "label names have 1 to 128 characters, values at most 256"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -149,9 +149,9 @@ impl Fence {
     /// Parses `<lock>=<token>`.
     pub fn parse(header: &str) -> Result<Self> {
         let bad = || Error::invalid("X-Fencing-Token", "expected <lock-name>=<token>, e.g. deploy=7");
-        let (lock, token) = header.trim().rsplit_once('=').ok_or_else(bad)?;
+        let (lock, token) = header.rsplit_once('=').ok_or_else(bad)?;
         parse_lock_name(lock).map_err(|_| bad())?;
-        Ok(Fence { lock: lock.to_owned(), token: token.parse().map_err(|_| bad())? })
+        Ok(Fence { lock: lock.to_owned(), token: crate::ids::parse_decimal(token).ok_or_else(bad)? })
     }
 }
 
@@ -246,8 +246,10 @@ pub struct HandoffContext {
 #[serde(deny_unknown_fields)]
 pub struct HandoffRequest {
     /// The agent asked to take over (must be registered).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub target: String,
     /// The context the work is in.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub context: String,
     /// The context revision the handoff refers to (default: the current one).
     #[serde(default)]
@@ -257,7 +259,6 @@ pub struct HandoffRequest {
     pub keys: Vec<String>,
     /// A package for the target, as the source prepared it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub package: Option<Value>,
     /// The structured context.
     #[serde(flatten)]
@@ -294,7 +295,6 @@ pub struct Handoff {
     pub keys: Vec<String>,
     /// A prepared package, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub package: Option<Value>,
     /// Session, intent, conversation, entities.
     #[serde(flatten)]
@@ -307,7 +307,6 @@ pub struct Handoff {
     pub deadline: Timestamp,
     /// Why it was rejected, or what completed it (`result`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub outcome: Option<Value>,
     /// Creation time.
     #[schema(value_type = String, format = DateTime)]
@@ -416,12 +415,12 @@ impl TaskState {
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
     /// The agent to do it (must be registered).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub assignee: String,
     /// A short title.
     pub title: String,
     /// What to do, as the client shapes it.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub input: Option<Value>,
     /// Its priority (default normal).
     #[serde(default)]
@@ -443,7 +442,6 @@ pub struct Task {
     pub title: String,
     /// What to do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub input: Option<Value>,
     /// Its priority.
     pub priority: crate::Priority,
@@ -452,7 +450,6 @@ pub struct Task {
     pub status: TaskState,
     /// What the assignee produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
     /// Creation time.
     #[schema(value_type = String, format = DateTime)]
@@ -467,8 +464,8 @@ impl TaskRequest {
     /// Validates the request and builds the task.
     pub fn into_task(self, id: String, context: &str, by: &str, now: Timestamp) -> Result<Task> {
         crate::agent::parse_agent_id(&self.assignee)?;
-        if self.title.is_empty() || self.title.len() > 1024 {
-            return Err(Error::invalid("title", "must be 1 to 1024 bytes"));
+        if !crate::ids::chars_within(&self.title, 1, 1024) {
+            return Err(Error::invalid("title", "must be 1 to 1024 characters"));
         }
         Ok(Task {
             id,

@@ -157,7 +157,7 @@ pub struct EntryWrite {
 /// Most tags an entry may carry.
 const MAX_TAGS: usize = 64;
 /// Longest kind or tag, in bytes.
-const MAX_LABEL_BYTES: usize = 128;
+const MAX_LABEL_CHARS: usize = 128;
 
 impl EntryWrite {
     /// Validates the metadata and resolves `ttl_ms` against `now`.
@@ -207,8 +207,8 @@ impl EntryWrite {
 }
 
 fn check_label(field: &str, value: &str) -> Result<()> {
-    if value.is_empty() || value.len() > MAX_LABEL_BYTES {
-        return Err(Error::invalid(field, format!("must have 1 to {MAX_LABEL_BYTES} bytes")));
+    if !crate::ids::chars_within(value, 1, MAX_LABEL_CHARS) {
+        return Err(Error::invalid(field, format!("must have 1 to {MAX_LABEL_CHARS} characters")));
     }
     Ok(())
 }

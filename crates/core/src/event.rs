@@ -85,7 +85,6 @@ pub struct Event {
     pub priority: Option<Priority>,
     /// Type-specific payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
     /// For an item of an agent's inbox or of the agents feed: its position
     /// in that stream (the context's `revision` says where it came from).

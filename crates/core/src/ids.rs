@@ -100,6 +100,24 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._~:@-".contains(&b)
 }
 
+/// A revision, token or sequence number sent as text: 1 to 19 ASCII digits
+/// and nothing else (no sign, no blanks), as the OpenAPI document's
+/// `^[0-9]{1,19}$` says.
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit());
+    if digits { text.parse().ok() } else { None }
+}
+
+/// Whether `text` has `min` to `max` characters (Unicode scalar values,
+/// as JSON Schema's `minLength`/`maxLength` count them).
+pub fn chars_within(text: &str, min: usize, max: usize) -> bool {
+    // At most 4 bytes a character: the byte length bounds the count.
+    if text.len() < min || text.len() / 4 > max {
+        return false;
+    }
+    (min..=max).contains(&text.chars().count())
+}
+
 /// Validates a key prefix used for listing: any prefix of a valid key
 /// (it may end with `/` or in the middle of a segment). Empty means all.
 pub fn validate_prefix(prefix: &str) -> Result<()> {

@@ -484,7 +484,6 @@ pub struct PackageItem {
     pub kind: Option<String>,
     /// The value, when included whole (JSON format).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<Value>,
     /// The relevance signals (`explain=true`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -48,6 +48,12 @@ pub(crate) async fn read_body(req: Request) -> Result<Bytes, ApiError> {
 /// and in `details.field`, and the shape accepted there, from the OpenAPI
 /// document's schema of `T`, in its message and in `details.expected`.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A struct also deserializes from a JSON array of its fields in order;
+    // the API's bodies and their parts are objects where the document
+    // says so.
+    if let Some(at) = crate::shape::array_for_object::<T>(bytes) {
+        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{at} must be a JSON object, not an array")));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().clone();

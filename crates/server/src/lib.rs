@@ -36,6 +36,10 @@ pub mod watch;
 
 pub use error::ApiError;
 
+/// The largest page a list request may ask for, unless configured
+/// otherwise (the OpenAPI document states this one).
+pub const DEFAULT_MAX_PAGE_SIZE: usize = 1000;
+
 /// Settings of the HTTP server.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -75,7 +79,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             expiry_interval: Duration::from_secs(1),
             compaction_interval: Duration::from_secs(60),
-            max_page_size: 1000,
+            max_page_size: DEFAULT_MAX_PAGE_SIZE,
             progress_interval: Duration::from_secs(5),
             auth: auth::Auth::Off,
             rate_limit: None,

@@ -17,9 +17,7 @@ const BRIEF: usize = 360;
 fn components() -> &'static Value {
     static SCHEMAS: OnceLock<Value> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
-        serde_json::to_value(crate::openapi::spec())
-            .map(|doc| doc["components"]["schemas"].clone())
-            .unwrap_or(Value::Null)
+        crate::openapi::spec()["components"]["schemas"].clone()
     })
 }
 
@@ -30,6 +28,44 @@ fn schema_of<T>() -> Option<&'static Value> {
         return None;
     }
     components().get(name.rsplit("::").next()?)
+}
+
+/// The path of the first JSON array in `body` where the document of `T`
+/// wants an object: serde reads a struct from an array of its fields too,
+/// which the API does not accept.
+pub(crate) fn array_for_object<T>(body: &[u8]) -> Option<String> {
+    let schema = schema_of::<T>()?;
+    if !body.contains(&b'[') {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    fn walk(value: &Value, schema: &Value, path: &str, depth: usize) -> Option<String> {
+        let schema = resolve(schema);
+        if depth > 16 {
+            return None;
+        }
+        let objects: Vec<&Value> =
+            alternatives(schema).into_iter().filter(|s| s["type"] == "object" || s.get("properties").is_some()).collect();
+        match value {
+            Value::Array(items) => {
+                let wants_array = alternatives(schema).iter().any(|s| {
+                    s["type"] == "array" || s["type"].as_array().is_some_and(|t| t.contains(&Value::from("array")))
+                });
+                if !objects.is_empty() && !wants_array {
+                    return Some(if path.is_empty() { "the body".into() } else { format!("`{path}`") });
+                }
+                let item = schema.get("items")?;
+                items.iter().enumerate().find_map(|(i, v)| walk(v, item, &format!("{path}[{i}]"), depth + 1))
+            }
+            Value::Object(fields) => fields.iter().find_map(|(name, v)| {
+                let inner = objects.iter().find_map(|s| s["properties"].get(name))?;
+                let at = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                walk(v, inner, &at, depth + 1)
+            }),
+            _ => None,
+        }
+    }
+    walk(&value, schema, "", 0)
 }
 
 /// `schema` with its `$ref` followed.

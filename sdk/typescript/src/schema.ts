@@ -170,7 +170,10 @@ export interface paths {
                     /** @description `next_cursor` of the previous page. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -192,6 +195,11 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -203,7 +211,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -229,6 +240,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -245,6 +257,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -272,7 +290,10 @@ export interface paths {
                     /** @description Most items (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -286,6 +307,12 @@ export interface paths {
                         "application/json": components["schemas"]["StreamPage"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -310,7 +337,12 @@ export interface paths {
                     /** @description Deliver items after this sequence number (default: from now on). */
                     after?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description Resume after this event id (the SSE `id` of the last event received); wins over `after`. */
+                    "Last-Event-ID"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -324,6 +356,12 @@ export interface paths {
                         "text/event-stream": unknown;
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -345,8 +383,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -361,6 +403,9 @@ export interface paths {
                         "application/json": components["schemas"]["Agent"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -369,6 +414,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -377,8 +425,12 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -391,6 +443,9 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -399,6 +454,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -410,8 +469,12 @@ export interface paths {
         patch: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -438,6 +501,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -446,6 +511,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         trace?: never;
@@ -463,8 +534,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -479,6 +554,9 @@ export interface paths {
                         "application/json": components["schemas"]["Agent"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -487,6 +565,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -514,8 +596,12 @@ export interface paths {
                     /** @description Most items (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -530,6 +616,9 @@ export interface paths {
                         "application/json": components["schemas"]["StreamPage"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -538,6 +627,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -572,8 +664,14 @@ export interface paths {
                     /** @description Only events of at least this priority: low, normal, high, critical. */
                     min_priority?: components["schemas"]["Priority"];
                 };
-                header?: never;
+                header?: {
+                    /** @description Resume after this event id (the SSE `id` of the last event received); wins over `after`. */
+                    "Last-Event-ID"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -588,6 +686,9 @@ export interface paths {
                         "text/event-stream": unknown;
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -596,6 +697,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -617,8 +721,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -633,6 +741,8 @@ export interface paths {
                         "application/json": components["schemas"]["GrantList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -649,6 +759,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -675,8 +788,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -691,6 +808,8 @@ export interface paths {
                         "application/json": components["schemas"]["NewToken"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -707,6 +826,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         /**
@@ -716,8 +839,12 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The agent id: the alphabet of context ids. */
                     id: string;
                 };
                 cookie?: never;
@@ -730,6 +857,8 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -746,6 +875,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -780,7 +913,10 @@ export interface paths {
                     /** @description Page size (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -802,6 +938,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -810,6 +947,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -836,7 +976,10 @@ export interface paths {
                     /** @description `next_cursor` of the previous page. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -858,6 +1001,11 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -865,7 +1013,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -891,6 +1042,17 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                /** @description The `parent` context does not exist */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -899,6 +1061,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -918,8 +1086,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -934,6 +1106,9 @@ export interface paths {
                         "application/json": components["schemas"]["ContextInfo"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -942,6 +1117,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -950,8 +1128,12 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -964,6 +1146,9 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -972,6 +1157,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -980,8 +1169,12 @@ export interface paths {
         patch: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1008,6 +1201,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1016,6 +1211,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         trace?: never;
@@ -1033,8 +1234,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1049,6 +1254,9 @@ export interface paths {
                         "application/json": null | components["schemas"]["Compaction"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1057,6 +1265,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -1083,8 +1295,12 @@ export interface paths {
                     /** @description Page size (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1107,6 +1323,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1115,6 +1333,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1136,9 +1357,14 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -1153,6 +1379,9 @@ export interface paths {
                         "application/json": components["schemas"]["ConflictView"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1161,6 +1390,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1189,9 +1421,14 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -1210,6 +1447,9 @@ export interface paths {
                         "application/json": components["schemas"]["Conflict"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1234,6 +1474,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1242,6 +1484,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -1268,8 +1514,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1304,6 +1554,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1312,6 +1564,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -1337,8 +1595,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1365,6 +1627,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                404: components["responses"]["NotFound"];
                 410: {
                     headers: {
                         [name: string]: unknown;
@@ -1373,6 +1638,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -1397,8 +1668,12 @@ export interface paths {
                     /** @description The later revision (default: the current one). */
                     to?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1421,6 +1696,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                404: components["responses"]["NotFound"];
                 410: {
                     headers: {
                         [name: string]: unknown;
@@ -1429,6 +1707,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1462,8 +1743,12 @@ export interface paths {
                     /** @description Read as of this time (RFC 3339). */
                     as_of?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1478,6 +1763,9 @@ export interface paths {
                         "application/json": components["schemas"]["Document"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1494,6 +1782,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1526,8 +1817,12 @@ export interface paths {
                     /** @description Read as of this time (RFC 3339). */
                     as_of?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1542,6 +1837,9 @@ export interface paths {
                         "application/json": components["schemas"]["EntryList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1558,6 +1856,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1592,9 +1893,14 @@ export interface paths {
                     /** @description History only: page size (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The entry key: `/`-separated segments of A-Z a-z 0-9 . _ ~ : @ -, at most 512 bytes (a `/` inside the key may be sent as is or as `%2F`). */
                     key: string;
                 };
                 cookie?: never;
@@ -1609,6 +1915,9 @@ export interface paths {
                         "application/json": components["schemas"]["Entry"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1625,6 +1934,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         /**
@@ -1634,9 +1946,20 @@ export interface paths {
         put: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Write only if the entry's revision is this one (its ETag, `"12"`), or with `*` only if it exists. */
+                    "If-Match"?: string;
+                    /** @description `*`: write only if the entry does not exist. Not together with `If-Match`. */
+                    "If-None-Match"?: "*";
+                    /** @description `<lock>=<token>`: refuse the write (`409 fenced`) if a newer token of that lock of the context was issued. */
+                    "X-Fencing-Token"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The entry key: `/`-separated segments of A-Z a-z 0-9 . _ ~ : @ -, at most 512 bytes (a `/` inside the key may be sent as is or as `%2F`). */
                     key: string;
                 };
                 cookie?: never;
@@ -1663,6 +1986,20 @@ export interface paths {
                         "application/json": components["schemas"]["Entry"];
                     };
                 };
+                /** @description Kept aside as a pending conflict (policy `manual`) */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ConflictReport"];
+                    };
+                };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                404: components["responses"]["NotFound"];
+                409: components["responses"]["Fenced"];
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -1679,6 +2016,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                415: components["responses"]["UnsupportedMediaType"];
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -1687,6 +2025,18 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         post?: never;
@@ -1694,9 +2044,20 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Write only if the entry's revision is this one (its ETag, `"12"`), or with `*` only if it exists. */
+                    "If-Match"?: string;
+                    /** @description `*`: write only if the entry does not exist. Not together with `If-Match`. */
+                    "If-None-Match"?: "*";
+                    /** @description `<lock>=<token>`: refuse the write (`409 fenced`) if a newer token of that lock of the context was issued. */
+                    "X-Fencing-Token"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The entry key: `/`-separated segments of A-Z a-z 0-9 . _ ~ : @ -, at most 512 bytes (a `/` inside the key may be sent as is or as `%2F`). */
                     key: string;
                 };
                 cookie?: never;
@@ -1711,6 +2072,18 @@ export interface paths {
                         "application/json": components["schemas"]["Deleted"];
                     };
                 };
+                /** @description Kept aside as a pending conflict (policy `manual`) */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ConflictReport"];
+                    };
+                };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1719,6 +2092,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                409: components["responses"]["Fenced"];
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -1727,6 +2101,18 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -1738,9 +2124,20 @@ export interface paths {
         patch: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description Write only if the entry's revision is this one (its ETag, `"12"`), or with `*` only if it exists. */
+                    "If-Match"?: string;
+                    /** @description `*`: write only if the entry does not exist. Not together with `If-Match`. */
+                    "If-None-Match"?: "*";
+                    /** @description `<lock>=<token>`: refuse the write (`409 fenced`) if a newer token of that lock of the context was issued. */
+                    "X-Fencing-Token"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The entry key: `/`-separated segments of A-Z a-z 0-9 . _ ~ : @ -, at most 512 bytes (a `/` inside the key may be sent as is or as `%2F`). */
                     key: string;
                 };
                 cookie?: never;
@@ -1759,6 +2156,18 @@ export interface paths {
                         "application/json": components["schemas"]["Entry"];
                     };
                 };
+                /** @description Kept aside as a pending conflict (policy `manual`) */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ConflictReport"];
+                    };
+                };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1767,6 +2176,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                409: components["responses"]["Fenced"];
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -1775,6 +2185,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
                 415: {
                     headers: {
                         [name: string]: unknown;
@@ -1791,6 +2202,18 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         trace?: never;
@@ -1820,8 +2243,12 @@ export interface paths {
                     /** @description Only events of at least this priority: low, normal, high, critical. */
                     min_priority?: components["schemas"]["Priority"];
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1836,6 +2263,9 @@ export interface paths {
                         "application/json": components["schemas"]["EventList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1852,6 +2282,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1875,8 +2308,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1895,6 +2332,9 @@ export interface paths {
                         "application/json": components["schemas"]["ContextInfo"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -1911,6 +2351,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -1930,8 +2376,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -1946,6 +2396,8 @@ export interface paths {
                         "application/json": components["schemas"]["GrantList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -1962,6 +2414,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -1973,8 +2428,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2001,6 +2460,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2017,6 +2477,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         /**
@@ -2029,8 +2495,12 @@ export interface paths {
                     /** @description The agent whose grant ends. */
                     agent: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2043,6 +2513,8 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2059,6 +2531,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -2082,8 +2558,12 @@ export interface paths {
                     /** @description Page size (default 100). */
                     limit?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2098,6 +2578,9 @@ export interface paths {
                         "application/json": components["schemas"]["CommitList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2106,6 +2589,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2127,8 +2613,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2143,6 +2633,9 @@ export interface paths {
                         "application/json": components["schemas"]["LockList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2151,6 +2644,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2172,9 +2668,14 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The lock name: 1 to 128 bytes of A-Z a-z 0-9 . _ ~ : @ / -. */
                     name: string;
                 };
                 cookie?: never;
@@ -2189,6 +2690,9 @@ export interface paths {
                         "application/json": components["schemas"]["Lock"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2197,6 +2701,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2210,9 +2717,14 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The lock name: 1 to 128 bytes of A-Z a-z 0-9 . _ ~ : @ / -. */
                     name: string;
                 };
                 cookie?: never;
@@ -2239,6 +2751,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2255,6 +2769,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         /** Release a lock (holder only: else `409 not_holder`). */
@@ -2264,9 +2784,14 @@ export interface paths {
                     /** @description The acquisition to release (`lock_id`); default: the caller's. */
                     lock_id?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The lock name: 1 to 128 bytes of A-Z a-z 0-9 . _ ~ : @ / -. */
                     name: string;
                 };
                 cookie?: never;
@@ -2281,6 +2806,9 @@ export interface paths {
                         "application/json": components["schemas"]["Lock"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2297,6 +2825,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -2317,9 +2849,14 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
+                    /** @description The lock name: 1 to 128 bytes of A-Z a-z 0-9 . _ ~ : @ / -. */
                     name: string;
                 };
                 cookie?: never;
@@ -2338,6 +2875,9 @@ export interface paths {
                         "application/json": components["schemas"]["Lock"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2354,6 +2894,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -2396,20 +2942,26 @@ export interface paths {
                      */
                     compress?: boolean;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
+                /** @description The package: JSON, or Markdown with `format=markdown` */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/markdown": unknown;
+                        "application/json": components["schemas"]["Package"];
+                        "text/markdown": string;
                     };
                 };
                 400: {
@@ -2420,6 +2972,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -2436,6 +2989,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2459,8 +3015,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2479,6 +3039,9 @@ export interface paths {
                         "application/json": components["schemas"]["RollbackResponse"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2495,6 +3058,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -2517,7 +3086,7 @@ export interface paths {
         get: {
             parameters: {
                 query: {
-                    /** @description What to look for. */
+                    /** @description What to look for: 1 to 4096 characters, not only blanks. */
                     q: string;
                     /**
                      * @description `keyword`, `semantic` or `hybrid` (default: hybrid with a model,
@@ -2537,8 +3106,12 @@ export interface paths {
                     /** @description Only entries written before this time (RFC 3339). */
                     until?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2561,6 +3134,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2569,6 +3144,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2604,8 +3182,12 @@ export interface paths {
                     /** @description `next_cursor` of the previous page. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2620,6 +3202,9 @@ export interface paths {
                         "application/json": components["schemas"]["TaskList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2628,6 +3213,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2638,8 +3226,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2666,6 +3258,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2674,6 +3268,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -2698,8 +3298,14 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description `<lock>=<token>`: refuse the write (`409 fenced`) if a newer token of that lock of the context was issued. */
+                    "X-Fencing-Token"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2726,6 +3332,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2734,6 +3342,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                409: components["responses"]["Fenced"];
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -2742,6 +3351,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                415: components["responses"]["UnsupportedMediaType"];
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -2750,6 +3360,18 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -2785,8 +3407,14 @@ export interface paths {
                     /** @description Only events of at least this priority: low, normal, high, critical. */
                     min_priority?: components["schemas"]["Priority"];
                 };
-                header?: never;
+                header?: {
+                    /** @description Resume after this event id (the SSE `id` of the last event received); wins over `after`. */
+                    "Last-Event-ID"?: string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
                     ctx: string;
                 };
                 cookie?: never;
@@ -2801,6 +3429,9 @@ export interface paths {
                         "text/event-stream": unknown;
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2817,6 +3448,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2852,7 +3486,10 @@ export interface paths {
                     /** @description `next_cursor` of the previous page. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -2874,6 +3511,11 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -2885,7 +3527,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -2911,6 +3556,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2919,6 +3566,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -2938,8 +3591,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -2954,6 +3611,9 @@ export interface paths {
                         "application/json": components["schemas"]["Handoff"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -2962,6 +3622,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3004,20 +3667,26 @@ export interface paths {
                      */
                     compress?: boolean;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
+                /** @description The package: JSON, or Markdown with `format=markdown` */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/markdown": unknown;
+                        "application/json": components["schemas"]["Package"];
+                        "text/markdown": string;
                     };
                 };
                 400: {
@@ -3028,6 +3697,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3052,6 +3722,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3080,7 +3753,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
                     /** @description The handoff */
                     id: string;
@@ -3103,6 +3779,8 @@ export interface paths {
                         "application/json": components["schemas"]["Handoff"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3127,6 +3805,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -3153,7 +3837,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3179,6 +3866,8 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -3187,6 +3876,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -3206,7 +3901,10 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3220,6 +3918,8 @@ export interface paths {
                         "application/json": components["schemas"]["PolicyList"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3228,6 +3928,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3239,7 +3942,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3265,6 +3971,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3281,6 +3988,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -3303,8 +4016,12 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -3317,6 +4034,8 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3333,6 +4052,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         options?: never;
@@ -3365,7 +4088,10 @@ export interface paths {
                     /** @description `next_cursor` of the previous page. */
                     cursor?: string;
                 };
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3387,6 +4113,11 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3408,8 +4139,12 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -3424,6 +4159,9 @@ export interface paths {
                         "application/json": components["schemas"]["Task"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -3432,6 +4170,9 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3458,8 +4199,12 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path: {
+                    /** @description The id the server gave it. */
                     id: string;
                 };
                 cookie?: never;
@@ -3478,6 +4223,8 @@ export interface paths {
                         "application/json": components["schemas"]["Task"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3502,6 +4249,12 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
             };
         };
         delete?: never;
@@ -3524,7 +4277,10 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3538,6 +4294,7 @@ export interface paths {
                         "application/json": components["schemas"]["Identity"];
                     };
                 };
+                400: components["responses"]["BadRequest"];
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -3546,6 +4303,10 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3567,7 +4328,18 @@ export interface paths {
         get: {
             parameters: {
                 query?: never;
-                header?: never;
+                header: {
+                    /** @description `Upgrade` */
+                    Connection: string;
+                    /** @description `websocket` */
+                    Upgrade: string;
+                    /** @description `13` */
+                    "Sec-WebSocket-Version": string;
+                    /** @description The client's handshake nonce (RFC 6455) */
+                    "Sec-WebSocket-Key": string;
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3580,6 +4352,12 @@ export interface paths {
                     };
                     content?: never;
                 };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
             };
         };
         put?: never;
@@ -3597,12 +4375,12 @@ export interface components {
         /** @description `POST /v1/contexts/{ctx}/locks/{name}`. */
         AcquireRequest: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description How long the lock is held unless refreshed (1 ms to one day).
              */
             ttl_ms: number;
             /**
-             * Format: int64
+             * Format: uint64
              * @description How long the server waits for a held lock before answering
              *     `acquired: false` (default 0: answer at once; at most 60000).
              */
@@ -3629,7 +4407,7 @@ export interface components {
              */
             lease_expires_at: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description Lease length in milliseconds.
              */
             lease_ms: number;
@@ -3649,7 +4427,7 @@ export interface components {
             /** @description Liveness. */
             status: components["schemas"]["AgentStatus"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Tokens of context per package.
              */
             token_budget: number;
@@ -3670,7 +4448,7 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description New lease length (takes effect at the next heartbeat).
              */
             lease_ms?: number | null;
@@ -3680,9 +4458,9 @@ export interface components {
             /** @description New objective. */
             objective?: string | null;
             produces?: null | components["schemas"]["ContextMap"];
-            status?: null | components["schemas"]["AgentStatus"];
+            status?: null | ("active" | "inactive");
             /**
-             * Format: int64
+             * Format: uint64
              * @description New token budget.
              */
             token_budget?: number | null;
@@ -3699,7 +4477,7 @@ export interface components {
                 [key: string]: string;
             };
             /**
-             * Format: int64
+             * Format: uint64
              * @description Liveness lease in milliseconds, renewed by each heartbeat
              *     (default 30000; 1000 to 86400000).
              */
@@ -3713,7 +4491,7 @@ export interface components {
             /** @description The context it writes. */
             produces?: components["schemas"]["ContextMap"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Tokens of context it can take per package (default 8000).
              */
             token_budget?: number;
@@ -3738,7 +4516,7 @@ export interface components {
         /** @description A page of the audit log. */
         AuditPage: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description Pass as `after` to read on.
              */
             next_after: number;
@@ -3764,7 +4542,7 @@ export interface components {
             /** @description The request (`GET /v1/contexts/c/entries/k`). */
             resource: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description Its position in the log (assigned when stored; 0 before).
              */
             seq?: number;
@@ -3782,7 +4560,7 @@ export interface components {
              */
             agreement: number;
             /** @description The value. */
-            value: Record<string, unknown>;
+            value: unknown;
             /**
              * Format: double
              * @description The sum of its supporters' confidence.
@@ -3803,7 +4581,7 @@ export interface components {
              */
             custom?: string[];
             /**
-             * Format: int32
+             * Format: uint32
              * @description Most contexts it works on at once (default 8; at least 1).
              */
             max_concurrent_contexts?: number;
@@ -3828,7 +4606,7 @@ export interface components {
              */
             kind: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision.
              */
             revision: number;
@@ -3837,7 +4615,7 @@ export interface components {
         CommitList: {
             commits: components["schemas"]["Commit"][];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Pass as `before` for older commits; null when there are none.
              */
             next_before?: number | null;
@@ -3845,14 +4623,14 @@ export interface components {
         /** @description What a compaction pass did to one context. */
         Compaction: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description History before this revision is gone.
              */
             compacted_revision: number;
             /** @description The context. */
             context: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description Versions removed.
              */
             versions_removed: number;
@@ -3863,31 +4641,42 @@ export interface components {
          */
         Compare: {
             /** @description Compare whether the entry exists. */
-            exists?: boolean | null;
+            exists?: boolean;
             /** @description The key compared. */
             key: string;
             /** @description The comparison operator (default `eq`). */
             op?: components["schemas"]["CompareOp"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Compare the entry's revision (its ETag).
              */
-            revision?: number | null;
+            revision?: number;
             /** @description Compare the entry's value (`eq`/`ne` only; an absent entry equals nothing). */
-            value?: Record<string, unknown> | null;
+            value?: unknown;
             /**
              * @description A causal precondition: the version vector the write was based on.
              *     It holds when the entry's vector does not go beyond it (the writer
              *     has seen every write to the entry: the write descends from it); an
              *     absent entry matches an empty vector.
              */
-            vclock?: Record<string, unknown> | null;
+            vclock?: {
+                [key: string]: number;
+            };
             /**
-             * Format: int64
+             * Format: uint64
              * @description Compare the entry's version.
              */
-            version?: number | null;
-        };
+            version?: number;
+        } & (unknown | unknown | {
+            /** @enum {unknown} */
+            op?: "eq" | "ne";
+        } | {
+            /** @enum {unknown} */
+            op?: "eq" | "ne";
+        } | {
+            /** @enum {unknown} */
+            op?: "eq" | "ne";
+        });
         /**
          * @description How a comparison compares.
          * @enum {string}
@@ -3896,7 +4685,7 @@ export interface components {
         /** @description `POST /v1/tasks/{id}/complete`. */
         CompleteTask: {
             /** @description What the task produced: any JSON. */
-            output?: Record<string, unknown> | null;
+            output?: unknown;
         };
         /** @description The signals of one entry's relevance, each in 0..1. */
         Components: {
@@ -3946,7 +4735,7 @@ export interface components {
             /** @description Who wrote the stale write. */
             author: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision the writer had read, when known.
              */
             base_revision?: number | null;
@@ -3962,7 +4751,7 @@ export interface components {
             /** @description Who wrote that version. */
             current_author?: string | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The entry's revision when the write arrived (0: it was absent).
              */
             current_revision: number;
@@ -3972,7 +4761,7 @@ export interface components {
              */
             detected_at: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision that recorded the conflict.
              */
             detected_revision: number;
@@ -4061,7 +4850,7 @@ export interface components {
         /** @description A context as read: its settings and its state counters. */
         ContextInfo: components["schemas"]["ContextSettings"] & {
             /**
-             * Format: int64
+             * Format: uint64
              * @description History before this revision was compacted away (0: nothing compacted).
              */
             compacted_revision: number;
@@ -4073,7 +4862,7 @@ export interface components {
             /** @description The agent that created the context. */
             created_by: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description Number of live entries.
              */
             entry_count: number;
@@ -4083,7 +4872,7 @@ export interface components {
             /** @description The parent context, when created by inheritance. */
             parent?: string | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The current revision (1 after create, +1 per committed transaction).
              */
             revision: number;
@@ -4105,7 +4894,14 @@ export interface components {
          */
         ContextMap: {
             /** @description What not to include even when the above match. */
-            exclude?: Record<string, unknown> | null;
+            exclude?: null | {
+                /** @description Key patterns (`findings/*`, `brand/**`). */
+                keys?: string[];
+                /** @description Entry kinds. */
+                kinds?: string[];
+                /** @description Entry tags. */
+                tags?: string[];
+            };
             /** @description Key patterns (`findings/*`, `brand/**`). */
             keys?: string[];
             /** @description Entry kinds. */
@@ -4157,12 +4953,13 @@ export interface components {
         /** @description `POST /v1/contexts/{ctx}/decisions`. */
         DecisionRequest: {
             /** @description What was decided. */
-            decision: Record<string, unknown>;
+            decision: unknown;
             /** @description Where to record it (default `decisions/<agent>/<read_revision>`). */
             key?: string | null;
             /**
-             * Format: int64
-             * @description The context revision the agent read before deciding.
+             * Format: uint64
+             * @description The context revision the agent read before deciding (1 to the
+             *     context's revision).
              */
             read_revision: number;
         };
@@ -4170,7 +4967,7 @@ export interface components {
         Deleted: {
             key: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision that deleted the entry.
              */
             revision: number;
@@ -4178,9 +4975,9 @@ export interface components {
         /** @description The changes between two revisions. */
         Diff: {
             changes: components["schemas"]["DiffChange"][];
-            /** Format: int64 */
+            /** Format: uint64 */
             from: number;
-            /** Format: int64 */
+            /** Format: uint64 */
             to: number;
         };
         /** @description One key's change between two revisions. */
@@ -4202,7 +4999,7 @@ export interface components {
             /** @description Keys split on `/` into nested objects. */
             document: Record<string, unknown>;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision the document was read at.
              */
             revision: number;
@@ -4219,7 +5016,7 @@ export interface components {
              */
             reason: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The entry's revision.
              */
             revision: number;
@@ -4244,14 +5041,14 @@ export interface components {
             /** @description The agent that made the last change. */
             author: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The context revision that created the entry.
              */
             created_revision: number;
             /** @description The entry's key. */
             key: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The context revision of the entry's last change; its ETag.
              */
             revision: number;
@@ -4265,7 +5062,7 @@ export interface components {
             /** @description Writes per agent to this entry. */
             vclock?: components["schemas"]["BTreeMap"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description 1 on create, +1 on each update; restarts at 1 after delete and re-create.
              */
             version: number;
@@ -4276,7 +5073,7 @@ export interface components {
             /** @description Pass as `cursor` for the next page (it reads the same revision). */
             next_cursor?: string | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The context revision the page was read at.
              */
             revision: number;
@@ -4342,7 +5139,7 @@ export interface components {
             /** @description See [`EntryMeta::tags`]. */
             tags?: string[];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Time to live from the write, in milliseconds; exclusive with `expires_at`.
              */
             ttl_ms?: number | null;
@@ -4353,7 +5150,9 @@ export interface components {
              *     was based on (as read). The write applies when it descends from the
              *     current entry; otherwise the context's conflict policy decides.
              */
-            vclock?: Record<string, unknown> | null;
+            vclock?: {
+                [key: string]: number;
+            } | null;
         };
         /** @description The body of every error response. */
         ErrorBody: {
@@ -4387,17 +5186,17 @@ export interface components {
             /** @description The context id. */
             context: string;
             /** @description Type-specific payload. */
-            data?: Record<string, unknown> | null;
+            data?: unknown;
             /** @description The entry key, for entry events. */
             key?: string | null;
             priority?: null | components["schemas"]["Priority"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision that appended the event.
              */
             revision: number;
             /**
-             * Format: int64
+             * Format: uint64
              * @description For an item of an agent's inbox or of the agents feed: its position
              *     in that stream (the context's `revision` says where it came from).
              */
@@ -4409,7 +5208,7 @@ export interface components {
         EventList: {
             events: components["schemas"]["Event"][];
             /**
-             * Format: int64
+             * Format: uint64
              * @description The last revision scanned: pass as `after` to continue. Equal to the
              *     request's `after` when nothing newer exists.
              */
@@ -4422,7 +5221,7 @@ export interface components {
             /** @description The lock's name. */
             lock: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The token the writer got when it acquired the lock.
              */
             token: number;
@@ -4432,7 +5231,7 @@ export interface components {
             /** @description The source context. */
             context: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The source revision.
              */
             revision: number;
@@ -4440,12 +5239,12 @@ export interface components {
         /** @description `POST .../fork`. */
         ForkRequest: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision to fork from (default: the current one).
              */
             at?: number | null;
             /** @description The new context's id. */
-            id: string;
+            id: components["schemas"]["ContextId"];
         };
         /**
          * @description How a package is returned.
@@ -4510,11 +5309,11 @@ export interface components {
             /** @description Free text for the target. */
             note?: string | null;
             /** @description Why it was rejected, or what completed it (`result`). */
-            outcome?: Record<string, unknown> | null;
+            outcome?: unknown;
             /** @description A prepared package, if any. */
-            package?: Record<string, unknown> | null;
+            package?: unknown;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The context revision it refers to.
              */
             revision: number;
@@ -4554,27 +5353,35 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description A request to hand work over (`POST /v1/handoffs`). */
-        HandoffRequest: components["schemas"]["HandoffContext"] & {
+        HandoffRequest: {
             /** @description The context the work is in. */
             context: string;
+            /** @description The conversation so far (messages as the client shapes them). */
+            conversation_history?: Record<string, unknown>[];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Milliseconds the target has to accept or reject (default one hour).
              */
             deadline_ms?: number;
+            /** @description Entities extracted so far (names, ids, amounts...). */
+            extracted_entities?: Record<string, unknown>;
             /** @description Keys (or patterns) of the context the target should read. */
             keys?: string[];
             /** @description Free text for the target. */
             note?: string | null;
             /** @description A package for the target, as the source prepared it. */
-            package?: Record<string, unknown> | null;
+            package?: unknown;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The context revision the handoff refers to (default: the current one).
              */
             revision?: number | null;
+            /** @description The user session the work belongs to. */
+            session?: string | null;
             /** @description The agent asked to take over (must be registered). */
             target: string;
+            /** @description What the user wants, in words. */
+            user_intent?: string | null;
         };
         /**
          * @description Where a handoff is in its life.
@@ -4584,7 +5391,7 @@ export interface components {
         /** @description The body of accept, reject and complete (all optional). */
         HandoffStep: {
             /** @description Why (reject), or what came of it (complete): any JSON. */
-            outcome?: Record<string, unknown> | null;
+            outcome?: unknown;
         };
         /** @description One search hit. */
         Hit: {
@@ -4633,7 +5440,7 @@ export interface components {
              */
             expires_at?: string | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The token of the latest acquisition.
              */
             fencing_token: number;
@@ -4657,7 +5464,7 @@ export interface components {
         /** @description The mesh settings of a context. */
         MeshSettings: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description Half-life of the recency signal, in milliseconds.
              * @default 86400000
              */
@@ -4701,13 +5508,16 @@ export interface components {
             /** @description Agents whose inboxes receive the message (each must be registered). */
             agents?: string[];
             /** @description The message itself: any JSON. */
-            body: Record<string, unknown>;
-            /** @description The context whose subscribers receive the message (its log). */
-            context?: string | null;
+            body: unknown;
+            context?: null | components["schemas"]["ContextId"];
             /** @description low, normal (default), high or critical. */
             priority?: components["schemas"]["Priority"];
             /** @description A free topic, e.g. `review-requested`. */
             topic?: string | null;
+        } | {
+            context: string;
+        } | {
+            agents: unknown;
         };
         /**
          * @description How a search ranks.
@@ -4754,19 +5564,60 @@ export interface components {
             token: string;
         };
         /** @description One operation of a transaction. */
-        Op: (components["schemas"]["EntryWrite"] & {
+        Op: {
+            /**
+             * Format: double
+             * @description See [`EntryMeta::confidence`].
+             */
+            confidence?: number | null;
+            /** @description See [`EntryMeta::confidential`]. */
+            confidential?: boolean;
+            /** @description See [`EntryMeta::depends_on`]. */
+            depends_on?: string[];
+            /**
+             * Format: date-time
+             * @description Absolute expiry; exclusive with `ttl_ms`.
+             */
+            expires_at?: string | null;
             /** @description The key written. */
             key: string;
-        } & {
+            /** @description See [`EntryMeta::kind`]. */
+            kind?: string | null;
             /** @enum {string} */
             op: "put";
-        }) | (components["schemas"]["PatchBody"] & {
+            /** @description See [`EntryMeta::priority`]. */
+            priority?: components["schemas"]["Priority"];
+            /** @description See [`EntryMeta::relevance`]. */
+            relevance?: {
+                [key: string]: number;
+            };
+            /** @description See [`EntryMeta::tags`]. */
+            tags?: string[];
+            /**
+             * Format: uint64
+             * @description Time to live from the write, in milliseconds; exclusive with `expires_at`.
+             */
+            ttl_ms?: number | null;
+            /** @description The new value (required; `null` is a value). */
+            value: unknown;
+            /**
+             * @description A causal precondition: the version vector of the entry the write
+             *     was based on (as read). The write applies when it descends from the
+             *     current entry; otherwise the context's conflict policy decides.
+             */
+            vclock?: {
+                [key: string]: number;
+            } | null;
+        } | ({
+            /** @description A JSON Patch (RFC 6902). */
+            json_patch?: Record<string, unknown>[];
             /** @description The key patched. */
             key: string;
-        } & {
+            /** @description A JSON Merge Patch (RFC 7386). */
+            merge_patch?: unknown;
             /** @enum {string} */
             op: "patch";
-        }) | {
+        } & (unknown | unknown)) | {
             /** @description The key deleted. */
             key: string;
             /** @enum {string} */
@@ -4776,14 +5627,14 @@ export interface components {
             op: "delete_prefix";
             /** @description The prefix (a plain string prefix of keys). */
             prefix: string;
-        } | {
+        } | ({
             /** @description The key read. */
-            key?: string | null;
+            key?: string;
             /** @enum {string} */
             op: "get";
             /** @description The prefix read. */
-            prefix?: string | null;
-        };
+            prefix?: string;
+        } & (unknown | unknown));
         /** @description The result of one operation. */
         OpResult: {
             /** @description The entry. */
@@ -4804,7 +5655,7 @@ export interface components {
             op: "delete";
         } | {
             /**
-             * Format: int64
+             * Format: uint64
              * @description Number deleted.
              */
             deleted: number;
@@ -4849,7 +5700,7 @@ export interface components {
             /** @description The entries in it, most relevant first. */
             items: components["schemas"]["PackageItem"][];
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision it was built at.
              */
             revision: number;
@@ -4868,7 +5719,7 @@ export interface components {
             /** @description Where to fetch it whole: `key@revision`. */
             reference: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The entry's revision.
              */
             revision: number;
@@ -4884,7 +5735,7 @@ export interface components {
             /** @description Tokens of its part of the package text. */
             tokens: number;
             /** @description The value, when included whole (JSON format). */
-            value?: Record<string, unknown> | null;
+            value?: unknown;
         };
         /** @description A patch of an entry's value: exactly one of the two forms. */
         PatchBody: {
@@ -4910,7 +5761,7 @@ export interface components {
              * @description How `merge` settles one field changed both ways: `reject`,
              *     `last-write-wins` or `authority`.
              */
-            on_field_conflict?: components["schemas"]["Strategy"];
+            on_field_conflict?: string;
             /** @description Strategies per key pattern; the first match wins. */
             overrides?: components["schemas"]["PolicyOverride"][];
             /** @description Refuse blind writes (writes without a precondition). */
@@ -4925,7 +5776,8 @@ export interface components {
         /** @description A per-key-pattern override of the context's strategy. */
         PolicyOverride: {
             arrays?: null | components["schemas"]["ArrayMerge"];
-            on_field_conflict?: null | components["schemas"]["Strategy"];
+            /** @description Field-conflict rule for `merge` on those keys. */
+            on_field_conflict?: string | null;
             /** @description Keys this override applies to. */
             pattern: string;
             /** @description The strategy for those keys. */
@@ -4974,7 +5826,7 @@ export interface components {
              */
             confidence?: number;
             /** @description What it proposes. */
-            value: Record<string, unknown>;
+            value: unknown;
         };
         /**
          * @description A write kept aside under `manual`: one sibling of the conflict (the
@@ -4984,15 +5836,15 @@ export interface components {
             /** @description Whether the write was a deletion. */
             deleted?: boolean;
             /** @description The value written (`null` with `deleted`). */
-            value: Record<string, unknown>;
+            value: unknown;
         };
         /** @description `POST /v1/contexts/{ctx}/locks/{name}/refresh`. */
         RefreshRequest: {
             /** @description The acquisition to extend; default: the caller's. */
             lock_id?: string | null;
             /**
-             * Format: int64
-             * @description The new TTL, from now.
+             * Format: uint64
+             * @description The new TTL, from now (1 ms to one day).
              */
             ttl_ms: number;
         };
@@ -5008,7 +5860,7 @@ export interface components {
             /** @description `current`, `proposed` or `value`. */
             chose: string;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision that recorded the resolution.
              */
             revision: number;
@@ -5021,26 +5873,27 @@ export interface components {
             /**
              * @description `current` (keep the entry as it is) or `proposed` (apply the write
              *     kept aside).
+             * @enum {string}
              */
-            choose?: string | null;
+            choose?: "current" | "proposed";
             /**
-             * Format: int64
+             * Format: uint64
              * @description The entry revision the resolution is based on (default: the
              *     conflict's `current_revision`); a newer entry is `412`.
              */
             if_match?: number | null;
             /** @description A merged value to write instead (with the proposed metadata). */
-            value?: Record<string, unknown> | null;
-        };
+            value?: unknown;
+        } & (unknown | unknown);
         /** @description How much history a context keeps. Unset fields keep everything. */
         Retention: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description Keep revisions committed within this many milliseconds readable.
              */
             max_age_ms?: number | null;
             /**
-             * Format: int64
+             * Format: uint64
              * @description Keep at least this many most recent revisions readable.
              */
             max_revisions?: number | null;
@@ -5048,7 +5901,7 @@ export interface components {
         /** @description `POST .../rollback`. */
         RollbackRequest: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision whose state to restore.
              */
             to: number;
@@ -5056,12 +5909,12 @@ export interface components {
         /** @description The revision a rollback committed. */
         RollbackResponse: {
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision restored.
              */
             restored_from: number;
             /**
-             * Format: int64
+             * Format: uint64
              * @description The new revision holding the restored state.
              */
             revision: number;
@@ -5073,7 +5926,7 @@ export interface components {
             /** @description The mode used. */
             mode: components["schemas"]["Mode"];
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision searched.
              */
             revision: number;
@@ -5101,7 +5954,7 @@ export interface components {
              */
             events: components["schemas"]["Event"][];
             /**
-             * Format: int64
+             * Format: uint64
              * @description Pass as `after` to read on; equals `after` when nothing is new.
              */
             next_after: number;
@@ -5127,9 +5980,9 @@ export interface components {
             /** @description Its id. */
             id: string;
             /** @description What to do. */
-            input?: Record<string, unknown> | null;
+            input?: unknown;
             /** @description What the assignee produced. */
-            output?: Record<string, unknown> | null;
+            output?: unknown;
             /** @description Its priority. */
             priority: components["schemas"]["Priority"];
             /** @description Where it is (read from `state` too, its former name). */
@@ -5148,7 +6001,7 @@ export interface components {
             /** @description The agent to do it (must be registered). */
             assignee: string;
             /** @description What to do, as the client shapes it. */
-            input?: Record<string, unknown> | null;
+            input?: unknown;
             /** @description Its priority (default normal). */
             priority?: components["schemas"]["Priority"];
             /** @description A short title. */
@@ -5181,7 +6034,7 @@ export interface components {
             /** @description One result per operation of the branch that ran. */
             results: components["schemas"]["OpResult"][];
             /**
-             * Format: int64
+             * Format: uint64
              * @description The revision the transaction committed, or the revision it read at
              *     when it changed nothing.
              */
@@ -5248,8 +6101,117 @@ export interface components {
             text: number;
         };
     };
-    responses: never;
-    parameters: never;
+    responses: {
+        /** @description Invalid input: a parameter, header or body of the wrong shape (`details.field` names it). */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description `fenced`: the write's `X-Fencing-Token` is older than the lock's newest token. */
+        Fenced: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The caller may not do this (or `X-Agent-Id` names another agent than its token's). */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description An internal error; the server log has the details. */
+        Internal: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The context, entry or other resource named does not exist. */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The agent is over its request rate, or has too many streams open: retry after `Retry-After` seconds. */
+        RateLimited: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The server's disk is full; the write changed nothing: retry once space is freed. */
+        StorageFull: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The body (or a value in it) is over the server's limits. */
+        TooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description No bearer token, or one the server does not know. */
+        Unauthenticated: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The store (or a dependency such as the embeddings endpoint) is unavailable: retry later. */
+        Unavailable: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The body's `Content-Type` is not one this operation takes. */
+        UnsupportedMediaType: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+    };
+    parameters: {
+        /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+        AgentId: string;
+    };
     requestBodies: never;
     headers: never;
     pathItems: never;

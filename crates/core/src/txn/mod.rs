@@ -71,7 +71,6 @@ pub struct Compare {
     pub exists: Option<bool>,
     /// Compare the entry's value (`eq`/`ne` only; an absent entry equals nothing).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<Value>,
     /// A causal precondition: the version vector the write was based on.
     /// It holds when the entry's vector does not go beyond it (the writer

@@ -22,7 +22,7 @@
 mod bounded;
 mod cache;
 mod embed;
-mod package;
+pub(crate) mod package;
 mod prefetch;
 mod snapshot;
 mod summarize;

@@ -11,8 +11,8 @@ use ctxmesh_store::coord as req;
 use ctxmesh_store::coord::AgentQuery;
 use serde::{Deserialize, Serialize};
 
-use super::watch::{FilterParams, last_event_id, sse_response};
-use super::{P, page_size};
+use super::watch::{FilterParams, resume_point, sse_response};
+use super::{P, check_revision, page_size};
 use crate::AppState;
 use crate::auth::{hash_token, new_token};
 use crate::cursor;
@@ -44,7 +44,7 @@ async fn issue_token(state: &AppState, agent: &str) -> ApiResult<String> {
 /// Register an agent (admin only). The answer is `201` with the agent,
 /// its `Location` and, this once, its `token`; a taken id is `409
 /// already_exists`.
-#[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentSpec,
+#[utoipa::path(post, path = "/v1/agents", operation_id = "registerAgent", tag = "agents", request_body = AgentSpec,
     responses((status = 201, body = AgentWithToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn register(
@@ -72,7 +72,7 @@ pub(crate) struct Identity {
 
 /// Who am I: the agent and rights of the caller's credentials (so that a
 /// client holding only an agent token learns its agent id).
-#[utoipa::path(get, path = "/v1/whoami", tag = "agents",
+#[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami", tag = "agents",
     responses((status = 200, body = Identity), (status = 401, body = ErrorBody)))]
 pub(crate) async fn whoami(caller: Caller) -> Json<Identity> {
     Json(Identity { agent: caller.agent, admin: caller.admin })
@@ -88,7 +88,7 @@ pub(crate) struct NewToken {
 
 /// Rotate an agent's token (the agent itself or an admin): the old token
 /// stops working at once.
-#[utoipa::path(post, path = "/v1/agents/{id}/token", tag = "agents",
+#[utoipa::path(post, path = "/v1/agents/{id}/token", operation_id = "rotateToken", tag = "agents",
     responses((status = 200, body = NewToken), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn rotate_token(
     State(state): State<AppState>,
@@ -103,7 +103,7 @@ pub(crate) async fn rotate_token(
 
 /// Revoke an agent's token (the agent itself or an admin); a new one is
 /// issued by rotation.
-#[utoipa::path(delete, path = "/v1/agents/{id}/token", tag = "agents",
+#[utoipa::path(delete, path = "/v1/agents/{id}/token", operation_id = "revokeToken", tag = "agents",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
@@ -139,7 +139,7 @@ pub(crate) struct AgentList {
 }
 
 /// List agents by id.
-#[utoipa::path(get, path = "/v1/agents", tag = "agents", params(AgentListParams),
+#[utoipa::path(get, path = "/v1/agents", operation_id = "listAgents", tag = "agents", params(AgentListParams),
     responses((status = 200, body = AgentList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>, Q(p): Q<AgentListParams>) -> ApiResult<Json<AgentList>> {
     let limit = page_size(&state, p.limit, 100)?;
@@ -151,7 +151,7 @@ pub(crate) async fn list(State(state): State<AppState>, Q(p): Q<AgentListParams>
 }
 
 /// Read an agent.
-#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents",
+#[utoipa::path(get, path = "/v1/agents/{id}", operation_id = "getAgent", tag = "agents",
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(State(state): State<AppState>, P(id): P<String>) -> ApiResult<Json<Agent>> {
     let id = agent_id(&id)?;
@@ -160,7 +160,7 @@ pub(crate) async fn read(State(state): State<AppState>, P(id): P<String>) -> Api
 
 /// Update an agent: the fields given replace the stored ones; `status`
 /// may be set to `active` or `inactive`.
-#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", request_body = AgentPatch,
+#[utoipa::path(patch, path = "/v1/agents/{id}", operation_id = "updateAgent", tag = "agents", request_body = AgentPatch,
     responses((status = 200, body = Agent), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ pub(crate) async fn update(
 }
 
 /// Unregister an agent; the locks it held are released.
-#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents",
+#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", tag = "agents",
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(State(state): State<AppState>, caller: Caller, P(id): P<String>) -> ApiResult<StatusCode> {
     let id = agent_id(&id)?;
@@ -188,7 +188,7 @@ pub(crate) async fn remove(State(state): State<AppState>, caller: Caller, P(id):
 }
 
 /// Renew the agent's lease; a disconnected agent becomes active again.
-#[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", tag = "agents",
+#[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", operation_id = "heartbeat", tag = "agents",
     responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
@@ -226,7 +226,7 @@ fn stream_page(after: u64, events: Vec<Event>) -> StreamPage {
 
 /// Read an agent's inbox: everything directed at it (handoffs, tasks,
 /// messages, broadcasts), numbered by its own sequence.
-#[utoipa::path(get, path = "/v1/agents/{id}/inbox", tag = "agents", params(StreamParams),
+#[utoipa::path(get, path = "/v1/agents/{id}/inbox", operation_id = "getInbox", tag = "agents", params(StreamParams),
     responses((status = 200, body = StreamPage), (status = 404, body = ErrorBody)))]
 pub(crate) async fn inbox(
     State(state): State<AppState>,
@@ -236,7 +236,7 @@ pub(crate) async fn inbox(
 ) -> ApiResult<Json<StreamPage>> {
     let agent = agent_id(&id)?;
     caller.require_self_or_admin(&agent)?;
-    let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
+    let (after, limit) = (check_revision("after", p.after.unwrap_or(0))?, page_size(&state, p.limit, 100)?);
     let events = state.store().coord(req::ReadInbox { agent, after, limit }).await?;
     Ok(Json(stream_page(after, events)))
 }
@@ -276,7 +276,7 @@ pub(crate) async fn inbox_spec(
 /// Server-Sent Events of an agent's inbox: each item's SSE `id` is its
 /// sequence number; `Last-Event-ID` (or `after`) resumes without gap or
 /// repeat.
-#[utoipa::path(get, path = "/v1/agents/{id}/inbox/watch", tag = "agents", params(StreamWatchParams, FilterParams),
+#[utoipa::path(get, path = "/v1/agents/{id}/inbox/watch", operation_id = "watchInbox", tag = "agents", params(StreamWatchParams, FilterParams),
     responses((status = 200, content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn inbox_watch(
     State(state): State<AppState>,
@@ -286,7 +286,7 @@ pub(crate) async fn inbox_watch(
     Q(filter): Q<FilterParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let after = last_event_id(&headers)?.or(p.after);
+    let after = resume_point(&headers, p.after)?;
     let spec = inbox_spec(&state, &caller, &id, after, filter.filter()?).await?;
     let guard = state.open_stream(&caller)?;
     Ok(sse_response(&state, spec, guard))
@@ -294,16 +294,16 @@ pub(crate) async fn inbox_watch(
 
 /// Read the agents feed: `agent.registered`, `agent.disconnected`,
 /// `agent.unregistered`, numbered by its own sequence.
-#[utoipa::path(get, path = "/v1/agents/events", tag = "agents", params(StreamParams),
+#[utoipa::path(get, path = "/v1/agents/events", operation_id = "listAgentEvents", tag = "agents", params(StreamParams),
     responses((status = 200, body = StreamPage)))]
 pub(crate) async fn feed(State(state): State<AppState>, Q(p): Q<StreamParams>) -> ApiResult<Json<StreamPage>> {
-    let (after, limit) = (p.after.unwrap_or(0), page_size(&state, p.limit, 100)?);
+    let (after, limit) = (check_revision("after", p.after.unwrap_or(0))?, page_size(&state, p.limit, 100)?);
     let events = state.store().coord(req::ReadAgentsFeed { after, limit }).await?;
     Ok(Json(stream_page(after, events)))
 }
 
 /// Server-Sent Events of the agents feed (from `after`, default 0).
-#[utoipa::path(get, path = "/v1/agents/watch", tag = "agents", params(StreamWatchParams),
+#[utoipa::path(get, path = "/v1/agents/watch", operation_id = "watchAgents", tag = "agents", params(StreamWatchParams),
     responses((status = 200, content_type = "text/event-stream")))]
 pub(crate) async fn feed_watch(
     State(state): State<AppState>,
@@ -311,7 +311,7 @@ pub(crate) async fn feed_watch(
     Q(p): Q<StreamWatchParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let after = last_event_id(&headers)?.or(p.after).unwrap_or(0);
+    let after = resume_point(&headers, p.after)?.unwrap_or(0);
     let spec = WatchSpec {
         source: Source::Agents,
         after,

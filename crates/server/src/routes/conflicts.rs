@@ -22,6 +22,7 @@ use crate::extract::{Caller, JsonBody, Q};
 #[into_params(parameter_in = Query)]
 pub(crate) struct ConflictParams {
     /// `pending` (the default), `resolved` or `all`.
+    #[param(value_type = Option<String>, pattern = "^(pending|resolved|all)$")]
     status: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -54,7 +55,7 @@ fn visible(scope: &EntryScope, c: &Conflict) -> bool {
 }
 
 /// The conflicts of a context: the pending ones by default.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/conflicts", tag = "conflicts", params(ConflictParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/conflicts", operation_id = "listConflicts", tag = "conflicts", params(ConflictParams),
     responses((status = 200, body = ConflictList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -88,7 +89,7 @@ async fn conflict(state: &AppState, ctx: &ContextId, id: &str) -> ApiResult<Conf
 }
 
 /// One conflict, with its siblings.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/conflicts/{id}", tag = "conflicts",
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/conflicts/{id}", operation_id = "getConflict", tag = "conflicts",
     responses((status = 200, body = ConflictView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(
     State(state): State<AppState>,
@@ -117,7 +118,7 @@ pub(crate) async fn read(
 /// `{"choose": "proposed"}` applies the write kept aside, `{"value": V}`
 /// writes a merged value; `if_match` (default: the conflict's
 /// `current_revision`) is the entry revision the resolution is based on.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/conflicts/{id}/resolve", tag = "conflicts",
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/conflicts/{id}/resolve", operation_id = "resolveConflict", tag = "conflicts",
     request_body = ResolveRequest,
     responses((status = 200, body = Conflict), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -31,8 +31,8 @@ pub(crate) struct ListParams {
 }
 
 /// Create a context.
-#[utoipa::path(post, path = "/v1/contexts", tag = "contexts", request_body = NewContext,
-    responses((status = 201, body = ContextInfo), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/contexts", operation_id = "createContext", tag = "contexts", request_body = NewContext,
+    responses((status = 201, body = ContextInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "The `parent` context does not exist"), (status = 409, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -50,7 +50,7 @@ pub(crate) async fn create(
 }
 
 /// List contexts by id.
-#[utoipa::path(get, path = "/v1/contexts", tag = "contexts", params(ListParams),
+#[utoipa::path(get, path = "/v1/contexts", operation_id = "listContexts", tag = "contexts", params(ListParams),
     responses((status = 200, body = ContextList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -75,14 +75,14 @@ pub(crate) async fn list(
 }
 
 /// Read a context's settings and counters.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}", tag = "contexts",
+#[utoipa::path(get, path = "/v1/contexts/{ctx}", operation_id = "getContext", tag = "contexts",
     responses((status = 200, body = ContextInfo), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<ContextInfo>> {
     Ok(Json(state.store().get_context(&context_id(&ctx)?).await?))
 }
 
 /// Replace some settings of a context (policy, schemas, retention, labels).
-#[utoipa::path(patch, path = "/v1/contexts/{ctx}", tag = "contexts", request_body = ContextPatch,
+#[utoipa::path(patch, path = "/v1/contexts/{ctx}", operation_id = "updateContext", tag = "contexts", request_body = ContextPatch,
     responses((status = 200, body = ContextInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub(crate) async fn update(
 }
 
 /// Delete a context with all its entries and history.
-#[utoipa::path(delete, path = "/v1/contexts/{ctx}", tag = "contexts",
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}", operation_id = "deleteContext", tag = "contexts",
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<StatusCode> {
     state.store().delete_context(&context_id(&ctx)?).await?;

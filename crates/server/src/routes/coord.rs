@@ -32,10 +32,12 @@ const MAX_WAIT_MS: u64 = 60_000;
 #[serde(deny_unknown_fields)]
 pub(crate) struct AcquireRequest {
     /// How long the lock is held unless refreshed (1 ms to one day).
+    #[schema(minimum = 1, maximum = 86_400_000)]
     ttl_ms: u64,
     /// How long the server waits for a held lock before answering
     /// `acquired: false` (default 0: answer at once; at most 60000).
     #[serde(default)]
+    #[schema(maximum = 60_000)]
     wait_ms: u64,
 }
 
@@ -60,7 +62,7 @@ impl From<req::Acquisition> for LockAnswer {
 /// or expires, for up to `wait_ms`; the answer says whether the caller got
 /// it (`acquired`) and, either way, who holds it. Each acquisition takes a
 /// new fencing token; send it with writes as `X-Fencing-Token: name=token`.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks", request_body = AcquireRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}", operation_id = "acquireLock", tag = "locks", request_body = AcquireRequest,
     responses((status = 200, body = LockAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn acquire(
@@ -118,7 +120,7 @@ pub(crate) async fn acquire(
 }
 
 /// Read a lock (a lock never taken is free with token 0).
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks",
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks/{name}", operation_id = "getLock", tag = "locks",
     responses((status = 200, body = Lock), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read(State(state): State<AppState>, P((ctx, name)): P<(String, String)>) -> ApiResult<Json<Lock>> {
     let ctx = context_id(&ctx)?;
@@ -133,7 +135,7 @@ pub(crate) struct LockList {
 }
 
 /// List a context's locks.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks", tag = "locks",
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/locks", operation_id = "listLocks", tag = "locks",
     responses((status = 200, body = LockList), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<LockList>> {
     let ctx = context_id(&ctx)?;
@@ -149,7 +151,7 @@ pub(crate) struct ReleaseParams {
 }
 
 /// Release a lock (holder only: else `409 not_holder`).
-#[utoipa::path(delete, path = "/v1/contexts/{ctx}/locks/{name}", tag = "locks", params(ReleaseParams),
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/locks/{name}", operation_id = "releaseLock", tag = "locks", params(ReleaseParams),
     responses((status = 200, body = Lock), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn release(
     State(state): State<AppState>,
@@ -166,14 +168,15 @@ pub(crate) async fn release(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
-    /// The new TTL, from now.
+    /// The new TTL, from now (1 ms to one day).
+    #[schema(minimum = 1, maximum = 86_400_000)]
     ttl_ms: u64,
     /// The acquisition to extend; default: the caller's.
     lock_id: Option<String>,
 }
 
 /// Extend a lock (holder only). The fencing token stays the same.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}/refresh", tag = "locks", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/locks/{name}/refresh", operation_id = "refreshLock", tag = "locks", request_body = RefreshRequest,
     responses((status = 200, body = Lock), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
@@ -191,7 +194,7 @@ pub(crate) async fn refresh(
 /// Hand work to another agent. The caller is the source; the target must
 /// be registered. The handoff goes to the context's log and the target's
 /// inbox.
-#[utoipa::path(post, path = "/v1/handoffs", tag = "handoffs", request_body = HandoffRequest,
+#[utoipa::path(post, path = "/v1/handoffs", operation_id = "requestHandoff", tag = "handoffs", request_body = HandoffRequest,
     responses((status = 201, body = Handoff), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn request_handoff(
     State(state): State<AppState>,
@@ -207,7 +210,7 @@ pub(crate) async fn request_handoff(
 }
 
 /// Read a handoff.
-#[utoipa::path(get, path = "/v1/handoffs/{id}", tag = "handoffs",
+#[utoipa::path(get, path = "/v1/handoffs/{id}", operation_id = "getHandoff", tag = "handoffs",
     responses((status = 200, body = Handoff), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read_handoff(
     State(state): State<AppState>,
@@ -273,7 +276,7 @@ pub(crate) struct HandoffList {
 }
 
 /// List handoffs by id.
-#[utoipa::path(get, path = "/v1/handoffs", tag = "handoffs", params(CoordListParams),
+#[utoipa::path(get, path = "/v1/handoffs", operation_id = "listHandoffs", tag = "handoffs", params(CoordListParams),
     responses((status = 200, body = HandoffList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_handoffs(
     State(state): State<AppState>,
@@ -293,7 +296,6 @@ pub(crate) async fn list_handoffs(
 pub(crate) struct HandoffStep {
     /// Why (reject), or what came of it (complete): any JSON.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     outcome: Option<Value>,
 }
 
@@ -313,7 +315,7 @@ pub(crate) enum StepAction {
 /// accepted one (the agent that accepted it). Anyone else is `403
 /// forbidden`; a step the handoff's state does not allow is `409
 /// invalid_transition` and changes nothing.
-#[utoipa::path(post, path = "/v1/handoffs/{id}/{action}", tag = "handoffs", request_body = HandoffStep,
+#[utoipa::path(post, path = "/v1/handoffs/{id}/{action}", operation_id = "stepHandoff", tag = "handoffs", request_body = HandoffStep,
     params(("id" = String, Path, description = "The handoff"),
         ("action" = StepAction, Path, description = "accept, reject or complete")),
     responses((status = 200, body = Handoff), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -340,7 +342,7 @@ pub(crate) async fn step(
 
 /// Assign a task in a context to a registered agent; `task.assigned` goes
 /// to the context's log and the assignee's inbox.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/tasks", tag = "tasks", request_body = TaskRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/tasks", operation_id = "assignTask", tag = "tasks", request_body = TaskRequest,
     responses((status = 201, body = Task), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn assign(
     State(state): State<AppState>,
@@ -369,7 +371,7 @@ async fn tasks(state: &AppState, query: CoordQuery) -> ApiResult<Json<TaskList>>
 }
 
 /// List the tasks of a context.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/tasks", tag = "tasks", params(CoordListParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/tasks", operation_id = "listContextTasks", tag = "tasks", params(CoordListParams),
     responses((status = 200, body = TaskList), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list_context_tasks(
     State(state): State<AppState>,
@@ -384,7 +386,7 @@ pub(crate) async fn list_context_tasks(
 }
 
 /// List tasks (by `agent`, `context`, `state`).
-#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(CoordListParams),
+#[utoipa::path(get, path = "/v1/tasks", operation_id = "listTasks", tag = "tasks", params(CoordListParams),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
@@ -397,7 +399,7 @@ pub(crate) async fn list_tasks(
 }
 
 /// Read a task.
-#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
+#[utoipa::path(get, path = "/v1/tasks/{id}", operation_id = "getTask", tag = "tasks",
     responses((status = 200, body = Task), (status = 404, body = ErrorBody)))]
 pub(crate) async fn read_task(
     State(state): State<AppState>,
@@ -417,13 +419,12 @@ pub(crate) async fn read_task(
 pub(crate) struct CompleteTask {
     /// What the task produced: any JSON.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     output: Option<Value>,
 }
 
 /// Complete a task (its assignee only, once); `task.completed` goes to the
 /// context's log and the assigner's inbox.
-#[utoipa::path(post, path = "/v1/tasks/{id}/complete", tag = "tasks", request_body = CompleteTask,
+#[utoipa::path(post, path = "/v1/tasks/{id}/complete", operation_id = "completeTask", tag = "tasks", request_body = CompleteTask,
     responses((status = 200, body = Task), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn complete_task(

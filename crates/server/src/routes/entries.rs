@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use ctxmesh_core::error::Error;
-use ctxmesh_core::ids::{EntryKey, validate_prefix};
+use ctxmesh_core::ids::{EntryKey, parse_decimal, validate_prefix};
 use ctxmesh_core::txn::{Compare, Op, OpResult, PatchBody, TxnRequest, TxnResponse};
 use ctxmesh_core::{Entry, EntryWrite};
 use ctxmesh_store::{HistoryQuery, ListQuery, ReadAt};
@@ -47,7 +47,7 @@ pub(crate) struct ListParams {
 }
 
 /// List entries by key prefix, optionally as of a revision or time.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries", tag = "entries", params(ListParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries", operation_id = "listEntries", tag = "entries", params(ListParams),
     responses((status = 200, body = EntryList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ pub(crate) struct EntryHistory {
 /// Read one entry (ETag = its revision), or its history when the path ends
 /// in `/history`. A key whose last segment is `history` is read by encoding
 /// the last `/` as `%2F`.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries", params(ReadParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/entries/{key}", operation_id = "getEntry", tag = "entries", params(ReadParams),
     responses((status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn read(
     State(state): State<AppState>,
@@ -201,14 +201,14 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     let get = |name: header::HeaderName| {
         headers
             .get(&name)
-            .map(|v| v.to_str().map(str::trim).map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
+            .map(|v| v.to_str().map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
     };
     match (get(header::IF_MATCH).transpose()?, get(header::IF_NONE_MATCH).transpose()?) {
         (Some(_), Some(_)) => Err(ApiError::invalid_argument("if-match", "send either If-Match or If-None-Match")),
         (Some("*"), None) => Ok(Precondition::Exists),
         (Some(tag), None) => {
-            let digits = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-            digits.parse().map(Precondition::Revision).map_err(|_| {
+            let quoted = tag.strip_prefix("W/").unwrap_or(tag).strip_prefix('"').and_then(|t| t.strip_suffix('"'));
+            quoted.and_then(parse_decimal).map(Precondition::Revision).ok_or_else(|| {
                 ApiError::invalid_argument("if-match", "If-Match must be an entry revision in quotes (\"12\") or *")
             })
         }
@@ -319,8 +319,8 @@ fn written_entry(response: TxnResponse) -> ApiResult<Response> {
 
 /// Create or replace an entry. `If-Match: "<revision>"` makes it
 /// conditional; `If-None-Match: *` creates only if absent.
-#[utoipa::path(put, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries", request_body = EntryWrite,
-    responses((status = 200, body = Entry), (status = 201, body = Entry), (status = 412, body = ErrorBody),
+#[utoipa::path(put, path = "/v1/contexts/{ctx}/entries/{key}", operation_id = "putEntry", tag = "entries", request_body = EntryWrite,
+    responses((status = 202, body = ctxmesh_core::conflict::ConflictReport, description = "Kept aside as a pending conflict (policy `manual`)"), (status = 428, body = ErrorBody), (status = 200, body = Entry), (status = 201, body = Entry), (status = 412, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn put(
     State(state): State<AppState>,
@@ -337,9 +337,9 @@ pub(crate) async fn put(
 
 /// Patch an entry's value with `application/merge-patch+json` (RFC 7386)
 /// or `application/json-patch+json` (RFC 6902); metadata is kept.
-#[utoipa::path(patch, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries",
+#[utoipa::path(patch, path = "/v1/contexts/{ctx}/entries/{key}", operation_id = "patchEntry", tag = "entries",
     request_body(content = Object, content_type = "application/merge-patch+json"),
-    responses((status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody),
+    responses((status = 202, body = ctxmesh_core::conflict::ConflictReport, description = "Kept aside as a pending conflict (policy `manual`)"), (status = 428, body = ErrorBody), (status = 200, body = Entry), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn patch(
     State(state): State<AppState>,
@@ -373,8 +373,8 @@ pub(crate) struct Deleted {
 }
 
 /// Delete an entry (optionally conditional on `If-Match`).
-#[utoipa::path(delete, path = "/v1/contexts/{ctx}/entries/{key}", tag = "entries",
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/entries/{key}", operation_id = "deleteEntry", tag = "entries",
+    responses((status = 202, body = ctxmesh_core::conflict::ConflictReport, description = "Kept aside as a pending conflict (policy `manual`)"), (status = 428, body = ErrorBody), (status = 200, body = Deleted), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -395,8 +395,8 @@ pub(crate) async fn remove(
 
 /// Run a transaction: comparisons, then `success` or `failure` operations,
 /// atomically. A failed comparison is not an error (`succeeded: false`).
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/txn", tag = "entries", request_body = TxnRequest,
-    responses((status = 200, body = TxnResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/txn", operation_id = "runTransaction", tag = "entries", request_body = TxnRequest,
+    responses((status = 428, body = ErrorBody), (status = 200, body = TxnResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn txn(
     State(state): State<AppState>,
@@ -445,7 +445,7 @@ pub(crate) struct DocumentParams {
 /// `{"a": {"b": value}}`. When a key is also the parent of other keys, its
 /// own value sits under `"_value"` unless it is an object (then the
 /// children are merged into it).
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/document", tag = "entries", params(DocumentParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/document", operation_id = "getDocument", tag = "entries", params(DocumentParams),
     responses((status = 200, body = Document), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn document(
     State(state): State<AppState>,

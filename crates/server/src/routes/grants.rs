@@ -21,8 +21,10 @@ use crate::extract::{Caller, JsonBody, Q};
 #[serde(deny_unknown_fields)]
 pub(crate) struct GrantRequest {
     /// The agents to share with (each must be registered).
+    #[schema(min_items = 1)]
     agents: Vec<String>,
     /// read, write, share, admin (`admin` implies the others).
+    #[schema(min_items = 1)]
     permissions: Vec<Permission>,
     /// When the grants lapse (RFC 3339), if ever.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -38,7 +40,7 @@ pub(crate) struct GrantList {
 /// Share a context: the agents get the permissions (replacing earlier
 /// grants); `context.shared` goes to the log and their inboxes. Needs
 /// `share` on the context (its creator has it).
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/grants", tag = "security", request_body = GrantRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/grants", operation_id = "grantAccess", tag = "security", request_body = GrantRequest,
     responses((status = 201, body = GrantList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub(crate) async fn grant(
@@ -62,7 +64,7 @@ pub(crate) async fn grant(
 }
 
 /// The grants of a context (needs `share`).
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/grants", tag = "security",
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/grants", operation_id = "listGrants", tag = "security",
     responses((status = 200, body = GrantList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<GrantList>> {
     let ctx = context_id(&ctx)?;
@@ -73,12 +75,13 @@ pub(crate) async fn list(State(state): State<AppState>, P(ctx): P<String>) -> Ap
 #[into_params(parameter_in = Query)]
 pub(crate) struct RevokeParams {
     /// The agent whose grant ends.
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     agent: String,
 }
 
 /// Revoke an agent's grant (needs `share`); `context.revoked` goes to the
 /// log and the agent's inbox.
-#[utoipa::path(delete, path = "/v1/contexts/{ctx}/grants", tag = "security", params(RevokeParams),
+#[utoipa::path(delete, path = "/v1/contexts/{ctx}/grants", operation_id = "revokeAccess", tag = "security", params(RevokeParams),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
@@ -93,7 +96,7 @@ pub(crate) async fn revoke(
 }
 
 /// The contexts an agent can reach by grant (the agent itself or an admin).
-#[utoipa::path(get, path = "/v1/agents/{id}/shared", tag = "security",
+#[utoipa::path(get, path = "/v1/agents/{id}/shared", operation_id = "listShared", tag = "security",
     responses((status = 200, body = GrantList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn shared(
     State(state): State<AppState>,
@@ -132,7 +135,7 @@ pub(crate) struct AuditPage {
 
 /// The audit log of access decisions on contexts (admin only), oldest
 /// first. Decisions reach it within a fraction of a second.
-#[utoipa::path(get, path = "/v1/audit", tag = "security", params(AuditParams),
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAudit", tag = "security", params(AuditParams),
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn audit(
     State(state): State<AppState>,
@@ -148,7 +151,7 @@ pub(crate) async fn audit(
                 .with_timezone(&chrono::Utc),
         ),
     };
-    let after = p.after.unwrap_or(0);
+    let after = super::check_revision("after", p.after.unwrap_or(0))?;
     let query = ctxmesh_store::coord::AuditQuery {
         agent: p.agent,
         context: p.context,
@@ -171,7 +174,7 @@ pub(crate) struct PolicyList {
 /// Add an access policy rule (admin only): allow or deny a permission on
 /// contexts matching a pattern to agents matching a pattern and a trust
 /// range. Deny wins; see docs/security.md for the order of evaluation.
-#[utoipa::path(post, path = "/v1/policies", tag = "security", request_body = ctxmesh_core::access::PolicyRule,
+#[utoipa::path(post, path = "/v1/policies", operation_id = "addPolicy", tag = "security", request_body = ctxmesh_core::access::PolicyRule,
     responses((status = 201, body = PolicyList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn add_policy(
@@ -184,7 +187,7 @@ pub(crate) async fn add_policy(
 }
 
 /// The policy rules (admin only).
-#[utoipa::path(get, path = "/v1/policies", tag = "security",
+#[utoipa::path(get, path = "/v1/policies", operation_id = "listPolicies", tag = "security",
     responses((status = 200, body = PolicyList), (status = 403, body = ErrorBody)))]
 pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyList>> {
     caller.require_admin()?;
@@ -192,7 +195,7 @@ pub(crate) async fn policies(State(state): State<AppState>, caller: Caller) -> A
 }
 
 /// Delete a policy rule (admin only).
-#[utoipa::path(delete, path = "/v1/policies/{id}", tag = "security",
+#[utoipa::path(delete, path = "/v1/policies/{id}", operation_id = "deletePolicy", tag = "security",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_policy(
     State(state): State<AppState>,

@@ -40,7 +40,7 @@ pub(crate) struct CommitList {
 }
 
 /// The commits of a context (revision, author, time, keys), newest first.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/history", tag = "history", params(HistoryParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/history", operation_id = "listCommits", tag = "history", params(HistoryParams),
     responses((status = 200, body = CommitList), (status = 404, body = ErrorBody)))]
 pub(crate) async fn commits(
     State(state): State<AppState>,
@@ -113,7 +113,7 @@ pub(crate) struct Diff {
 }
 
 /// What changed between revisions `from` and `to`, key by key.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/diff", tag = "history", params(DiffParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/diff", operation_id = "getDiff", tag = "history", params(DiffParams),
     responses((status = 200, body = Diff), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn diff(
     State(state): State<AppState>,
@@ -138,6 +138,7 @@ pub(crate) async fn diff(
 #[serde(deny_unknown_fields)]
 pub(crate) struct RollbackRequest {
     /// The revision whose state to restore.
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     to: u64,
 }
 
@@ -151,7 +152,7 @@ pub(crate) struct RollbackResponse {
 }
 
 /// Restore the state as of `to` as a new revision; history is kept.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/rollback", tag = "history", request_body = RollbackRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/rollback", operation_id = "rollbackContext", tag = "history", request_body = RollbackRequest,
     responses((status = 200, body = RollbackResponse), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn rollback(
     State(state): State<AppState>,
@@ -171,14 +172,13 @@ pub(crate) async fn rollback(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ForkRequest {
     /// The new context's id.
-    #[schema(value_type = String)]
     id: ContextId,
     /// The revision to fork from (default: the current one).
     at: Option<u64>,
 }
 
 /// Create a new context holding this one's entries as of a revision.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/fork", tag = "history", request_body = ForkRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/fork", operation_id = "forkContext", tag = "history", request_body = ForkRequest,
     responses((status = 201, body = ContextInfo), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn fork(
     State(state): State<AppState>,
@@ -198,7 +198,7 @@ pub(crate) async fn fork(
 }
 
 /// Apply the context's retention policy now (it also runs periodically).
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/compact", tag = "history",
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/compact", operation_id = "compactContext", tag = "history",
     responses((status = 200, body = Option<Compaction>), (status = 404, body = ErrorBody)))]
 pub(crate) async fn compact(State(state): State<AppState>, P(ctx): P<String>) -> ApiResult<Json<Option<Compaction>>> {
     let ctx = context_id(&ctx)?;
@@ -229,7 +229,7 @@ pub(crate) struct EventList {
 }
 
 /// The event log of a context, oldest first, gap-free by revision.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/events", tag = "events", params(EventParams, FilterParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/events", operation_id = "listEvents", tag = "events", params(EventParams, FilterParams),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn events(
     State(state): State<AppState>,

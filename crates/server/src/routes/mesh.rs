@@ -68,8 +68,9 @@ pub(crate) struct ShapeParams {
 /// token budget (counted with tiktoken): entries whole, summarized, or as
 /// references to fetch; never cut. Entries the caller or the agent may not
 /// read, and confidential entries, are never in it.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/package", tag = "mesh", params(PackageParams, ShapeParams),
-    responses((status = 200, body = Package), (status = 200, content_type = "text/markdown"),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/package", operation_id = "getPackage", tag = "mesh", params(PackageParams, ShapeParams),
+    responses((status = 200, description = "The package: JSON, or Markdown with `format=markdown`",
+            content((Package = "application/json"), (String = "text/markdown"))),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn package(
     State(state): State<AppState>,
@@ -151,8 +152,9 @@ async fn answer_package(
 /// read the handoff (its source, its target, or a reader of its context),
 /// and the package holds only what both the caller and the target may
 /// read.
-#[utoipa::path(get, path = "/v1/handoffs/{id}/package", tag = "handoffs", params(ShapeParams),
-    responses((status = 200, body = Package), (status = 200, content_type = "text/markdown"),
+#[utoipa::path(get, path = "/v1/handoffs/{id}/package", operation_id = "getHandoffPackage", tag = "handoffs", params(ShapeParams),
+    responses((status = 200, description = "The package: JSON, or Markdown with `format=markdown`",
+            content((Package = "application/json"), (String = "text/markdown"))),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody)))]
 pub(crate) async fn handoff_package(
@@ -212,6 +214,7 @@ async fn put_entry(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsensusRequest {
     /// The entry the consensus decides: the agreed value is written there.
+    #[schema(pattern = "^[A-Za-z0-9._~:@-]+(/[A-Za-z0-9._~:@-]+)*$", max_length = 512)]
     key: String,
     /// The agents' proposals.
     proposals: Vec<Proposal>,
@@ -247,7 +250,7 @@ pub(crate) struct ConsensusOutcome {
 /// at least `min_agreement` of the total, it is written to `key` (`200`);
 /// otherwise a pending conflict with every candidate is recorded and
 /// `conflict.detected` logged (`202`), to resolve like any conflict.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/consensus", tag = "mesh", request_body = ConsensusRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/consensus", operation_id = "reachConsensus", tag = "mesh", request_body = ConsensusRequest,
     responses((status = 200, body = ConsensusOutcome), (status = 202, body = ConsensusOutcome),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn consensus(
@@ -296,15 +299,20 @@ pub(crate) enum Mode {
     Hybrid,
 }
 
+/// The longest search query, in characters.
+const MAX_QUERY_CHARS: usize = 4096;
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct SearchParams {
-    /// What to look for.
+    /// What to look for: 1 to 4096 characters, not only blanks.
+    #[param(min_length = 1, max_length = 4096, pattern = "[^ \t\r\n]")]
     q: String,
     /// `keyword`, `semantic` or `hybrid` (default: hybrid with a model,
     /// else keyword).
     mode: Option<Mode>,
     /// Most hits (default 10, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// Only entries of this kind.
     kind: Option<String>,
@@ -357,7 +365,7 @@ fn time_param(field: &str, value: &Option<String>) -> ApiResult<Option<chrono::D
 
 /// Search the current entries of a context by words, by meaning, or both.
 /// Only entries the caller may read are found, never confidential ones.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/search", tag = "mesh", params(SearchParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/search", operation_id = "searchEntries", tag = "mesh", params(SearchParams),
     responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn search(
     State(state): State<AppState>,
@@ -366,8 +374,9 @@ pub(crate) async fn search(
     Q(p): Q<SearchParams>,
 ) -> ApiResult<Json<SearchResults>> {
     let ctx = context_id(&ctx)?;
-    if p.q.trim().is_empty() || p.q.len() > 4096 {
-        return Err(ApiError::invalid_argument("q", "a query has 1 to 4096 bytes"));
+    let blank = p.q.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    if blank || p.q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::invalid_argument("q", format!("a query has 1 to {MAX_QUERY_CHARS} characters")));
     }
     let limit = p.limit.unwrap_or(10);
     if limit == 0 || limit > 100 {
@@ -440,11 +449,13 @@ pub(crate) async fn search(
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionRequest {
     /// What was decided.
-    #[schema(value_type = Object)]
     decision: serde_json::Value,
-    /// The context revision the agent read before deciding.
+    /// The context revision the agent read before deciding (1 to the
+    /// context's revision).
+    #[schema(minimum = 1)]
     read_revision: u64,
     /// Where to record it (default `decisions/<agent>/<read_revision>`).
+    #[schema(pattern = "^[A-Za-z0-9._~:@-]+(/[A-Za-z0-9._~:@-]+)*$", max_length = 512)]
     key: Option<String>,
 }
 
@@ -460,7 +471,7 @@ pub(crate) struct DecisionRecord {
 /// Record a decision with the revision the agent read: an entry of kind
 /// `decision` holding `{"decision", "read_revision", "agent"}`, and the
 /// path that rebuilds the package the agent saw at that revision.
-#[utoipa::path(post, path = "/v1/contexts/{ctx}/decisions", tag = "mesh", request_body = DecisionRequest,
+#[utoipa::path(post, path = "/v1/contexts/{ctx}/decisions", operation_id = "recordDecision", tag = "mesh", request_body = DecisionRequest,
     responses((status = 201, body = DecisionRecord), (status = 400, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn decision(
     State(state): State<AppState>,

@@ -10,28 +10,28 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations", responses((status = 200)))]
 pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Readiness: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations", responses((status = 200), (status = 503)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.store().ping().await?;
     Ok(Json(json!({"status": "ready"})))
 }
 
 /// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub(crate) async fn metrics() -> impl IntoResponse {
     let body = crate::metrics::render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 /// The OpenAPI document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200)))]
-pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApi", tag = "operations", responses((status = 200)))]
+pub(crate) async fn openapi() -> Json<&'static Value> {
     Json(crate::openapi::spec())
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use ctxmesh_core::Priority;
 use ctxmesh_core::access::EntryScope;
 use ctxmesh_core::event::types;
-use ctxmesh_core::ids::{ContextId, validate_prefix};
+use ctxmesh_core::ids::{ContextId, parse_decimal, validate_prefix};
 use ctxmesh_store::NewEvent;
 use ctxmesh_store::coord as req;
 
@@ -30,6 +30,7 @@ use crate::watch::{Order, Source, WatchFilter, WatchItem, WatchSpec, watch};
 #[into_params(parameter_in = Query)]
 pub(crate) struct FilterParams {
     /// Comma-separated event types to keep, e.g. `context.updated,message`.
+    #[param(pattern = "^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$")]
     pub(crate) types: Option<String>,
     /// Only events whose key starts with this (events without a key pass).
     pub(crate) prefix: Option<String>,
@@ -42,8 +43,9 @@ impl FilterParams {
         let types = match &self.types {
             None => None,
             Some(t) => {
-                let list: Vec<String> = t.split(',').map(|s| s.trim().to_owned()).collect();
-                if list.iter().any(String::is_empty) {
+                let list: Vec<String> = t.split(',').map(str::to_owned).collect();
+                let bad = |s: &String| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if list.iter().any(bad) {
                     return Err(ApiError::invalid_argument("types", "types is a comma-separated list of event types"));
                 }
                 Some(list)
@@ -70,7 +72,7 @@ pub(crate) struct WatchParams {
 /// `event` its type, `data` its JSON. `Last-Event-ID` (or `after`)
 /// resumes; `progress` events are bookmarks; `compacted` ends a watch whose
 /// position is gone.
-#[utoipa::path(get, path = "/v1/contexts/{ctx}/watch", tag = "events", params(WatchParams, FilterParams),
+#[utoipa::path(get, path = "/v1/contexts/{ctx}/watch", operation_id = "watchContext", tag = "events", params(WatchParams, FilterParams),
     responses((status = 200, content_type = "text/event-stream"), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody)))]
 pub(crate) async fn sse(
@@ -84,18 +86,25 @@ pub(crate) async fn sse(
 ) -> ApiResult<Response> {
     let ctx = context_id(&ctx)?;
     let filter = filter.filter()?;
-    let last_event_id = last_event_id(&headers)?;
-    let after = last_event_id.or(params.after);
+    let after = resume_point(&headers, params.after)?;
     let spec = start_spec(&state, &caller, ctx, scopes.read, after, filter, params.order).await?;
     let guard = state.open_stream(&caller)?;
     Ok(sse_response(&state, spec, guard))
 }
 
 /// `Last-Event-ID`, when the client sent one.
-pub(crate) fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+/// Where a stream resumes: `Last-Event-ID` when sent, else `after`; both
+/// are checked either way.
+pub(crate) fn resume_point(headers: &HeaderMap, after: Option<u64>) -> ApiResult<Option<u64>> {
+    let after = after.map(|a| check_revision("after", a)).transpose()?;
+    let last = last_event_id(headers)?.map(|a| check_revision("last-event-id", a)).transpose()?;
+    Ok(last.or(after))
+}
+
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     match headers.get("last-event-id") {
         None => Ok(None),
-        Some(v) => Ok(Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
+        Some(v) => Ok(Some(v.to_str().ok().and_then(parse_decimal).ok_or_else(|| {
             ApiError::invalid_argument("last-event-id", "Last-Event-ID must be a revision or sequence number")
         })?)),
     }
@@ -195,7 +204,6 @@ fn sse_frame(item: &WatchItem, source: &Source, order: Order) -> Bytes {
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessageRequest {
     /// The context whose subscribers receive the message (its log).
-    #[schema(value_type = Option<String>)]
     context: Option<ContextId>,
     /// Agents whose inboxes receive the message (each must be registered).
     #[serde(default)]
@@ -206,7 +214,6 @@ pub(crate) struct MessageRequest {
     /// A free topic, e.g. `review-requested`.
     topic: Option<String>,
     /// The message itself: any JSON.
-    #[schema(value_type = Object)]
     body: Value,
 }
 
@@ -214,15 +221,15 @@ pub(crate) struct MessageRequest {
 /// With a context it is appended to the context's event log as a `message`
 /// event with a revision of its own; with `agents` it also goes to each
 /// one's inbox. At least one of the two is required.
-#[utoipa::path(post, path = "/v1/messages", tag = "events", request_body = MessageRequest,
+#[utoipa::path(post, path = "/v1/messages", operation_id = "sendMessage", tag = "events", request_body = MessageRequest,
     responses((status = 201, body = ctxmesh_core::Event), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn message(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<MessageRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    if req.topic.as_ref().is_some_and(|t| t.is_empty() || t.len() > 128) {
-        return Err(ApiError::invalid_argument("topic", "a topic has 1 to 128 bytes"));
+    if req.topic.as_ref().is_some_and(|t| !ctxmesh_core::ids::chars_within(t, 1, 128)) {
+        return Err(ApiError::invalid_argument("topic", "a topic has 1 to 128 characters"));
     }
     let size = serde_json::to_vec(&req.body).map(|b| b.len() as u64).unwrap_or(u64::MAX);
     let limit = state.config().limits.max_value_bytes;

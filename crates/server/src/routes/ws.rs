@@ -8,6 +8,7 @@
 use std::pin::Pin;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use ctxmesh_core::Priority;
@@ -56,8 +57,27 @@ enum Command {
 }
 
 /// Upgrade to the multiplexed watch protocol.
-#[utoipa::path(get, path = "/v1/ws", tag = "events", responses((status = 101, description = "WebSocket; see docs/api.md")))]
-pub(crate) async fn upgrade(State(state): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
+#[utoipa::path(get, path = "/v1/ws", operation_id = "openWebSocket", tag = "events",
+    params(
+        ("Connection" = String, Header, description = "`Upgrade`", pattern = "(?i)upgrade"),
+        ("Upgrade" = String, Header, description = "`websocket`", pattern = "(?i)^websocket$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The client's handshake nonce (RFC 6455)"),
+    ),
+    responses((status = 101, description = "WebSocket; see docs/api.md")))]
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    caller: Caller,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    // A request that is no WebSocket handshake gets the API's error body.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            let message = format!("not a WebSocket handshake: {}", rejection.body_text());
+            return axum::response::IntoResponse::into_response(ApiError::invalid_argument("upgrade", message));
+        }
+    };
     let guard = match state.open_stream(&caller) {
         Ok(guard) => guard,
         Err(e) => return axum::response::IntoResponse::into_response(e),
