@@ -143,6 +143,12 @@ RULES = [
         code="precondition_failed", field=None, request=lambda case: True,
     ),
     Rule(
+        why="a JSON Patch applies to the entry's value as it is: a path that is not there, or a `test` that fails, "
+        "refuses it whole (`invalid_patch`), which depends on the value",
+        failure=VALID_REFUSED, operations=("PATCH /v1/contexts/{ctx}/entries/{key}",), status=400, code="invalid_patch",
+        field=None, request=lambda case: "json-patch" in str(case.media_type or ""),
+    ),
+    Rule(
         why="the same for an empty `If-Match`: no entity tag at all is not `*`, and is refused rather than read as absent",
         failure=VALID_REFUSED, operations=ENTRY_WRITES, status=400, code="invalid_argument", field="if-match",
         request=lambda case: _headers(case).get("if-match") == "",

@@ -51,8 +51,15 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     // A struct also deserializes from a JSON array of its fields in order;
     // the API's bodies and their parts are objects where the document
     // says so.
-    if let Some(at) = crate::shape::array_for_object::<T>(bytes) {
-        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{at} must be a JSON object, not an array")));
+    if let Some((path, schema)) = crate::shape::array_for_object::<T>(bytes) {
+        let place = if path == "." { "the body".to_owned() } else { format!("`{path}`") };
+        let brief = crate::shape::brief(schema);
+        let mut error = ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("{place} has the wrong shape: expected {brief}, got an array"),
+        );
+        error.details = serde_json::json!({ "field": path, "expected": schema });
+        return Err(error);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -11,7 +11,6 @@ use crate::routes::MAX_REVISION;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-
 use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
 
 #[derive(OpenApi)]
@@ -248,7 +247,11 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("PolicyRule", "keys", json!({"pattern": GLOB_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
         ("Proposal", "agent", json!({"pattern": ID_PATTERN})),
         ("Retention", "max_age_ms", json!({"maximum": MAX_RETENTION_AGE_MS})),
-        ("AgentPatch", "status", json!({"oneOf": [{"type": "null"}, {"type": "string", "enum": ["active", "inactive"]}]})),
+        (
+            "AgentPatch",
+            "status",
+            json!({"oneOf": [{"type": "null"}, {"type": "string", "enum": ["active", "inactive"]}]}),
+        ),
         ("MeshSettings", "recency_half_life_ms", json!({"minimum": 1})),
         ("NewContext", "parent", json!({"pattern": ID_PATTERN})),
         ("Proposal", "confidence", json!({"minimum": 0, "maximum": 1})),
@@ -259,11 +262,19 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("NewContext", "override", json!({"propertyNames": {"pattern": KEY_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("MeshSettings", "threshold", json!({"minimum": 0, "maximum": 1})),
         ("MeshSettings", "thresholds", json!({"additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}})),
-        ("Compare", "vclock", json!({"type": ["object", "null"],
-            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"}})),
+        (
+            "Compare",
+            "vclock",
+            json!({"type": ["object", "null"],
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"}}),
+        ),
         ("EntryWrite", "relevance", json!({"additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}})),
-        ("EntryWrite", "vclock", json!({"type": ["object", "null"],
-            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"}})),
+        (
+            "EntryWrite",
+            "vclock",
+            json!({"type": ["object", "null"],
+            "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u64::MAX, "format": "uint64"}}),
+        ),
         ("NewContext", "schemas", json!({"propertyNames": {"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("ContextPatch", "schemas", json!({"propertyNames": {"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("ContextMap", "keys/items", json!({"pattern": GLOB_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
@@ -371,15 +382,49 @@ fn constrain_schemas(schemas: &mut Value) {
     // A conflict is resolved by choosing a sibling or by a merged value
     // (any JSON but null).
     schemas["ResolveRequest"]["oneOf"] = json!([{"required": ["choose"]}, {"required": ["value"]}]);
-    schemas["ResolveRequest"]["properties"]["choose"] =
-        json!({"type": "string", "enum": ["current", "proposed"], "description": schemas["ResolveRequest"]["properties"]["choose"]["description"]});
-    schemas["ResolveRequest"]["properties"]["value"] =
-        json!({"not": {"type": "null"}, "description": schemas["ResolveRequest"]["properties"]["value"]["description"]});
+    schemas["ResolveRequest"]["properties"]["choose"] = json!({"type": "string", "enum": ["current", "proposed"], "description": schemas["ResolveRequest"]["properties"]["choose"]["description"]});
+    schemas["ResolveRequest"]["properties"]["value"] = json!({"not": {"type": "null"}, "description": schemas["ResolveRequest"]["properties"]["value"]["description"]});
     // A message goes to a context, to agents (at least one), or both.
     schemas["MessageRequest"]["anyOf"] = json!([
         {"required": ["context"], "properties": {"context": {"type": "string"}}},
         {"required": ["agents"], "properties": {"agents": {"minItems": 1}}},
     ]);
+}
+
+/// The two bodies of `PATCH` on an entry: a JSON Merge Patch (any JSON)
+/// and a JSON Patch (a list of operations).
+fn patch_bodies() -> Value {
+    let pointer = json!({"type": "string", "pattern": "^(/([^~/]|~[01])*)*$"});
+    json!({
+        "application/merge-patch+json": {"schema": {"description": "A JSON Merge Patch (RFC 7386) of the value."}},
+        "application/json-patch+json": {"schema": {
+            "description": "A JSON Patch (RFC 6902) of the value: it applies whole or not at all.",
+            "type": "array",
+            "items": {"type": "object", "oneOf": [
+                {"required": ["op", "path", "value"], "properties": {
+                    "op": {"enum": ["add", "replace", "test"]}, "path": pointer, "value": {}}},
+                {"required": ["op", "path"], "properties": {"op": {"enum": ["remove"]}, "path": pointer}},
+                {"required": ["op", "from", "path"], "properties": {
+                    "op": {"enum": ["move", "copy"]}, "from": pointer, "path": pointer}},
+            ]},
+        }},
+    })
+}
+
+/// A stream's answer: Server-Sent Events whose `data` is an `Event`.
+fn describe_streams(answers: &mut serde_json::Map<String, Value>) {
+    for answer in answers.values_mut() {
+        if let Some(stream) = answer.pointer_mut("/content/text~1event-stream") {
+            stream["schema"] = json!({
+                "type": "string",
+                "description": "Server-Sent Events: each event's `data` is one `Event` (JSON), its `event` the \
+                                event's type and its `id` the position to resume from (`Last-Event-ID`); \
+                                `progress` events carry the position reached when nothing else happens.",
+                "contentMediaType": "text/event-stream",
+                "x-event-data": {"$ref": "#/components/schemas/Event"},
+            });
+        }
+    }
 }
 
 /// The errors every operation of a kind can answer, by status: the name of
@@ -392,7 +437,11 @@ const SHARED_ERRORS: &[(&str, &str, &str)] = &[
     ("409", "Fenced", "`fenced`: the write's `X-Fencing-Token` is older than the lock's newest token."),
     ("413", "TooLarge", "The body (or a value in it) is over the server's limits."),
     ("415", "UnsupportedMediaType", "The body's `Content-Type` is not one this operation takes."),
-    ("429", "RateLimited", "The agent is over its request rate, or has too many streams open: retry after `Retry-After` seconds."),
+    (
+        "429",
+        "RateLimited",
+        "The agent is over its request rate, or has too many streams open: retry after `Retry-After` seconds.",
+    ),
     ("500", "Internal", "An internal error; the server log has the details."),
     ("503", "Unavailable", "The store (or a dependency such as the embeddings endpoint) is unavailable: retry later."),
     ("507", "StorageFull", "The server's disk is full; the write changed nothing: retry once space is freed."),
@@ -470,10 +519,15 @@ fn complete(doc: &mut Value) {
             } else {
                 operation["parameters"] = Value::Array(completed);
             }
+            if operation_id == "patchEntry" {
+                operation["requestBody"]["content"] = patch_bodies();
+            }
+            if let Some(answers) = operation["responses"].as_object_mut() {
+                describe_streams(answers);
+            }
             let body = operation.get("requestBody").is_some();
-            let fenced = operation["parameters"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "X-Fencing-Token"));
+            let fenced =
+                operation["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["name"] == "X-Fencing-Token"));
             let answers = operation["responses"].as_object_mut().expect("responses");
             for (status, name, _) in SHARED_ERRORS {
                 let shared = match *status {
@@ -485,9 +539,7 @@ fn complete(doc: &mut Value) {
                     _ => false,
                 };
                 if shared {
-                    answers
-                        .entry(*status)
-                        .or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
+                    answers.entry(*status).or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
                 }
             }
         }
@@ -521,5 +573,49 @@ mod tests {
                 assert_eq!(declared, names, "path parameters of {method} {path}");
             }
         }
+    }
+
+    /// Operation ids are unique and readable (code generators name methods
+    /// after them); every `/v1` operation is authenticated and documents
+    /// the answers of the layers in front of it; every reference to a
+    /// shared response or parameter resolves.
+    #[test]
+    fn operations_are_named_and_answer_completely() {
+        let json = spec();
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap_or_default();
+                assert!(id.len() > 4 && id.chars().all(char::is_alphanumeric), "operationId {id:?} of {method} {path}");
+                assert!(ids.insert(id.to_owned()), "operationId {id} is given twice");
+                if path.starts_with("/v1/") {
+                    assert_eq!(operation["security"], json!([{"bearer": []}]), "{method} {path}");
+                    for status in ["400", "401", "403", "429", "500", "503"] {
+                        assert!(operation["responses"].get(status).is_some(), "{method} {path} lacks {status}");
+                    }
+                }
+            }
+        }
+        let text = serde_json::to_string(json).unwrap();
+        for kind in ["responses", "parameters"] {
+            for reference in text.split(&format!("\"#/components/{kind}/")).skip(1) {
+                let name = reference.split('"').next().unwrap();
+                assert!(json["components"][kind].get(name).is_some(), "#/components/{kind}/{name} is not defined");
+            }
+        }
+        let patch = &json["paths"]["/v1/contexts/{ctx}/entries/{key}"]["patch"]["requestBody"]["content"];
+        assert!(
+            patch.get("application/merge-patch+json").is_some() && patch.get("application/json-patch+json").is_some()
+        );
+    }
+
+    /// Unsigned integers carry their real range, not the signed one their
+    /// derived format suggests.
+    #[test]
+    fn unsigned_integers_have_their_range() {
+        let schemas = &spec()["components"]["schemas"];
+        assert_eq!(schemas["AgentSpec"]["properties"]["token_budget"]["format"], "uint64");
+        assert_eq!(schemas["AgentSpec"]["properties"]["token_budget"]["maximum"], json!(u64::MAX));
+        assert_eq!(schemas["AgentSpec"]["properties"]["lease_ms"]["maximum"], 86_400_000);
     }
 }

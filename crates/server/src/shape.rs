@@ -16,9 +16,7 @@ const BRIEF: usize = 360;
 /// The component schemas of the OpenAPI document, built once.
 fn components() -> &'static Value {
     static SCHEMAS: OnceLock<Value> = OnceLock::new();
-    SCHEMAS.get_or_init(|| {
-        crate::openapi::spec()["components"]["schemas"].clone()
-    })
+    SCHEMAS.get_or_init(|| crate::openapi::spec()["components"]["schemas"].clone())
 }
 
 /// The schema of the body type `T`, when the document has one by its name.
@@ -30,29 +28,32 @@ fn schema_of<T>() -> Option<&'static Value> {
     components().get(name.rsplit("::").next()?)
 }
 
-/// The path of the first JSON array in `body` where the document of `T`
-/// wants an object: serde reads a struct from an array of its fields too,
-/// which the API does not accept.
-pub(crate) fn array_for_object<T>(body: &[u8]) -> Option<String> {
+/// The first JSON array in `body` where the document of `T` wants an
+/// object, as its path (`.` for the body itself) and the object's schema:
+/// serde reads a struct from an array of its fields too, which the API
+/// does not accept.
+pub(crate) fn array_for_object<T>(body: &[u8]) -> Option<(String, &'static Value)> {
     let schema = schema_of::<T>()?;
     if !body.contains(&b'[') {
         return None;
     }
     let value: Value = serde_json::from_slice(body).ok()?;
-    fn walk(value: &Value, schema: &Value, path: &str, depth: usize) -> Option<String> {
+    fn walk(value: &Value, schema: &'static Value, path: &str, depth: usize) -> Option<(String, &'static Value)> {
         let schema = resolve(schema);
         if depth > 16 {
             return None;
         }
-        let objects: Vec<&Value> =
-            alternatives(schema).into_iter().filter(|s| s["type"] == "object" || s.get("properties").is_some()).collect();
+        let objects: Vec<&'static Value> = alternatives(schema)
+            .into_iter()
+            .filter(|s| s["type"] == "object" || s.get("properties").is_some())
+            .collect();
         match value {
             Value::Array(items) => {
                 let wants_array = alternatives(schema).iter().any(|s| {
                     s["type"] == "array" || s["type"].as_array().is_some_and(|t| t.contains(&Value::from("array")))
                 });
-                if !objects.is_empty() && !wants_array {
-                    return Some(if path.is_empty() { "the body".into() } else { format!("`{path}`") });
+                if let (Some(object), false) = (objects.first(), wants_array) {
+                    return Some((if path.is_empty() { ".".into() } else { path.to_owned() }, object));
                 }
                 let item = schema.get("items")?;
                 items.iter().enumerate().find_map(|(i, v)| walk(v, item, &format!("{path}[{i}]"), depth + 1))

@@ -199,9 +199,7 @@ enum Precondition {
 
 fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
     let get = |name: header::HeaderName| {
-        headers
-            .get(&name)
-            .map(|v| v.to_str().map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
+        headers.get(&name).map(|v| v.to_str().map_err(|_| ApiError::invalid_argument(name.as_str(), "not ASCII")))
     };
     match (get(header::IF_MATCH).transpose()?, get(header::IF_NONE_MATCH).transpose()?) {
         (Some(_), Some(_)) => Err(ApiError::invalid_argument("if-match", "send either If-Match or If-None-Match")),

@@ -44,7 +44,8 @@ impl FilterParams {
             None => None,
             Some(t) => {
                 let list: Vec<String> = t.split(',').map(str::to_owned).collect();
-                let bad = |s: &String| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                let bad =
+                    |s: &String| s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
                 if list.iter().any(bad) {
                     return Err(ApiError::invalid_argument("types", "types is a comma-separated list of event types"));
                 }

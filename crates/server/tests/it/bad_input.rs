@@ -327,3 +327,56 @@ async fn a_shape_error_names_the_field_and_the_shape_it_takes() {
     assert_eq!(body["error"]["details"]["field"], ".");
     assert_eq!(s.revision("c").await, rev, "nothing changed");
 }
+
+/// What the OpenAPI document says of a request is what the server
+/// enforces: an object given as an array is refused at any depth (serde
+/// alone reads a struct from the array of its fields), `If-Match` is an
+/// entity tag, revisions in headers are digits only, and lengths count
+/// characters, as JSON Schema does.
+#[tokio::test]
+async fn requests_are_held_to_the_document() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    let rev = s.revision("c").await;
+
+    // A struct's fields as an array, at the top and inside.
+    let r = s.req(Method::PATCH, "/v1/contexts/c").json(&json!([null, null])).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_argument").await;
+    assert_eq!(body["error"]["details"]["field"], ".", "{body}");
+    let r = s.req(Method::PATCH, "/v1/contexts/c").json(&json!({"retention": [5, null]})).send().await.unwrap();
+    let body = expect_error(r, 400, "invalid_argument").await;
+    assert_eq!(body["error"]["details"]["field"], "retention", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().ends_with("got an array"), "{body}");
+    assert_eq!(s.revision("c").await, rev, "nothing changed");
+
+    // If-Match: "1" or W/"1" or *, not a bare number.
+    s.put("c", "a", json!(1)).await;
+    let put = |tag: &'static str| {
+        s.req(Method::PUT, "/v1/contexts/c/entries/a").header("if-match", tag).json(&json!({"value": 2})).send()
+    };
+    expect_error(put("2").await.unwrap(), 400, "invalid_argument").await;
+    expect_error(put("\"+2\"").await.unwrap(), 400, "invalid_argument").await;
+    let current = s.revision("c").await;
+    let tag: &'static str = Box::leak(format!("W/\"{current}\"").into_boxed_str());
+    assert_eq!(put(tag).await.unwrap().status(), 200);
+
+    // Last-Event-ID and X-Fencing-Token take digits only.
+    let r = s.req(Method::GET, "/v1/contexts/c/watch").header("last-event-id", "+1").send().await.unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+    let r = s
+        .req(Method::PUT, "/v1/contexts/c/entries/b")
+        .header("x-fencing-token", "deploy=+1")
+        .json(&json!({"value": 1}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "invalid_argument").await;
+
+    // 128 characters of four bytes each make a valid tag; 129 do not.
+    let tag = "𝄞".repeat(128);
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/t").json(&json!({"value": 1, "tags": [tag]})).send().await;
+    assert_eq!(r.unwrap().status(), 201);
+    let tag = "𝄞".repeat(129);
+    let r = s.req(Method::PUT, "/v1/contexts/c/entries/u").json(&json!({"value": 1, "tags": [tag]})).send().await;
+    expect_error(r.unwrap(), 400, "invalid_argument").await;
+}
