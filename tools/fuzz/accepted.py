@@ -190,6 +190,12 @@ RULES = [
         request=lambda case: isinstance(case.body, dict) and not case.body.get("parent"), message="need a parent",
     ),
     Rule(
+        why="a package is for an agent: the admin acts as none, so it names one with `agent` or `X-Agent-Id` "
+        "(an agent's own token names it); a relation to who asks",
+        failure=VALID_REFUSED, operations=("GET /v1/contexts/{ctx}/package",), status=400, code="invalid_argument",
+        field="agent", request=lambda case: "agent" not in _query(case) and "x-agent-id" not in _headers(case),
+    ),
+    Rule(
         why="a decision's `read_revision` must be one the context has reached: a bound set by the context's state",
         failure=VALID_REFUSED, operations=("POST /v1/contexts/{ctx}/decisions",), status=400, code="invalid_argument",
         field="read_revision", request=lambda case: True,

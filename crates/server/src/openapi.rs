@@ -411,17 +411,36 @@ fn patch_bodies() -> Value {
     })
 }
 
-/// A stream's answer: Server-Sent Events whose `data` is an `Event`.
+/// A stream's answer: Server-Sent Events, each described as the object
+/// of its fields (`event`, `id`, `data`), whose `data` is JSON: an `Event`,
+/// or a `progress` bookmark, the `compacted` end of a watch that started
+/// too far back, or an `error` that ends it.
 fn describe_streams(answers: &mut serde_json::Map<String, Value>) {
+    let position = json!({"type": "integer", "minimum": 0});
+    let data = json!({"anyOf": [
+        {"$ref": "#/components/schemas/Event"},
+        {"type": "object", "required": ["type"], "properties": {
+            "type": {"const": "progress"}, "context": {"type": "string"}, "stream": {"type": "string"},
+            "revision": position, "seq": position}},
+        {"type": "object", "required": ["type", "requested", "compacted_revision"], "properties": {
+            "type": {"const": "compacted"}, "context": {"type": "string"},
+            "requested": position, "compacted_revision": position}},
+        {"type": "object", "required": ["type", "error"], "properties": {
+            "type": {"const": "error"}, "error": {"type": "object", "required": ["code", "message"]}}},
+    ]});
     for answer in answers.values_mut() {
         if let Some(stream) = answer.pointer_mut("/content/text~1event-stream") {
             stream["schema"] = json!({
-                "type": "string",
-                "description": "Server-Sent Events: each event's `data` is one `Event` (JSON), its `event` the \
-                                event's type and its `id` the position to resume from (`Last-Event-ID`); \
-                                `progress` events carry the position reached when nothing else happens.",
-                "contentMediaType": "text/event-stream",
-                "x-event-data": {"$ref": "#/components/schemas/Event"},
+                "type": "object",
+                "description": "One Server-Sent Event: `event` is its type, `id` the position to resume from \
+                                (`Last-Event-ID`), `data` its JSON.",
+                "required": ["data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "id": {"type": "string", "pattern": DECIMAL_PATTERN},
+                    "retry": {"type": "integer"},
+                    "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+                },
             });
         }
     }

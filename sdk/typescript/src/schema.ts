@@ -353,7 +353,12 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/event-stream": unknown;
+                        "text/event-stream": {
+                            data: string;
+                            event?: string;
+                            id?: string;
+                            retry?: number;
+                        };
                     };
                 };
                 400: components["responses"]["BadRequest"];
@@ -683,7 +688,12 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/event-stream": unknown;
+                        "text/event-stream": {
+                            data: string;
+                            event?: string;
+                            id?: string;
+                            retry?: number;
+                        };
                     };
                 };
                 400: components["responses"]["BadRequest"];
@@ -2144,7 +2154,22 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/merge-patch+json": Record<string, unknown>;
+                    "application/json-patch+json": ({
+                        /** @enum {unknown} */
+                        op: "add" | "replace" | "test";
+                        path: string;
+                        value: unknown;
+                    } | {
+                        /** @enum {unknown} */
+                        op: "remove";
+                        path: string;
+                    } | {
+                        from: string;
+                        /** @enum {unknown} */
+                        op: "move" | "copy";
+                        path: string;
+                    })[];
+                    "application/merge-patch+json": unknown;
                 };
             };
             responses: {
@@ -3426,7 +3451,12 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/event-stream": unknown;
+                        "text/event-stream": {
+                            data: string;
+                            event?: string;
+                            id?: string;
+                            retry?: number;
+                        };
                     };
                 };
                 400: components["responses"]["BadRequest"];
