@@ -145,8 +145,9 @@ RULES = [
     Rule(
         why="a JSON Patch applies to the entry's value as it is: a path that is not there, or a `test` that fails, "
         "refuses it whole (`invalid_patch`), which depends on the value",
-        failure=VALID_REFUSED, operations=("PATCH /v1/contexts/{ctx}/entries/{key}",), status=400, code="invalid_patch",
-        field=None, request=lambda case: "json-patch" in str(case.media_type or ""),
+        failure=VALID_REFUSED, operations=("PATCH /v1/contexts/{ctx}/entries/{key}", "POST /v1/contexts/{ctx}/txn"),
+        status=400, code="invalid_patch", field=None,
+        request=lambda case: "json-patch" in str(case.media_type or "") or case.operation.label.endswith("/txn"),
     ),
     Rule(
         why="the same for an empty `If-Match`: no entity tag at all is not `*`, and is refused rather than read as absent",

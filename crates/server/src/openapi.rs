@@ -228,6 +228,7 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("EntryWrite", "kind", label.clone()),
         ("EntryWrite", "tags/items", label.clone()),
+        ("EntryWrite", "confidence", json!({"minimum": 0, "maximum": 1})),
         ("AgentSpec", "name", json!({"minLength": 1, "maxLength": 256})),
         ("AgentPatch", "name", json!({"minLength": 1, "maxLength": 256})),
         ("AgentSpec", "token_budget", json!({"minimum": 1})),
@@ -334,8 +335,7 @@ fn constrain_schemas(schemas: &mut Value) {
             // A patch carries one patch; a read names one key or one prefix.
             if operation["properties"]["op"]["enum"][0] == "patch" {
                 operation["properties"]["merge_patch"] = json!({"description": "A JSON Merge Patch (RFC 7386)."});
-                operation["properties"]["json_patch"] =
-                    json!({"type": "array", "items": {"type": "object"}, "description": "A JSON Patch (RFC 6902)."});
+                operation["properties"]["json_patch"] = json_patch();
                 operation["oneOf"] = json!([{"required": ["merge_patch"]}, {"required": ["json_patch"]}]);
             }
             if operation["properties"]["op"]["enum"][0] == "get" {
@@ -394,20 +394,25 @@ fn constrain_schemas(schemas: &mut Value) {
 /// The two bodies of `PATCH` on an entry: a JSON Merge Patch (any JSON)
 /// and a JSON Patch (a list of operations).
 fn patch_bodies() -> Value {
-    let pointer = json!({"type": "string", "pattern": "^(/([^~/]|~[01])*)*$"});
     json!({
         "application/merge-patch+json": {"schema": {"description": "A JSON Merge Patch (RFC 7386) of the value."}},
-        "application/json-patch+json": {"schema": {
-            "description": "A JSON Patch (RFC 6902) of the value: it applies whole or not at all.",
-            "type": "array",
-            "items": {"type": "object", "oneOf": [
-                {"required": ["op", "path", "value"], "properties": {
-                    "op": {"enum": ["add", "replace", "test"]}, "path": pointer, "value": {}}},
-                {"required": ["op", "path"], "properties": {"op": {"enum": ["remove"]}, "path": pointer}},
-                {"required": ["op", "from", "path"], "properties": {
-                    "op": {"enum": ["move", "copy"]}, "from": pointer, "path": pointer}},
-            ]},
-        }},
+        "application/json-patch+json": {"schema": json_patch()},
+    })
+}
+
+/// A JSON Patch (RFC 6902): a list of operations, each of its shape.
+fn json_patch() -> Value {
+    let pointer = json!({"type": "string", "pattern": "^(/([^~/]|~[01])*)*$"});
+    json!({
+        "description": "A JSON Patch (RFC 6902) of the value: it applies whole or not at all.",
+        "type": "array",
+        "items": {"type": "object", "oneOf": [
+            {"required": ["op", "path", "value"], "properties": {
+                "op": {"enum": ["add", "replace", "test"]}, "path": pointer, "value": {}}},
+            {"required": ["op", "path"], "properties": {"op": {"enum": ["remove"]}, "path": pointer}},
+            {"required": ["op", "from", "path"], "properties": {
+                "op": {"enum": ["move", "copy"]}, "from": pointer, "path": pointer}},
+        ]},
     })
 }
 

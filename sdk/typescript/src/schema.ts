@@ -5639,8 +5639,22 @@ export interface components {
                 [key: string]: number;
             } | null;
         } | ({
-            /** @description A JSON Patch (RFC 6902). */
-            json_patch?: Record<string, unknown>[];
+            /** @description A JSON Patch (RFC 6902) of the value: it applies whole or not at all. */
+            json_patch?: ({
+                /** @enum {unknown} */
+                op: "add" | "replace" | "test";
+                path: string;
+                value: unknown;
+            } | {
+                /** @enum {unknown} */
+                op: "remove";
+                path: string;
+            } | {
+                from: string;
+                /** @enum {unknown} */
+                op: "move" | "copy";
+                path: string;
+            })[];
             /** @description The key patched. */
             key: string;
             /** @description A JSON Merge Patch (RFC 7386). */
