@@ -107,7 +107,6 @@ pub enum Effect {
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
     /// The rule's id (the alphabet of context ids).
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub id: String,
     /// Allow or deny.
     pub effect: Effect,

@@ -174,7 +174,6 @@ impl ContextMap {
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// The agent id (the alphabet of context ids).
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub id: String,
     /// A display name (default: the id).
     #[serde(default)]

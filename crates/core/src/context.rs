@@ -33,13 +33,13 @@ pub enum Strategy {
 #[serde(deny_unknown_fields)]
 pub struct PolicyOverride {
     /// Keys this override applies to.
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._~:@*-]+(/[A-Za-z0-9._~:@*-]+)*$", max_length = 512)]
+    #[schema(value_type = String)]
     pub pattern: KeyPattern,
     /// The strategy for those keys.
     pub strategy: Strategy,
     /// Field-conflict rule for `merge` on those keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, pattern = "^(reject|last-write-wins|authority)$")]
+    #[schema(value_type = Option<String>)]
     pub on_field_conflict: Option<Strategy>,
     /// How `merge` treats arrays of those keys (`set`: as sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +56,7 @@ pub struct Policy {
     /// How `merge` settles one field changed both ways: `reject`,
     /// `last-write-wins` or `authority`.
     #[serde(default)]
-    #[schema(value_type = String, pattern = "^(reject|last-write-wins|authority)$")]
+    #[schema(value_type = String)]
     pub on_field_conflict: Strategy,
     /// Refuse blind writes (writes without a precondition).
     #[serde(default)]

@@ -246,10 +246,8 @@ pub struct HandoffContext {
 #[serde(deny_unknown_fields)]
 pub struct HandoffRequest {
     /// The agent asked to take over (must be registered).
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub target: String,
     /// The context the work is in.
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub context: String,
     /// The context revision the handoff refers to (default: the current one).
     #[serde(default)]
@@ -415,7 +413,6 @@ impl TaskState {
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
     /// The agent to do it (must be registered).
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
     pub assignee: String,
     /// A short title.
     pub title: String,

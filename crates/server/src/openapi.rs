@@ -225,7 +225,20 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
     let labels = json!({"maxProperties": 64, "propertyNames": {"minLength": 1, "maxLength": 128},
         "additionalProperties": {"type": "string", "maxLength": 256}});
     let pattern = json!({"pattern": "^[A-Za-z0-9._:*-]{1,128}$"});
+    let id = json!({"pattern": ID_PATTERN});
+    let key = json!({"pattern": KEY_PATTERN, "maxLength": MAX_KEY_BYTES});
+    let field_conflict = json!({"pattern": "^(reject|last-write-wins|authority)$"});
     vec![
+        ("AgentSpec", "id", id.clone()),
+        ("HandoffRequest", "target", id.clone()),
+        ("HandoffRequest", "context", id.clone()),
+        ("TaskRequest", "assignee", id.clone()),
+        ("PolicyRule", "id", id.clone()),
+        ("ConsensusRequest", "key", key.clone()),
+        ("DecisionRequest", "key", key),
+        ("PolicyOverride", "pattern", json!({"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES})),
+        ("Policy", "on_field_conflict", field_conflict.clone()),
+        ("PolicyOverride", "on_field_conflict", field_conflict),
         ("EntryWrite", "kind", label.clone()),
         ("EntryWrite", "tags/items", label.clone()),
         ("EntryWrite", "confidence", json!({"minimum": 0, "maximum": 1})),
@@ -246,7 +259,7 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("ForkRequest", "at", json!({"minimum": 1})),
         ("HandoffRequest", "deadline_ms", json!({"minimum": 1000, "maximum": 2_592_000_000_u64})),
         ("PolicyRule", "keys", json!({"pattern": GLOB_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
-        ("Proposal", "agent", json!({"pattern": ID_PATTERN})),
+        ("Proposal", "agent", id.clone()),
         ("Retention", "max_age_ms", json!({"maximum": MAX_RETENTION_AGE_MS})),
         (
             "AgentPatch",
@@ -254,7 +267,7 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
             json!({"oneOf": [{"type": "null"}, {"type": "string", "enum": ["active", "inactive"]}]}),
         ),
         ("MeshSettings", "recency_half_life_ms", json!({"minimum": 1})),
-        ("NewContext", "parent", json!({"pattern": ID_PATTERN})),
+        ("NewContext", "parent", id),
         ("Proposal", "confidence", json!({"minimum": 0, "maximum": 1})),
         ("Compare", "key", json!({"pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
         ("NewContext", "inherit/items", json!({"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES})),

@@ -214,7 +214,6 @@ async fn put_entry(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsensusRequest {
     /// The entry the consensus decides: the agreed value is written there.
-    #[schema(pattern = "^[A-Za-z0-9._~:@-]+(/[A-Za-z0-9._~:@-]+)*$", max_length = 512)]
     key: String,
     /// The agents' proposals.
     proposals: Vec<Proposal>,
@@ -455,7 +454,6 @@ pub(crate) struct DecisionRequest {
     #[schema(minimum = 1)]
     read_revision: u64,
     /// Where to record it (default `decisions/<agent>/<read_revision>`).
-    #[schema(pattern = "^[A-Za-z0-9._~:@-]+(/[A-Za-z0-9._~:@-]+)*$", max_length = 512)]
     key: Option<String>,
 }
 
