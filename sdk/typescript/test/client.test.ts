@@ -2,7 +2,7 @@
 // update() under contention, transactions, history, events paging, and the
 // client's defaults.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import {
   AlreadyExistsError,
@@ -12,19 +12,14 @@ import {
   UpdateConflictError,
   type Entry,
 } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start();
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await server?.dispose();
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
 });
 
 async function context(): Promise<string> {

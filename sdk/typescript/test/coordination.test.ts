@@ -1,6 +1,6 @@
 // Agents, handoffs, tasks, messages and inboxes, grants and policies.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import {
   AlreadyExistsError,
@@ -12,22 +12,16 @@ import {
   UnauthenticatedError,
   type Event,
 } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
 const clients: Client[] = [];
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start();
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  admin?.close();
-  await server?.dispose();
-});
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
+}, { clients });
 
 function connect(token: string): Client {
   const client = new Client({ url: server.url, token });

@@ -2,7 +2,7 @@
 
 import { inspect } from "node:util";
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import {
   Client,
@@ -19,20 +19,15 @@ import {
   UnavailableError,
   errorClasses,
 } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start({ args: ["--max-value-bytes", "1024"] });
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await server?.dispose();
-});
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
+}, { server: { args: ["--max-value-bytes", "1024"] } });
 
 /** Everything an error shows: its message, its inspection (with its cause), its JSON, its stack. */
 function shown(error: unknown): string {

@@ -1,7 +1,7 @@
 // Locks with fencing tokens, withLock(), and the keepalive of the agent's
 // lease that keeps them.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import {
   Client,
@@ -11,22 +11,16 @@ import {
   LockNotAcquiredError,
   NotHolderError,
 } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
 const clients: Client[] = [];
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start();
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  admin?.close();
-  await server?.dispose();
-});
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
+}, { clients });
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

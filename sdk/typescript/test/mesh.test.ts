@@ -1,21 +1,16 @@
 // The context mesh (packages, search, consensus, decisions) and conflicts.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { Client, ConflictPendingError, InvalidArgumentError, InvalidTransitionError } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start();
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await server?.dispose();
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
 });
 
 describe("packages and search", () => {

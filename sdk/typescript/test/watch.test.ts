@@ -2,7 +2,7 @@
 // without a gap or a repeat across a server killed and restarted, a server
 // restarted gracefully, and a connection broken in the middle of a revision.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import {
   Client,
@@ -12,19 +12,14 @@ import {
   UnavailableError,
   type Event,
 } from "../src/index.js";
+import { serverWithAdmin } from "./fixture.js";
 import { CtxmeshServer, unique } from "./server.js";
 
 let server: CtxmeshServer;
 let admin: Client;
-
-beforeAll(async () => {
-  server = await CtxmeshServer.start();
-  admin = new Client({ url: server.url, token: server.adminToken });
-});
-
-afterAll(async () => {
-  admin?.close();
-  await server?.dispose();
+serverWithAdmin((s, a) => {
+  server = s;
+  admin = a;
 });
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
