@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 mod shape;
+mod ui;
 mod unread;
 pub mod watch;
 

@@ -81,6 +81,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/ui", get(crate::ui::index))
+        .route("/ui/", get(crate::ui::index))
+        .route("/ui/{*path}", get(crate::ui::asset))
         .fallback(ops::fallback)
         .method_not_allowed_fallback(ops::method_not_allowed)
 }
