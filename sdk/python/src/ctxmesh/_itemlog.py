@@ -370,11 +370,45 @@ def read_newest(ctx: str, prefix: str, limit: Optional[int] = None, *, at: Optio
     return out if limit is None else out[:limit]
 
 
+def read_prefixes(
+    ctx: str, prefixes: Sequence[str], *, exact: Sequence[bool] = ()
+) -> _plans.Plan[Optional[Tuple[int, List[List[m.Entry]]]]]:
+    """The entries under each prefix, all read at one revision (the first listing's).
+
+    ``exact[i]`` reads only the entry whose key is ``prefixes[i]`` itself.
+    Listings need only the ``read`` permission (a transaction, even of reads
+    only, needs ``write``). Returns the revision and the entries of each
+    prefix in key order, or ``None`` when the context does not exist.
+    """
+    revision: Optional[int] = None
+    out: List[List[m.Entry]] = []
+    for i, prefix in enumerate(prefixes):
+        only = i < len(exact) and exact[i]
+        entries: List[m.Entry] = []
+        cursor: Optional[str] = None
+        while True:
+            try:
+                page: m.EntryPage = yield _api.list_page(
+                    ctx, prefix=prefix, at=revision, limit=1 if only else PAGE, cursor=cursor
+                )
+            except NotFound:
+                return None
+            if revision is None:
+                revision = page.revision
+            entries.extend(page.entries)
+            cursor = page.next_cursor
+            if only or not cursor:
+                break
+        out.append([e for e in entries if e.key == prefix] if only else entries)
+    return (revision or 0), out
+
+
 def txn_read(ctx: str, gets: Sequence[Op]) -> _plans.Plan[Optional[Tuple[int, List[List[Dict[str, Any]]]]]]:
     """Reads several keys and prefixes at one revision (a transaction of ``get`` operations).
 
     Returns the revision and each ``get``'s entries, or ``None`` when the
-    context does not exist.
+    context does not exist. A transaction needs the ``write`` permission:
+    readers use :func:`read_prefixes`.
     """
     try:
         result: m.TxnResult = yield _api.txn(ctx, success=list(gets))
@@ -407,6 +441,7 @@ __all__ = [
     "head_of",
     "put_op",
     "read_newest",
+    "read_prefixes",
     "seq_of",
     "seq_segment",
     "txn_read",

@@ -97,13 +97,14 @@ class _Keys:
         return f"{self.base}memory/{log.escape(user_id)}/"
 
 
-def _state_of(entries: Sequence[Mapping[str, Any]], prefix: str) -> Dict[str, Any]:
+def _state_of(entries: Sequence[Union[m.Entry, Mapping[str, Any]]], prefix: str) -> Dict[str, Any]:
     """State keys and values from the entries under ``prefix`` (one key segment each)."""
     out: Dict[str, Any] = {}
     for entry in entries:
-        rest = str(entry["key"])[len(prefix) :]
+        key, value = (entry.key, entry.value) if isinstance(entry, m.Entry) else (str(entry["key"]), entry.get("value"))
+        rest = key[len(prefix) :]
         if "/" not in rest:
-            out[log.unescape(rest)] = entry.get("value")
+            out[log.unescape(rest)] = value
     return out
 
 
@@ -272,14 +273,10 @@ class CtxmeshSessionService(BaseSessionService):
         ctx = self.context_of(app_name)
         keys = _Keys(self.prefix, app_name)
         key = keys.session(user_id, session_id)
-        read = yield from log.txn_read(
+        read = yield from log.read_prefixes(
             ctx,
-            [
-                {"op": "get", "key": key},
-                {"op": "get", "prefix": keys.app_state()},
-                {"op": "get", "prefix": keys.user_state(user_id)},
-                {"op": "get", "prefix": keys.session_state(user_id, session_id)},
-            ],
+            [key, keys.app_state(), keys.user_state(user_id), keys.session_state(user_id, session_id)],
+            exact=[True],
         )
         if read is None:
             return None
@@ -287,7 +284,7 @@ class CtxmeshSessionService(BaseSessionService):
         if not records:
             return None
         record = records[0]
-        self._heads.put(ctx, key, log.head_of(records))
+        self._heads.put(ctx, key, Head(dict(record.value or {}), record.revision))
         limit = config.num_recent_events if config is not None else None
         after = config.after_timestamp if config is not None else None
         events: List[Event] = []
@@ -299,7 +296,7 @@ class CtxmeshSessionService(BaseSessionService):
                     break
                 events.append(event)
             events.reverse()
-        value = record.get("value") or {}
+        value = record.value or {}
         return Session(
             id=session_id,
             app_name=app_name,
@@ -319,14 +316,9 @@ class CtxmeshSessionService(BaseSessionService):
 
     def _list(self, app_name: str, user_id: Optional[str]) -> _plans.Plan[ListSessionsResponse]:
         keys = _Keys(self.prefix, app_name)
-        read = yield from log.txn_read(
+        read = yield from log.read_prefixes(
             self.context_of(app_name),
-            [
-                {"op": "get", "prefix": keys.sessions(user_id)},
-                {"op": "get", "prefix": keys.app_state()},
-                {"op": "get", "prefix": keys.user_state(user_id)},
-                {"op": "get", "prefix": keys.session_state(user_id)},
-            ],
+            [keys.sessions(user_id), keys.app_state(), keys.user_state(user_id), keys.session_state(user_id)],
         )
         if read is None:
             return ListSessionsResponse()
@@ -334,8 +326,8 @@ class CtxmeshSessionService(BaseSessionService):
         app_state = _state_of(app_entries, keys.app_state())
         sessions: List[Session] = []
         for entry in records:
-            rest = str(entry["key"])[len(keys.sessions()) :].split("/")
-            value = entry.get("value")
+            rest = entry.key[len(keys.sessions()) :].split("/")
+            value = entry.value
             if len(rest) != 2 or not isinstance(value, dict):
                 continue
             user, sid = log.unescape(rest[0]), log.unescape(rest[1])
@@ -348,10 +340,8 @@ class CtxmeshSessionService(BaseSessionService):
                     user_id=user,
                     state=_merged(
                         app_state,
-                        _state_of([e for e in user_entries if str(e["key"]).startswith(user_prefix)], user_prefix),
-                        _state_of(
-                            [e for e in session_entries if str(e["key"]).startswith(session_prefix)], session_prefix
-                        ),
+                        _state_of([e for e in user_entries if e.key.startswith(user_prefix)], user_prefix),
+                        _state_of([e for e in session_entries if e.key.startswith(session_prefix)], session_prefix),
                     ),
                     events=[],
                     last_update_time=float(value.get("last_update_time") or 0.0),
@@ -379,7 +369,7 @@ class CtxmeshSessionService(BaseSessionService):
         """The user's state (keys without their ``user:`` prefix)."""
         prefix = _Keys(self.prefix, app_name).user_state(user_id)
         entries = await self._runner.run(log.read_newest(self.context_of(app_name), prefix))
-        return _state_of([e.model_dump(mode="json") for e in entries], prefix)
+        return _state_of(entries, prefix)
 
     # --- events -------------------------------------------------------------
 
@@ -401,7 +391,7 @@ class CtxmeshSessionService(BaseSessionService):
         data = event.model_dump(mode="json", exclude_none=True)
 
         def head_fields(head: Head) -> Dict[str, Any]:
-            return {"last_update_time": max(float(head.value.get("last_update_time") or 0.0), event.timestamp)}
+            return {"last_update_time": event.timestamp}  # as ADK's own services keep it
 
         def extra_ops(head: Head, first: int) -> List[Op]:
             return self._state_ops(keys, session.user_id, session.id, deltas)
@@ -421,7 +411,7 @@ class CtxmeshSessionService(BaseSessionService):
             )
         )
         self._commit_event_to_session(session, event)
-        session.last_update_time = max(session.last_update_time, event.timestamp)
+        session.last_update_time = event.timestamp
         return event
 
 

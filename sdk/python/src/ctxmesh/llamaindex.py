@@ -139,10 +139,11 @@ class CtxmeshChatStore(AsyncDBChatStore):
 
     async def count_messages(self, key: str, status: Optional[MessageStatus] = MessageStatus.ACTIVE) -> int:
         """How many messages of ``status`` (``None``: all) the chat holds."""
-        read = await self._runner.run(log.txn_read(self.context, [{"op": "get", "key": self.head_key(key)}]))
-        if read is None:
+        read = await self._runner.run(log.read_prefixes(self.context, [self.head_key(key)], exact=[True]))
+        if read is None or not read[1][0]:
             return 0
-        head = log.head_of(read[1][0])
+        entry = read[1][0][0]
+        head = Head(dict(entry.value or {}), entry.revision)
         if status is None:
             return head.count
         return int(head.value.get(_count_field(status), 0))
