@@ -185,26 +185,38 @@ class CtxmeshChatStore(AsyncDBChatStore):
     async def set_messages(
         self, key: str, messages: List[ChatMessage], status: MessageStatus = MessageStatus.ACTIVE
     ) -> None:
-        """Replaces every message of the chat (of any status) with ``messages``, as one transaction."""
+        """Replaces every message of the chat (of any status) with ``messages``.
+
+        One transaction, unless the old and new messages together are more
+        than a transaction may hold: then the old ones are deleted first and
+        the new ones appended after.
+        """
         values = [message.model_dump(mode="json") for message in messages]
         chat = self._log(key, status)
+        field = _count_field(status)
 
-        def build(head: Head) -> Tuple[Optional[List[Op]], None]:
+        def build(head: Head, entries: List[m.Entry]) -> Tuple[Optional[List[Op]], bool]:
+            fits = len(entries) + len(values) + 2 <= log.MAX_TXN_OPS
+            kept = values if fits else []
             first = head.next
             new_head = {
                 **head.value,
-                "next": first + len(values),
-                "count": len(values),
+                "next": first + len(kept),
+                "count": len(kept),
                 "active": 0,
                 "archived": 0,
-                _count_field(status): len(values),
+                field: len(kept),
             }
-            ops: List[Op] = [{"op": "delete_prefix", "prefix": self.messages_prefix(key)}]
-            ops += [log.put_op(chat.item_key(first + i), v, self._meta()) for i, v in enumerate(values)]
+            ops: List[Op] = [{"op": "delete", "key": e.key} for e in entries] if fits else [
+                {"op": "delete_prefix", "prefix": self.messages_prefix(key)}
+            ]
+            ops += [log.put_op(chat.item_key(first + i), v, self._meta()) for i, v in enumerate(kept)]
             ops.append(log.put_op(chat.head_key, new_head))
-            return ops, None
+            return ops, fits
 
-        await self._runner.run(log.change(chat, self._heads, build))
+        fits = await self._runner.run(self._read_change(key, None, build, create=True))
+        if not fits and values:
+            await self.add_messages(key, messages, status)
 
     async def delete_messages(self, key: str, status: Optional[MessageStatus] = None) -> None:
         """Deletes the chat's messages of ``status`` (``None``: all of them, and the chat)."""
@@ -283,9 +295,12 @@ class CtxmeshChatStore(AsyncDBChatStore):
         key: str,
         status: Optional[MessageStatus],
         build: Callable[[Head, List[m.Entry]], Tuple[Optional[List[Op]], Any]],
+        *,
+        create: bool = False,
     ) -> _plans.Plan[Any]:
         """Reads the head and the messages of ``status`` at one revision, then writes ``build``'s
-        operations conditionally on that head; again on a newer head when another writer came first."""
+        operations conditionally on that head; again on a newer head when another writer came first.
+        With ``create``, a missing context is created first."""
         head_key = self.head_key(key)
         for attempt in range(1, log.ATTEMPTS + 1):
             read = yield from log.txn_read(
@@ -293,6 +308,9 @@ class CtxmeshChatStore(AsyncDBChatStore):
                 [{"op": "get", "key": head_key}, {"op": "get", "prefix": self.messages_prefix(key, status)}],
             )
             if read is None:
+                if create and attempt == 1:
+                    yield from log.create_context(self.context, self.labels)
+                    continue
                 return build(Head(), [])[1]
             _, (heads, raw) = read
             head = log.head_of(heads)
