@@ -1,0 +1,129 @@
+"""The MCP part of the CrewAI recipe in docs/integrations.md.
+
+CrewAI cannot share this environment (it pins ``openai<3`` and ``mcp<2``;
+the OpenAI Agents SDK needs ``openai>=3`` and the suite's MCP client is
+``mcp`` 2.3), so the crew itself does not run here. What the recipe relies
+on does: its own code (``ctxmesh_tools``, ``without_nulls``, ``TOOLS``) is
+taken from the document, and each agent's ``ctxmesh mcp`` server is started
+over stdio with those parameters, serving those tools, for the calls the
+crew's agents make, with the arguments CrewAI's adapter sends.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any, Dict
+
+from mcp import Client as McpClient
+from mcp.client.stdio import StdioServerParameters
+
+from ctxmesh_server import REPO, CtxmeshServer, server_binary, unique
+
+DOC = REPO / "docs" / "integrations.md"
+
+
+def recipe() -> Dict[str, Any]:
+    """The recipe's ``TOOLS``, ``ctxmesh_tools`` and ``without_nulls``, as the document defines them."""
+    text = DOC.read_text()
+    section = text[text.index("## CrewAI") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block, "the CrewAI section has a python block"
+    tree = ast.parse(block.group(1))
+    wanted = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name in ("ctxmesh_tools", "without_nulls"))
+        or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TOOLS" for t in node.targets))
+    ]
+    assert len(wanted) == 3, "the recipe defines TOOLS, ctxmesh_tools and without_nulls"
+    namespace: Dict[str, Any] = {"StdioServerParameters": StdioServerParameters}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(DOC), "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def as_started_here(params: StdioServerParameters, server: CtxmeshServer) -> StdioServerParameters:
+    """The recipe's parameters with this build's binary and this test's server."""
+    assert params.command == "ctxmesh"
+    assert params.args[:2] == ["mcp", "--server"] and len(params.args) == 3
+    return StdioServerParameters(command=str(server_binary()), args=["mcp", "--server", server.url], env=params.env)
+
+
+class CrewAITool:
+    """Stands for a tool of CrewAI's MCP adapter: ``_run`` receives every argument of the schema."""
+
+    def __init__(self, schema: Dict[str, Any]) -> None:
+        self.schema = schema
+        self.sent: Dict[str, Any] = {}
+
+    def _run(self, **kwargs: Any) -> str:
+        self.sent = kwargs
+        return "sent"
+
+
+async def call(client: McpClient, tool: str, args: Dict[str, Any]) -> Any:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, f"{tool}: {result.content}"
+    return result.structured_content
+
+
+async def test_the_crews_agents_share_a_context_through_mcp(server: CtxmeshServer) -> None:
+    ns = recipe()
+    ctx = unique("launch-post")
+    researcher = server.register_agent(unique("researcher"))
+    writer = server.register_agent(unique("writer"), needs={"kinds": ["finding"]})
+    with server.client() as admin:
+        admin.create_context(ctx)
+        admin.grant(ctx, [researcher.id, writer.id], ["read", "write"])
+
+    params = ns["ctxmesh_tools"](researcher.token)
+    assert params.env == {"CTXMESH_TOKEN": researcher.token}
+    async with McpClient(as_started_here(params, server)) as research_tools, McpClient(
+        as_started_here(ns["ctxmesh_tools"](writer.token), server)
+    ) as write_tools:
+        tools = {t.name: t for t in (await research_tools.list_tools()).tools}
+        assert set(ns["TOOLS"]) <= set(tools)
+
+        # CrewAI's adapter hands the tool every argument of its schema, unset ones as None;
+        # without_nulls leaves those out, so the call is what the agent meant.
+        put_schema = tools["put_entry"].input_schema
+        crew_tool = CrewAITool(put_schema)
+        ns["without_nulls"]([crew_tool])
+        everything = {name: None for name in put_schema["properties"]}
+        everything.update(
+            context=ctx, key="findings/pricing", value={"text": "competitors charge 49 EUR a seat"}, kind="finding"
+        )
+        crew_tool._run(**everything)
+        assert crew_tool.sent == {
+            "context": ctx,
+            "key": "findings/pricing",
+            "value": {"text": "competitors charge 49 EUR a seat"},
+            "kind": "finding",
+        }
+        finding = await call(research_tools, "put_entry", crew_tool.sent)
+        assert finding["author"] == researcher.id
+
+        # The writer reads what the researcher found, by key, by search and in its package.
+        read = await call(write_tools, "get_entry", {"context": ctx, "key": "findings/pricing"})
+        assert read["value"] == {"text": "competitors charge 49 EUR a seat"}
+        hits = await call(write_tools, "search", {"context": ctx, "q": "competitors pricing"})
+        assert [h["key"] for h in hits["hits"]] == ["findings/pricing"]
+        package = await write_tools.call_tool(
+            "get_package", {"context": ctx, "agent": writer.id, "format": "markdown"}
+        )
+        assert not package.is_error, package.content
+        assert "49 EUR" in json.dumps([c.model_dump() for c in package.content])
+        draft = await call(
+            write_tools,
+            "put_entry",
+            {"context": ctx, "key": "drafts/launch-post", "value": {"text": "39 EUR a seat"}, "kind": "output"},
+        )
+        assert draft["author"] == writer.id
+
+    with server.client() as admin:
+        assert {e.key: e.author for e in admin.list(ctx)} == {
+            "findings/pricing": researcher.id,
+            "drafts/launch-post": writer.id,
+        }
+
