@@ -23,13 +23,14 @@ let page;
 let run;
 const dialogs = [];
 const pageErrors = [];
+const urls = [];
 
-async function shot(name) {
+async function shot(name, { fullPage = false } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage });
   if (process.env.CONSOLE_SCREENSHOTS === 'docs') {
     mkdirSync(DOCS, { recursive: true });
-    await page.screenshot({ path: join(DOCS, `${name}.png`) });
+    await page.screenshot({ path: join(DOCS, `${name}.png`), fullPage });
   }
 }
 
@@ -55,6 +56,7 @@ describe('the console', () => {
     page = await context.newPage();
     page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('request', (r) => urls.push(r.url()));
   });
 
   after(async () => {
@@ -102,6 +104,17 @@ describe('the console', () => {
     await shot('entries');
   });
 
+  test('searches the values and opens a hit', async () => {
+    await page.goto(`${server.url}/ui/c/${CTX}`);
+    await page.fill('#entry-search', 'overwrite');
+    await page.press('#entry-search', 'Enter');
+    await page.waitForSelector('#search-hits li[data-key="research/findings/lost-updates"]');
+    await page.click('#search-hits li[data-key="research/findings/lost-updates"] button');
+    await page.waitForSelector('#entry-detail >> text=research/findings/lost-updates');
+    assert.match(await page.textContent('#entry-detail pre.value'), /overwrite each other/);
+    assert.match(page.url(), /key=research%2Ffindings%2Flost-updates|key=research\/findings\/lost-updates/);
+  });
+
   test('renders a value holding markup as text, running nothing', async () => {
     await page.goto(`${server.url}/ui/c/${CTX}?key=research/scraped-snippet`);
     await page.waitForSelector('#entry-detail pre.value');
@@ -122,6 +135,10 @@ describe('the console', () => {
     });
     await page.waitForSelector('#events li[data-type="context.updated"] >> text=research/findings/pricing');
     assert.equal(await page.evaluate(() => window.__notReloaded), true);
+    // Coordination events go to the same log.
+    await server.api('POST', `/v1/contexts/${CTX}/locks/review`, { token: run.tokens.reviewer, body: { ttl_ms: 600000 } });
+    await page.waitForSelector('#events li[data-type="lock.acquired"]');
+    assert.match(await page.textContent('#ctx-revision'), new RegExp(`revision ${(await server.api('GET', `/v1/contexts/${CTX}`)).json.revision}`));
 
     // Paused, then resumed: the writes made meanwhile all arrive.
     await page.click('#live-pause');
@@ -159,11 +176,12 @@ describe('the console', () => {
     assert.match(rows[0], /\/status/);
     assert.match(rows[0], /"draft"/);
     assert.match(rows[0], /"ready for review"/);
-    await shot('diff');
     // Between two revisions of the context, every key that changed.
     await page.goto(`${server.url}/ui/c/${CTX}/diff?from=${run.outline.revision}&to=${run.outlineV2.revision}`);
     await page.waitForSelector('#diff-result .change[data-key="draft/outline"]');
     assert.equal(await page.locator('#diff-result .change[data-key="draft/headline"]').count(), 1);
+    assert.match(await page.textContent('#diff-result .change[data-key="draft/outline"]'), /\/status/);
+    await shot('diff');
   });
 
   test('shows what an agent sees: its package, each entry with its reason', async () => {
@@ -175,6 +193,16 @@ describe('the console', () => {
     assert.match(await page.textContent('#package-tokens'), /of 1200 tokens/);
     // The writer's needs exclude the review.
     assert.match(await page.locator('#package-dropped tr[data-key="review/notes"]').textContent(), /excluded/);
+
+    // On a tight budget, entries go in summarized or as references, or are
+    // left out for the budget, and the package stays within it.
+    await page.goto(`${server.url}/ui/c/${CTX}/package?agent=writer&budget=150`);
+    await page.waitForSelector('#package-items');
+    const tokens = Number((await page.textContent('#package-tokens')).match(/^(\d+) of 150 tokens/)[1]);
+    assert.ok(tokens <= 150, `${tokens} tokens`);
+    const wentIn = await page.locator('#package-items td:nth-child(3)').allTextContents();
+    const budgetOut = await page.locator('#package-dropped .badge-budget').count();
+    assert.ok(wentIn.some((w) => w !== 'whole') || budgetOut > 0, wentIn.join(','));
     await shot('package');
   });
 
@@ -189,10 +217,10 @@ describe('the console', () => {
     await page.waitForSelector('#tasks .column[data-status="assigned"] .card');
     assert.match(await page.textContent('#tasks'), /Review the launch draft/);
     await page.waitForSelector('#agents tr[data-agent="reviewer"]');
+    await shot('coordination', { fullPage: true });
     await page.click('#agents tr[data-agent="reviewer"] button');
     await page.waitForSelector('#inbox');
     assert.match(await page.textContent('#inbox'), /task\.assigned/);
-    await shot('coordination');
   });
 
   test('resolving a conflict from the console resolves it in the API', async () => {
@@ -254,8 +282,9 @@ describe('the console', () => {
     await signOut();
     await signIn(run.tokens.intern);
     assert.match(await page.textContent('#identity'), /intern/);
-    await page.waitForSelector('#contexts tbody tr');
-    assert.equal(await page.locator(`#contexts tr[data-ctx="${CTX}"]`).count(), 0);
+    await page.waitForSelector('#contexts tr[data-ctx="onboarding-faq"]');
+    assert.deepEqual(await page.locator('#contexts tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.ctx)), ['onboarding-faq']);
+    await shot('agent-contexts');
     await page.goto(`${server.url}/ui/c/${CTX}`);
     await page.waitForSelector('.error');
     assert.match(await page.textContent('.error'), /forbidden|not_found/);
@@ -267,7 +296,11 @@ describe('the console', () => {
     await signOut();
   });
 
-  test('no view threw an error in the page', () => {
+  test('no view threw an error in the page, and no address carried a token', () => {
     assert.deepEqual(pageErrors, []);
+    assert.ok(urls.some((u) => u.includes('/watch')), 'the live view streamed');
+    for (const token of [server.adminToken, ...Object.values(run.tokens)]) {
+      assert.deepEqual(urls.filter((u) => u.includes(token)), []);
+    }
   });
 });

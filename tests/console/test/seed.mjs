@@ -14,7 +14,7 @@ const AGENTS = {
   writer: {
     name: 'Writer', objective: 'write the launch post for developers from the findings', token_budget: 1200,
     needs: { kinds: ['finding', 'objective'], keys: ['brand/**'], exclude: { keys: ['review/**'] } }, produces: { keys: ['draft/**'] },
-    capabilities: { custom: ['write'] },
+    capabilities: { custom: ['drafting'] },
   },
   reviewer: {
     name: 'Reviewer', objective: 'check the draft for accuracy against the sources and brand voice', token_budget: 2000,
@@ -70,5 +70,18 @@ export async function seed(server) {
   const stale = await server.api('PUT', `/v1/contexts/${CTX}/entries/draft%2Fheadline`, {
     ...as('reviewer'), body: { value: 'Debug multi-agent runs by what each agent saw', kind: 'draft' }, headers: { 'If-Match': `"${headline.revision}"` }, expect: 202,
   });
+
+  // Other runs on the same server.
+  const others = [
+    ['support-triage-4411', { team: 'support', run: 'ticket-4411' }, 'researcher', [['ticket/summary', { customer: 'Acme', issue: 'webhook retries duplicate orders' }], ['ticket/plan', ['reproduce', 'patch idempotency key', 'reply']]]],
+    ['pricing-review-q1', { team: 'growth', run: 'pricing-q1' }, 'reviewer', [['pricing/tiers', { free: 0, team: 49, enterprise: 'custom' }]]],
+    ['onboarding-faq', { team: 'docs' }, 'writer', [['faq/what-is-a-context', 'A versioned store of what the agents of one task share.'], ['faq/who-can-read', 'The creator, the admin, and agents with a grant.']]],
+  ];
+  for (const [id, labels, agent, entries] of others) {
+    await server.api('POST', '/v1/contexts', { body: { id, labels } });
+    await server.api('POST', `/v1/contexts/${id}/grants`, { body: { agents: [agent], permissions: ['read', 'write'] } });
+    for (const [key, value] of entries) await server.api('PUT', `/v1/contexts/${id}/entries/${encodeURIComponent(key)}`, { token: tokens[agent], body: { value } });
+  }
+  await server.api('POST', '/v1/contexts/onboarding-faq/grants', { body: { agents: ['intern'], permissions: ['read'] } });
   return { tokens, outline, outlineV2, conflict: stale.json, lock };
 }

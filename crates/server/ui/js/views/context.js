@@ -179,16 +179,44 @@ export function entryDetail(panel, ctx, entry, { at, key } = {}) {
   }).catch((e) => replace(versions, errorBox(e)));
 }
 
+/** Search of the entries' text (the API's search: keyword, semantic or hybrid). */
+function searchBox(ctx, open) {
+  const input = h('input', { type: 'search', id: 'entry-search', placeholder: 'Search the values (what the API\'s search finds)', value: params().get('q') || '' });
+  const mode = h('select', { id: 'search-mode' }, ['keyword', 'hybrid', 'semantic'].map((m) => h('option', { value: m }, m)));
+  const hits = h('div', { id: 'search-hits' });
+  async function run() {
+    const text = input.value.trim();
+    setParams({ q: text });
+    if (!text) { replace(hits); return; }
+    try {
+      const r = await get(`${ctxPath(ctx)}/search`, { q: text, mode: mode.value, limit: 20 });
+      replace(hits, r.hits.length ? h('ol', { class: 'hits' }, r.hits.map((x) => h('li', { data: { key: x.key } },
+        h('button', { class: 'link mono', on: { click: () => open(x.key) } }, x.key), ' ',
+        h('span', { class: 'muted' }, x.score.toFixed(2)), ' ', h('span', { class: 'preview' }, preview(x.entry.value, 140)))))
+        : h('p', { class: 'muted' }, `Nothing matches "${text}".`));
+    } catch (e) { replace(hits, errorBox(e)); }
+  }
+  const form = h('form', { class: 'toolbar', on: { submit: (e) => { e.preventDefault(); run(); } } }, input, mode, h('button', { type: 'submit' }, 'Search'));
+  if (input.value) run();
+  return h('div', { class: 'search' }, form, hits);
+}
+
 export async function render(root, ctx, info) {
   const q = params();
   const at = q.get('at') || undefined;
   const panel = h('div', { class: 'detail' });
   const treeBox = h('div', { class: 'tree-box' });
+  let tree = null;
+  const open = async (key) => {
+    tree.select(key);
+    setParams({ key });
+    try { entryDetail(panel, ctx, await get(entryPath(ctx, key), { at }), { at, key }); } catch (e) { replace(panel, errorBox(e)); }
+  };
   replace(root,
-    at ? h('div', { class: 'banner', id: 'as-of-banner' }, `As of revision ${at} (the context is at ${info.revision}). `, link(ctxView(ctx), 'Back to now'), ' · ', link(ctxView(ctx, 'timeline', { rev: at }), 'See it on the timeline')) : null,
+    at ? h('div', { class: 'banner', id: 'as-of-banner' }, `As of revision ${at} (the context is at ${info.revision}). `, link(ctxView(ctx), 'Back to now'), ' · ', link(ctxView(ctx, 'timeline', { rev: at }), 'See it on the timeline')) : searchBox(ctx, open),
     h('div', { class: 'split' }, treeBox, panel));
   entryDetail(panel, ctx, null);
-  const tree = entryTree(treeBox, ctx, {
+  tree = entryTree(treeBox, ctx, {
     at,
     selected: q.get('key') || null,
     filterText: q.get('filter') || '',

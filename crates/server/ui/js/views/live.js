@@ -39,6 +39,7 @@ export async function render(root, ctx, info) {
   let stream = null;
   let paused = false;
   let received = 0;
+  let latest = 0;
   let pending = [];
   let frame = 0;
   // Where to resume: the last revision whose events all arrived, and how
@@ -56,6 +57,8 @@ export async function render(root, ctx, info) {
       e.priority ? badge(e.priority) : null, h('span', { class: 'what' }, describe(e))));
     pending = [];
     list.prepend(...rows);
+    const revision = document.getElementById('ctx-revision');
+    if (revision && latest) revision.textContent = `revision ${latest}`;
     while (list.childElementCount > MAX_SHOWN) list.lastElementChild.remove();
     replace(counter, `${received} events received${received > MAX_SHOWN ? `, the newest ${MAX_SHOWN} shown` : ''}`);
   }
@@ -80,6 +83,7 @@ export async function render(root, ctx, info) {
     // After a resume, the events of a half-shown revision come again.
     if (skip.revision === e.revision && skip.count > 0) { skip.count--; return; }
     received++;
+    latest = Math.max(latest, e.revision);
     pending.push(e);
     if (pending.length > MAX_SHOWN) pending = pending.slice(-MAX_SHOWN);
     if (!frame) frame = requestAnimationFrame(flush);
