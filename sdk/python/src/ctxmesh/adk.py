@@ -39,6 +39,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+try:
+    import google.adk  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("ctxmesh.adk needs Google ADK: pip install 'ctxmesh[adk]'") from e
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event

@@ -28,6 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("ctxmesh.llamaindex needs llama-index-core: pip install 'ctxmesh[llamaindex]'") from e
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.memory.memory import BaseMemoryBlock

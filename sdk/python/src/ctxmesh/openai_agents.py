@@ -24,9 +24,12 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from agents.items import TResponseInputItem
-from agents.memory import SessionSettings
-from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+try:
+    from agents.items import TResponseInputItem
+    from agents.memory import SessionSettings
+    from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("ctxmesh.openai_agents needs the OpenAI Agents SDK: pip install 'ctxmesh[openai-agents]'") from e
 
 from . import _itemlog as log
 from ._itemlog import Head, HeadCache, Log, Op
