@@ -167,7 +167,7 @@ async def test_runners_holding_stale_copies_of_a_session_all_land(app: Dict[str,
     """Two runners (two agents, two processes' worth of services) work on one session at once."""
     name = app["name"]
     service_a, service_b = CtxmeshSessionService(app["a"]), CtxmeshSessionService(app["b"])
-    session = await service_a.create_session(app_name=name, user_id="u", session_id="shared")
+    await service_a.create_session(app_name=name, user_id="u", session_id="shared")
 
     def runner(service: CtxmeshSessionService, agent: str, n: int) -> Runner:
         model = ScriptedLlm(responses=[says(f"{agent} answer {i}") for i in range(n)])

@@ -156,7 +156,7 @@ class CtxmeshSession:
             return ops, last
 
         for _ in range(log.ATTEMPTS):
-            popped, result = await self._runner.run(log.change(self._log, self._heads, build))
+            _, result = await self._runner.run(log.change(self._log, self._heads, build))
             if result is None:
                 return None
             entries = log.get_results(result)[0]
