@@ -135,9 +135,12 @@ impl Capabilities {
 }
 
 /// Which entries an agent consumes (`needs`) or writes (`produces`):
-/// entry kinds, tags and key patterns, minus what `exclude` names.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// entry kinds, tags, key patterns and plain names, minus what `exclude`
+/// names. It is written as an object of those, or as a plain list of
+/// names (`["key_findings", "brand/guidelines"]`, as seed 001's context
+/// maps are): a name matches an entry by its kind, one of its tags, its
+/// key, or a prefix of its key up to a `/`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ContextMap {
     /// Entry kinds.
     #[serde(default)]
@@ -148,16 +151,76 @@ pub struct ContextMap {
     /// Key patterns (`findings/*`, `brand/**`).
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Plain names: each matches an entry of that kind, with that tag, at
+    /// that key, or under it (`brand/guidelines` matches
+    /// `brand/guidelines/tone`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// What not to include even when the above match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(no_recursion, value_type = Option<Object>)]
     pub exclude: Option<Box<ContextMap>>,
 }
 
+/// The object form of a [`ContextMap`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextMapFields {
+    #[serde(default)]
+    kinds: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default)]
+    exclude: Option<Box<ContextMap>>,
+}
+
+impl<'de> Deserialize<'de> for ContextMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = ContextMap;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of kinds, tags, keys, names and exclude, or a list of names")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<ContextMap, A::Error> {
+                let names = Vec::<String>::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(ContextMap { names, ..ContextMap::default() })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<ContextMap, A::Error> {
+                let f = ContextMapFields::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(ContextMap { kinds: f.kinds, tags: f.tags, keys: f.keys, names: f.names, exclude: f.exclude })
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// The longest name of a context map, in characters.
+pub const MAX_MAP_NAME_CHARS: usize = 128;
+
 impl ContextMap {
-    fn validate(&self, field: &str) -> Result<()> {
+    /// Checks its key patterns and names; `field` names it in the error.
+    pub fn validate(&self, field: &str) -> Result<()> {
         for key in &self.keys {
             KeyPattern::parse(key).map_err(|e| Error::invalid(format!("{field}.keys"), e.to_string()))?;
+        }
+        for name in &self.names {
+            let chars = name.chars().count();
+            if chars == 0 || chars > MAX_MAP_NAME_CHARS {
+                return Err(Error::invalid(
+                    format!("{field}.names"),
+                    format!("a name is 1 to {MAX_MAP_NAME_CHARS} characters"),
+                ));
+            }
         }
         if let Some(exclude) = &self.exclude {
             if exclude.exclude.is_some() {
@@ -385,6 +448,33 @@ pub struct AgentPatch {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_context_map_is_an_object_or_a_plain_list_of_names() {
+        let list: ContextMap = serde_json::from_value(json!(["key_findings", "brand/guidelines"])).unwrap();
+        assert_eq!(list.names, ["key_findings", "brand/guidelines"]);
+        assert!(list.kinds.is_empty() && list.keys.is_empty() && list.exclude.is_none());
+        let object: ContextMap =
+            serde_json::from_value(json!({"kinds": ["finding"], "names": ["draft"], "exclude": ["drafts/old"]}))
+                .unwrap();
+        assert_eq!(object.kinds, ["finding"]);
+        assert_eq!(object.names, ["draft"]);
+        assert_eq!(object.exclude.unwrap().names, ["drafts/old"]);
+        // The object form still refuses what it does not know.
+        let unknown = serde_json::from_value::<ContextMap>(json!({"kind": ["finding"]})).unwrap_err();
+        assert!(unknown.to_string().contains("unknown field `kind`"), "{unknown}");
+        for wrong in [json!("key_findings"), json!([1]), json!(7)] {
+            assert!(serde_json::from_value::<ContextMap>(wrong.clone()).is_err(), "{wrong}");
+        }
+        // Names are 1 to 128 characters.
+        let empty: ContextMap = serde_json::from_value(json!([""])).unwrap();
+        assert!(empty.validate("needs").is_err());
+        let long: ContextMap = serde_json::from_value(json!(["x".repeat(129)])).unwrap();
+        assert!(long.validate("needs").is_err());
+        // Answers give the object; names only when there are some.
+        assert_eq!(serde_json::to_value(&list).unwrap()["names"], json!(["key_findings", "brand/guidelines"]));
+        assert!(serde_json::to_value(ContextMap::default()).unwrap().get("names").is_none());
+    }
 
     fn spec(v: serde_json::Value) -> Result<Agent> {
         serde_json::from_value::<AgentSpec>(v)

@@ -190,6 +190,7 @@ pub struct Matcher {
     kinds: Vec<String>,
     tags: Vec<String>,
     keys: Vec<KeyPattern>,
+    names: Vec<String>,
 }
 
 impl Matcher {
@@ -199,14 +200,23 @@ impl Matcher {
             kinds: map.kinds.clone(),
             tags: map.tags.clone(),
             keys: map.keys.iter().filter_map(|p| KeyPattern::parse(p).ok()).collect(),
+            names: map.names.clone(),
         }
     }
 
-    /// Whether it names the entry at `key` with `kind` and `tags`.
+    /// Whether it names the entry at `key` with `kind` and `tags`: by kind,
+    /// tag or key pattern; or by a plain name equal to its kind, one of its
+    /// tags, its key, or a prefix of its key ending at a `/`.
     pub fn names(&self, key: &str, kind: Option<&str>, tags: &[String]) -> bool {
+        let named = |n: &String| {
+            kind == Some(n.as_str())
+                || tags.contains(n)
+                || key.strip_prefix(n.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
         kind.is_some_and(|k| self.kinds.iter().any(|m| m == k))
             || tags.iter().any(|t| self.tags.contains(t))
             || self.keys.iter().any(|p| p.matches(key))
+            || self.names.iter().any(named)
     }
 }
 
@@ -854,6 +864,20 @@ mod tests {
     use super::*;
     use crate::agent::AgentSpec;
     use serde_json::json;
+
+    #[test]
+    fn a_plain_name_matches_a_kind_a_tag_a_key_or_a_key_prefix() {
+        let map: ContextMap = serde_json::from_value(json!(["key_findings", "brand/guidelines"])).unwrap();
+        let m = Matcher::new(&map);
+        assert!(m.names("research/a", Some("key_findings"), &[]));
+        assert!(m.names("research/a", None, &["key_findings".to_owned()]));
+        assert!(m.names("key_findings", None, &[]));
+        assert!(m.names("brand/guidelines", None, &[]));
+        assert!(m.names("brand/guidelines/tone", None, &[]));
+        assert!(!m.names("brand/guidelines-2024", None, &[]));
+        assert!(!m.names("brand", None, &[]));
+        assert!(!m.names("research/a", Some("finding"), &["market".to_owned()]));
+    }
 
     /// Counts whitespace-separated words, as a stand-in tokenizer.
     struct Words;

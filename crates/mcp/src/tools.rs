@@ -16,6 +16,15 @@ const DEFAULT_LOCK_TTL_MS: u64 = 30_000;
 /// A tool call turned into an HTTP request, or what is wrong with its
 /// arguments.
 pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, String> {
+    // A `null` argument is an absent one: some clients (CrewAI's MCP tool
+    // adapter) send every optional argument, the unset ones as `null`. An
+    // entry's `value` is kept: `null` is a value an entry can hold.
+    let args: JsonObject = args
+        .iter()
+        .filter(|(k, v)| !v.is_null() || k.as_str() == "value")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let args = &args;
     let a = Args(args);
     let ctx = || a.id("context");
     let (method, path, body): (Method, String, Option<Value>) = match name {
@@ -69,7 +78,6 @@ pub(crate) fn request(name: &str, args: &JsonObject) -> Result<Request<Bytes>, S
             (Method::GET, format!("/v1/contexts/{}/search{q}", ctx()?), None)
         }
         "get_package" => {
-            a.string("agent")?;
             let q = a.query(&["agent", "budget", "format", "encoding", "explain", "compress", "at"]);
             (Method::GET, format!("/v1/contexts/{}/package{q}", ctx()?), None)
         }
@@ -210,12 +218,12 @@ fn list() -> Vec<Tool> {
         .with_annotations(read_only()),
         tool(
             "get_package",
-            "The context an agent needs, within a token budget: the most relevant entries whole, summarized or referenced (`key@revision`, fetch with get_entry). `format` json (default) or markdown; `at` rebuilds the package of an earlier revision.",
+            "The context an agent needs, within a token budget: the most relevant entries whole, summarized or referenced (`key@revision`, fetch with get_entry). `agent` defaults to the caller; `format` json (default) or markdown; `at` rebuilds the package of an earlier revision.",
             json!({"context": context, "agent": {"type": "string"}, "budget": {"type": "integer", "minimum": 1},
                 "format": {"type": "string", "enum": ["json", "markdown"]},
                 "encoding": {"type": "string", "enum": ["cl100k_base", "o200k_base"]},
                 "explain": {"type": "boolean"}, "compress": {"type": "boolean"}, "at": revision}),
-            &["context", "agent"],
+            &["context"],
         )
         .with_annotations(read_only()),
         tool(
@@ -420,6 +428,24 @@ mod tests {
         assert_eq!(r.headers()["x-fencing-token"], "l=3");
         let body: Value = serde_json::from_slice(r.body()).unwrap();
         assert_eq!(body, json!({"value": {"x": 1}, "kind": "note"}));
+    }
+
+    #[test]
+    fn null_arguments_are_absent_ones_and_a_null_value_is_a_value() {
+        let r = request(
+            "put_entry",
+            &args(json!({"context": "c", "key": "a", "value": null, "if_match": null, "if_absent": null,
+                "fencing_token": null, "kind": null, "tags": null})),
+        )
+        .unwrap();
+        assert!(r.headers().get("if-match").is_none() && r.headers().get("x-fencing-token").is_none());
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body, json!({"value": null}));
+        let r = request("create_context", &args(json!({"id": "c", "policy": null, "labels": {"a": "b"}}))).unwrap();
+        let body: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body, json!({"id": "c", "labels": {"a": "b"}}));
+        let r = request("list_entries", &args(json!({"context": "c", "prefix": null, "limit": null}))).unwrap();
+        assert_eq!(r.uri().to_string(), "/v1/contexts/c/entries");
     }
 
     #[test]

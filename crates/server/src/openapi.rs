@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use ctxmesh_core::agent::MAX_MAP_NAME_CHARS;
 use ctxmesh_core::context::MAX_RETENTION_AGE_MS;
 use ctxmesh_core::ids::MAX_KEY_BYTES;
 
@@ -11,7 +12,7 @@ use crate::routes::MAX_REVISION;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
+use crate::routes::{agents, conflicts, context_map, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +20,7 @@ use crate::routes::{agents, conflicts, contexts, coord, entries, grants, history
     paths(
         contexts::create, contexts::list, contexts::read, contexts::update, contexts::remove,
         entries::list, entries::read, entries::put, entries::patch, entries::remove, entries::txn, entries::document,
-        conflicts::list, conflicts::read, conflicts::resolve, mesh::package, mesh::consensus, mesh::search, mesh::decision,
+        conflicts::list, conflicts::read, conflicts::resolve, mesh::package, mesh::consensus, mesh::search, mesh::decision, context_map::read, context_map::put,
         history::commits, history::diff, history::rollback, history::fork, history::compact, history::events,
         watch::sse, watch::message, ws::upgrade,
         agents::whoami, agents::register, agents::list, agents::read, agents::update, agents::remove, agents::heartbeat, agents::rotate_token, agents::revoke_token,
@@ -195,6 +196,18 @@ fn flatten(schemas: &mut Value, name: &str) {
     schemas[name] = schema;
 }
 
+/// Points a property that refers to `ContextMap` at `ContextMapInput`.
+fn accept_names(property: &mut Value) {
+    if property["$ref"] == "#/components/schemas/ContextMap" {
+        property["$ref"] = json!("#/components/schemas/ContextMapInput");
+    }
+    for combinator in ["oneOf", "anyOf", "allOf"] {
+        if let Some(members) = property.get_mut(combinator).and_then(Value::as_array_mut) {
+            members.iter_mut().for_each(accept_names);
+        }
+    }
+}
+
 /// Merges the members of `schema`'s `allOf` (looked up in `schemas`) into
 /// one closed object schema.
 fn flatten_members(schemas: &Value, schema: &mut Value) {
@@ -292,6 +305,7 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("NewContext", "schemas", json!({"propertyNames": {"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("ContextPatch", "schemas", json!({"propertyNames": {"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("ContextMap", "keys/items", json!({"pattern": GLOB_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
+        ("ContextMap", "names/items", json!({"minLength": 1, "maxLength": MAX_MAP_NAME_CHARS})),
         ("ConsensusRequest", "proposals", json!({"minItems": 1})),
         ("PolicyRule", "permissions", json!({"minItems": 1})),
         ("TaskRequest", "title", json!({"minLength": 1, "maxLength": 1024})),
@@ -362,8 +376,21 @@ fn constrain_schemas(schemas: &mut Value) {
     let mut exclude = schemas["ContextMap"].clone();
     exclude["properties"].as_object_mut().map(|p| p.remove("exclude"));
     exclude.as_object_mut().map(|e| e.remove("description"));
-    schemas["ContextMap"]["properties"]["exclude"] =
-        json!({"description": "What not to include even when the above match.", "oneOf": [{"type": "null"}, exclude]});
+    // A request may give a map as a plain list of names (seed 001's
+    // context maps); answers always give the object.
+    let names = json!({"type": "array", "description": "Plain names: each matches an entry by its kind, a tag, its key, \
+        or a prefix of its key up to a `/`.",
+        "items": {"type": "string", "minLength": 1, "maxLength": MAX_MAP_NAME_CHARS}});
+    schemas["ContextMap"]["properties"]["exclude"] = json!({"description": "What not to include even when the above match.",
+        "oneOf": [{"type": "null"}, exclude, names.clone()]});
+    schemas["ContextMapInput"] = json!({
+        "description": "What an agent needs or produces: kinds, tags, key patterns and names, or a plain list of names.",
+        "oneOf": [{"$ref": "#/components/schemas/ContextMap"}, names]});
+    for schema in ["AgentSpec", "AgentPatch", "MapAgent"] {
+        for field in ["needs", "produces"] {
+            accept_names(&mut schemas[schema]["properties"][field]);
+        }
+    }
     // A comparison gives exactly one thing to compare.
     let compared = ["revision", "version", "exists", "value", "vclock"];
     for name in compared {

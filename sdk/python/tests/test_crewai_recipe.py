@@ -3,7 +3,7 @@
 CrewAI cannot share this environment (it pins ``openai<3`` and ``mcp<2``;
 the OpenAI Agents SDK needs ``openai>=3`` and the suite's MCP client is
 ``mcp`` 2.3), so the crew itself does not run here. What the recipe relies
-on does: its own code (``ctxmesh_tools``, ``without_nulls``, ``TOOLS``) is
+on does: its own code (``ctxmesh_tools``, ``TOOLS``) is
 taken from the document, and each agent's ``ctxmesh mcp`` server is started
 over stdio with those parameters, serving those tools, for the calls the
 crew's agents make, with the arguments CrewAI's adapter sends.
@@ -25,7 +25,7 @@ DOC = REPO / "docs" / "integrations.md"
 
 
 def recipe() -> Dict[str, Any]:
-    """The recipe's ``TOOLS``, ``ctxmesh_tools`` and ``without_nulls``, as the document defines them."""
+    """The recipe's ``TOOLS`` and ``ctxmesh_tools``, as the document defines them."""
     text = DOC.read_text()
     section = text[text.index("## CrewAI") :]
     block = re.search(r"```python\n(.*?)```", section, re.S)
@@ -34,10 +34,10 @@ def recipe() -> Dict[str, Any]:
     wanted = [
         node
         for node in tree.body
-        if (isinstance(node, ast.FunctionDef) and node.name in ("ctxmesh_tools", "without_nulls"))
+        if (isinstance(node, ast.FunctionDef) and node.name == "ctxmesh_tools")
         or (isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TOOLS" for t in node.targets))
     ]
-    assert len(wanted) == 3, "the recipe defines TOOLS, ctxmesh_tools and without_nulls"
+    assert len(wanted) == 2, "the recipe defines TOOLS and ctxmesh_tools"
     namespace: Dict[str, Any] = {"StdioServerParameters": StdioServerParameters}
     exec(compile(ast.Module(body=wanted, type_ignores=[]), str(DOC), "exec"), namespace)  # noqa: S102
     return namespace
@@ -48,18 +48,6 @@ def as_started_here(params: StdioServerParameters, server: CtxmeshServer) -> Std
     assert params.command == "ctxmesh"
     assert params.args[:2] == ["mcp", "--server"] and len(params.args) == 3
     return StdioServerParameters(command=str(server_binary()), args=["mcp", "--server", server.url], env=params.env)
-
-
-class CrewAITool:
-    """Stands for a tool of CrewAI's MCP adapter: ``_run`` receives every argument of the schema."""
-
-    def __init__(self, schema: Dict[str, Any]) -> None:
-        self.schema = schema
-        self.sent: Dict[str, Any] = {}
-
-    def _run(self, **kwargs: Any) -> str:
-        self.sent = kwargs
-        return "sent"
 
 
 async def call(client: McpClient, tool: str, args: Dict[str, Any]) -> Any:
@@ -85,33 +73,24 @@ async def test_the_crews_agents_share_a_context_through_mcp(server: CtxmeshServe
         tools = {t.name: t for t in (await research_tools.list_tools()).tools}
         assert set(ns["TOOLS"]) <= set(tools)
 
-        # CrewAI's adapter hands the tool every argument of its schema, unset ones as None;
-        # without_nulls leaves those out, so the call is what the agent meant.
+        # CrewAI's adapter sends every argument of the tool's schema, the
+        # unset ones as null: the call is what the agent meant.
         put_schema = tools["put_entry"].input_schema
-        crew_tool = CrewAITool(put_schema)
-        ns["without_nulls"]([crew_tool])
-        everything = {name: None for name in put_schema["properties"]}
+        everything: Dict[str, Any] = {name: None for name in put_schema["properties"]}
         everything.update(
             context=ctx, key="findings/pricing", value={"text": "competitors charge 49 EUR a seat"}, kind="finding"
         )
-        crew_tool._run(**everything)
-        assert crew_tool.sent == {
-            "context": ctx,
-            "key": "findings/pricing",
-            "value": {"text": "competitors charge 49 EUR a seat"},
-            "kind": "finding",
-        }
-        finding = await call(research_tools, "put_entry", crew_tool.sent)
+        finding = await call(research_tools, "put_entry", everything)
         assert finding["author"] == researcher.id
+        assert finding["kind"] == "finding" and finding["tags"] == []
 
         # The writer reads what the researcher found, by key, by search and in its package.
         read = await call(write_tools, "get_entry", {"context": ctx, "key": "findings/pricing"})
         assert read["value"] == {"text": "competitors charge 49 EUR a seat"}
         hits = await call(write_tools, "search", {"context": ctx, "q": "competitors pricing"})
         assert [h["key"] for h in hits["hits"]] == ["findings/pricing"]
-        package = await write_tools.call_tool(
-            "get_package", {"context": ctx, "agent": writer.id, "format": "markdown"}
-        )
+        # Its own package: `agent` defaults to the caller.
+        package = await write_tools.call_tool("get_package", {"context": ctx, "format": "markdown"})
         assert not package.is_error, package.content
         assert "49 EUR" in json.dumps([c.model_dump() for c in package.content])
         draft = await call(

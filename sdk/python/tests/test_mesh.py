@@ -151,3 +151,50 @@ def test_merge_and_last_write_wins_report_the_conflict(admin: ctxmesh.Client) ->
     assert admin.put(cid, "lww/k", 4).conflict is None
     detected = [e for e in admin.iter_events(cid, types="conflict.detected")]
     assert len(detected) == 2
+
+
+def test_a_seed_001_context_map_as_written(server: CtxmeshServer, admin: ctxmesh.Client) -> None:
+    """Seed 001's context map, posted as written: plain lists of names."""
+    cid = admin.create_context(unique("launch")).id
+    researcher, writer, reviewer = unique("researcher"), unique("writer"), unique("reviewer")
+    answer = admin.put_context_map(
+        cid,
+        {
+            researcher: {
+                "needs": ["task_objective", "search_constraints", "quality_criteria"],
+                "produces": ["source_documents", "key_findings", "confidence_scores"],
+            },
+            writer: {
+                "needs": ["key_findings", "brand_guidelines", "audience_profile", "format_requirements"],
+                "produces": ["draft_content", "reasoning_chain", "uncertainty_flags"],
+            },
+            reviewer: {
+                "needs": ["draft_content", "original_objective", "quality_criteria", "brand_guidelines"],
+                "produces": ["feedback", "approval_status", "revision_suggestions"],
+            },
+        },
+    )
+    assert answer.workflow == [researcher, writer, reviewer]
+    assert set(answer.tokens) == {researcher, writer, reviewer}
+    assert answer.agents[writer].needs.names == ["key_findings", "brand_guidelines", "audience_profile", "format_requirements"]
+    assert admin.get_context_map(cid).workflow == answer.workflow
+    admin.grant(cid, [researcher, writer, reviewer], ["read", "write"])
+
+    admin.put(cid, "findings/revenue", "Revenue grew 15%.", kind="key_findings")
+    admin.put(cid, "brand/voice", "Plain and warm.", tags=["brand_guidelines"])
+    admin.put(cid, "drafts/v1", "Meet X1.", kind="draft_content")
+    admin.put(cid, "task/objective", "Launch X1.", kind="task_objective")
+
+    def keys(agent: str) -> set[str]:
+        return {item.key for item in admin.package(cid, agent, budget=2000).items}
+
+    assert keys(researcher) == {"task/objective"}
+    assert keys(writer) == {"findings/revenue", "brand/voice"}
+    assert keys(reviewer) == {"drafts/v1", "brand/voice"}
+
+    # Each agent's own token, from the map's answer, gets its own package.
+    with server.client(token=answer.tokens[writer]) as own:
+        assert {item.key for item in own.package(cid, writer, budget=2000).items} == {"findings/revenue", "brand/voice"}
+
+    with pytest.raises(ctxmesh.errors.InvalidArgument):
+        admin.put_context_map(cid, {writer: {"needs": "key_findings"}})

@@ -1588,6 +1588,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/contexts/{ctx}/context-map": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The context's map: its workflow, and what each agent of it needs and
+         *     produces.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
+                path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
+                    ctx: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ContextMapView"];
+                    };
+                };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: components["responses"]["Forbidden"];
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        /**
+         * Set a context's map, as seed 001 writes it (admin only): each agent's
+         *     `needs` and `produces` are registered or replaced (a plain list of
+         *     names, or kinds, tags, key patterns and names), and the context's
+         *     workflow becomes the agents' order. Everything is checked before
+         *     anything changes; sending the same map again changes nothing more.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
+                path: {
+                    /** @description The context id: 1 to 128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit. */
+                    ctx: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ContextMapRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ContextMapView"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: components["responses"]["Unauthenticated"];
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                413: components["responses"]["TooLarge"];
+                415: components["responses"]["UnsupportedMediaType"];
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+                507: components["responses"]["StorageFull"];
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/contexts/{ctx}/decisions": {
         parameters: {
             query?: never;
@@ -4484,10 +4608,10 @@ export interface components {
             lease_ms?: number | null;
             /** @description New display name. */
             name?: string | null;
-            needs?: null | components["schemas"]["ContextMap"];
+            needs?: null | components["schemas"]["ContextMapInput"];
             /** @description New objective. */
             objective?: string | null;
-            produces?: null | components["schemas"]["ContextMap"];
+            produces?: null | components["schemas"]["ContextMapInput"];
             status?: null | ("active" | "inactive");
             /**
              * Format: uint64
@@ -4515,11 +4639,11 @@ export interface components {
             /** @description A display name (default: the id). */
             name?: string | null;
             /** @description The context it consumes. */
-            needs?: components["schemas"]["ContextMap"];
+            needs?: components["schemas"]["ContextMapInput"];
             /** @description What it is for, in words (used for relevance). */
             objective?: string;
             /** @description The context it writes. */
-            produces?: components["schemas"]["ContextMap"];
+            produces?: components["schemas"]["ContextMapInput"];
             /**
              * Format: uint64
              * @description Tokens of context it can take per package (default 8000).
@@ -4920,7 +5044,11 @@ export interface components {
         };
         /**
          * @description Which entries an agent consumes (`needs`) or writes (`produces`):
-         *     entry kinds, tags and key patterns, minus what `exclude` names.
+         *     entry kinds, tags, key patterns and plain names, minus what `exclude`
+         *     names. It is written as an object of those, or as a plain list of
+         *     names (`["key_findings", "brand/guidelines"]`, as seed 001's context
+         *     maps are): a name matches an entry by its kind, one of its tags, its
+         *     key, or a prefix of its key up to a `/`.
          */
         ContextMap: {
             /** @description What not to include even when the above match. */
@@ -4929,15 +5057,65 @@ export interface components {
                 keys?: string[];
                 /** @description Entry kinds. */
                 kinds?: string[];
+                /**
+                 * @description Plain names: each matches an entry of that kind, with that tag, at
+                 *     that key, or under it (`brand/guidelines` matches
+                 *     `brand/guidelines/tone`).
+                 */
+                names?: string[];
                 /** @description Entry tags. */
                 tags?: string[];
-            };
+            } | string[];
             /** @description Key patterns (`findings/*`, `brand/**`). */
             keys?: string[];
             /** @description Entry kinds. */
             kinds?: string[];
+            /**
+             * @description Plain names: each matches an entry of that kind, with that tag, at
+             *     that key, or under it (`brand/guidelines` matches
+             *     `brand/guidelines/tone`).
+             */
+            names?: string[];
             /** @description Entry tags. */
             tags?: string[];
+        };
+        /** @description What an agent needs or produces: kinds, tags, key patterns and names, or a plain list of names. */
+        ContextMapInput: components["schemas"]["ContextMap"] | string[];
+        /** @description A context map: what each agent of the context needs and produces. */
+        ContextMapRequest: {
+            /**
+             * @description Each agent's needs and produces, by agent id, in workflow order.
+             *     Agents not yet registered are registered.
+             */
+            agents: {
+                [key: string]: components["schemas"]["MapAgent"];
+            };
+            /**
+             * @description The context's workflow order, when it is not the order of `agents`
+             *     (each one of them, once).
+             */
+            workflow?: string[] | null;
+        };
+        /**
+         * @description A context's map: its workflow and what each of its agents needs and
+         *     produces.
+         */
+        ContextMapView: {
+            /**
+             * @description What each agent of the workflow needs and produces (agents since
+             *     unregistered are left out).
+             */
+            agents: {
+                [key: string]: components["schemas"]["MapAgentView"];
+            };
+            /** @description The context. */
+            context: string;
+            /** @description The tokens of the agents this request registered, shown this once. */
+            tokens?: {
+                [key: string]: string;
+            };
+            /** @description Its workflow: the agents in order. */
+            workflow: string[];
         };
         /** @description `PATCH /v1/contexts/{ctx}`: settings to replace; absent ones stay. */
         ContextPatch: {
@@ -5490,6 +5668,23 @@ export interface components {
         LockList: {
             /** @description Every lock ever taken in the context, by name; free ones have no holder. */
             locks: components["schemas"]["Lock"][];
+        };
+        /** @description What one agent of a context map needs and produces. */
+        MapAgent: {
+            /**
+             * @description What it needs: a list of names (each matches an entry by kind, tag,
+             *     key or key prefix), or kinds, tags, key patterns and names.
+             */
+            needs?: components["schemas"]["ContextMapInput"];
+            /** @description What it produces, in the same forms. */
+            produces?: components["schemas"]["ContextMapInput"];
+        };
+        /** @description What one agent of a context's map needs and produces. */
+        MapAgentView: {
+            /** @description What it needs. */
+            needs: components["schemas"]["ContextMap"];
+            /** @description What it produces. */
+            produces: components["schemas"]["ContextMap"];
         };
         /** @description The mesh settings of a context. */
         MeshSettings: {

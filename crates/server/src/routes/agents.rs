@@ -34,7 +34,7 @@ pub(crate) struct AgentWithToken {
 }
 
 /// Issues a new token for `agent`, replacing any other.
-async fn issue_token(state: &AppState, agent: &str) -> ApiResult<String> {
+pub(crate) async fn issue_token(state: &AppState, agent: &str) -> ApiResult<String> {
     let token = new_token();
     let op = req::SetToken { agent: agent.to_owned(), hash: hash_token(&token) };
     state.store().coord(op).await?;

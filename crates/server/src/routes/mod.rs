@@ -14,6 +14,7 @@ use crate::error::{ApiError, ErrorCode};
 
 pub(crate) mod agents;
 pub(crate) mod conflicts;
+pub(crate) mod context_map;
 pub(crate) mod contexts;
 pub(crate) mod coord;
 pub(crate) mod entries;
@@ -36,6 +37,7 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/v1/contexts/{ctx}/txn", post(entries::txn))
         .route("/v1/contexts/{ctx}/package", get(mesh::package))
+        .route("/v1/contexts/{ctx}/context-map", get(context_map::read).put(context_map::put))
         .route("/v1/contexts/{ctx}/consensus", post(mesh::consensus))
         .route("/v1/contexts/{ctx}/search", get(mesh::search))
         .route("/v1/contexts/{ctx}/decisions", post(mesh::decision))

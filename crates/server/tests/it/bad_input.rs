@@ -300,11 +300,12 @@ async fn a_shape_error_names_the_field_and_the_shape_it_takes() {
         assert!(body["error"]["details"]["expected"].is_object(), "{body}");
     };
 
-    // Needs are an object of kinds, tags and keys, not a list.
-    let agent = json!({"id": "writer", "needs": ["finding", "draft"]});
+    // Needs are an object of kinds, tags, keys and names, or a list of
+    // names; not one name.
+    let agent = json!({"id": "writer", "needs": "finding"});
     let r = s.req(Method::POST, "/v1/agents").json(&agent).send().await.unwrap();
     let body = expect_error(r, 400, "invalid_argument").await;
-    refused(&body, "needs", r#""keys": [string], "kinds": [string], "tags": [string]}"#, "got an array");
+    refused(&body, "needs", r#""keys": [string], "kinds": [string], "names": [string]"#, "got a string");
     // Capabilities likewise.
     let agent = json!({"id": "writer", "capabilities": ["search"]});
     let r = s.req(Method::POST, "/v1/agents").json(&agent).send().await.unwrap();

@@ -18,6 +18,7 @@ on_both_stores!(
     the_next_agents_package_is_ready_and_computed_once,
     consensus_agrees_or_escalates,
     keyword_search_filters_and_respects_access,
+    seed_001s_context_map_as_written_gives_each_agent_what_its_needs_name,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -567,4 +568,123 @@ async fn an_llm_summarizes_when_configured_and_the_extractive_summary_stands_whe
     corpus(&s).await;
     let (status, found) = search(&s, "q=cat&mode=semantic").await;
     assert_eq!((status, hit_keys(&found).first().copied()), (200, Some("pets/cat")), "{found}");
+}
+
+/// The keys of `agent`'s package of `launch`, in and left out for the budget.
+async fn package_keys(s: &TestServer, agent: &str) -> Vec<String> {
+    let (status, p) =
+        send(s, Method::GET, &format!("/v1/contexts/launch/package?agent={agent}&budget=4000"), None).await;
+    assert_eq!(status, 200, "{p}");
+    let mut keys: Vec<String> =
+        p["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_owned()).collect();
+    keys.sort();
+    keys
+}
+
+async fn seed_001s_context_map_as_written_gives_each_agent_what_its_needs_name(s: TestServer) {
+    ok(&s, Method::POST, "/v1/contexts", json!({"id": "launch"})).await;
+    // Seed 001's example, as written (as text: the order of its agents is
+    // the workflow's).
+    let text = r#"{
+  "agents": {
+    "researcher": {
+      "needs": ["task_objective", "search_constraints", "quality_criteria"],
+      "produces": ["source_documents", "key_findings", "confidence_scores"]
+    },
+    "writer": {
+      "needs": ["key_findings", "brand_guidelines", "audience_profile", "format_requirements"],
+      "produces": ["draft_content", "reasoning_chain", "uncertainty_flags"]
+    },
+    "reviewer": {
+      "needs": ["draft_content", "original_objective", "quality_criteria", "brand_guidelines"],
+      "produces": ["feedback", "approval_status", "revision_suggestions"]
+    }
+  }
+}"#;
+    let map: Value = serde_json::from_str(text).unwrap();
+    let put_text = |body: String| {
+        s.req(Method::PUT, "/v1/contexts/launch/context-map")
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let (status, answer) = status_json(put_text(text.to_owned()).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["workflow"], json!(["researcher", "writer", "reviewer"]));
+    assert_eq!(answer["agents"]["writer"]["needs"]["names"], map["agents"]["writer"]["needs"]);
+    assert_eq!(answer["agents"]["reviewer"]["produces"]["names"], map["agents"]["reviewer"]["produces"]);
+    let tokens = answer["tokens"].as_object().unwrap();
+    assert_eq!(tokens.len(), 3, "each agent was registered, its token shown once: {answer}");
+    let info = send(&s, Method::GET, "/v1/contexts/launch", None).await.1;
+    assert_eq!(info["mesh"]["workflow"], json!(["researcher", "writer", "reviewer"]));
+    // A map says what agents need, not what they may read: access is granted
+    // apart.
+    let grant = json!({"agents": ["researcher", "writer", "reviewer"], "permissions": ["read", "write"]});
+    ok(&s, Method::POST, "/v1/contexts/launch/grants", grant).await;
+
+    // Entries named by their kind or a tag (seed 001's names are not keys:
+    // keys have no `_`).
+    let entries = [
+        ("task/objective", json!({"value": "Launch the X1 headset.", "kind": "task_objective"})),
+        ("task/constraints", json!({"value": "Sources from 2025 on.", "kind": "search_constraints"})),
+        ("quality", json!({"value": "Every claim cites a source.", "tags": ["quality_criteria"]})),
+        ("findings/revenue", json!({"value": "Revenue grew 15%.", "kind": "key_findings"})),
+        ("brand/voice", json!({"value": "Plain and warm.", "kind": "brand_guidelines"})),
+        ("audience/profile", json!({"value": "Small design studios.", "kind": "audience_profile"})),
+        ("audience/pricing", json!({"value": "Price-sensitive.", "tags": ["audience_profile"]})),
+        ("format", json!({"value": "Three paragraphs.", "tags": ["format_requirements"]})),
+        ("drafts/v1", json!({"value": "Meet X1.", "kind": "draft_content"})),
+        ("objective", json!({"value": "A launch post.", "kind": "original_objective"})),
+        ("review/notes", json!({"value": "Cite the revenue source.", "kind": "feedback"})),
+    ];
+    for (key, body) in entries {
+        ok(&s, Method::PUT, &format!("/v1/contexts/launch/entries/{key}"), body).await;
+    }
+    assert_eq!(package_keys(&s, "researcher").await, ["quality", "task/constraints", "task/objective"]);
+    assert_eq!(
+        package_keys(&s, "writer").await,
+        ["audience/pricing", "audience/profile", "brand/voice", "findings/revenue", "format"]
+    );
+    assert_eq!(package_keys(&s, "reviewer").await, ["brand/voice", "drafts/v1", "objective", "quality"]);
+
+    // The same map again changes nothing more and registers no one.
+    let (status, again) = status_json(put_text(text.to_owned()).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{again}");
+    assert!(again.get("tokens").is_none(), "{again}");
+    assert_eq!(again["workflow"], answer["workflow"]);
+    assert_eq!(send(&s, Method::GET, "/v1/contexts/launch/context-map", None).await.1, again);
+    // An explicit workflow order wins over the order of `agents`.
+    let mut reordered = map.clone();
+    reordered["workflow"] = json!(["writer", "researcher", "reviewer"]);
+    let answer = ok(&s, Method::PUT, "/v1/contexts/launch/context-map", reordered).await;
+    assert_eq!(answer["workflow"], json!(["writer", "researcher", "reviewer"]));
+
+    // The agents route takes the plain list too, and a name matches a key
+    // and the keys under it.
+    let editor = json!({"id": "editor", "needs": ["brand", "feedback"]});
+    ok(&s, Method::POST, "/v1/agents", editor).await;
+    ok(&s, Method::POST, "/v1/contexts/launch/grants", json!({"agents": ["editor"], "permissions": ["read"]})).await;
+    assert_eq!(package_keys(&s, "editor").await, ["brand/voice", "review/notes"]);
+
+    // Bad maps change nothing.
+    let before = send(&s, Method::GET, "/v1/contexts/launch/context-map", None).await.1;
+    for (bad, code) in [
+        (json!({"agents": {}}), "invalid_argument"),
+        (json!({"agents": {"writer": {"needs": ["x"], "wants": ["y"]}}}), "invalid_argument"),
+        (json!({"agents": {"writer": {"needs": "key_findings"}}}), "invalid_argument"),
+        (json!({"agents": {"writer": {"needs": [""]}}}), "invalid_argument"),
+        (json!({"agents": {"bad id!": {"needs": ["x"]}}}), "invalid_id"),
+        (json!({"agents": {"writer": {}}, "workflow": ["writer", "reviewer"]}), "invalid_argument"),
+    ] {
+        let (status, e) = send(&s, Method::PUT, "/v1/contexts/launch/context-map", Some(bad.clone())).await;
+        assert_eq!((status, e["error"]["code"].as_str().unwrap()), (400, code), "{bad}: {e}");
+    }
+    assert_eq!(send(&s, Method::GET, "/v1/contexts/launch/context-map", None).await.1, before);
+    let (status, _) = send(&s, Method::PUT, "/v1/contexts/nope/context-map", Some(map.clone())).await;
+    assert_eq!(status, 404);
+    // Registering agents is the admin's.
+    let writer_token = tokens["writer"].as_str().unwrap();
+    let req = s.req(Method::PUT, "/v1/contexts/launch/context-map").bearer_auth(writer_token).json(&map);
+    let (status, e) = status_json(req.send().await.unwrap()).await;
+    assert_eq!(status, 403, "{e}");
 }

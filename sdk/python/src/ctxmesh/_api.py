@@ -766,6 +766,19 @@ def compact(ctx: str) -> Call[Any]:
     return Call("POST", f"/v1/contexts/{seg(ctx)}/compact", raw_json)
 
 
+def put_context_map(
+    ctx: str, agents: Mapping[str, Mapping[str, Any]], *, workflow: Optional[Sequence[str]] = None
+) -> Call[m.ContextMapView]:
+    body: Dict[str, Any] = {"agents": {agent: dict(spec) for agent, spec in agents.items()}}
+    if workflow is not None:
+        body["workflow"] = list(workflow)
+    return Call("PUT", f"/v1/contexts/{seg(ctx)}/context-map", model(m.ContextMapView), body=body)
+
+
+def get_context_map(ctx: str) -> Call[m.ContextMapView]:
+    return Call("GET", f"/v1/contexts/{seg(ctx)}/context-map", model(m.ContextMapView))
+
+
 # --- entries -----------------------------------------------------------------
 
 

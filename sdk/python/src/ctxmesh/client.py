@@ -486,6 +486,23 @@ class Client(_plans.ClientCore):
         """Applies the context's retention policy now; returns what was compacted (or ``None``)."""
         return self._run(_api.compact(ctx))
 
+    def put_context_map(
+        self, ctx: str, agents: Mapping[str, Mapping[str, Any]], *, workflow: Optional[Sequence[str]] = None
+    ) -> m.ContextMapView:
+        """Sets the context's map, as seed 001 writes it (admin only).
+
+        ``agents`` maps each agent id to its ``needs`` and ``produces``: a
+        plain list of names, or kinds, tags, key patterns and names. Agents
+        not yet registered are registered (their tokens are in the answer,
+        this once); the context's workflow becomes the agents' order (or
+        ``workflow``). Access is granted apart (:meth:`grant`).
+        """
+        return self._run(_api.put_context_map(ctx, agents, workflow=workflow))
+
+    def get_context_map(self, ctx: str) -> m.ContextMapView:
+        """The context's workflow and what each of its agents needs and produces."""
+        return self._run(_api.get_context_map(ctx))
+
     # --- entries -------------------------------------------------------------
 
     def get(

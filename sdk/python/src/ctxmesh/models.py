@@ -329,12 +329,36 @@ class Capabilities(Model):
 
 
 class ContextMap(Model):
-    """Kinds, tags and key patterns an agent needs or produces."""
+    """Kinds, tags, key patterns and plain names an agent needs or produces.
+
+    A name matches an entry by its kind, one of its tags, its key, or a
+    prefix of its key up to a ``/``. Requests may give a map as a plain list
+    of names (``["key_findings", "brand/guidelines"]``); answers give this.
+    """
 
     kinds: List[str] = Field(default_factory=list)
     tags: List[str] = Field(default_factory=list)
     keys: List[str] = Field(default_factory=list)
+    names: List[str] = Field(default_factory=list)
     exclude: Optional["ContextMap"] = None
+
+
+class MapAgent(Model):
+    """What one agent of a context's map needs and produces."""
+
+    needs: ContextMap = Field(default_factory=ContextMap)
+    produces: ContextMap = Field(default_factory=ContextMap)
+
+
+class ContextMapView(Model):
+    """A context's map: its workflow, each workflow agent's needs and
+    produces, and the tokens of the agents the request registered (shown
+    once)."""
+
+    context: str
+    workflow: List[str] = Field(default_factory=list)
+    agents: Dict[str, MapAgent] = Field(default_factory=dict)
+    tokens: Dict[str, str] = Field(default_factory=dict)
 
 
 class Agent(Model):
