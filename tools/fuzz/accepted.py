@@ -155,6 +155,12 @@ RULES = [
         request=lambda case: _headers(case).get("if-match") == "",
     ),
     Rule(
+        why="a context map's `workflow` lists each agent of its `agents` once: a bound between two fields of the body",
+        failure=VALID_REFUSED, operations=("PUT /v1/contexts/{ctx}/context-map",), status=400,
+        code="invalid_argument", field="workflow",
+        request=lambda case: isinstance(case.body, dict) and case.body.get("workflow") is not None,
+    ),
+    Rule(
         why="a grant's `expires_at` must lie in the future: a bound set by the clock",
         failure=VALID_REFUSED, operations=("POST /v1/contexts/{ctx}/grants",), status=400, code="invalid_argument",
         field="expires_at", request=lambda case: True,

@@ -9,6 +9,7 @@ use ctxmesh_core::ids::MAX_KEY_BYTES;
 use crate::DEFAULT_MAX_PAGE_SIZE;
 use crate::mesh::package::MAX_BUDGET;
 use crate::routes::MAX_REVISION;
+use crate::routes::context_map::MAX_MAP_AGENTS;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
@@ -306,6 +307,18 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("ContextPatch", "schemas", json!({"propertyNames": {"pattern": GLOB_PATTERN, "maxLength": MAX_KEY_BYTES}})),
         ("ContextMap", "keys/items", json!({"pattern": GLOB_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
         ("ContextMap", "names/items", json!({"minLength": 1, "maxLength": MAX_MAP_NAME_CHARS})),
+        (
+            "ContextMapRequest",
+            "agents",
+            json!({"minProperties": 1, "maxProperties": MAX_MAP_AGENTS,
+                "propertyNames": {"pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}}),
+        ),
+        (
+            "ContextMapRequest",
+            "workflow",
+            json!({"maxItems": MAX_MAP_AGENTS, "uniqueItems": true,
+                "items": {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128}}),
+        ),
         ("ConsensusRequest", "proposals", json!({"minItems": 1})),
         ("PolicyRule", "permissions", json!({"minItems": 1})),
         ("TaskRequest", "title", json!({"minLength": 1, "maxLength": 1024})),
@@ -372,6 +385,9 @@ fn constrain_schemas(schemas: &mut Value) {
         })
         .collect();
     schemas["Op"]["oneOf"] = Value::Array(flattened);
+    // A map's object form is closed (its own deserializer denies unknown
+    // fields, which the derive cannot see).
+    schemas["ContextMap"]["additionalProperties"] = json!(false);
     // What an agent's map excludes is a map without an exclusion of its own.
     let mut exclude = schemas["ContextMap"].clone();
     exclude["properties"].as_object_mut().map(|p| p.remove("exclude"));

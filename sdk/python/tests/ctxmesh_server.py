@@ -13,8 +13,9 @@ import subprocess
 import threading
 import time
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -178,3 +179,35 @@ class CtxmeshServer:
 def unique(prefix: str) -> str:
     """A fresh id such as ``ctx-3f2a9c1b``."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def agents_sharing(
+    server: CtxmeshServer, name: str, roles: Mapping[str, Tuple[Sequence[str], str]]
+) -> AsyncIterator[Tuple[str, Dict[str, str], Dict[str, Union[ctxmesh.Client, ctxmesh.AsyncClient]]]]:
+    """A new context (``unique(name)``) and one registered agent per role.
+
+    ``roles`` maps a role to the permissions its agent is granted on the
+    context (none: an outsider) and its client's kind, ``"sync"`` or
+    ``"async"``. Yields the context's id, each role's agent id, and each
+    role's client acting with its agent's own token; closes the clients.
+    """
+    ctx = unique(name)
+    agents = {role: server.register_agent(unique(role)) for role in roles}
+    with server.client() as admin:
+        admin.create_context(ctx)
+        for role, (permissions, _) in roles.items():
+            if permissions:
+                admin.grant(ctx, [agents[role].id], list(permissions))
+    clients: Dict[str, Union[ctxmesh.Client, ctxmesh.AsyncClient]] = {
+        role: (server.async_client if kind == "async" else server.client)(agents[role].token, agents[role].id)
+        for role, (_, kind) in roles.items()
+    }
+    try:
+        yield ctx, {role: a.id for role, a in agents.items()}, clients
+    finally:
+        for client in clients.values():
+            if isinstance(client, ctxmesh.AsyncClient):
+                await client.aclose()
+            else:
+                client.close()

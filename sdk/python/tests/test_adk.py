@@ -27,7 +27,7 @@ from pydantic import Field
 
 import ctxmesh
 from ctxmesh.adk import CtxmeshMemoryService, CtxmeshSessionService
-from ctxmesh_server import CtxmeshServer, unique
+from ctxmesh_server import CtxmeshServer, agents_sharing, unique
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -81,27 +81,16 @@ async def run(runner: Runner, user_id: str, session_id: str, message: str) -> Li
 @pytest.fixture
 async def app(server: CtxmeshServer) -> AsyncIterator[Dict[str, Any]]:
     """An app (its context) shared by two runner agents and a reader, each with a client of its own."""
-    name = unique("support")
-    runner_a = server.register_agent(unique("runner-a"))
-    runner_b = server.register_agent(unique("runner-b"))
-    reader = server.register_agent(unique("reader"))
-    with server.client() as admin:
-        admin.create_context(name)
-        admin.grant(name, [runner_a.id, runner_b.id], ["read", "write"])
-        admin.grant(name, [reader.id], ["read"])
-    clients = {
-        "a": server.async_client(runner_a.token, runner_a.id),
-        "b": server.client(runner_b.token, runner_b.id),
-        "reader": server.async_client(reader.token, reader.id),
-    }
-    try:
-        yield {"name": name, "ids": {"a": runner_a.id, "b": runner_b.id}, **clients}
-    finally:
-        for client in clients.values():
-            if isinstance(client, ctxmesh.AsyncClient):
-                await client.aclose()
-            else:
-                client.close()
+    writer = (["read", "write"], "async")
+    roles = {"runner-a": writer, "runner-b": (["read", "write"], "sync"), "reader": (["read"], "async")}
+    async with agents_sharing(server, "support", roles) as (name, ids, clients):
+        yield {
+            "name": name,
+            "ids": {"a": ids["runner-a"], "b": ids["runner-b"]},
+            "a": clients["runner-a"],
+            "b": clients["runner-b"],
+            "reader": clients["reader"],
+        }
 
 
 async def test_transfer_then_parallel_agents_in_one_session(app: Dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from agents.testing import ScriptedModel, assistant_message, function_call
 
 import ctxmesh
 from ctxmesh.openai_agents import CtxmeshSession
-from ctxmesh_server import CtxmeshServer, unique
+from ctxmesh_server import CtxmeshServer, agents_sharing, unique
 
 NO_TRACING = RunConfig(tracing_disabled=True)
 
@@ -30,29 +30,21 @@ def no_tracing() -> None:
 @pytest.fixture
 async def team(server: CtxmeshServer) -> AsyncIterator[Dict[str, Any]]:
     """A context shared by two runner agents (one on each client), an observer, and an outsider."""
-    ctx = unique("support")
-    front = server.register_agent(unique("front-desk"))
-    billing = server.register_agent(unique("billing"))
-    observer = server.register_agent(unique("observer"))
-    outsider = server.register_agent(unique("outsider"))
-    with server.client() as admin:
-        admin.create_context(ctx)
-        admin.grant(ctx, [front.id, billing.id], ["read", "write"])
-        admin.grant(ctx, [observer.id], ["read"])
-    clients = {
-        "front": server.async_client(front.token, front.id),
-        "billing": server.client(billing.token, billing.id),
-        "observer": server.async_client(observer.token, observer.id),
-        "outsider": server.async_client(outsider.token, outsider.id),
+    roles = {
+        "front-desk": (["read", "write"], "async"),
+        "billing": (["read", "write"], "sync"),
+        "observer": (["read"], "async"),
+        "outsider": ([], "async"),
     }
-    try:
-        yield {"ctx": ctx, "ids": {"front": front.id, "billing": billing.id}, **clients}
-    finally:
-        for client in clients.values():
-            if isinstance(client, ctxmesh.AsyncClient):
-                await client.aclose()
-            else:
-                client.close()
+    async with agents_sharing(server, "support", roles) as (ctx, ids, clients):
+        yield {
+            "ctx": ctx,
+            "ids": {"front": ids["front-desk"], "billing": ids["billing"]},
+            "front": clients["front-desk"],
+            "billing": clients["billing"],
+            "observer": clients["observer"],
+            "outsider": clients["outsider"],
+        }
 
 
 def text_of(item: Dict[str, Any]) -> str:

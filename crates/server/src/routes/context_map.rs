@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::extract::{Caller, JsonBody};
 
 /// The most agents of one map (as of a context's workflow).
-const MAX_AGENTS: usize = 64;
+pub(crate) const MAX_MAP_AGENTS: usize = 64;
 
 /// What one agent of a context map needs and produces.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -145,8 +145,8 @@ pub(crate) async fn put(
     caller.require_admin()?;
     let ctx = context_id(&ctx)?;
     let agents = map.agents.0;
-    if agents.is_empty() || agents.len() > MAX_AGENTS {
-        return Err(ApiError::invalid_argument("agents", format!("a context map names 1 to {MAX_AGENTS} agents")));
+    if agents.is_empty() || agents.len() > MAX_MAP_AGENTS {
+        return Err(ApiError::invalid_argument("agents", format!("a context map names 1 to {MAX_MAP_AGENTS} agents")));
     }
     for (id, agent) in &agents {
         parse_agent_id(id)?;

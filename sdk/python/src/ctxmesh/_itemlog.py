@@ -35,6 +35,7 @@ from . import _api, _plans
 from . import models as m
 from .aio import AsyncClient
 from .client import Client
+from ._segments import escape, unescape
 from .errors import AlreadyExists, NotFound, UpdateConflict
 
 T = TypeVar("T")
@@ -54,42 +55,6 @@ MAX_TXN_OPS = 256
 
 
 # --- key segments -----------------------------------------------------------------
-
-_KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_:.-")
-
-
-def escape(name: str) -> str:
-    """Escapes any string into one key segment, reversibly.
-
-    ``A-Z a-z 0-9 _ : . -`` stay; every other UTF-8 byte becomes ``~XX``
-    (``~`` itself included); the empty string is ``~``; a name of dots only
-    is escaped whole (no ``.`` or ``..`` segment reaches a URL).
-    """
-    if name == "":
-        return "~"
-    raw = name.encode("utf-8")
-    if set(raw) == {ord(".")}:
-        return "~2E" * len(raw)
-    return "".join(chr(b) if b in _KEEP else f"~{b:02X}" for b in raw)
-
-
-def unescape(segment: str) -> str:
-    """Inverse of :func:`escape` (``ValueError`` for a segment it did not make)."""
-    if segment == "~":
-        return ""
-    out = bytearray()
-    i = 0
-    while i < len(segment):
-        if segment[i] == "~":
-            digits = segment[i + 1 : i + 3]
-            if len(digits) != 2:
-                raise ValueError(f"malformed escaped segment {segment!r}")
-            out.append(int(digits, 16))
-            i += 3
-        else:
-            out.append(ord(segment[i]))
-            i += 1
-    return out.decode("utf-8")
 
 
 def seq_segment(seq: int) -> str:
