@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export class Server {
-  constructor() {
+  /** `args`: more arguments of `ctxmesh serve` (`['--auth', 'off']`). */
+  constructor({ args = [] } = {}) {
+    this.args = args;
     this.binary = process.env.CTXMESH_BIN || join(REPO, 'target', 'debug', 'ctxmesh');
     this.adminToken = 'cmt_' + randomBytes(32).toString('hex');
     this.dataDir = mkdtempSync(join(tmpdir(), 'ctxmesh-console-'));
@@ -21,7 +23,7 @@ export class Server {
 
   async start() {
     if (!existsSync(this.binary)) throw new Error(`no ctxmesh binary at ${this.binary}: run \`cargo build -p ctxmesh\` or set CTXMESH_BIN`);
-    this.process = spawn(this.binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dataDir], {
+    this.process = spawn(this.binary, ['serve', '--listen', '127.0.0.1:0', '--data-dir', this.dataDir, ...this.args], {
       env: { ...process.env, CTXMESH_ADMIN_TOKEN: this.adminToken, RUST_LOG: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
