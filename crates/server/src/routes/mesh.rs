@@ -104,9 +104,8 @@ async fn answer_package(
     let info = state.store().get_context(&ctx).await?;
     state.mesh().remember(ctx.as_str(), &info.settings.mesh);
     let revision = match at {
-        Some(at) if at > info.revision => {
-            return Err(ApiError::invalid_argument("at", format!("the context is at revision {}", info.revision)));
-        }
+        // A revision after the current one is `404`, as for every read at a
+        // revision.
         Some(at) => {
             info.check_readable(at)?;
             at

@@ -193,7 +193,7 @@ async fn packages_follow_each_agents_needs_within_its_budget(s: TestServer) {
         ("/v1/contexts/launch/package?agent=nobody", 404),
         ("/v1/contexts/launch/package?agent=writer&budget=0", 400),
         ("/v1/contexts/launch/package?agent=writer&encoding=p50k", 400),
-        ("/v1/contexts/launch/package?agent=writer&at=999", 400),
+        ("/v1/contexts/launch/package?agent=writer&at=999", 404),
     ] {
         assert_eq!(send(&s, Method::GET, path, None).await.0, status, "{path}");
     }
