@@ -1,12 +1,16 @@
 """The MCP part of the CrewAI recipe in docs/integrations.md.
 
-CrewAI cannot share this environment (it pins ``openai<3`` and ``mcp<2``;
-the OpenAI Agents SDK needs ``openai>=3`` and the suite's MCP client is
-``mcp`` 2.3), so the crew itself does not run here. What the recipe relies
-on does: its own code (``ctxmesh_tools``, ``TOOLS``) is
-taken from the document, and each agent's ``ctxmesh mcp`` server is started
-over stdio with those parameters, serving those tools, for the calls the
-crew's agents make, with the arguments CrewAI's adapter sends.
+The crew itself (CrewAI's ``Agent``, ``Task``, ``Crew`` and
+``MCPServerAdapter``, with a scripted model) runs in
+``tools/crewai/test_recipe.py``, in a virtualenv of its own
+(``.venv-crewai``, made by ``scripts/test``): CrewAI pins ``openai<3`` and
+``mcp<2``, and this environment has the OpenAI Agents SDK (``openai>=3``)
+and the suite's MCP client (``mcp`` 2.3). What the recipe relies on is
+checked here too, with this suite's MCP client: its own code
+(``ctxmesh_tools``, ``TOOLS``) is taken from the document, and each agent's
+``ctxmesh mcp`` server is started over stdio with those parameters,
+serving those tools, for the calls the crew's agents make, with the
+arguments CrewAI's adapter sends.
 """
 
 from __future__ import annotations
