@@ -1034,10 +1034,12 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
     let mut state = entries.clone();
     let mut written: BTreeSet<String> = BTreeSet::new();
     let mut gone: Vec<&str> = Vec::new();
+    // Keys a delete_prefix deleted: written by it.
+    let mut swept: BTreeSet<String> = BTreeSet::new();
     let mut out = nothing(succeeded, vec![]);
     for op in ops {
-        let mut claim = |key: &str, gone: &[&str]| {
-            if !written.insert(key.to_owned()) || gone.iter().any(|p| key.starts_with(p)) {
+        let mut claim = |key: &str, swept: &BTreeSet<String>| {
+            if !written.insert(key.to_owned()) || swept.contains(key) {
                 return Err("invalid_txn");
             }
             Ok(())
@@ -1045,7 +1047,7 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
         match op {
             Op::Put { key, write } => {
                 let key = key.as_str();
-                claim(key, &gone)?;
+                claim(key, &swept)?;
                 let before = state.get(key);
                 let kind = if before.is_some() { ChangeKind::Updated } else { ChangeKind::Created };
                 out.entry_count_delta += i64::from(before.is_none());
@@ -1056,7 +1058,7 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
             }
             Op::Patch { key, patch: PatchBody::MergePatch(patch) } => {
                 let key = key.as_str();
-                claim(key, &gone)?;
+                claim(key, &swept)?;
                 let Some(before) = state.get(key) else { return Err("not_found") };
                 let value = rfc7386(Some(&before.value), patch);
                 let row = Row::written(key, Some(before), value, before.tags.clone(), next);
@@ -1066,7 +1068,7 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
             }
             Op::Delete { key } => {
                 let key = key.as_str();
-                claim(key, &gone)?;
+                claim(key, &swept)?;
                 let existed = state.remove(key).is_some();
                 if existed {
                     out.entry_count_delta -= 1;
@@ -1082,6 +1084,7 @@ fn model_txn(revision: u64, entries: &BTreeMap<String, Row>, txn: &TxnRequest) -
                 }
                 let doomed: Vec<String> = state.keys().filter(|k| k.starts_with(p)).cloned().collect();
                 for k in &doomed {
+                    swept.insert(k.clone());
                     state.remove(k);
                     out.entry_count_delta -= 1;
                     out.changes.push((k.clone(), ChangeKind::Deleted, None));

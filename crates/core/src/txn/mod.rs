@@ -756,9 +756,14 @@ mod tests {
         let ctx = context(1, 0);
         let t = txn(json!({"success": [{"op": "put", "key": "a", "value": 1}, {"op": "delete", "key": "a"}]}));
         assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
+        // A delete_prefix writes the keys it deletes, and only those.
         let t =
             txn(json!({"success": [{"op": "delete_prefix", "prefix": "a/"}, {"op": "put", "key": "a/b", "value": 1}]}));
-        assert_eq!(plan(&ctx, &Snapshot::default(), &t).unwrap_err().code(), "invalid_txn");
+        let (p, r) = plan(&ctx, &Snapshot::default(), &t).unwrap();
+        assert!(r.succeeded);
+        let b = p.changes[0].after.clone().unwrap();
+        let snap = Snapshot { entries: BTreeMap::from([("a/b".into(), b)]), ..Default::default() };
+        assert_eq!(plan(&context(2, 1), &snap, &t).unwrap_err().code(), "invalid_txn");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn plan_txn(input: &PlanInput<'_>, snapshot: &Snapshot, txn: &TxnRequest) ->
         state: snapshot.entries.iter().map(|(k, e)| (k.clone(), Some(e.clone()))).collect(),
         written: BTreeSet::new(),
         deleted_prefixes: Vec::new(),
+        prefix_deleted: BTreeSet::new(),
     };
     let results = chosen.ops.iter().map(|op| applier.apply(op)).collect::<Result<Vec<_>>>()?;
     finish(input, snapshot, applier.builder, chosen, results)
@@ -118,6 +119,8 @@ struct Applier<'a, 'i> {
     state: BTreeMap<String, Option<Entry>>,
     written: BTreeSet<String>,
     deleted_prefixes: Vec<String>,
+    /// The keys a `delete_prefix` deleted (written by it).
+    prefix_deleted: BTreeSet<String>,
 }
 
 impl Applier<'_, '_> {
@@ -131,9 +134,11 @@ impl Applier<'_, '_> {
         }
     }
 
-    /// A key is written at most once per transaction.
+    /// A key is written at most once per transaction; a `delete_prefix`
+    /// writes the keys it deletes (a key under its prefix that did not
+    /// exist may still be written after it).
     fn claim(&mut self, key: &str) -> Result<()> {
-        if !self.written.insert(key.to_owned()) || self.deleted_prefixes.iter().any(|p| key.starts_with(p.as_str())) {
+        if !self.written.insert(key.to_owned()) || self.prefix_deleted.contains(key) {
             return Err(Error::InvalidTxn(format!("key {key:?} is written more than once")));
         }
         Ok(())
@@ -225,6 +230,7 @@ impl Applier<'_, '_> {
             }
             self.builder.remove(before, ChangeKind::Deleted);
             self.state.insert(before.key.clone(), None);
+            self.prefix_deleted.insert(before.key.clone());
         }
         self.deleted_prefixes.push(prefix.to_owned());
         Ok(OpResult::DeletePrefix { prefix: prefix.to_owned(), deleted: doomed.len() as u64 })

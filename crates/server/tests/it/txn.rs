@@ -100,3 +100,30 @@ async fn require_precondition_refuses_blind_writes() {
         .unwrap();
     assert_eq!(guarded.status(), 201);
 }
+
+/// A `delete_prefix` writes the keys it deletes: one of them cannot be
+/// written again in the same transaction, but a key under the prefix that
+/// did not exist can.
+#[tokio::test]
+async fn a_new_key_under_a_deleted_prefix_may_be_written_after_it() {
+    let s = TestServer::start().await;
+    s.create(json!({"id": "c"})).await;
+    s.put("c", "scratch/a", json!(1)).await;
+    let txn = json!({"success": [
+        {"op": "delete_prefix", "prefix": "scratch/"},
+        {"op": "put", "key": "scratch/b", "value": 2},
+        {"op": "get", "prefix": "scratch/"}
+    ]});
+    let (status, body) = status_json(s.req(Method::POST, "/v1/contexts/c/txn").json(&txn).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["deleted"], 1);
+    let keys: Vec<&str> =
+        body["results"][2]["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["scratch/b"]);
+    let revision = s.revision("c").await;
+
+    // scratch/b exists now: deleting it and writing it again is two writes.
+    let (status, body) = status_json(s.req(Method::POST, "/v1/contexts/c/txn").json(&txn).send().await.unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_txn")), "{body}");
+    assert_eq!(s.revision("c").await, revision, "nothing changed");
+}
