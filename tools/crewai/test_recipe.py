@@ -4,7 +4,7 @@ The recipe's code is taken from the document and run as it is written:
 its imports, ``TOOLS``, ``ctxmesh_tools``, one ``MCPServerAdapter`` per
 agent (each starting ``ctxmesh mcp`` over stdio with that agent's token),
 CrewAI's ``Agent``, ``Task`` and ``Crew``, ``kickoff()``, and the loop that
-prints who wrote what. Three things are replaced, because they must be:
+prints who wrote what. Two things are replaced, because they must be:
 
 - the model: each agent gets a scripted ``BaseLLM`` that answers as a model
   with native function calling does (tool calls, then a final answer),
@@ -15,9 +15,10 @@ prints who wrote what. Three things are replaced, because they must be:
   OpenAI;
 - the ``ctxmesh`` command and the server's URL in ``ctxmesh_tools``: this
   build's binary (``$CTXMESH_BIN``) and the server this test starts;
-- ``admin``, the Python SDK's client, which is not installed here: the
-  recipe's calls (``create_context``, ``register_agent``, ``grant``,
-  ``list``) are made as the same plain HTTP requests, as the admin.
+The recipe's ``admin`` is the Python SDK's client with the admin token,
+and the server is the SDK suite's ``CtxmeshServer``
+(``sdk/python/tests/ctxmesh_server.py``): the SDK is installed in this
+environment too.
 
 CrewAI needs an environment of its own (it pins ``openai<3`` and ``mcp<2``;
 the Python SDK's suite has ``openai`` 3 and ``mcp`` 2.3):
@@ -58,16 +59,11 @@ import json  # noqa: E402
 import re  # noqa: E402
 import secrets  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 from typing import Any, Callable, Dict, Iterator, List, Optional  # noqa: E402
-from urllib.parse import quote  # noqa: E402
 
 import crewai  # noqa: E402
-import httpx  # noqa: E402
 import pytest  # noqa: E402
 from crewai import BaseLLM  # noqa: E402
 from mcp import StdioServerParameters  # noqa: E402
@@ -75,7 +71,9 @@ from pydantic import PrivateAttr  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "integrations.md"
-LISTENING = re.compile(r"listening on (http://\S+)")
+sys.path.insert(0, str(REPO / "sdk" / "python" / "tests"))
+
+from ctxmesh_server import CtxmeshServer, server_binary  # noqa: E402
 
 FINDING = "competitors charge 49 EUR a seat, billed yearly"
 
@@ -115,94 +113,14 @@ def only_this_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[List[Any]]:
 # --- the server ---------------------------------------------------------------
 
 
-def server_binary() -> Path:
-    return Path(os.environ.get("CTXMESH_BIN") or REPO / "target" / "debug" / "ctxmesh")
-
-
-class Server(SimpleNamespace):
-    url: str
-    admin_token: str
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[CtxmeshServer]:
     """``ctxmesh serve`` on a port of its own and a fresh data directory."""
-    binary = server_binary()
-    assert binary.is_file(), f"no ctxmesh binary at {binary}: build it, or point CTXMESH_BIN at one"
-    admin_token = "cmt_" + secrets.token_hex(32)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTXMESH_")}
-    env["CTXMESH_ADMIN_TOKEN"] = admin_token
-    process = subprocess.Popen(
-        [str(binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    log: List[str] = []
-    found: List[str] = []
-    announced = threading.Event()
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line.rstrip("\n"))
-            match = LISTENING.search(line)
-            if match and not found:
-                found.append(match.group(1).rstrip("/"))
-                announced.set()
-        announced.set()
-
-    threading.Thread(target=pump, daemon=True).start()
+    instance = CtxmeshServer(tmp_path).start()
     try:
-        assert announced.wait(30) and found, "ctxmesh serve did not start:\n" + "\n".join(log[-20:])
-        url = found[0]
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz", timeout=2).status_code != 200:
-            assert time.monotonic() < deadline, "ctxmesh serve is not ready"
-            time.sleep(0.05)
-        yield Server(url=url, admin_token=admin_token)
+        yield instance
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-class AdminOverHttp:
-    """The recipe's ``admin`` (a ``ctxmesh.Client`` with the admin token): the
-    calls it makes, as the HTTP requests the SDK sends for them."""
-
-    def __init__(self, server: Server) -> None:
-        self.http = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {server.admin_token}"}, timeout=10
-        )
-        self.contexts: List[str] = []
-
-    def _ok(self, response: httpx.Response) -> Any:
-        assert response.is_success, f"{response.request.method} {response.request.url}: {response.text}"
-        return response.json()
-
-    def create_context(self, id: str) -> None:
-        self._ok(self.http.post("/v1/contexts", json={"id": id}))
-        self.contexts.append(id)
-
-    def register_agent(self, id: str, **spec: Any) -> SimpleNamespace:
-        return SimpleNamespace(**self._ok(self.http.post("/v1/agents", json={"id": id, **spec})))
-
-    def grant(self, ctx: str, agents: List[str], permissions: List[str]) -> None:
-        body = {"agents": agents, "permissions": permissions}
-        self._ok(self.http.post(f"/v1/contexts/{quote(ctx, safe='')}/grants", json=body))
-
-    def list(self, ctx: str) -> List[SimpleNamespace]:
-        page = self._ok(self.http.get(f"/v1/contexts/{quote(ctx, safe='')}/entries"))
-        return [SimpleNamespace(**entry) for entry in page["entries"]]
-
-    def entry(self, ctx: str, key: str) -> Dict[str, Any]:
-        return self._ok(self.http.get(f"/v1/contexts/{quote(ctx, safe='')}/entries/{key}"))
+        instance.stop()
 
 
 # --- the model ----------------------------------------------------------------
@@ -336,14 +254,14 @@ def recipe() -> ast.Module:
     return tree
 
 
-def test_the_recipes_crew_shares_one_context(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_recipes_crew_shares_one_context(server: CtxmeshServer, capsys: pytest.CaptureFixture[str]) -> None:
     tree = recipe()
-    admin = AdminOverHttp(server)
+    admin = server.client()
     models: Dict[str, ScriptedLLM] = {}
 
     def agent_with_scripted_model(**kw: Any) -> crewai.Agent:
         assert "llm" not in kw, "the recipe leaves the model to CrewAI's default"
-        (ctx,) = admin.contexts
+        (ctx,) = [c.id for c in admin.list_contexts().contexts]
         models[kw["role"]] = {"Researcher": researcher_model, "Writer": writer_model}[kw["role"]](ctx)
         return crewai.Agent(llm=models[kw["role"]], **kw)
 
@@ -385,18 +303,19 @@ def test_the_recipes_crew_shares_one_context(server: Server, capsys: pytest.Capt
         succeeded(call["result"])
 
     # The entries, each written with its agent's own token.
-    (ctx,) = admin.contexts
-    finding, draft = admin.entry(ctx, "findings/pricing"), admin.entry(ctx, "drafts/launch-post")
-    assert (finding["author"], finding["kind"], finding["value"]) == ("researcher", "finding", {"text": FINDING})
+    (ctx,) = [c.id for c in admin.list_contexts().contexts]
+    finding, draft = admin.get(ctx, "findings/pricing"), admin.get(ctx, "drafts/launch-post")
+    assert (finding.author, finding.kind, finding.value) == ("researcher", "finding", {"text": FINDING})
     # The arguments the model left out, which CrewAI's adapter sends as null, are absent ones.
-    defaults: Dict[str, Any] = {"tags": [], "priority": "normal", "depends_on": [], "expires_at": None, "confidential": False}
-    assert {field: finding[field] for field in defaults} == defaults
-    assert (draft["author"], draft["kind"]) == ("writer", "output")
+    assert (finding.tags, finding.priority, finding.depends_on, finding.expires_at, finding.confidential) == (
+        [], "normal", [], None, False
+    )
+    assert (draft.author, draft.kind) == ("writer", "output")
     # The writer read the researcher's finding (as its author wrote it) and wrote from it.
     read = json.loads(writer.tool_results[0]["result"])
-    assert (read["author"], read["revision"]) == ("researcher", finding["revision"])
-    assert FINDING in draft["value"]["text"]
-    assert draft["revision"] > finding["revision"]
+    assert (read["author"], read["revision"]) == ("researcher", finding.revision)
+    assert FINDING in draft.value["text"]
+    assert draft.revision > finding.revision
 
     # What the recipe prints at the end.
     assert capsys.readouterr().out.splitlines() == [
