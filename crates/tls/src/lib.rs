@@ -1,0 +1,1 @@
+//! TLS for every connection ctxmesh makes or accepts, with rustls.
