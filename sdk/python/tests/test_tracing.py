@@ -201,6 +201,30 @@ async def test_the_async_keepalive_is_not_part_of_the_callers_trace(server: Ctxm
     assert beats and all(traceparent(h) is None for h in beats)
 
 
+def test_the_keepalive_thread_is_not_part_of_the_callers_trace(server: CtxmeshServer, spans) -> None:
+    tracer, exporter = spans
+    registered = server.register_agent(unique("traced-agent"))
+    wire = Recording()
+    heartbeat = f"/v1/agents/{registered.id}/heartbeat"
+    # The client, and so its keepalive thread, is made inside the span.
+    with tracer.start_as_current_span("agent step"):
+        c = ctxmesh.Client(server.url, token=registered.token, transport=wire)
+        c.list_contexts()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(p == heartbeat for _, p, _ in list(wire.sent)):
+            assert time.monotonic() < deadline, [p for _, p, _ in wire.sent]
+            time.sleep(0.02)
+    finally:
+        c.close()
+    span = the_span(exporter, "agent step")
+    listed = [h for m, p, h in wire.sent if (m, p) == ("GET", "/v1/contexts")]
+    assert len(listed) == 1
+    continues(listed[0], span)
+    beats = [h for _, p, h in wire.sent if p == heartbeat]
+    assert beats and all(traceparent(h) is None for h in beats)
+
+
 def test_a_watch_continues_the_trace(server: CtxmeshServer, spans) -> None:
     tracer, exporter = spans
     wire = Recording()
