@@ -233,7 +233,7 @@ def test_a_watch_continues_the_trace(server: CtxmeshServer, spans) -> None:
         written = c.put(ctx, "brief", {"goal": "ship"})
         before = len(wire.sent)
         with tracer.start_as_current_span("watching"):
-            with c.watch(ctx, after=0, reconnect=False) as watch:
+            with c.watch(ctx, after=written.revision - 1, reconnect=False) as watch:
                 event = next(iter(watch))
         assert (event.type, event.key, event.revision) == ("context.updated", "brief", written.revision)
     span = the_span(exporter, "watching")
@@ -251,7 +251,7 @@ async def test_an_async_watch_continues_the_trace(server: CtxmeshServer, spans) 
         written = await c.put(ctx, "brief", {"goal": "ship"})
         before = len(wire.sent)
         with tracer.start_as_current_span("watching async"):
-            async with c.watch(ctx, after=0, reconnect=False) as watch:
+            async with c.watch(ctx, after=written.revision - 1, reconnect=False) as watch:
                 event = await watch.__anext__()
         assert (event.type, event.key, event.revision) == ("context.updated", "brief", written.revision)
     span = the_span(exporter, "watching async")
