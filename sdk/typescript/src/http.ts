@@ -2,6 +2,7 @@
 // read or turned into the error of its code.
 
 import { ConflictPendingError, CtxmeshError, TransportError, errorFromResponse } from "./errors.js";
+import { addTraceHeaders } from "./tracing.js";
 
 /** Where a client connects when neither `url` nor `$CTXMESH_URL` says. */
 export const DEFAULT_URL = "http://127.0.0.1:7600";
@@ -160,6 +161,10 @@ export class Transport {
   async open(call: Call, options: RequestOptions & { stream?: boolean } = {}): Promise<{ response: Response; done: () => void; timedOut: () => boolean }> {
     const url = this.url + call.path + queryString(call.query);
     const headers = this.headers(call.headers);
+    // The caller's span, when the application uses OpenTelemetry: the
+    // server's spans continue its trace.
+    const tracing = addTraceHeaders(headers);
+    if (tracing) await tracing;
     let body: string | undefined;
     if (call.body !== undefined) {
       body = JSON.stringify(call.body);

@@ -11,6 +11,7 @@
 // not keep a Node process alive by itself.
 
 import { ForbiddenError, NotFoundError, UnauthenticatedError } from "./errors.js";
+import { untraced } from "./tracing.js";
 import type { HeldLock } from "./locks.js";
 import type { Agent, Lock } from "./types.js";
 
@@ -73,7 +74,9 @@ export class Keepalive {
   private schedule(ms: number): void {
     if (this.stopped) return;
     const timer = setTimeout(() => {
-      void this.round().then((next) => {
+      // The heartbeats are the client's own: not part of the span that was
+      // active where the keepalive started.
+      void untraced(() => this.round()).then((next) => {
         if (next === undefined) this.stop();
         else this.schedule(next);
       });

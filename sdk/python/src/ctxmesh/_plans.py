@@ -50,7 +50,7 @@ from typing import (
     Union,
 )
 
-from . import _api
+from . import _api, _tracing
 from . import models as m
 from ._api import Call
 from .errors import (
@@ -278,6 +278,9 @@ class ClientCore:
         headers = _api.auth_headers(self.token, self.agent_id)
         headers.update(self._extra_headers)
         headers.update(extra)
+        # The caller's span, when OpenTelemetry is installed and one is
+        # current: the server's spans continue its trace.
+        _tracing.add_trace_headers(headers)
         return headers
 
 

@@ -29,7 +29,7 @@ from typing import (
 
 import httpx
 
-from . import _api, _plans
+from . import _api, _plans, _tracing
 from . import models as m
 from ._api import UNSET, Call
 from .errors import CtxmeshError, TransportError
@@ -1224,6 +1224,9 @@ class AsyncHeldLock(_plans.LockCore[AsyncClient]):
 
 async def _keep_alive(client: AsyncClient, keepalive: _plans.Keepalive) -> None:
     """The keepalive task: a heartbeat every third of the lease until the client closes."""
+    # The task started with a copy of its starter's context: its heartbeats
+    # are not part of the trace that was current then.
+    _tracing.detach_trace()
     interval: Optional[float] = 0.0
     while interval is not None:
         await asyncio.sleep(interval)

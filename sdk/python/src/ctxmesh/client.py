@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import httpx
 
-from . import _api, _plans
+from . import _api, _plans, _tracing
 from . import models as m
 from ._api import UNSET, Call
 from .errors import CtxmeshError, TransportError
@@ -1277,6 +1277,9 @@ class HeldLock(_plans.LockCore[Client]):
 
 def _keep_alive(ref: "weakref.ref[Client]", keepalive: _plans.Keepalive, stop: threading.Event) -> None:
     """The keepalive thread: a heartbeat every third of the lease until the client closes (or is collected)."""
+    # Its heartbeats are no part of a caller's trace, even where a thread
+    # starts with a copy of its starter's context.
+    _tracing.detach_trace()
     interval: Optional[float] = 0.0
     while interval is not None and not stop.wait(interval):
         client = ref()
