@@ -25,7 +25,9 @@ import asyncio
 import contextvars
 import copy
 import logging
+import os
 import random
+import ssl
 import threading
 import time
 import weakref
@@ -250,8 +252,10 @@ class ClientCore:
         headers: Optional[Mapping[str, str]],
         keepalive: bool,
         reads: "ReadMemory",
+        ca_file: Optional[str] = None,
     ) -> None:
         self.base_url, self.token, self.agent_id = _api.resolve_settings(base_url, token, agent_id)
+        self.ca_file = ca_file if ca_file is not None else (os.environ.get("CTXMESH_CA_FILE") or None)
         self._identity: Optional[m.Identity] = None
         self.timeout = timeout
         self._extra_headers = _api.str_map(dict(headers or {}), "headers") or {}
@@ -272,7 +276,19 @@ class ClientCore:
             "timeout": self.timeout,
             "headers": self._extra_headers,
             "keepalive": self._keepalive_on,
+            "ca_file": self.ca_file,
         }
+
+    def _verify(self) -> Union[bool, ssl.SSLContext]:
+        """How ``https://`` servers are checked: the system's roots, plus ``ca_file`` when given."""
+        if not self.ca_file:
+            return True
+        context = ssl.create_default_context()
+        try:
+            context.load_verify_locations(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise ValueError(f"ca_file {self.ca_file!r} cannot be read as PEM certificates: {e}") from None
+        return context
 
     def _headers(self, extra: Mapping[str, str]) -> Dict[str, str]:
         headers = _api.auth_headers(self.token, self.agent_id)

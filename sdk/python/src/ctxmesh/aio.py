@@ -70,13 +70,18 @@ class AsyncClient(_plans.ClientCore):
         headers: Optional[Mapping[str, str]] = None,
         transport: Optional[httpx.AsyncBaseTransport] = None,
         keepalive: bool = True,
+        ca_file: Optional[str] = None,
         _http: Optional[httpx.AsyncClient] = None,
     ) -> None:
         super().__init__(
-            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive, reads=_plans.TaskReads()
+            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive,
+            reads=_plans.TaskReads(),
+            ca_file=ca_file,
         )
         self._owns_http = _http is None
-        self._http = _http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = _http or httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport, verify=self._verify()
+        )
         self._keepalive_task: Optional["asyncio.Task[None]"] = None
         self._closed = False
 

@@ -51,6 +51,9 @@ class Client(_plans.ClientCore):
             timeout).
         headers: extra headers for every request.
         transport: an ``httpx`` transport (for tests and proxies).
+        ca_file: a PEM file of CA certificates to trust for an ``https://``
+            server, beside the system's (default: ``$CTXMESH_CA_FILE``, as
+            the CLI).
         keepalive: while the client is open, keep its agent's lease alive
             (a heartbeat every third of the lease, from a daemon thread), so
             that the agent stays connected and keeps its locks however long
@@ -77,13 +80,18 @@ class Client(_plans.ClientCore):
         headers: Optional[Mapping[str, str]] = None,
         transport: Optional[httpx.BaseTransport] = None,
         keepalive: bool = True,
+        ca_file: Optional[str] = None,
         _http: Optional[httpx.Client] = None,
     ) -> None:
         super().__init__(
-            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive, reads=_plans.ThreadReads()
+            base_url, token, agent_id, timeout=timeout, headers=headers, keepalive=keepalive,
+            reads=_plans.ThreadReads(),
+            ca_file=ca_file,
         )
         self._owns_http = _http is None
-        self._http = _http or httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        self._http = _http or httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, verify=self._verify()
+        )
         self._stop_keepalive = threading.Event()
         self._keepalive_thread: Optional[threading.Thread] = None
         if self._keepalive is not None:
