@@ -174,6 +174,8 @@ pub(crate) async fn backup(args: BackupArgs) -> anyhow::Result<()> {
             }
         }
         None => {
+            // HTTPS through rustls with ring (no-op when a provider is set).
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let lookup = crate::credentials::find_token(&args.server, args.token.as_deref(), &args.token_data_dir);
             let mut client = ctxmesh_client::Client::new(&args.server);
             if let Some(token) = lookup.token() {

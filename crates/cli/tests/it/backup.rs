@@ -19,6 +19,11 @@ const CONTEXTS: [&str; 3] = ["alpha", "beta", "gamma"];
 /// acknowledged, the value (`None`: a deletion).
 type Acked = (String, String, u64, Option<Value>);
 
+/// The test's own HTTP clients speak rustls with ring.
+fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Runs `ctxmesh ARGS` to its end.
 fn ctxmesh(args: &[&str]) -> Output {
     crate::ctxmesh_command().args(args).output().expect("the ctxmesh binary runs")
@@ -126,6 +131,7 @@ async fn entries(http: &reqwest::Client, base: &str, ctx: &str, at: Option<u64>)
 /// Takes a backup through the CLI in the middle of a write load, restores
 /// it into a new data directory and checks it against the original.
 async fn backup_under_load(serve_flags: &[&str], from_data_dir: bool) {
+    tls();
     let dir = tempfile::tempdir().unwrap();
     let original = dir.path().join("original");
     let server = ServerProcess::start(&original, serve_flags);
@@ -239,6 +245,7 @@ async fn a_backup_of_a_data_dir_beside_its_server_restores_consistently() {
 
 /// A small store in `data_dir`, written by a server that has stopped.
 async fn small_store(data_dir: &Path) {
+    tls();
     let mut server = ServerProcess::start(data_dir, &["--commit-log"]);
     let http = reqwest::Client::new();
     http.post(format!("{}/v1/contexts", server.base)).json(&json!({"id": "notes"})).send().await.unwrap();
@@ -308,6 +315,16 @@ async fn a_stopped_data_dir_is_backed_up_and_restores_refuse_what_they_must() {
     drop(server);
 }
 
+/// A copy of the (stopped) store in `from`: its database and its WAL.
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for file in ["ctxmesh.db", "ctxmesh.db-wal"] {
+        if from.join(file).exists() {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_check_finds_a_damaged_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,8 +335,7 @@ async fn the_check_finds_a_damaged_store() {
 
     // A commit in the middle of the history is gone.
     let damaged = dir.path().join("no-commit");
-    std::fs::create_dir(&damaged).unwrap();
-    std::fs::copy(data.join("ctxmesh.db"), damaged.join("ctxmesh.db")).unwrap();
+    copy_store(&data, &damaged);
     let conn = rusqlite::Connection::open(damaged.join("ctxmesh.db")).unwrap();
     assert_eq!(conn.execute("DELETE FROM commits WHERE ctx = 'notes' AND revision = 7", []).unwrap(), 1);
     drop(conn);
@@ -329,8 +345,7 @@ async fn the_check_finds_a_damaged_store() {
 
     // The version a live entry points to is gone.
     let damaged = dir.path().join("no-version");
-    std::fs::create_dir(&damaged).unwrap();
-    std::fs::copy(data.join("ctxmesh.db"), damaged.join("ctxmesh.db")).unwrap();
+    copy_store(&data, &damaged);
     let conn = rusqlite::Connection::open(damaged.join("ctxmesh.db")).unwrap();
     let deleted = conn
         .execute(
@@ -349,6 +364,7 @@ async fn the_check_finds_a_damaged_store() {
 /// A server on PostgreSQL refuses the backup and says what to use.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_of_a_postgres_server_is_refused() {
+    tls();
     let url = ctxmesh_store::conformance::fresh_postgres_url().await;
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), &["--store", &url, "--pool-size", "2"]);

@@ -27,6 +27,7 @@ macro_rules! on_both_stores {
 
 mod access;
 mod agents;
+mod backup;
 mod auth;
 mod bad_input;
 mod concurrency;
