@@ -181,8 +181,8 @@ pub(crate) async fn backup(args: BackupArgs) -> anyhow::Result<()> {
             if let Some(token) = lookup.token() {
                 client = client.with_token(token);
             }
-            let mut file = std::fs::File::create(&partial.0)
-                .with_context(|| format!("cannot create {}", partial.0.display()))?;
+            let mut file =
+                std::fs::File::create(&partial.0).with_context(|| format!("cannot create {}", partial.0.display()))?;
             let saved = client.backup(|chunk| file.write_all(chunk)).await;
             saved.map_err(|e| lookup.explain(e.into())).context("the server did not send a backup")?;
             file.sync_all().with_context(|| format!("cannot sync {}", partial.0.display()))?;
@@ -213,7 +213,8 @@ pub(crate) async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     partial.keep();
     // The manifest last: a directory with one holds a whole backup.
     let temp = dir.join(format!("{MANIFEST}.tmp"));
-    std::fs::write(&temp, serde_json::to_vec_pretty(&manifest)?).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::write(&temp, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("cannot write {}", temp.display()))?;
     sync_path(&temp)?;
     std::fs::rename(&temp, dir.join(MANIFEST)).with_context(|| format!("cannot rename {}", temp.display()))?;
     sync_path(dir)?;
@@ -239,7 +240,8 @@ fn summary(contexts: &[ContextState], size: u64) {
 /// against it (size and checksum); returns the manifest and the file.
 fn verify(dir: &Path) -> anyhow::Result<(Manifest, PathBuf)> {
     let path = dir.join(MANIFEST);
-    let raw = std::fs::read(&path).with_context(|| format!("cannot read {} (is it a ctxmesh backup?)", path.display()))?;
+    let raw =
+        std::fs::read(&path).with_context(|| format!("cannot read {} (is it a ctxmesh backup?)", path.display()))?;
     let manifest: Manifest =
         serde_json::from_slice(&raw).with_context(|| format!("{} is not a ctxmesh backup manifest", path.display()))?;
     if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {

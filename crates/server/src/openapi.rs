@@ -13,7 +13,9 @@ use crate::routes::context_map::MAX_MAP_AGENTS;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::routes::{agents, backup, conflicts, context_map, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
+use crate::routes::{
+    agents, backup, conflicts, context_map, contexts, coord, entries, grants, history, mesh, ops, watch, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -211,7 +211,8 @@ async fn backup_under_load(serve_flags: &[&str], from_data_dir: bool) {
                 later_writes += 1;
                 continue;
             }
-            let answer = http.get(format!("{}/v1/contexts/{c}/entries/{key}?at={revision}", copy.base)).send().await.unwrap();
+            let answer =
+                http.get(format!("{}/v1/contexts/{c}/entries/{key}?at={revision}", copy.base)).send().await.unwrap();
             match value {
                 Some(value) => {
                     assert_eq!(answer.status(), 200, "{c}/{key} at {revision}");

@@ -27,8 +27,8 @@ macro_rules! on_both_stores {
 
 mod access;
 mod agents;
-mod backup;
 mod auth;
+mod backup;
 mod bad_input;
 mod concurrency;
 mod conflicts;

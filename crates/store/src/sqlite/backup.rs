@@ -47,17 +47,15 @@ pub(crate) fn remove_stale_snapshots(db: &Path) {
 /// transaction, so the copy holds every transaction committed before it
 /// began and nothing after. Returns the copy's size.
 pub(crate) fn vacuum_into(conn: &Connection, dest: &Path) -> Result<u64> {
-    let target = dest
-        .to_str()
-        .ok_or_else(|| StoreError::Backend(format!("the path {} is not UTF-8", dest.display())))?;
+    let target =
+        dest.to_str().ok_or_else(|| StoreError::Backend(format!("the path {} is not UTF-8", dest.display())))?;
     let made = conn.execute("VACUUM INTO ?1", [target]);
     if let Err(e) = made {
         let _ = std::fs::remove_file(dest);
         return Err(e.into());
     }
-    let size = std::fs::metadata(dest)
-        .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", dest.display())))?
-        .len();
+    let size =
+        std::fs::metadata(dest).map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", dest.display())))?.len();
     Ok(size)
 }
 
@@ -123,9 +121,8 @@ pub fn copy_database(db: &Path, dest: &Path) -> Result<CopySource> {
 fn read_only(path: &Path, immutable: bool) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = if immutable {
-        let raw = path
-            .to_str()
-            .ok_or_else(|| StoreError::Backend(format!("the path {} is not UTF-8", path.display())))?;
+        let raw =
+            path.to_str().ok_or_else(|| StoreError::Backend(format!("the path {} is not UTF-8", path.display())))?;
         let escaped = raw.replace('%', "%25").replace('?', "%3f").replace('#', "%23");
         Connection::open_with_flags(format!("file:{escaped}?immutable=1"), flags)?
     } else {
@@ -216,8 +213,8 @@ pub fn check(path: &Path, immutable: bool) -> Result<CheckReport> {
 
 fn check_in(conn: &Connection) -> Result<CheckReport> {
     let mut report = CheckReport::default();
-    report.schema_version = schema_version(conn)
-        .map_err(|e| StoreError::Backend(format!("not a readable ctxmesh database: {e}")))?;
+    report.schema_version =
+        schema_version(conn).map_err(|e| StoreError::Backend(format!("not a readable ctxmesh database: {e}")))?;
     let integrity: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA integrity_check(100)")?;
         stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
@@ -338,8 +335,10 @@ fn check_in(conn: &Connection) -> Result<CheckReport> {
     for (what, sql) in checks {
         let sql = format!("{sql} LIMIT {}", EXAMPLES + 1);
         let mut stmt = conn.prepare(&sql)?;
-        let found: Vec<String> =
-            stmt.query_map([], |r| r.get::<_, rusqlite::types::Value>(0))?.map(|v| v.map(show)).collect::<rusqlite::Result<_>>()?;
+        let found: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, rusqlite::types::Value>(0))?
+            .map(|v| v.map(show))
+            .collect::<rusqlite::Result<_>>()?;
         for (n, example) in found.iter().enumerate() {
             if n == EXAMPLES {
                 report.problems.push(format!("{what}: and more"));
@@ -411,9 +410,8 @@ pub fn restore(copy: &Path, db: &Path, force: bool) -> Result<CheckReport> {
             Err(e) => return Err(StoreError::Backend(format!("cannot remove {}: {e}", path.display()))),
         }
     }
-    std::fs::rename(&temp, db).map_err(|e| {
-        StoreError::Backend(format!("cannot rename {} to {}: {e}", temp.display(), db.display()))
-    })?;
+    std::fs::rename(&temp, db)
+        .map_err(|e| StoreError::Backend(format!("cannot rename {} to {}: {e}", temp.display(), db.display())))?;
     sync_dir(&dir)?;
     check(db, false)
 }
@@ -425,7 +423,11 @@ pub fn contexts(path: &Path) -> Result<Vec<ContextState>> {
         "SELECT c.id, c.revision, (SELECT count(*) FROM entries e WHERE e.ctx = c.id) FROM contexts c ORDER BY c.id",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(ContextState { id: r.get(0)?, revision: r.get::<_, i64>(1)?.max(0) as u64, entries: r.get::<_, i64>(2)?.max(0) as u64 })
+        Ok(ContextState {
+            id: r.get(0)?,
+            revision: r.get::<_, i64>(1)?.max(0) as u64,
+            entries: r.get::<_, i64>(2)?.max(0) as u64,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
