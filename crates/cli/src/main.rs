@@ -18,6 +18,7 @@ macro_rules! outln {
     };
 }
 
+mod backup;
 mod bench;
 mod coord;
 mod credentials;
@@ -72,6 +73,12 @@ enum Command {
     Login(login::LoginArgs),
     /// Forget the token saved for a server.
     Logout(login::LogoutArgs),
+    /// Back up the embedded store (of a running server, or of a data directory).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory.
+    Restore(backup::RestoreArgs),
+    /// Check the consistency of a store (or of a backup).
+    Check(backup::CheckArgs),
 }
 
 impl Command {
@@ -84,6 +91,7 @@ impl Command {
             Command::Handoff(args) => Some(&args.opts),
             Command::Watch(args) => Some(&args.opts),
             Command::Serve(_) | Command::Bench(_) | Command::Mcp(_) | Command::Login(_) | Command::Logout(_) => None,
+            Command::Backup(_) | Command::Restore(_) | Command::Check(_) => None,
         }
     }
 }
@@ -118,6 +126,9 @@ fn main() -> ExitCode {
             Command::Mcp(args) => mcp::run(args).await,
             Command::Login(args) => login::login(args).await,
             Command::Logout(args) => login::logout(args),
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
+            Command::Check(args) => backup::check(args).await,
         }
     });
     let result = match client_opts {

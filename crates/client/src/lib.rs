@@ -637,3 +637,32 @@ mod watch_tests {
         assert!(matches!(parse_frame("event: message\ndata: {\"revision\":1}\n\n"), Some(WatchFrame::Event(_))));
     }
 }
+
+/// Backups.
+impl Client {
+    /// `GET /v1/backup` (admin only): a consistent copy of the server's
+    /// database, passed to `sink` as it arrives; returns its size. A copy
+    /// cut short (fewer bytes than the server announced) is an error.
+    pub async fn backup(&self, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64> {
+        let transport = |e: reqwest::Error| ClientError::Transport(e.to_string());
+        let mut response = self.request(Method::GET, "/v1/backup").send().await.map_err(transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(transport)?;
+            return Err(api_error(status, &bytes));
+        }
+        let announced = response.content_length();
+        let mut size = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            sink(&chunk).map_err(|e| ClientError::Decode(format!("cannot save the backup: {e}")))?;
+            size += chunk.len() as u64;
+        }
+        if announced.is_some_and(|n| n != size) {
+            return Err(ClientError::Transport(format!(
+                "the backup was cut short: {size} bytes of {}",
+                announced.unwrap_or_default()
+            )));
+        }
+        Ok(size)
+    }
+}

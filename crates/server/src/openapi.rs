@@ -13,7 +13,9 @@ use crate::routes::context_map::MAX_MAP_AGENTS;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::routes::{agents, conflicts, context_map, contexts, coord, entries, grants, history, mesh, ops, watch, ws};
+use crate::routes::{
+    agents, backup, conflicts, context_map, contexts, coord, entries, grants, history, mesh, ops, watch, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +33,7 @@ use crate::routes::{agents, conflicts, context_map, contexts, coord, entries, gr
         coord::acquire, coord::read, coord::list, coord::release, coord::refresh,
         coord::request_handoff, coord::read_handoff, mesh::handoff_package, coord::list_handoffs, coord::step, coord::assign, coord::list_context_tasks, coord::list_tasks, coord::read_task,
         coord::complete_task,
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi, backup::backup,
     ),
     // Enums that query and path parameters refer to.
     components(schemas(mesh::Format, crate::mesh::Encoding, crate::watch::Order, coord::StepAction)),
@@ -47,7 +49,7 @@ use crate::routes::{agents, conflicts, context_map, contexts, coord, entries, gr
         (name = "locks", description = "Locks of a context with fencing tokens"),
         (name = "handoffs", description = "Handing work from one agent to another"),
         (name = "tasks", description = "Tasks assigned to agents"),
-        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "operations", description = "Health, readiness, metrics, backups"),
     )
 )]
 struct ApiDoc;

@@ -11,7 +11,7 @@ use ctxmesh_core::{Entry, Event, Timestamp};
 use crate::coord;
 use crate::error::Result;
 use crate::notify;
-use crate::types::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt};
+use crate::types::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Snapshot};
 
 /// A storage backend. Every method is atomic; writes are durable when they
 /// return (unless the backend runs in a relaxed durability mode).
@@ -74,6 +74,11 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe_stream(&self, stream: &str) -> tokio::sync::broadcast::Receiver<std::sync::Arc<notify::Committed>>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<()>;
+    /// A consistent copy of the whole database in a new file beside it,
+    /// made in one read transaction while writes go on (the embedded
+    /// store); `None` when the backend makes none (PostgreSQL: its own
+    /// tools do, see docs/backup.md).
+    async fn snapshot(&self) -> Result<Option<Snapshot>>;
 
     /// A write of the coordination layer (agents, locks, handoffs, tasks).
     async fn coord_write(&self, op: coord::CoordWrite) -> Result<coord::CoordOutput>;

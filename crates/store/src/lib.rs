@@ -45,4 +45,4 @@ pub use api::Store;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{DriverFailure, Result, StoreError};
 pub use open::{OpenOptions, open};
-pub use types::{Compaction, Durability, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt};
+pub use types::{Compaction, Durability, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Snapshot};

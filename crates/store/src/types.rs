@@ -106,3 +106,38 @@ impl std::str::FromStr for Durability {
         }
     }
 }
+
+/// A file holding a consistent copy of the whole database, made by
+/// [`crate::Store::snapshot`]; the file is removed when this is dropped.
+#[derive(Debug)]
+pub struct Snapshot {
+    path: std::path::PathBuf,
+    size: u64,
+}
+
+impl Snapshot {
+    /// A snapshot in the file at `path`, of `size` bytes, removed on drop.
+    pub fn new(path: std::path::PathBuf, size: u64) -> Self {
+        Snapshot { path, size }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove a database snapshot");
+        }
+    }
+}

@@ -970,6 +970,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/backup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a consistent copy of the whole database (admin only; the
+         *     embedded SQLite store). The copy is made in one read transaction while
+         *     writes go on: it holds every write acknowledged before the request
+         *     and no part of a later one. `ctxmesh backup` saves it with a manifest;
+         *     `ctxmesh restore` puts it in place. A PostgreSQL store is `409
+         *     conflict` (`details.store`): back it up with PostgreSQL's tools.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description With the admin token: the agent to act as. With an agent token: that agent's own id, or absent. */
+                    "X-Agent-Id"?: components["parameters"]["AgentId"];
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The SQLite database file. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.sqlite3": unknown;
+                    };
+                };
+                400: components["responses"]["BadRequest"];
+                401: components["responses"]["Unauthenticated"];
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                429: components["responses"]["RateLimited"];
+                500: components["responses"]["Internal"];
+                503: components["responses"]["Unavailable"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/contexts": {
         parameters: {
             query?: never;

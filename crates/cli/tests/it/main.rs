@@ -2,6 +2,7 @@
 //! shutdown, the CLI client commands and where they find their token,
 //! leases kept alive by a watch, and several nodes over PostgreSQL.
 
+mod backup;
 mod bench;
 mod cli;
 mod cluster;

@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 
 pub(crate) mod agents;
+pub(crate) mod backup;
 pub(crate) mod conflicts;
 pub(crate) mod context_map;
 pub(crate) mod contexts;
@@ -79,6 +80,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/tasks/{id}", get(coord::read_task))
         .route("/v1/tasks/{id}/complete", post(coord::complete_task))
         .route("/v1/ws", get(ws::upgrade))
+        .route("/v1/backup", get(backup::backup))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

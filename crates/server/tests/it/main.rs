@@ -28,6 +28,7 @@ macro_rules! on_both_stores {
 mod access;
 mod agents;
 mod auth;
+mod backup;
 mod bad_input;
 mod concurrency;
 mod conflicts;

@@ -28,6 +28,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn hub(&self) -> &Hub;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// A consistent copy of the whole database in a new file (`None`: the
+    /// backend makes none).
+    async fn snapshot(&self) -> Result<Option<crate::types::Snapshot>> {
+        Ok(None)
+    }
     /// The stale-write checks of this node (see [`crate::ops::precheck`]).
     fn prechecks(&self) -> &Arc<Prechecks>;
     /// The clock the store stamps and expires by.

@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::notify::Committed;
 use crate::ops::precheck::guarded;
 use crate::ops::{ReadOp, ReadOutput, WriteOp, WriteOutput};
-use crate::types::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt};
+use crate::types::{Compaction, EntryPage, EntryVersion, HistoryQuery, ListQuery, NewEvent, ReadAt, Snapshot};
 
 mod backend;
 mod flows;
@@ -148,6 +148,10 @@ impl<B: Backend> Store for B {
 
     async fn ping(&self) -> Result<()> {
         Backend::ping(self).await
+    }
+
+    async fn snapshot(&self) -> Result<Option<Snapshot>> {
+        Backend::snapshot(self).await
     }
 
     async fn coord_write(&self, op: CoordWrite) -> Result<CoordOutput> {

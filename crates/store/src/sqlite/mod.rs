@@ -24,6 +24,7 @@ use access::{AccessCache, AccessKey};
 use live::LiveCache;
 
 mod access;
+pub mod backup;
 mod change;
 mod checkpoint;
 pub mod floor;
@@ -253,6 +254,7 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let lock = lock_database(&config.path, config.lock_wait)?;
+        backup::remove_stale_snapshots(&config.path);
         let mut conn = Connection::open(&config.path)?;
         tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
         // With the commit log as the durability point, SQLite commits
@@ -388,6 +390,18 @@ impl Backend for SqliteStore {
         }
         let (ctx, entries) = self.live.snapshot(id.as_str(), &read_set.keys, self.clock.now())?;
         ops::entries::precheck_in_memory(self.checks.env(), &ctx, entries, txn, author)
+    }
+
+    async fn snapshot(&self) -> Result<Option<crate::types::Snapshot>> {
+        let dest = backup::snapshot_path(&self.readers.path);
+        // On a reader's connection: one read transaction, beside the
+        // writer. Made there, the file is removed even if the caller has
+        // gone by the time it is ready.
+        let made = self
+            .readers
+            .read(move |conn| backup::vacuum_into(conn, &dest).map(|size| crate::types::Snapshot::new(dest, size)))
+            .await?;
+        Ok(Some(made))
     }
 
     async fn ping(&self) -> Result<()> {

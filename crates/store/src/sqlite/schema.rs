@@ -168,6 +168,9 @@ ALTER TABLE events ADD COLUMN value_key TEXT;
 "#,
 ];
 
+/// The schema version this ctxmesh writes.
+pub(crate) const VERSION: usize = MIGRATIONS.len();
+
 /// The migrations that (re)made the keyword index: the entries there were
 /// before are indexed when they run.
 const SEARCH_MIGRATIONS: [usize; 2] = [4, 5];

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ctxmesh_store::sqlite::{SqliteConfig, SqliteStore};
 use ctxmesh_store::{SharedClock, Store};
 
+mod backup;
 mod postgres_specific;
 mod sqlite_specific;
 
