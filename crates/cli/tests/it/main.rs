@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod lease;
+mod otel;
 mod slow;
 mod tokens;
 
