@@ -20,8 +20,17 @@ const ENDPOINT_VARS: [&str; 2] = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EX
 /// The path of the traces signal under an OTLP/HTTP endpoint.
 const TRACES_PATH: &str = "/v1/traces";
 
-/// How long an export may take (`OTEL_EXPORTER_OTLP_TIMEOUT` overrides it).
+/// How long an export may take, unless `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`
+/// or `OTEL_EXPORTER_OTLP_TIMEOUT` say otherwise (in milliseconds).
 const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The export timeout of the standard variables.
+fn export_timeout() -> std::time::Duration {
+    ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok()?.trim().parse().ok())
+        .map_or(EXPORT_TIMEOUT, std::time::Duration::from_millis)
+}
 
 /// Options of `ctxmesh serve` for traces.
 #[derive(Args, Debug)]
@@ -97,7 +106,7 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    reqwest::Client::builder().timeout(EXPORT_TIMEOUT).build().context("cannot build the OTLP HTTP client")
+    reqwest::Client::builder().timeout(export_timeout()).build().context("cannot build the OTLP HTTP client")
 }
 
 /// The tracer provider exporting to `endpoint` (`None`: the one the
