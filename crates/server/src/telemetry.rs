@@ -6,7 +6,8 @@
 //! costs nothing unless a subscriber wants it (`CTXMESH_LOG=debug`, or the
 //! OpenTelemetry exporter of `ctxmesh serve --otlp-endpoint`), and the
 //! exporter sends whichever reach it. The span names and attributes are
-//! listed in docs/observability.md.
+//! listed in docs/observability.md. Integer attributes are recorded as
+//! `i64`: the OpenTelemetry layer exports unsigned ones as strings.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderMap;
@@ -102,7 +103,7 @@ pub(crate) async fn trace(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestSpan(span.clone()));
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.record("otel.status_code", "error");
     }
@@ -112,7 +113,9 @@ pub(crate) async fn trace(mut req: Request, next: Next) -> Response {
 /// Middleware inside authentication: records the authenticated agent on
 /// the request's span.
 pub(crate) async fn record_caller(req: Request, next: Next) -> Response {
-    if let (Some(RequestSpan(span)), Some(caller)) = (req.extensions().get(), req.extensions().get::<Caller>()) {
+    if let (Some(RequestSpan(span)), Some(caller)) =
+        (req.extensions().get::<RequestSpan>(), req.extensions().get::<Caller>())
+    {
         span.record("ctxmesh.agent", caller.agent.as_str());
     }
     next.run(req).await

@@ -169,7 +169,7 @@ async fn traced(embedder: &dyn Embedder, texts: Vec<String>) -> Result<Vec<Vec<f
     let span = tracing::debug_span!(
         "mesh.embed",
         gen_ai.request.model = embedder.name(),
-        ctxmesh.embed.texts = texts.len(),
+        ctxmesh.embed.texts = texts.len() as i64,
         otel.status_code = tracing::field::Empty,
     );
     let vectors = embedder.embed(texts).instrument(span.clone()).await;

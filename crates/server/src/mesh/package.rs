@@ -72,9 +72,9 @@ pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<(Arc<Packag
     let span = tracing::debug_span!(
         "mesh.package",
         ctxmesh.context = ask.ctx.as_str(),
-        ctxmesh.revision = ask.revision,
+        ctxmesh.revision = ask.revision as i64,
         ctxmesh.package.agent = ask.agent.id.as_str(),
-        ctxmesh.package.budget = ask.budget,
+        ctxmesh.package.budget = ask.budget as i64,
         ctxmesh.package.encoding = ask.encoding.name(),
         ctxmesh.package.cached = tracing::field::Empty,
         ctxmesh.package.entries = tracing::field::Empty,
@@ -82,16 +82,13 @@ pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<(Arc<Packag
         ctxmesh.package.tokens = tracing::field::Empty,
     );
     let ask = Arc::new(ask);
-    let built = state
-        .mesh()
-        .package(ask.key(), || compute(state.clone(), ask.clone()).boxed())
-        .instrument(span.clone())
-        .await;
+    let built =
+        state.mesh().package(ask.key(), || compute(state.clone(), ask.clone()).boxed()).instrument(span.clone()).await;
     if let Ok((package, cached)) = &built {
         span.record("ctxmesh.package.cached", cached);
-        span.record("ctxmesh.package.entries", package.items.len());
-        span.record("ctxmesh.package.dropped", package.dropped_total);
-        span.record("ctxmesh.package.tokens", package.tokens);
+        span.record("ctxmesh.package.entries", package.items.len() as i64);
+        span.record("ctxmesh.package.dropped", package.dropped_total as i64);
+        span.record("ctxmesh.package.tokens", package.tokens as i64);
     }
     built
 }

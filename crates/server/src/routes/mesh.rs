@@ -404,13 +404,13 @@ pub(crate) async fn search(
         "mesh.search",
         ctxmesh.context = ctx.as_str(),
         ctxmesh.search.mode = mode.name(),
-        ctxmesh.search.limit = limit,
+        ctxmesh.search.limit = limit as i64,
         ctxmesh.revision = tracing::field::Empty,
         ctxmesh.search.hits = tracing::field::Empty,
     );
     let found = search_in(&state, &scopes, &ctx, &p, mode, limit, embedder).instrument(span.clone()).await?;
-    span.record("ctxmesh.revision", found.revision);
-    span.record("ctxmesh.search.hits", found.hits.len());
+    span.record("ctxmesh.revision", found.revision as i64);
+    span.record("ctxmesh.search.hits", found.hits.len() as i64);
     Ok(Json(found))
 }
 

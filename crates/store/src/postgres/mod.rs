@@ -275,7 +275,7 @@ impl Shared {
     async fn commit_batch(&self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
         for job in batch.iter() {
-            job.span.record("ctxmesh.store.batch_size", batch.len());
+            job.span.record("ctxmesh.store.batch_size", batch.len() as i64);
         }
         let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         match self.run_batch(ops).await {

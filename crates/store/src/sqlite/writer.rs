@@ -151,7 +151,7 @@ impl Writer {
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
         for job in batch.iter() {
-            job.span.record("ctxmesh.store.batch_size", batch.len());
+            job.span.record("ctxmesh.store.batch_size", batch.len() as i64);
         }
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         let (results, effects) = match self.run_jobs(&ops, false) {
