@@ -27,6 +27,7 @@ mod login;
 mod mcp;
 mod serve;
 mod table;
+mod telemetry;
 mod watch;
 
 /// Writes one line to stdout (see `outln!`).

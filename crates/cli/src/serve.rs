@@ -113,14 +113,12 @@ pub(crate) struct ServeArgs {
     /// How often retention policies are applied, in seconds.
     #[arg(long, env = "CTXMESH_COMPACTION_INTERVAL_SECS", default_value_t = 60)]
     compaction_interval_secs: u64,
+    #[command(flatten)]
+    telemetry: crate::telemetry::TelemetryArgs,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CTXMESH_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let telemetry = crate::telemetry::init(&args.telemetry)?;
     if args.max_key_bytes == 0 || args.max_key_bytes > 512 {
         anyhow::bail!("--max-key-bytes must be between 1 and 512");
     }
@@ -219,6 +217,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     ctxmesh_server::run(listener, AppState::new(store, config), shutdown_signal()).await?;
+    telemetry.shutdown().await;
     tracing::info!("ctxmesh stopped");
     Ok(())
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 mod shape;
+mod telemetry;
 mod ui;
 mod unread;
 pub mod watch;
@@ -217,8 +218,10 @@ pub fn app(state: AppState) -> Router {
     // MCP requests are authenticated (and rate-limited) like the API's;
     // their tool calls then go through the API router as that caller.
     let mcp = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(telemetry::trace))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn(telemetry::record_caller))
         .service(mcp::service(&state, api.clone()));
     api.route_service("/mcp", mcp).layer(axum::middleware::from_fn(unread::close_if_unread))
 }
@@ -226,11 +229,14 @@ pub fn app(state: AppState) -> Router {
 /// The HTTP API: every `/v1` route and the operational ones.
 fn api(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config().limits.max_body_bytes).unwrap_or(usize::MAX);
-    // Layers run outside in: authenticate, then authorize context routes.
+    // Layers run outside in: the request's span, authenticate, then
+    // authorize context routes.
     routes::router()
         .layer(axum::middleware::from_fn_with_state(state.clone(), authz::guard))
+        .layer(axum::middleware::from_fn(telemetry::record_caller))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(telemetry::trace))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

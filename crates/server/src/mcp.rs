@@ -30,6 +30,7 @@ impl Gateway for RouterGateway {
         let api = self.api.clone();
         // The caller was authenticated (and rate-limited) with the MCP
         // request; the API's middleware takes it as it is.
+        let span = caller.as_ref().and_then(|e| e.get::<crate::telemetry::RequestSpan>().cloned());
         let caller = caller.and_then(|e| e.get::<Caller>().cloned()).or_else(|| self.default.clone());
         Box::pin(async move {
             let Some(caller) = caller else {
@@ -38,6 +39,10 @@ impl Gateway for RouterGateway {
             let (parts, body) = request.into_parts();
             let mut request = http::Request::from_parts(parts, axum::body::Body::from(body));
             request.extensions_mut().insert(caller);
+            // The tool call's span is a child of the MCP request's.
+            if let Some(span) = span {
+                request.extensions_mut().insert(span);
+            }
             let response = api.oneshot(request).await.map_err(|e| e.to_string())?;
             Ok(response.map(|body| body.into_data_stream().map(|chunk| chunk.map_err(|e| e.to_string())).boxed()))
         })

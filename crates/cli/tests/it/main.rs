@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod lease;
+mod otel;
 mod slow;
 mod tokens;
 

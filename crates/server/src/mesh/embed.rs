@@ -9,6 +9,7 @@ use ctxmesh_core::mesh::Prepared;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::bounded::Bounded;
 use super::{http_client, lock};
@@ -147,7 +148,7 @@ pub(crate) async fn similarities(
     }
     for batch in missing.chunks(32) {
         let texts = batch.iter().map(|p| ctxmesh_core::mesh::search_text(&p.entry)).collect();
-        let computed = embedder.embed(texts).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
+        let computed = traced(embedder, texts).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
         let mut cache = lock(&vectors.entries);
         let cache = cache.get_or_insert_with(|| Bounded::new(VECTORS));
         for (p, v) in batch.iter().zip(computed) {
@@ -159,6 +160,21 @@ pub(crate) async fn similarities(
 }
 
 async fn embed_one(embedder: &dyn Embedder, text: String) -> ApiResult<Arc<Vec<f32>>> {
-    let mut v = embedder.embed(vec![text]).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
+    let mut v = traced(embedder, vec![text]).await.map_err(|e| ApiError::unavailable(format!("embeddings: {e}")))?;
     v.pop().map(Arc::new).ok_or_else(|| ApiError::unavailable("embeddings: no vector"))
+}
+
+/// `embedder.embed(texts)` in a `mesh.embed` span.
+async fn traced(embedder: &dyn Embedder, texts: Vec<String>) -> Result<Vec<Vec<f32>>, String> {
+    let span = tracing::debug_span!(
+        "mesh.embed",
+        gen_ai.request.model = embedder.name(),
+        ctxmesh.embed.texts = texts.len() as i64,
+        otel.status_code = tracing::field::Empty,
+    );
+    let vectors = embedder.embed(texts).instrument(span.clone()).await;
+    if vectors.is_err() {
+        span.record("otel.status_code", "error");
+    }
+    vectors
 }

@@ -12,6 +12,7 @@ use ctxmesh_core::mesh::{Extractive, MeshSettings, Package, PackageRequest, Prep
 use ctxmesh_store::StoreError;
 use ctxmesh_store::coord as req;
 use futures::FutureExt;
+use tracing::Instrument as _;
 
 use super::cache::{PackageKey, access_fingerprint};
 use super::embed::similarities;
@@ -68,8 +69,28 @@ impl Ask {
 /// Builds (or takes from the cache) the package of `ask`; `true` when it
 /// came from the cache.
 pub(crate) async fn package(state: &AppState, ask: Ask) -> ApiResult<(Arc<Package>, bool)> {
+    let span = tracing::debug_span!(
+        "mesh.package",
+        ctxmesh.context = ask.ctx.as_str(),
+        ctxmesh.revision = ask.revision as i64,
+        ctxmesh.package.agent = ask.agent.id.as_str(),
+        ctxmesh.package.budget = ask.budget as i64,
+        ctxmesh.package.encoding = ask.encoding.name(),
+        ctxmesh.package.cached = tracing::field::Empty,
+        ctxmesh.package.entries = tracing::field::Empty,
+        ctxmesh.package.dropped = tracing::field::Empty,
+        ctxmesh.package.tokens = tracing::field::Empty,
+    );
     let ask = Arc::new(ask);
-    state.mesh().package(ask.key(), || compute(state.clone(), ask.clone()).boxed()).await
+    let built =
+        state.mesh().package(ask.key(), || compute(state.clone(), ask.clone()).boxed()).instrument(span.clone()).await;
+    if let Ok((package, cached)) = &built {
+        span.record("ctxmesh.package.cached", cached);
+        span.record("ctxmesh.package.entries", package.items.len() as i64);
+        span.record("ctxmesh.package.dropped", package.dropped_total as i64);
+        span.record("ctxmesh.package.tokens", package.tokens as i64);
+    }
+    built
 }
 
 /// Computes the package of `ask`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ctxmesh_core::mesh::{Package, Prepared, TokenCounter};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::http_client;
 use super::tokens::Tokenizer;
@@ -27,6 +28,21 @@ impl LlmSummarizer {
     }
 
     async fn summarize(&self, text: &str, objective: &str, tokens: usize) -> Result<String, String> {
+        let span = tracing::debug_span!(
+            "mesh.summarize",
+            otel.kind = "client",
+            server.address = self.url.as_str(),
+            gen_ai.request.model = self.model.as_str(),
+            otel.status_code = tracing::field::Empty,
+        );
+        let answer = self.ask(text, objective, tokens).instrument(span.clone()).await;
+        if answer.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        answer
+    }
+
+    async fn ask(&self, text: &str, objective: &str, tokens: usize) -> Result<String, String> {
         let prompt = format!(
             "Summarize the following for an agent whose objective is: {objective}\n\
              Use at most {} words. Keep facts, numbers and names. Answer with the summary only.\n\n{text}",

@@ -16,6 +16,7 @@ use ctxmesh_core::mesh::{Package, Prepared};
 use ctxmesh_store::coord as req;
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use super::{P, context_id};
 use crate::AppState;
@@ -297,6 +298,17 @@ pub(crate) enum Mode {
     Hybrid,
 }
 
+impl Mode {
+    /// Its name in a query string.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Keyword => "keyword",
+            Mode::Semantic => "semantic",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
 /// The longest search query, in characters.
 const MAX_QUERY_CHARS: usize = 4096;
 
@@ -385,10 +397,37 @@ pub(crate) async fn search(
     if mode != Mode::Keyword && embedder.is_none() {
         return Err(ApiError::invalid_argument("mode", "no embedding model is configured: use mode=keyword"));
     }
+    // The times are checked before anything is read.
+    time_param("since", &p.since)?;
+    time_param("until", &p.until)?;
+    let span = tracing::debug_span!(
+        "mesh.search",
+        ctxmesh.context = ctx.as_str(),
+        ctxmesh.search.mode = mode.name(),
+        ctxmesh.search.limit = limit as i64,
+        ctxmesh.revision = tracing::field::Empty,
+        ctxmesh.search.hits = tracing::field::Empty,
+    );
+    let found = search_in(&state, &scopes, &ctx, &p, mode, limit, embedder).instrument(span.clone()).await?;
+    span.record("ctxmesh.revision", found.revision as i64);
+    span.record("ctxmesh.search.hits", found.hits.len() as i64);
+    Ok(Json(found))
+}
+
+/// The search of a valid request.
+async fn search_in(
+    state: &AppState,
+    scopes: &Scopes,
+    ctx: &ContextId,
+    p: &SearchParams,
+    mode: Mode,
+    limit: usize,
+    embedder: Option<std::sync::Arc<dyn crate::mesh::Embedder>>,
+) -> ApiResult<SearchResults> {
     let (since, until) = (time_param("since", &p.since)?, time_param("until", &p.until)?);
     let tags: Vec<&str> = p.tags.as_deref().map(|t| t.split(',').map(str::trim).collect()).unwrap_or_default();
-    let info = state.store().get_context(&ctx).await?;
-    let snapshot = state.mesh().snapshot(&state, &ctx, info.revision).await?;
+    let info = state.store().get_context(ctx).await?;
+    let snapshot = state.mesh().snapshot(state, ctx, info.revision).await?;
     let now = chrono::Utc::now();
     let visible: Vec<&Prepared> = snapshot
         .iter()
@@ -411,11 +450,11 @@ pub(crate) async fn search(
         let mut terms: Vec<String> = ctxmesh_core::mesh::words(&p.q).collect();
         terms.sort();
         terms.dedup();
-        let hits = state.store().search(&ctx, &terms, 1000).await?;
+        let hits = state.store().search(ctx, &terms, 1000).await?;
         ranked.push(hits.into_iter().filter(|(k, _)| by_key.contains_key(k.as_str())).collect());
     }
     if let (Some(embedder), true) = (&embedder, mode != Mode::Keyword) {
-        let scores = crate::mesh::similarities(&state, embedder.as_ref(), ctx.as_str(), &visible, &p.q).await?;
+        let scores = crate::mesh::similarities(state, embedder.as_ref(), ctx.as_str(), &visible, &p.q).await?;
         let mut list: Vec<(String, f64)> = scores.into_iter().collect();
         list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.push(list);
@@ -439,7 +478,7 @@ pub(crate) async fn search(
         .take(limit)
         .filter_map(|(key, score)| by_key.get(key.as_str()).map(|x| Hit { key, score, entry: x.entry.clone() }))
         .collect();
-    Ok(Json(SearchResults { mode, revision: info.revision, hits }))
+    Ok(SearchResults { mode, revision: info.revision, hits })
 }
 
 /// `POST /v1/contexts/{ctx}/decisions`.

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use ctxmesh_core::Limits;
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use crate::clock::{Clock, SharedClock};
 use crate::engine::Backend;
@@ -121,6 +122,9 @@ struct Shared {
 struct Job {
     op: WriteOp,
     reply: oneshot::Sender<Result<WriteOutput>>,
+    /// The `store.write` span of the request that submitted it (disabled
+    /// unless traces are wanted): the batch size is recorded on it.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -169,9 +173,22 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Backend for PostgresStore {
     async fn write(&self, op: WriteOp) -> Result<WriteOutput> {
+        // A context's queue is drained in batches by one task: this
+        // request's part is the submission and the wait for its batch to
+        // commit.
+        let span = tracing::debug_span!(
+            "store.write",
+            db.system.name = "postgresql",
+            ctxmesh.store.batch_size = tracing::field::Empty,
+        );
         let (reply, answer) = oneshot::channel();
-        self.shared.enqueue(Job { op, reply });
-        answer.await.map_err(|_| StoreError::Unavailable("the write was abandoned".into()))?
+        self.shared.enqueue(Job { op, reply, span: span.clone() });
+        let wait = tracing::debug_span!(parent: &span, "store.durability_wait");
+        answer
+            .instrument(wait)
+            .instrument(span)
+            .await
+            .map_err(|_| StoreError::Unavailable("the write was abandoned".into()))?
     }
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {
@@ -257,6 +274,9 @@ impl Shared {
     /// Runs `batch` in one transaction and answers each job after COMMIT.
     async fn commit_batch(&self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
+        for job in batch.iter() {
+            job.span.record("ctxmesh.store.batch_size", batch.len() as i64);
+        }
         let (ops, replies): (Vec<WriteOp>, Vec<_>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         match self.run_batch(ops).await {
             Ok((results, published)) => {

@@ -12,6 +12,7 @@ use ctxmesh_core::ids::ContextId;
 use ctxmesh_core::txn::{TxnRequest, TxnResponse};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::clock::{Clock, SharedClock};
 use crate::engine::Backend;
@@ -315,12 +316,25 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl Backend for SqliteStore {
     async fn write(&self, op: WriteOp) -> Result<WriteOutput> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(Job { op, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        // The writer thread batches the jobs of many requests: this
+        // request's part is the submission and the wait for its batch to
+        // be durable.
+        let span = tracing::debug_span!(
+            "store.write",
+            db.system.name = "sqlite",
+            ctxmesh.store.batch_size = tracing::field::Empty,
+        );
+        let submitted = async {
+            let (reply, rx) = oneshot::channel();
+            self.writer
+                .send(Job { op, reply, span: span.clone() })
+                .await
+                .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+            rx.instrument(tracing::debug_span!("store.durability_wait"))
+                .await
+                .map_err(|_| StoreError::Unavailable("the writer stopped before answering".into()))?
+        };
+        submitted.instrument(span.clone()).await
     }
 
     async fn read(&self, op: ReadOp) -> Result<ReadOutput> {

@@ -38,6 +38,9 @@ const REDO_KEPT_BYTES: usize = 1 << 20;
 pub(crate) struct Job {
     pub(crate) op: WriteOp,
     pub(crate) reply: Reply,
+    /// The `store.write` span of the request that submitted it (disabled
+    /// unless traces are wanted): the batch size is recorded on it.
+    pub(crate) span: tracing::Span,
 }
 
 /// Where a job's answer goes.
@@ -147,6 +150,9 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) {
         metrics::histogram!("ctxmesh_commit_batch_size").record(batch.len() as f64);
+        for job in batch.iter() {
+            job.span.record("ctxmesh.store.batch_size", batch.len() as i64);
+        }
         let (ops, replies): (Vec<WriteOp>, Vec<Reply>) = batch.drain(..).map(|j| (j.op, j.reply)).unzip();
         let (results, effects) = match self.run_jobs(&ops, false) {
             Ok(done) => done,
@@ -403,7 +409,7 @@ mod tests {
         let (mut jobs, mut answers) = (Vec::new(), Vec::new());
         for op in ops {
             let (reply, answer) = oneshot::channel();
-            jobs.push(Job { op, reply });
+            jobs.push(Job { op, reply, span: tracing::Span::none() });
             answers.push(answer);
         }
         writer.commit_batch(&mut jobs);
