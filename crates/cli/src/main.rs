@@ -22,6 +22,7 @@ mod bench;
 mod coord;
 mod credentials;
 mod ctx;
+mod jwt_args;
 mod login;
 mod mcp;
 mod serve;

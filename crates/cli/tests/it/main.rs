@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod crash;
+mod jwt;
 mod lease;
 mod slow;
 mod tokens;
