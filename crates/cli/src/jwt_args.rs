@@ -81,10 +81,16 @@ impl JwtArgs {
     }
 
     /// Starts JWT verification as configured (see [`JwtArgs::config`]),
-    /// fetching keys with `http`. An unreadable key file is an error; a
-    /// provider that cannot be reached is retried in the background.
-    pub(crate) async fn start(&self, auth_off: bool, http: reqwest::Client) -> anyhow::Result<Option<Arc<JwtAuth>>> {
+    /// fetching keys with the client `http` makes. An unreadable key file
+    /// is an error; a provider that cannot be reached is retried in the
+    /// background.
+    pub(crate) async fn start(
+        &self,
+        auth_off: bool,
+        http: impl FnOnce() -> reqwest::Client,
+    ) -> anyhow::Result<Option<Arc<JwtAuth>>> {
         let Some(config) = self.config(auth_off)? else { return Ok(None) };
+        let http = http();
         let (issuer, audiences) = (config.issuer.clone(), config.audiences.join(","));
         let jwt = JwtAuth::start(config, http).await.map_err(anyhow::Error::msg)?;
         tracing::info!(%issuer, %audiences, "accepting bearer JWTs of an OpenID Connect issuer");

@@ -143,7 +143,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         commit_log: args.commit_log,
     };
     // Configuration mistakes are reported before the store is opened.
-    let jwt = args.jwt.start(args.auth == "off", reqwest::Client::new()).await?;
+    let jwt = args
+        .jwt
+        .start(args.auth == "off", || {
+            // Outbound HTTPS (the provider's keys) with rustls over ring.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        })
+        .await?;
     let (auth, generated) = resolve_auth(&args)?;
     let opened = async {
         ctxmesh_store::faults::setup_from_env().map_err(anyhow::Error::msg)?;

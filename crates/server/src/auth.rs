@@ -93,7 +93,8 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
                 // The admin may act for an agent by naming it.
                 Caller { agent: named.unwrap_or_else(|| ADMIN.into()), admin: true, token: None, jwt: None }
             } else if let Some(jwt) = state.config().jwt.as_ref().filter(|_| crate::jwt::looks_like_jwt(token)) {
-                match crate::jwt::authenticate(&state, jwt, &req, token, named.as_deref()).await {
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                match crate::jwt::authenticate(&state, jwt, &method, &path, token, named.as_deref()).await {
                     Ok(caller) => caller,
                     Err(response) => return response,
                 }

@@ -23,8 +23,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ctxmesh_core::access::{Access, AuditRecord};
@@ -620,7 +619,8 @@ fn usable_key(raw: &Value) -> Result<Key, String> {
 pub(crate) async fn authenticate(
     state: &AppState,
     jwt: &JwtAuth,
-    req: &Request,
+    method: &Method,
+    path: &str,
     token: &str,
     named: Option<&str>,
 ) -> Result<Caller, Response> {
@@ -633,7 +633,6 @@ pub(crate) async fn authenticate(
             Ok(Caller { agent: verified.agent, admin: false, token: None, jwt: Some(verified.identity) })
         }
         Err(refusal) => {
-            let path = req.uri().path();
             // The context the request names, if any: records of refused
             // tokens are found by context like the decisions on it.
             let context = path
@@ -651,7 +650,7 @@ pub(crate) async fn authenticate(
                 at: chrono::Utc::now(),
                 agent: refusal.claimed.clone().unwrap_or_else(|| "unknown".into()),
                 action: "authenticate".into(),
-                resource: format!("{} {path}", req.method()),
+                resource: format!("{method} {path}"),
                 context,
                 allowed: false,
                 reason,

@@ -50,6 +50,12 @@ impl TestKey {
     }
 }
 
+/// rustls over ring for the HTTP clients (reqwest is built without a
+/// provider of its own).
+fn crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -71,6 +77,7 @@ struct Issuer {
 
 impl Issuer {
     async fn start(keys: &[&TestKey]) -> Self {
+        crypto();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let issuer = Issuer {
@@ -137,6 +144,7 @@ fn config(url: &str, source: JwksSource) -> JwtConfig {
 
 /// A server with the admin token and JWTs verified as `config` says.
 async fn server(config: JwtConfig) -> TestServer {
+    crypto();
     let jwt = JwtAuth::start(config, reqwest::Client::new()).await.unwrap();
     let mut server = TestServer::unstarted(Backend::Sqlite, ctxmesh_core::Limits::default());
     server.auth = ctxmesh_server::auth::Auth::with_admin_token(ADMIN);
@@ -203,7 +211,11 @@ async fn a_jwt_of_the_issuer_is_an_agent_identity() {
     call(&s, Method::PUT, "/v1/contexts/ops/entries/runbook", ADMIN, Some(json!({"value": "restart"}))).await;
     let (status, e) = call(&s, Method::GET, "/v1/contexts/ops/entries/runbook", &alice, None).await;
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("forbidden")), "{e}");
+    // A grant names a registered agent: the admin registers alice's id
+    // (the token it answers with need not be used).
     let grant = json!({"agents": ["alice"], "permissions": ["read"]});
+    assert_eq!(call(&s, Method::POST, "/v1/contexts/ops/grants", ADMIN, Some(grant.clone())).await.0, 404);
+    assert_eq!(call(&s, Method::POST, "/v1/agents", ADMIN, Some(json!({"id": "alice"}))).await.0, 201);
     assert_eq!(call(&s, Method::POST, "/v1/contexts/ops/grants", ADMIN, Some(grant)).await.0, 201);
     let (status, entry) = call(&s, Method::GET, "/v1/contexts/ops/entries/runbook", &alice, None).await;
     assert_eq!((status, entry["value"].as_str()), (200, Some("restart")));
@@ -373,6 +385,7 @@ async fn keys_from_a_file_are_read_again_when_it_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("jwks.json");
     let issuer = "https://id.example.com/realms/agents";
+    crypto();
 
     // A file that cannot be read, or holds no usable key, fails the start.
     let missing = JwtAuth::start(config(issuer, JwksSource::File(path.clone())), reqwest::Client::new()).await;
