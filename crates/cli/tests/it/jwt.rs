@@ -1,10 +1,10 @@
 //! `ctxmesh serve` with identities from an OpenID Connect provider: the
 //! options refused when inconsistent, and a JWT of a key file working as
-//! an agent's token for the client commands.
+//! an agent's token.
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::ServerProcess;
 
@@ -39,11 +39,6 @@ fn refused(out: &Output, message: &str) {
     assert!(stderr.contains(message), "{message:?} in {stderr}");
 }
 
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
-}
-
 #[test]
 fn serve_takes_jwts_of_an_issuer_as_agent_tokens() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,16 +60,24 @@ fn serve_takes_jwts_of_an_issuer_as_agent_tokens() {
         &[&["--auth", "on"][..], &both].concat(),
         &[("CTXMESH_NO_SAVE_CREDENTIALS", "1"), ("CTXMESH_ADMIN_TOKEN", "admin-for-e2e")],
     );
-    let s = server.base.as_str();
-    let ctx = |args: &[&str]| {
-        crate::ctxmesh_command().arg("ctx").args(["--server", s, "--token", TOKEN]).args(args).output().unwrap()
-    };
-    json_of(&ctx(&["--json", "create", "jwt-made"]));
-    let entry = json_of(&ctx(&["--json", "put", "jwt-made", "note", r#""hello""#]));
-    assert_eq!(entry["author"], "e2e-agent", "{entry}");
-    // The admin token works beside it.
-    let admin =
-        crate::ctxmesh_command().args(["ctx", "--server", s, "--token", "admin-for-e2e", "--json", "ls"]).output();
-    let listed = json_of(&admin.unwrap());
-    assert!(listed.to_string().contains("jwt-made"), "{listed}");
+    let s = server.base.clone();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+            http.request(method, format!("{s}{path}")).bearer_auth(token).json(&body).send()
+        };
+        let created = call(reqwest::Method::POST, "/v1/contexts", TOKEN, json!({"id": "jwt-made"})).await.unwrap();
+        assert_eq!(created.status(), 201);
+        let put = call(reqwest::Method::PUT, "/v1/contexts/jwt-made/entries/note", TOKEN, json!({"value": "hi"}));
+        let entry: Value = put.await.unwrap().json().await.unwrap();
+        assert_eq!(entry["author"], "e2e-agent", "{entry}");
+        // The admin token works beside it; a token of no key is refused.
+        let listed = http.get(format!("{s}/v1/contexts")).bearer_auth("admin-for-e2e").send().await.unwrap();
+        assert!(listed.text().await.unwrap().contains("jwt-made"));
+        let forged = format!("{}x", &TOKEN[..TOKEN.len() - 1]);
+        let refused = http.get(format!("{s}/v1/whoami")).bearer_auth(forged).send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+    });
 }
