@@ -23,6 +23,7 @@ mod bench;
 mod coord;
 mod credentials;
 mod ctx;
+mod jwt_args;
 mod login;
 mod mcp;
 mod serve;

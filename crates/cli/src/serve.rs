@@ -115,6 +115,8 @@ pub(crate) struct ServeArgs {
     compaction_interval_secs: u64,
     #[command(flatten)]
     telemetry: crate::telemetry::TelemetryArgs,
+    #[command(flatten)]
+    jwt: crate::jwt_args::JwtArgs,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -139,6 +141,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         commit_log: args.commit_log,
     };
     // Configuration mistakes are reported before the store is opened.
+    let jwt = args
+        .jwt
+        .start(args.auth == "off", || {
+            // Outbound HTTPS (the provider's keys) with rustls over ring.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        })
+        .await?;
     let (auth, generated) = resolve_auth(&args)?;
     let opened = async {
         ctxmesh_store::faults::setup_from_env().map_err(anyhow::Error::msg)?;
@@ -207,6 +217,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         expiry_interval: Duration::from_millis(args.expiry_interval_ms.max(10)),
         compaction_interval: Duration::from_secs(args.compaction_interval_secs.max(1)),
         auth,
+        jwt,
         max_streams_per_agent: args.max_streams_per_agent.max(1),
         access_recheck_interval: Duration::from_millis(args.access_recheck_ms.max(10)),
         audit_retention: Duration::from_secs(args.audit_retention_days.max(1).saturating_mul(86_400)),

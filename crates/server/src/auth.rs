@@ -2,7 +2,8 @@
 //!
 //! With tokens on (the default of `ctxmesh serve`), every `/v1` request
 //! carries `Authorization: Bearer <token>`: the admin token, or an agent's
-//! token issued at registration. Tokens are stored as SHA-256 hashes only.
+//! token issued at registration, or, with [`crate::jwt`] configured, a JWT
+//! of the OpenID Connect issuer. Tokens are stored as SHA-256 hashes only.
 //! With auth off (loopback only), a caller names itself with `X-Agent-Id`
 //! and may do anything. Operational routes (`/healthz`, `/readyz`,
 //! `/metrics`, `/openapi.json`) need no token.
@@ -76,7 +77,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
         Err(e) => return e.into_response(),
     };
     let caller = match &state.config().auth {
-        Auth::Off => Caller { agent: named.unwrap_or_else(|| ANONYMOUS.into()), admin: true, token: None },
+        Auth::Off => Caller { agent: named.unwrap_or_else(|| ANONYMOUS.into()), admin: true, token: None, jwt: None },
         Auth::Tokens { admin_hash } => {
             let bearer = req
                 .headers()
@@ -90,7 +91,13 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
             let hash = hash_token(token);
             if &hash == admin_hash {
                 // The admin may act for an agent by naming it.
-                Caller { agent: named.unwrap_or_else(|| ADMIN.into()), admin: true, token: None }
+                Caller { agent: named.unwrap_or_else(|| ADMIN.into()), admin: true, token: None, jwt: None }
+            } else if let Some(jwt) = state.config().jwt.as_ref().filter(|_| crate::jwt::looks_like_jwt(token)) {
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                match crate::jwt::authenticate(&state, jwt, &method, &path, token, named.as_deref()).await {
+                    Ok(caller) => caller,
+                    Err(response) => return response,
+                }
             } else {
                 match state.store().coord(req::TokenOwner { hash: hash.clone() }).await {
                     Ok(agent) => {
@@ -98,7 +105,7 @@ pub(crate) async fn authenticate(State(state): State<AppState>, mut req: Request
                             let message = format!("{AGENT_HEADER} names another agent than the token's");
                             return ApiError::new(ErrorCode::Forbidden, message).into_response();
                         }
-                        Caller { agent: agent.id, admin: false, token: Some(hash) }
+                        Caller { agent: agent.id, admin: false, token: Some(hash), jwt: None }
                     }
                     Err(StoreError::Core(ctxmesh_core::Error::NotFound { .. })) => {
                         return unauthenticated("the token is not valid (unknown, rotated or revoked)");

@@ -96,10 +96,13 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
         return (Ok(Scopes::all()), "admin".into());
     }
     let read = req::GetAccess { ctx: ctx.clone(), agent: caller.agent.clone() };
-    let access = match state.store().coord(read).await {
+    let mut access = match state.store().coord(read).await {
         Ok(access) => access,
         Err(e) => return (Err(e.into()), "no such context".into()),
     };
+    if let Some(jwt) = &caller.jwt {
+        jwt.apply(&mut access, &caller.agent);
+    }
     let now = chrono::Utc::now();
     let (allowed, reason) = access.decide(needed, now);
     if allowed {
@@ -159,7 +162,7 @@ pub(crate) async fn read_scope_of(
     if matches!(state.config().auth, crate::auth::Auth::Off) {
         return Ok(EntryScope::all());
     }
-    let caller = Caller { agent: agent.to_owned(), admin: false, token: None };
+    let caller = Caller { agent: agent.to_owned(), admin: false, token: None, jwt: None };
     authorize(state, &caller, ctx, Permission::Read, resource).await.map(|s| s.read)
 }
 
@@ -175,6 +178,9 @@ pub(crate) fn stream_access(state: &AppState, caller: &Caller, ctx: Option<Conte
     Some(Arc::new(move || {
         let (state, caller, ctx) = (state.clone(), caller.clone(), ctx.clone());
         Box::pin(async move {
+            if caller.jwt.as_ref().is_some_and(|jwt| jwt.expired(chrono::Utc::now())) {
+                return Err(ApiError::new(ErrorCode::Unauthenticated, "the JWT has expired"));
+            }
             if let Some(hash) = caller.token.clone() {
                 match state.store().coord(req::TokenOwner { hash }).await {
                     Ok(agent) if agent.id == caller.agent => {}

@@ -183,6 +183,8 @@ pub struct Caller {
     /// The hash of the agent token it authenticated with (streams check
     /// that it is still valid).
     pub token: Option<String>,
+    /// What the bearer JWT it authenticated with says (trust, expiry).
+    pub jwt: Option<crate::jwt::JwtIdentity>,
 }
 
 /// The name of the admin acting as no agent.
@@ -241,7 +243,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             // Outside the authenticated routes: nobody in particular.
             None => {
                 let agent = agent_header(&parts.headers)?.unwrap_or_else(|| ANONYMOUS.into());
-                Ok(Caller { agent, admin: false, token: None })
+                Ok(Caller { agent, admin: false, token: None, jwt: None })
             }
         }
     }

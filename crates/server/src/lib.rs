@@ -24,6 +24,7 @@ pub mod background;
 mod cursor;
 pub mod error;
 pub mod extract;
+pub mod jwt;
 pub mod limits;
 pub mod mcp;
 pub mod mesh;
@@ -57,6 +58,9 @@ pub struct ServerConfig {
     pub progress_interval: Duration,
     /// How requests are authenticated.
     pub auth: auth::Auth,
+    /// Bearer JWTs of an OpenID Connect provider, accepted beside the
+    /// tokens of `auth` (with tokens on only).
+    pub jwt: Option<Arc<jwt::JwtAuth>>,
     /// Requests per agent token (`None`: unlimited).
     pub rate_limit: Option<limits::RateLimit>,
     /// How long audit records are kept.
@@ -84,6 +88,7 @@ impl Default for ServerConfig {
             max_page_size: DEFAULT_MAX_PAGE_SIZE,
             progress_interval: Duration::from_secs(5),
             auth: auth::Auth::Off,
+            jwt: None,
             rate_limit: None,
             audit_retention: Duration::from_secs(30 * 86_400),
             max_streams_per_agent: 64,

@@ -71,6 +71,7 @@ pub(crate) fn service(state: &AppState, api: Router) -> ctxmesh_mcp::HttpService
 /// on the embedded store, for one user) or as `agent` named by the admin.
 pub fn local(state: AppState, agent: Option<&str>) -> Mcp {
     let api = crate::api(state);
-    let caller = Caller { agent: agent.unwrap_or(crate::extract::ADMIN).to_owned(), admin: true, token: None };
+    let caller =
+        Caller { agent: agent.unwrap_or(crate::extract::ADMIN).to_owned(), admin: true, token: None, jwt: None };
     Mcp::new(Arc::new(RouterGateway { api, default: Some(caller) }))
 }

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod crash;
+mod jwt;
 mod lease;
 mod otel;
 mod slow;

@@ -35,6 +35,7 @@ mod conflicts;
 mod contexts;
 mod entries;
 mod history;
+mod jwt;
 mod mesh;
 mod ops;
 mod time_travel;
@@ -75,6 +76,7 @@ pub(crate) struct TestServer {
     dir: tempfile::TempDir,
     backend: Backend,
     auth: ctxmesh_server::auth::Auth,
+    jwt: Option<Arc<ctxmesh_server::jwt::JwtAuth>>,
     rate_limit: Option<ctxmesh_server::limits::RateLimit>,
     limits: Limits,
     embedder: Option<Arc<dyn ctxmesh_server::mesh::Embedder>>,
@@ -143,6 +145,7 @@ impl TestServer {
             dir: tempfile::tempdir().unwrap(),
             backend,
             auth: ctxmesh_server::auth::Auth::Off,
+            jwt: None,
             rate_limit: None,
             limits,
             embedder: None,
@@ -174,6 +177,7 @@ impl TestServer {
             max_page_size: 1000,
             progress_interval: Duration::from_millis(100),
             auth: self.auth.clone(),
+            jwt: self.jwt.clone(),
             rate_limit: self.rate_limit,
             audit_retention: Duration::from_secs(86_400),
             max_streams_per_agent: 2,
