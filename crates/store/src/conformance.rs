@@ -774,8 +774,15 @@ pub async fn grants_and_access(store: TestStore, clock: ManualClock) {
         permissions: vec![Permission::Read],
         expires_at: Some(now + chrono::Duration::hours(1)),
         by: "tester".into(),
+        unregistered: false,
     };
-    store.coord(grant).await.unwrap();
+    store.coord(grant.clone()).await.unwrap();
+    // An id no agent registered is refused, unless identities come from
+    // elsewhere (an OIDC provider): then its grant is kept by id.
+    let stranger = GrantAccess { agents: vec!["oidc-only".into()], ..grant.clone() };
+    assert_eq!(code(store.coord(stranger.clone()).await.unwrap_err()), "not_found");
+    store.coord(GrantAccess { unregistered: true, ..stranger }).await.unwrap();
+    assert!(access("oidc-only").await.allows(Permission::Read, now));
     let reader = access("reader").await;
     assert!(reader.allows(Permission::Read, now) && !reader.allows(Permission::Write, now));
     assert!(!reader.allows(Permission::Read, now + chrono::Duration::hours(2)), "expired");

@@ -92,7 +92,7 @@ pub struct SetToken {
 pub struct GrantAccess {
     /// The context.
     pub ctx: ContextId,
-    /// The agents (each must be registered).
+    /// The agents (each must be registered, unless `unregistered`).
     pub agents: Vec<String>,
     /// What they may do.
     pub permissions: Vec<Permission>,
@@ -100,6 +100,10 @@ pub struct GrantAccess {
     pub expires_at: Option<Timestamp>,
     /// Who grants.
     pub by: String,
+    /// Whether agents not registered in ctxmesh may be granted access
+    /// (identities that come from an OIDC provider); their grants are
+    /// kept, and their inboxes get nothing until they register.
+    pub unregistered: bool,
 }
 
 /// Revokes an agent's grant on a context.

@@ -59,6 +59,8 @@ pub(crate) async fn grant(
         permissions: req.permissions,
         expires_at: req.expires_at,
         by: caller.agent,
+        // Agents known only by their OIDC identity are granted by id.
+        unregistered: state.config().jwt.is_some(),
     };
     Ok((StatusCode::CREATED, Json(GrantList { grants: state.store().coord(op).await? })))
 }

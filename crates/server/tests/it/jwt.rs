@@ -211,12 +211,10 @@ async fn a_jwt_of_the_issuer_is_an_agent_identity() {
     call(&s, Method::PUT, "/v1/contexts/ops/entries/runbook", ADMIN, Some(json!({"value": "restart"}))).await;
     let (status, e) = call(&s, Method::GET, "/v1/contexts/ops/entries/runbook", &alice, None).await;
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("forbidden")), "{e}");
-    // A grant names a registered agent: the admin registers alice's id
-    // (the token it answers with need not be used).
+    // The admin grants by id: alice is known only by its tokens.
     let grant = json!({"agents": ["alice"], "permissions": ["read"]});
-    assert_eq!(call(&s, Method::POST, "/v1/contexts/ops/grants", ADMIN, Some(grant.clone())).await.0, 404);
-    assert_eq!(call(&s, Method::POST, "/v1/agents", ADMIN, Some(json!({"id": "alice"}))).await.0, 201);
     assert_eq!(call(&s, Method::POST, "/v1/contexts/ops/grants", ADMIN, Some(grant)).await.0, 201);
+    assert_eq!(call(&s, Method::GET, "/v1/agents/alice", ADMIN, None).await.0, 404, "granted, not registered");
     let (status, entry) = call(&s, Method::GET, "/v1/contexts/ops/entries/runbook", &alice, None).await;
     assert_eq!((status, entry["value"].as_str()), (200, Some("restart")));
     assert_eq!(call(&s, Method::PUT, "/v1/contexts/ops/entries/x", &alice, Some(json!({"value": 1}))).await.0, 403);

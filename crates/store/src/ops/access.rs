@@ -18,7 +18,7 @@ use crate::tx::{Object, ObjectFilter, Tx};
 pub(crate) async fn grant_access(
     tx: &mut impl Tx,
     env: Env<'_>,
-    GrantAccess { ctx, agents, permissions, expires_at, by }: GrantAccess,
+    GrantAccess { ctx, agents, permissions, expires_at, by, unregistered }: GrantAccess,
 ) -> Result<CoordOutput> {
     if agents.is_empty() || permissions.is_empty() {
         return Err(Error::invalid("agents", "name at least one agent and one permission").into());
@@ -33,7 +33,9 @@ pub(crate) async fn grant_access(
     targets.dedup();
     let mut grants = Vec::new();
     for who in &targets {
-        registered(tx, who, "an agent given a grant must be").await?;
+        if !unregistered {
+            registered(tx, who, "an agent given a grant must be").await?;
+        }
         let grant = Grant {
             context: ctx.as_str().to_owned(),
             agent: (*who).to_owned(),
