@@ -789,7 +789,7 @@ pub async fn grants_and_access(store: TestStore, clock: ManualClock) {
     assert!(!access("mute").await.allows(Permission::Read, now), "capabilities bound grants");
     let g = store.coord(SharedWith { agent: "reader".into() }).await.unwrap();
     assert_eq!(g.iter().map(|g| g.context.as_str()).collect::<Vec<_>>(), ["g"]);
-    assert_eq!(log_types(&store, "g", 1).await, ["context.shared"]);
+    assert_eq!(log_types(&store, "g", 1).await, ["context.shared", "context.shared"]);
     store.coord(RevokeAccess { ctx: cid("g"), agent: "reader".into(), by: "tester".into() }).await.unwrap();
     assert!(!access("reader").await.allows(Permission::Read, now));
     let again = RevokeAccess { ctx: cid("g"), agent: "reader".into(), by: "tester".into() };
