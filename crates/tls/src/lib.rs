@@ -139,9 +139,9 @@ fn explain_rustls(error: &rustls::Error, ca_hint: &str) -> String {
             }
             _ => format!("the server's TLS certificate was refused: {error}"),
         },
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => format!(
-            "the peer does not speak TLS (is it serving plain http://? then use http://): {error}"
-        ),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            format!("the peer does not speak TLS (is it serving plain http://? then use http://): {error}")
+        }
         rustls::Error::AlertReceived(alert) => {
             format!("the peer refused the TLS handshake ({alert:?}): check its certificate settings ({error})")
         }

@@ -43,10 +43,9 @@ pub fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<Arc<Certi
     let chain = load_certs(cert_path)?;
     let key = load_private_key(key_path)?;
     let certified = CertifiedKey::from_der(chain, key, &crate::provider()).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => TlsError::key(
-            key_path,
-            format!("this key does not belong to the certificate in {}", cert_path.display()),
-        ),
+        rustls::Error::InconsistentKeys(_) => {
+            TlsError::key(key_path, format!("this key does not belong to the certificate in {}", cert_path.display()))
+        }
         rustls::Error::General(reason) => TlsError::key(key_path, format!("unusable private key: {reason}")),
         other => TlsError::key(key_path, format!("unusable with {}: {other}", cert_path.display())),
     })?;

@@ -28,7 +28,8 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
         params.distinguished_name.push(DnType::CommonName, format!("ctxmesh test CA {name}"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().expect("a CA key");
         let cert = params.self_signed(&key).expect("a self-signed CA certificate");
         std::fs::write(dir.join(format!("{name}-ca.pem")), cert.pem()).expect("write the CA certificate");
@@ -45,7 +46,8 @@ impl TestCa {
     /// them: a server reloading them sees the change).
     pub fn issue(&self, names: &[&str], file: &str) -> IssuedCert {
         let (cert_pem, key_pem) = self.issue_pem(names);
-        let issued = IssuedCert { cert: self.dir.join(format!("{file}.pem")), key: self.dir.join(format!("{file}.key")) };
+        let issued =
+            IssuedCert { cert: self.dir.join(format!("{file}.pem")), key: self.dir.join(format!("{file}.key")) };
         write_replacing(&issued.key, &key_pem);
         write_replacing(&issued.cert, &cert_pem);
         issued

@@ -60,9 +60,7 @@ pub(crate) fn parse(url: &str) -> Result<ConnectConfig> {
             },
             None => return Ok(None),
         };
-        ctxmesh_tls::roots_with_file(Some(&file), false)
-            .map(Some)
-            .map_err(|e| invalid(format!("sslrootcert: {e}")))
+        ctxmesh_tls::roots_with_file(Some(&file), false).map(Some).map_err(|e| invalid(format!("sslrootcert: {e}")))
     };
     let (ssl_mode, verification) = match mode {
         "disable" => (SslMode::Disable, Verification::None),
@@ -73,8 +71,12 @@ pub(crate) fn parse(url: &str) -> Result<ConnectConfig> {
                 None => (ssl_mode, Verification::None),
             }
         }
-        "verify-ca" => (SslMode::Require, Verification::ChainOnly(roots(true)?.unwrap_or_else(rustls::RootCertStore::empty))),
-        "verify-full" => (SslMode::Require, Verification::Full(roots(true)?.unwrap_or_else(rustls::RootCertStore::empty))),
+        "verify-ca" => {
+            (SslMode::Require, Verification::ChainOnly(roots(true)?.unwrap_or_else(rustls::RootCertStore::empty)))
+        }
+        "verify-full" => {
+            (SslMode::Require, Verification::Full(roots(true)?.unwrap_or_else(rustls::RootCertStore::empty)))
+        }
         other => {
             return Err(invalid(format!(
                 "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
