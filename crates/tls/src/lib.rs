@@ -106,12 +106,14 @@ pub fn explain(error: &(dyn std::error::Error + 'static), ca_hint: &str) -> Opti
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(explain_rustls(tls, ca_hint));
         }
-        // io::Error hides the error it wraps from `source()`.
+        // io::Error hides the error it wraps from `source()`, and may wrap
+        // another io::Error.
         if let Some(io) = e.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
-            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
         {
-            return Some(explain_rustls(tls, ca_hint));
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            current = Some(inner);
+            continue;
         }
         current = e.source();
     }

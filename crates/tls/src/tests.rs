@@ -142,3 +142,27 @@ fn http_clients_build_without_a_provider_installed_by_the_caller() {
     // And reqwest's own builder, once the provider is installed.
     reqwest::Client::new();
 }
+
+/// reqwest wraps the handshake's error in two I/O errors: still explained.
+#[tokio::test]
+async fn a_refused_certificate_is_explained_through_reqwest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (TestCa::new(dir.path(), "a"), TestCa::new(dir.path(), "b"));
+    let issued = ca.issue(&["localhost"], "server");
+    let server = ReloadingCert::load(&issued.cert, &issued.key).unwrap().server_config().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let acceptor = TlsAcceptor::from(server);
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+    let refused = |ca_file: std::path::PathBuf, host: &'static str| async move {
+        let http = crate::http_client(Some(&ca_file)).unwrap();
+        let err = http.get(format!("https://{host}:{port}/")).send().await.unwrap_err();
+        crate::explain(&err, "--ca-file").expect("a TLS error")
+    };
+    assert!(refused(other.ca_file(), "localhost").await.contains("is not trusted"));
+    assert!(refused(ca.ca_file(), "127.0.0.1").await.contains("does not match the host name"));
+}

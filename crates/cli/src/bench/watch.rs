@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use ctxmesh_client::{Client, Precondition, WatchFrame};
+use ctxmesh_client::{Precondition, WatchFrame};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::Barrier;
