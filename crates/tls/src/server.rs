@@ -11,7 +11,8 @@ use rustls::sign::CertifiedKey;
 
 use crate::TlsError;
 
-/// How often [`ReloadingCert::watch`] looks at the files.
+/// A good interval for [`ReloadingCert::watch`] to look at the files
+/// (`ctxmesh serve --tls-reload-secs` defaults to it).
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What a file looked like when last loaded: modification time, size and
