@@ -306,7 +306,7 @@ fn print_handoff_details(h: &Value) {
 }
 
 pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
-    let client = args.opts.client();
+    let client = args.opts.client()?;
     let json_out = args.opts.json;
     match args.command {
         AgentsCommand::Register { id, objective, capabilities, trust, lease_ms, spec } => {
@@ -381,7 +381,7 @@ pub(crate) async fn agents(args: AgentsArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn locks(args: LocksArgs) -> anyhow::Result<()> {
-    let client = args.opts.client();
+    let client = args.opts.client()?;
     let json_out = args.opts.json;
     match args.command {
         LocksCommand::Acquire { ctx, name, ttl_ms, wait_ms } => {
@@ -419,7 +419,7 @@ pub(crate) async fn locks(args: LocksArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn handoff(args: HandoffArgs) -> anyhow::Result<()> {
-    let client = args.opts.client();
+    let client = args.opts.client()?;
     let json_out = args.opts.json;
     match args.command {
         HandoffCommand::Request { ctx, target, intent, keys, note, spec } => {

@@ -29,18 +29,22 @@ pub(crate) struct ClientOpts {
     /// The local server's data directory, where the admin token is found.
     #[arg(long, env = "CTXMESH_DATA_DIR", default_value = "./ctxmesh-data", global = true)]
     pub(crate) data_dir: std::path::PathBuf,
+    /// CA certificates (PEM) to trust for an https:// server, besides the
+    /// system's roots.
+    #[arg(long, env = "CTXMESH_CA_FILE", global = true)]
+    pub(crate) ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClientOpts {
-    pub(crate) fn client(&self) -> Client {
-        let mut client = Client::new(&self.server);
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        let mut client = crate::tls::client(&self.server, self.ca_file.as_deref())?;
         if let Some(token) = self.token_lookup().token() {
             client = client.with_token(token);
         }
-        match &self.agent {
+        Ok(match &self.agent {
             Some(agent) => client.with_agent(agent),
             None => client,
-        }
+        })
     }
 
     /// Where the token is found (see `credentials`).
@@ -221,7 +225,7 @@ enum CtxCommand {
 }
 
 pub(crate) async fn run(args: CtxArgs) -> anyhow::Result<()> {
-    let client = args.opts.client();
+    let client = args.opts.client()?;
     let json_out = args.opts.json;
     match args.command {
         CtxCommand::Create { id, policy, schemas, retention, labels } => {

@@ -29,6 +29,7 @@ mod mcp;
 mod serve;
 mod table;
 mod telemetry;
+mod tls;
 mod watch;
 
 /// Writes one line to stdout (see `outln!`).
@@ -107,6 +108,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any HTTP client (reqwest) or TLS configuration is built.
+    ctxmesh_tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

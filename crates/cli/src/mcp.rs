@@ -35,6 +35,10 @@ pub(crate) struct McpArgs {
     /// Store URL for the embedded mode (default: ctxmesh.db in --data-dir).
     #[arg(long, env = "CTXMESH_STORE", conflicts_with = "server")]
     store: Option<String>,
+    /// CA certificates (PEM) to trust for an https:// --server, besides
+    /// the system's roots.
+    #[arg(long, env = "CTXMESH_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
@@ -47,9 +51,10 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
     let mcp = match &args.server {
         Some(server) => {
             let lookup = crate::credentials::find_token(server, args.token.as_deref(), &args.data_dir);
-            check_token(server, &lookup).await?;
+            let http = ctxmesh_tls::http_client(args.ca_file.as_deref()).context("--ca-file")?;
+            check_token(ctxmesh_client::Client::with_http(server, http.clone()), &lookup).await?;
             let gateway = HttpGateway {
-                http: reqwest::Client::new(),
+                http,
                 base: server.trim_end_matches('/').to_owned(),
                 token: lookup.token().map(str::to_owned),
                 agent: args.agent.clone(),
@@ -82,11 +87,14 @@ pub(crate) async fn run(args: McpArgs) -> anyhow::Result<()> {
 /// no token found (unless the server answers without one: `--auth off`),
 /// or with a token the server refuses. A server that cannot be reached
 /// yet is given the benefit of the doubt when a token was found.
-async fn check_token(server: &str, lookup: &crate::credentials::Lookup) -> anyhow::Result<()> {
-    let client = ctxmesh_client::Client::new(server);
+async fn check_token(client: ctxmesh_client::Client, lookup: &crate::credentials::Lookup) -> anyhow::Result<()> {
     match lookup.token() {
         Some(token) => match client.with_token(token).whoami().await {
             Err(e @ ctxmesh_client::ClientError::Api { status: 401, .. }) => Err(lookup.explain(e.into())),
+            // A certificate that is not trusted will not be later either.
+            Err(ctxmesh_client::ClientError::Transport(why)) if why.contains("TLS certificate") => {
+                Err(anyhow::anyhow!("cannot reach the server: {why}"))
+            }
             _ => Ok(()),
         },
         None => match client.whoami().await {
@@ -120,7 +128,10 @@ impl Gateway for HttpGateway {
             req = req.header("x-agent-id", agent);
         }
         Box::pin(async move {
-            let response = req.send().await.map_err(|e| format!("cannot reach the server: {e}"))?;
+            let response = req.send().await.map_err(|e| {
+                let why = ctxmesh_tls::explain(&e, "--ca-file (or CTXMESH_CA_FILE)").unwrap_or_else(|| e.to_string());
+                format!("cannot reach the server: {why}")
+            })?;
             let mut out = http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 out = out.header(name, value);

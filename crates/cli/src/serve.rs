@@ -117,6 +117,8 @@ pub(crate) struct ServeArgs {
     telemetry: crate::telemetry::TelemetryArgs,
     #[command(flatten)]
     jwt: crate::jwt_args::JwtArgs,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -141,15 +143,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         commit_log: args.commit_log,
     };
     // Configuration mistakes are reported before the store is opened.
-    let jwt = args
-        .jwt
-        .start(args.auth == "off", || {
-            // Outbound HTTPS (the provider's keys) with rustls over ring.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::new()
-        })
-        .await?;
+    let tls = args.tls.server()?;
+    let outbound = args.tls.outbound_client()?;
+    // The provider's keys come over the same outbound HTTPS (--ca-file).
+    let jwt = args.jwt.start(args.auth == "off", || outbound.clone()).await?;
     let (auth, generated) = resolve_auth(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let opened = async {
         ctxmesh_store::faults::setup_from_env().map_err(anyhow::Error::msg)?;
         let (store, description) = ctxmesh_store::open(args.store.as_deref(), &options).await.with_context(|| {
@@ -169,14 +168,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(opened) => opened,
         Err(e) => {
             if let Some(generated) = &generated {
-                generated.announce(None);
+                generated.announce(None, scheme);
             }
             return Err(e);
         }
     };
     if let Some(generated) = &generated {
         let saved_for = (!args.no_save_credentials).then_some(local);
-        generated.announce(saved_for);
+        generated.announce(saved_for, scheme);
     }
     match args.durability {
         Durability::Full => {
@@ -187,7 +186,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "durability: RELAXED: acknowledged writes survive a crash of ctxmesh but may be lost if the machine crashes"
         ),
     }
-    tracing::info!(address = %local, "ctxmesh listening on http://{local}");
+    tracing::info!(address = %local, "ctxmesh listening on {scheme}://{local}");
     let embedder: Option<std::sync::Arc<dyn ctxmesh_server::mesh::Embedder>> =
         match (&args.embedding_model_dir, &args.embedding_url, &args.embedding_model) {
             (Some(dir), _, _) => {
@@ -199,14 +198,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             (None, Some(url), Some(model)) => {
                 tracing::info!(%url, %model, "semantic search: embeddings endpoint");
                 let key = std::env::var("CTXMESH_LLM_API_KEY").ok();
-                Some(std::sync::Arc::new(ctxmesh_server::mesh::RemoteEmbedder::new(url, model, key)))
+                Some(std::sync::Arc::new(ctxmesh_server::mesh::RemoteEmbedder::with_client(
+                    url,
+                    model,
+                    key,
+                    outbound.clone(),
+                )))
             }
             _ => None,
         };
     let summarizer = match (&args.summarizer_url, &args.summarizer_model) {
         (Some(url), Some(model)) => {
             let key = std::env::var("CTXMESH_LLM_API_KEY").ok();
-            Some(std::sync::Arc::new(ctxmesh_server::mesh::LlmSummarizer::new(url, model, key)))
+            Some(std::sync::Arc::new(ctxmesh_server::mesh::LlmSummarizer::with_client(
+                url,
+                model,
+                key,
+                outbound.clone(),
+            )))
         }
         _ => None,
     };
@@ -227,7 +236,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         ..ServerConfig::default()
     };
-    ctxmesh_server::run(listener, AppState::new(store, config), shutdown_signal()).await?;
+    // `tls` lives until the server stops: it keeps reloading the certificate.
+    let tls_config = tls.as_ref().map(|tls| tls.config.clone());
+    ctxmesh_server::run_tls(listener, AppState::new(store, config), tls_config, shutdown_signal()).await?;
+    drop(tls);
     telemetry.shutdown().await;
     tracing::info!("ctxmesh stopped");
     Ok(())
@@ -245,10 +257,10 @@ struct GeneratedToken {
 impl GeneratedToken {
     /// Prints the token, this once, after saving it in the per-user
     /// credentials file for the server listening on `saved_for`, if given.
-    fn announce(&self, saved_for: Option<SocketAddr>) {
+    fn announce(&self, saved_for: Option<SocketAddr>, scheme: &str) {
         let (token, path) = (&self.token, self.path.display());
         let saved = saved_for.and_then(|local| {
-            let url = format!("http://{}", client_address(local));
+            let url = format!("{scheme}://{}", client_address(local));
             match crate::credentials::save(&url, token) {
                 Ok(file) => Some((url, file)),
                 Err(e) => {

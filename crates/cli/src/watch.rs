@@ -38,7 +38,7 @@ pub(crate) struct WatchArgs {
 }
 
 pub(crate) async fn run(args: WatchArgs) -> anyhow::Result<()> {
-    let client = args.opts.client();
+    let client = args.opts.client()?;
     let watching = follow(&client, &args);
     let Some(agent) = acting_agent(&client, &args).await? else { return watching.await };
     let mut keep_alive = client.keep_alive(&agent);

@@ -30,9 +30,14 @@ pub enum ClientError {
         /// Details from the server.
         details: Value,
     },
-    /// The server could not be reached.
+    /// The server could not be reached (or its TLS certificate was
+    /// refused: the message says why and what to do).
     #[error("cannot reach the server: {0}")]
     Transport(String),
+    /// The client's TLS settings are unusable (a CA file that cannot be
+    /// read, say).
+    #[error("TLS settings: {0}")]
+    Tls(String),
     /// The server answered something this client does not understand.
     #[error("unexpected answer from the server: {0}")]
     Decode(String),
@@ -53,6 +58,21 @@ impl ClientError {
     pub fn error_code(&self) -> Option<ErrorCode> {
         self.code()?.parse().ok()
     }
+}
+
+/// A transport error, with a refused TLS certificate said in words.
+fn transport(e: &reqwest::Error) -> ClientError {
+    if let Some(why) = ctxmesh_tls::explain(e, "--ca-file (or CTXMESH_CA_FILE)") {
+        return ClientError::Transport(why);
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    ClientError::Transport(message)
 }
 
 /// Result alias of this crate.
@@ -93,9 +113,27 @@ pub struct Client {
 pub use ctxmesh_core::ids::percent_encode as encode_key;
 
 impl Client {
-    /// A client of the server at `base` (e.g. `http://127.0.0.1:7600`).
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7600`, or
+    /// `https://...` trusted by the system's roots).
     pub fn new(base: &str) -> Self {
-        Client { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_owned(), agent: None, token: None }
+        let http = ctxmesh_tls::http_client(None).unwrap_or_else(|_| {
+            // Only a CA file can make this fail, and none was given.
+            ctxmesh_tls::install_crypto_provider();
+            reqwest::Client::new()
+        });
+        Self::with_http(base, http)
+    }
+
+    /// A client of the server at `base` that trusts, for `https://`, the
+    /// system's roots plus the CA certificates in `ca_file` (PEM).
+    pub fn with_ca_file(base: &str, ca_file: Option<&std::path::Path>) -> Result<Self> {
+        let http = ctxmesh_tls::http_client(ca_file).map_err(|e| ClientError::Tls(e.to_string()))?;
+        Ok(Self::with_http(base, http))
+    }
+
+    /// A client of the server at `base` over `http`.
+    pub fn with_http(base: &str, http: reqwest::Client) -> Self {
+        Client { http, base: base.trim_end_matches('/').to_owned(), agent: None, token: None }
     }
 
     /// The same client acting as agent `agent` (`X-Agent-Id`).
@@ -128,9 +166,9 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
-        let response = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = req.send().await.map_err(|e| transport(&e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let bytes = response.bytes().await.map_err(|e| transport(&e))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
@@ -562,7 +600,7 @@ impl Client {
         if let Some(after) = after {
             req = req.query(&[("after", after)]);
         }
-        let response = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let response = req.send().await.map_err(|e| transport(&e))?;
         if !response.status().is_success() {
             let status = response.status();
             let body = response.bytes().await.unwrap_or_default();

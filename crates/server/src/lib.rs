@@ -125,6 +125,8 @@ struct Inner {
 impl AppState {
     /// State over `store` with `config`.
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        // reqwest (summarizer, embeddings) needs the process's provider.
+        ctxmesh_tls::install_crypto_provider();
         let (closing, _) = tokio::sync::watch::channel(false);
         AppState {
             inner: Arc::new(Inner {
@@ -255,6 +257,18 @@ pub async fn run(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_tls(listener, state, None, shutdown).await
+}
+
+/// [`run`], over TLS with `tls` when given (HTTPS, and WebSockets over
+/// it): each connection's handshake runs in its own task, bounded by
+/// [`TLS_HANDSHAKE_TIMEOUT`].
+pub async fn run_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     metrics::install();
     let mut tasks = background::spawn(state.clone());
     let closer = state.clone();
@@ -264,21 +278,27 @@ pub async fn run(
         // (clients resume from their last revision elsewhere or later).
         closer.close();
     };
-    serve(listener, app(state.clone()), shutdown).await;
+    serve(listener, app(state.clone()), tls.map(tokio_rustls::TlsAcceptor::from), shutdown).await;
     tasks.abort_all();
     // The decisions of the last requests.
     state.flush_audit().await;
     Ok(())
 }
 
-/// The accept loop: HTTP/1.1 with upgrades (WebSocket), `TCP_NODELAY` so
-/// that events leave at once, and a graceful shutdown that waits for the
-/// connections in flight. Each idle connection costs the read and write
-/// buffers of hyper and little else.
-async fn serve(listener: TcpListener, app: Router, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
-    use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
+/// How long a client has to complete its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The accept loop: HTTP/1.1 with upgrades (WebSocket), over TLS when an
+/// acceptor is given, `TCP_NODELAY` so that events leave at once, and a
+/// graceful shutdown that waits for the connections in flight. Each idle
+/// connection costs the read and write buffers of hyper (and of rustls)
+/// and little else.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let (closing, _) = tokio::sync::watch::channel(false);
     // Every connection task holds a clone; when all are gone, recv() ends.
     let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -287,9 +307,9 @@ async fn serve(listener: TcpListener, app: Router, shutdown: impl std::future::F
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, go on.
                     tracing::warn!(error = %e, "accept failed");
@@ -300,22 +320,59 @@ async fn serve(listener: TcpListener, app: Router, shutdown: impl std::future::F
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let (app, builder, tls) = (app.clone(), builder.clone(), tls.clone());
         let (mut closing, alive) = (closing.subscribe(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = closing.wait_for(|c| *c) => {}
+            match tls {
+                None => serve_connection(&builder, stream, app, closing).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        _ = closing.wait_for(|c| *c) => return,
+                    };
+                    serve_connection(&builder, stream, app, closing).await
+                }
             }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
         });
     }
     drop(listener);
     closing.send_replace(true);
     drop(alive);
     let _ = all_closed.recv().await;
+}
+
+/// Serves one connection until it ends, or gracefully once `closing` is
+/// set.
+async fn serve_connection<I>(
+    builder: &hyper::server::conn::http1::Builder,
+    io: I,
+    app: Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+
+    let service = TowerToHyperService::new(app);
+    let connection = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closing.wait_for(|c| *c) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
 }

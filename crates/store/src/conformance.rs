@@ -1129,13 +1129,12 @@ pub async fn fresh_postgres_url() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
     let server = postgres_test_server();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+    let client = crate::postgres::connect(&server).await.unwrap_or_else(|e| {
         panic!(
             "cannot connect to the test PostgreSQL at {server}: {e}; start it (./scripts/test does) \
              or point CTXMESH_TEST_POSTGRES at one"
         )
     });
-    let driver = tokio::spawn(connection);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     let stale = client
         .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ctxmesh\\_t\\_%'", &[])
@@ -1152,7 +1151,6 @@ pub async fn fresh_postgres_url() -> String {
     let schema = format!("ctxmesh_t_{now}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.expect("create a test schema");
     drop(client);
-    let _ = driver.await;
     let separator = if server.contains('?') { '&' } else { '?' };
     format!("{server}{separator}options=-csearch_path%3D{schema}")
 }

@@ -112,7 +112,11 @@ impl From<tokio_postgres::Error> for StoreError {
             // No answer from the database: the connection is gone or
             // could not be made.
             None if e.is_closed() => (DriverFailure::Unavailable, format!("lost the database connection: {e}")),
-            None => (DriverFailure::Unavailable, format!("database unreachable: {e}")),
+            // A refused TLS handshake, said in words with what to do.
+            None => match ctxmesh_tls::explain(&e, "sslrootcert=FILE in the store URL") {
+                Some(why) => (DriverFailure::Unavailable, format!("database unreachable: {why}")),
+                None => (DriverFailure::Unavailable, format!("database unreachable: {e}")),
+            },
         };
         StoreError::driver(kind, message, e)
     }

@@ -283,7 +283,11 @@ impl Host {
             System::Postgres => return Ok(Host::Postgres { url: bench.postgres.clone() }),
         };
         if let (System::Ctxmesh, Some(url)) = (system, server) {
-            return Ok(Host::Ctxmesh(Target::remote(url)));
+            // Its clients speak HTTP/1.1 over plain TCP, as cheaply as can be.
+            if !url.starts_with("http://") {
+                bail!("the CAS scenarios measure a server over plain HTTP: give --server an http:// address");
+            }
+            return Ok(Host::Ctxmesh(Target::remote(url, None)?));
         }
         // A bench server on loopback, without tokens or rate limits.
         let mut all = vec!["--auth", "off", "--rate-limit", "0"];
@@ -402,11 +406,9 @@ async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
 
 /// A connection to PostgreSQL, driven by a task of its own.
 async fn pg_connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    ctxmesh_store::postgres::connect(url)
         .await
-        .with_context(|| format!("cannot connect to PostgreSQL at {url}: start it or pass --postgres"))?;
-    tokio::spawn(connection);
-    Ok(client)
+        .with_context(|| format!("cannot connect to PostgreSQL at {url}: start it or pass --postgres"))
 }
 
 /// How clients talk to a system.

@@ -28,6 +28,10 @@ pub(crate) struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// CA certificates (PEM) to trust for an https:// --server, besides
+    /// the system's roots.
+    #[arg(long, env = "CTXMESH_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -75,7 +79,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Watch(_) | Scenario::Package(_) => {}
     }
     let target = match &args.server {
-        Some(url) => Target::remote(url),
+        Some(url) => Target::remote(url, args.ca_file.as_deref())?,
         None => {
             // A bench server on loopback, without tokens.
             let mut flags = vec!["--durability", "full", "--auth", "off"];
@@ -97,14 +101,22 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// The server under test.
 pub(crate) struct Target {
     pub(crate) base: String,
+    /// The HTTP client for it (trusting --ca-file for https://).
+    pub(crate) http: reqwest::Client,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Target {
     /// A server that runs already.
-    pub(crate) fn remote(url: &str) -> Self {
-        Target { base: url.trim_end_matches('/').to_owned(), child: None, _dir: None }
+    pub(crate) fn remote(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let http = ctxmesh_tls::http_client(ca_file).context("--ca-file")?;
+        Ok(Target { base: url.trim_end_matches('/').to_owned(), http, child: None, _dir: None })
+    }
+
+    /// A client of the server, acting as `agent`.
+    pub(crate) fn client(&self, agent: &str) -> ctxmesh_client::Client {
+        ctxmesh_client::Client::with_http(&self.base, self.http.clone()).with_agent(agent)
     }
 
     /// Starts `ctxmesh serve` from this binary on a fresh data directory.
@@ -139,7 +151,8 @@ impl Target {
                 bail!("the server did not start within 30 s");
             }
         };
-        Ok(Target { base, child: Some(child), _dir: Some(dir) })
+        let http = ctxmesh_tls::http_client(None).context("the HTTP client")?;
+        Ok(Target { base, http, child: Some(child), _dir: Some(dir) })
     }
 
     /// The server's process, when the bench started it.

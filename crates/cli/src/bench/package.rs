@@ -66,7 +66,7 @@ async fn timed(client: &Client, path: &str) -> anyhow::Result<(f64, Value)> {
 }
 
 pub(crate) async fn run(target: &Target, bench: &PackageBench, json_out: bool) -> anyhow::Result<()> {
-    let client = Client::new(&target.base).with_agent("bench");
+    let client = target.client("bench");
     let ctx = format!("pkg-{}", std::process::id());
     client.create_context(&json!({"id": ctx})).await?;
     // Entries in transactions of 200: kinds, tags and keys vary so that

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
-use ctxmesh_client::{Client, Precondition, WatchFrame};
+use ctxmesh_client::{Precondition, WatchFrame};
 use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::Barrier;
@@ -85,7 +85,7 @@ pub(crate) async fn run(target: &Target, bench: &WatchBench, json_out: bool) -> 
 }
 
 async fn run_one(target: &Target, bench: &WatchBench, n: usize) -> anyhow::Result<WatchResult> {
-    let client = Client::new(&target.base).with_agent("bench");
+    let client = target.client("bench");
     let ctx = format!("bench-watch-{n}-{}", Utc::now().timestamp_micros());
     let info = client.create_context(&json!({"id": ctx})).await.context("cannot create the bench context")?;
     let start = info.revision;

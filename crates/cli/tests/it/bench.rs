@@ -80,8 +80,7 @@ async fn cas_scenarios_run_ctxmesh_on_postgresql_and_postgresql_alone_side_by_si
     }
     // The baseline dropped the schemas of its runs.
     let server = ctxmesh_store::conformance::postgres_test_server();
-    let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = ctxmesh_store::postgres::connect(&server).await.unwrap();
     let names: Vec<String> = [1, 4].iter().map(|c| format!("ctxmesh_bench_cas_{pid}_{c}")).collect();
     let left = client.query("SELECT nspname FROM pg_namespace WHERE nspname = ANY($1)", &[&names]).await.unwrap();
     assert!(

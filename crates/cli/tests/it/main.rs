@@ -11,6 +11,7 @@ mod jwt;
 mod lease;
 mod otel;
 mod slow;
+mod tls;
 mod tokens;
 
 use std::io::{BufRead, BufReader};
@@ -43,6 +44,8 @@ impl ServerProcess {
     /// Starts a server with these environment variables (e.g. its own
     /// `XDG_CONFIG_HOME`) instead of `CTXMESH_NO_SAVE_CREDENTIALS`.
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        // The tests' own HTTP clients (reqwest) need the TLS provider.
+        ctxmesh_tls::install_crypto_provider();
         let mut child = crate::ctxmesh_command()
             .envs(env.iter().copied())
             .arg("serve")
@@ -62,7 +65,7 @@ impl ServerProcess {
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(i) = line.find("listening on http://") {
+                if !sent && let Some(i) = line.find("listening on http") {
                     let url = line[i + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
                     let _ = tx.send(url);
                     sent = true;

@@ -63,7 +63,13 @@ pub struct RemoteEmbedder {
 impl RemoteEmbedder {
     /// An endpoint at `url` (e.g. `http://127.0.0.1:11434/v1`) serving `model`.
     pub fn new(url: &str, model: &str, key: Option<String>) -> Self {
-        RemoteEmbedder { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http: http_client() }
+        Self::with_client(url, model, key, http_client())
+    }
+
+    /// An endpoint at `url` serving `model`, reached with `http` (see
+    /// [`super::outbound_client`]).
+    pub fn with_client(url: &str, model: &str, key: Option<String>, http: reqwest::Client) -> Self {
+        RemoteEmbedder { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http }
     }
 }
 
@@ -79,7 +85,7 @@ impl Embedder for RemoteEmbedder {
             req = req.bearer_auth(key);
         }
         async move {
-            let r = req.send().await.map_err(|e| e.to_string())?;
+            let r = req.send().await.map_err(|e| super::transport_error(&e))?;
             if !r.status().is_success() {
                 return Err(format!("the embeddings endpoint answered {}", r.status()));
             }

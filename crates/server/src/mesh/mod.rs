@@ -79,7 +79,37 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The HTTP client of the embedding and summarizing endpoints.
+/// The server's client for outbound HTTP and HTTPS (the embeddings and
+/// summarizer endpoints, and any other service the server calls): HTTPS
+/// servers are trusted when the system's roots or the certificates of
+/// `ca_file` (PEM; `serve --ca-file`) vouch for them; a request gives up
+/// after 30 seconds.
+pub fn outbound_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, ctxmesh_tls::TlsError> {
+    ctxmesh_tls::http_client_builder(ca_file)?.timeout(std::time::Duration::from_secs(30)).build().map_err(|e| {
+        ctxmesh_tls::TlsError::Config(rustls::Error::General(format!("cannot build the HTTP client: {e}")))
+    })
+}
+
+/// The outbound client trusting the system's roots only.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default()
+    outbound_client(None).unwrap_or_else(|e| {
+        tracing::error!("{e}: outbound HTTPS will fail");
+        reqwest::Client::new()
+    })
+}
+
+/// What a failed outbound request means: a refused certificate said in
+/// words with what to do, else the error and its causes.
+fn transport_error(e: &reqwest::Error) -> String {
+    if let Some(why) = ctxmesh_tls::explain(e, "serve --ca-file (or CTXMESH_CA_FILE)") {
+        return why;
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }

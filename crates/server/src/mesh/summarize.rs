@@ -7,8 +7,8 @@ use ctxmesh_core::mesh::{Package, Prepared, TokenCounter};
 use serde_json::json;
 use tracing::Instrument as _;
 
-use super::http_client;
 use super::tokens::Tokenizer;
+use super::{http_client, transport_error};
 
 /// An OpenAI-compatible chat endpoint that summarizes entries that do not
 /// fit a package (`POST {url}/chat/completions`); the extractive summary
@@ -24,7 +24,13 @@ pub struct LlmSummarizer {
 impl LlmSummarizer {
     /// An endpoint at `url` serving `model`.
     pub fn new(url: &str, model: &str, key: Option<String>) -> Self {
-        LlmSummarizer { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http: http_client() }
+        Self::with_client(url, model, key, http_client())
+    }
+
+    /// An endpoint at `url` serving `model`, reached with `http` (see
+    /// [`super::outbound_client`]).
+    pub fn with_client(url: &str, model: &str, key: Option<String>, http: reqwest::Client) -> Self {
+        LlmSummarizer { url: url.trim_end_matches('/').to_owned(), model: model.to_owned(), key, http }
     }
 
     async fn summarize(&self, text: &str, objective: &str, tokens: usize) -> Result<String, String> {
@@ -53,7 +59,7 @@ impl LlmSummarizer {
         if let Some(key) = &self.key {
             req = req.bearer_auth(key);
         }
-        let r = req.send().await.map_err(|e| e.to_string())?;
+        let r = req.send().await.map_err(|e| transport_error(&e))?;
         if !r.status().is_success() {
             return Err(format!("the summarizer answered {}", r.status()));
         }

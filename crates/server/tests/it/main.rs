@@ -139,6 +139,8 @@ impl TestServer {
     }
 
     fn unstarted(backend: Backend, limits: Limits) -> Self {
+        // reqwest needs the process's TLS provider, for plain HTTP too.
+        ctxmesh_tls::install_crypto_provider();
         TestServer {
             base: String::new(),
             http: reqwest::Client::new(),

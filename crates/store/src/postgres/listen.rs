@@ -20,7 +20,7 @@ use ctxmesh_core::event::types;
 use deadpool_postgres::Pool;
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::clock::SharedClock;
 use crate::error::Result;
@@ -254,7 +254,7 @@ impl Relay {
 /// `listening` is told once the first `LISTEN` is in place.
 pub(super) async fn run(
     relay: Arc<Relay>,
-    config: tokio_postgres::Config,
+    config: super::tls::ConnectConfig,
     interval: Duration,
     listening: tokio::sync::oneshot::Sender<()>,
 ) {
@@ -305,10 +305,10 @@ async fn poll_logged(relay: &Relay) {
 /// A connection that listens on `channel`, and its notifications; the
 /// receiver ends when the connection does.
 async fn listen(
-    config: &tokio_postgres::Config,
+    config: &super::tls::ConnectConfig,
     channel: &str,
 ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>)> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.config.connect(config.tls.clone()).await?;
     let (sender, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -57,12 +57,15 @@ mod listen;
 mod pipeline;
 mod pool;
 mod schema;
+mod tls;
 mod tx;
 
 use listen::Relay;
 use pipeline::{Pipeline, Session, Stats};
 use pool::pool_error;
 use tx::{PgTx, Prefetch};
+
+pub use tls::connect;
 
 /// Most writes to one context committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -71,7 +74,9 @@ const MAX_BATCH: usize = 256;
 #[derive(Clone, Debug)]
 pub struct PostgresConfig {
     /// A `postgres://` URL (libpq style parameters such as
-    /// `options=-csearch_path%3Dname` are honoured).
+    /// `options=-csearch_path%3Dname` are honoured, and so are libpq's TLS
+    /// parameters `sslmode`, `sslrootcert`, `sslcert` and `sslkey`: see
+    /// [`connect`]).
     pub url: String,
     /// `Full`: a write is acknowledged after its commit is flushed.
     /// `Relaxed`: commits use `synchronous_commit = off`.
@@ -143,8 +148,7 @@ impl PostgresStore {
     /// Connects, runs the migrations and starts listening for the commits
     /// of other nodes.
     pub async fn connect(config: PostgresConfig) -> Result<Self> {
-        let pg_config: tokio_postgres::Config =
-            config.url.parse().map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}")))?;
+        let pg_config = tls::parse(&config.url)?;
         let pool = pool::build(pg_config.clone(), config.pool_size)?;
         let mut client = pool.get().await.map_err(pool_error)?;
         let schema = schema::migrate(&mut client).await?;

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use crate::error::{Result, StoreError};
 
 /// A pool of at most `size` (at least 2) connections to the database
-/// `config` names.
-pub(super) fn build(config: tokio_postgres::Config, size: usize) -> Result<Pool> {
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+/// `config` names, over TLS as it says.
+pub(super) fn build(config: super::tls::ConnectConfig, size: usize) -> Result<Pool> {
+    let manager =
+        Manager::from_config(config.config, config.tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     // A request waits a bounded time for a connection, then is told the
     // store is unavailable (503) instead of hanging.
     Pool::builder(manager)

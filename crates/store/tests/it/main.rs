@@ -8,6 +8,7 @@ use ctxmesh_store::{SharedClock, Store};
 
 mod backup;
 mod postgres_specific;
+mod postgres_tls;
 mod sqlite_specific;
 
 /// A fresh store on `clock` in a temporary directory that lives as long as

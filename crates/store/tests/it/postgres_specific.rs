@@ -155,8 +155,7 @@ async fn nodes_starting_together_migrate_once() {
     a.create_context(serde_json::from_value(json!({"id": "m"})).unwrap(), "x").await.unwrap();
     assert_eq!(c.get_context(&cid("m")).await.unwrap().revision, 1);
     drop((a, b, c));
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = ctxmesh_store::postgres::connect(&url).await.unwrap();
     let rows = client.query("SELECT version FROM ctxmesh_migrations ORDER BY version", &[]).await.unwrap();
     let versions: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
