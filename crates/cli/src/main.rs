@@ -56,7 +56,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Work with contexts and entries on a running server.
     Ctx(ctx::CtxArgs),
     /// Register, list and watch agents.
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     let client_opts = cli.command.client_opts().cloned();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Ctx(args) => ctx::run(args).await,
             Command::Watch(args) => watch::run(args).await,
             Command::Agents(args) => coord::agents(args).await,

@@ -212,9 +212,9 @@ pub fn check(path: &Path, immutable: bool) -> Result<CheckReport> {
 }
 
 fn check_in(conn: &Connection) -> Result<CheckReport> {
-    let mut report = CheckReport::default();
-    report.schema_version =
+    let schema_version =
         schema_version(conn).map_err(|e| StoreError::Backend(format!("not a readable ctxmesh database: {e}")))?;
+    let mut report = CheckReport { schema_version, ..CheckReport::default() };
     let integrity: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA integrity_check(100)")?;
         stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
