@@ -22,7 +22,7 @@ import pytest
 import ctxmesh
 
 REPO = Path(__file__).resolve().parents[3]
-LISTENING = re.compile(r"listening on (http://\S+)")
+LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 def server_binary() -> Path:
@@ -112,7 +112,8 @@ class CtxmeshServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
-        with ctxmesh.Client(self.url, timeout=2) as c:
+        # Over https, the server's certificate is checked against the CA it was given.
+        with ctxmesh.Client(self.url, timeout=2, ca_file=self.extra_env.get("CTXMESH_CA_FILE")) as c:
             while True:
                 try:
                     c.readyz()

@@ -26,6 +26,7 @@ use live::LiveCache;
 
 mod access;
 pub mod backup;
+mod snapshot;
 mod change;
 mod checkpoint;
 pub mod floor;
@@ -255,7 +256,7 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let lock = lock_database(&config.path, config.lock_wait)?;
-        backup::remove_stale_snapshots(&config.path);
+        snapshot::remove_stale_snapshots(&config.path);
         let mut conn = Connection::open(&config.path)?;
         tune(&conn, WRITER_LOOKASIDE_SLOTS)?;
         // With the commit log as the durability point, SQLite commits
@@ -407,13 +408,13 @@ impl Backend for SqliteStore {
     }
 
     async fn snapshot(&self) -> Result<Option<crate::types::Snapshot>> {
-        let dest = backup::snapshot_path(&self.readers.path);
+        let dest = snapshot::snapshot_path(&self.readers.path);
         // On a reader's connection: one read transaction, beside the
         // writer. Made there, the file is removed even if the caller has
         // gone by the time it is ready.
         let made = self
             .readers
-            .read(move |conn| backup::vacuum_into(conn, &dest).map(|size| crate::types::Snapshot::new(dest, size)))
+            .read(move |conn| snapshot::vacuum_into(conn, &dest).map(|size| crate::types::Snapshot::new(dest, size)))
             .await?;
         Ok(Some(made))
     }
