@@ -62,17 +62,7 @@ impl ClientError {
 
 /// A transport error, with a refused TLS certificate said in words.
 fn transport(e: &reqwest::Error) -> ClientError {
-    if let Some(why) = ctxmesh_tls::explain(e, "--ca-file (or CTXMESH_CA_FILE)") {
-        return ClientError::Transport(why);
-    }
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    ClientError::Transport(message)
+    ClientError::Transport(ctxmesh_tls::describe(e, "--ca-file (or CTXMESH_CA_FILE)"))
 }
 
 /// Result alias of this crate.

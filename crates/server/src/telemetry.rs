@@ -56,33 +56,21 @@ pub(crate) async fn trace(mut req: Request, next: Next) -> Response {
     // An MCP tool call goes through the router in process, for the MCP
     // request whose span it continues.
     let parent = req.extensions().get::<RequestSpan>().map(|s| s.0.clone());
-    let span = match &parent {
-        Some(parent) => tracing::debug_span!(
-            parent: parent,
-            "http.request",
-            otel.name = %name,
-            otel.kind = "server",
-            http.request.method = %method,
-            http.route = route.as_deref(),
-            url.path = req.uri().path(),
-            http.response.status_code = tracing::field::Empty,
-            ctxmesh.context = tracing::field::Empty,
-            ctxmesh.agent = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        ),
-        None => tracing::debug_span!(
-            "http.request",
-            otel.name = %name,
-            otel.kind = "server",
-            http.request.method = %method,
-            http.route = route.as_deref(),
-            url.path = req.uri().path(),
-            http.response.status_code = tracing::field::Empty,
-            ctxmesh.context = tracing::field::Empty,
-            ctxmesh.agent = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        ),
-    };
+    // No parent is a root span: the trace context of the request, if any,
+    // is set below.
+    let span = tracing::debug_span!(
+        parent: parent.as_ref().and_then(|p| p.id()),
+        "http.request",
+        otel.name = %name,
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = route.as_deref(),
+        url.path = req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        ctxmesh.context = tracing::field::Empty,
+        ctxmesh.agent = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     if span.is_disabled() {
         return next.run(req).await;
     }

@@ -96,6 +96,22 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// `error` for a user: what a refused certificate means and what to do
+/// ([`explain`]), else the error followed by each of its causes.
+pub fn describe(error: &(dyn std::error::Error + 'static), ca_hint: &str) -> String {
+    if let Some(why) = explain(error, ca_hint) {
+        return why;
+    }
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 /// What a failed TLS handshake anywhere in `error`'s chain of causes means
 /// to a user and what to do about it, or `None` when no TLS error is in it.
 /// `ca_hint` names the setting that adds a CA (e.g. `--ca-file (or

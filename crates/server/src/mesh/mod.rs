@@ -101,15 +101,5 @@ fn http_client() -> reqwest::Client {
 /// What a failed outbound request means: a refused certificate said in
 /// words with what to do, else the error and its causes.
 fn transport_error(e: &reqwest::Error) -> String {
-    if let Some(why) = ctxmesh_tls::explain(e, "serve --ca-file (or CTXMESH_CA_FILE)") {
-        return why;
-    }
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    ctxmesh_tls::describe(e, "serve --ca-file (or CTXMESH_CA_FILE)")
 }

@@ -26,7 +26,6 @@ use live::LiveCache;
 
 mod access;
 pub mod backup;
-mod snapshot;
 mod change;
 mod checkpoint;
 pub mod floor;
@@ -34,6 +33,7 @@ mod live;
 mod log;
 mod redo;
 mod schema;
+mod snapshot;
 mod tx;
 mod writer;
 

@@ -56,4 +56,3 @@ pub(crate) fn vacuum_into(conn: &Connection, dest: &Path) -> Result<u64> {
         std::fs::metadata(dest).map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", dest.display())))?.len();
     Ok(size)
 }
-
