@@ -203,6 +203,11 @@ RULES = [
         field="agent", request=lambda case: "agent" not in _query(case) and "x-agent-id" not in _headers(case),
     ),
     Rule(
+        why="a revision before a context's compaction point is gone (`410 compacted`): whether it still is depends on the "
+        "context's retention policy and on when the background compaction last ran, a bound set by the state and the clock",
+        failure=VALID_REFUSED, operations=(), status=410, code="compacted", field=None, request=lambda case: True,
+    ),
+    Rule(
         why="a decision's `read_revision` must be one the context has reached: a bound set by the context's state",
         failure=VALID_REFUSED, operations=("POST /v1/contexts/{ctx}/decisions",), status=400, code="invalid_argument",
         field="read_revision", request=lambda case: True,
