@@ -80,7 +80,7 @@ pub struct AuditRecord {
     pub at: Timestamp,
     /// The agent that asked.
     pub agent: String,
-    /// What it asked to do: `read`, `write`, `share`, `admin`.
+    /// What it asked to do: `read`, `write`, `share`, `admin`, or `authenticate` (a refused token).
     pub action: String,
     /// The request (`GET /v1/contexts/c/entries/k`).
     pub resource: String,

@@ -159,11 +159,23 @@ pub(crate) async fn read_scope_of(
     ctx: &ContextId,
     resource: &str,
 ) -> ApiResult<EntryScope> {
+    let caller = Caller { agent: agent.to_owned(), admin: false, token: None, jwt: None };
+    read_scope(state, &caller, ctx, resource).await
+}
+
+/// What `caller` may read of `ctx` for `resource`, decided with its own
+/// identity (a JWT's trust claim included): a refusal is `403` and
+/// audited. Everything when authentication is off.
+pub(crate) async fn read_scope(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &ContextId,
+    resource: &str,
+) -> ApiResult<EntryScope> {
     if matches!(state.config().auth, crate::auth::Auth::Off) {
         return Ok(EntryScope::all());
     }
-    let caller = Caller { agent: agent.to_owned(), admin: false, token: None, jwt: None };
-    authorize(state, &caller, ctx, Permission::Read, resource).await.map(|s| s.read)
+    authorize(state, caller, ctx, Permission::Read, resource).await.map(|s| s.read)
 }
 
 /// What a stream of `caller` (a watch of `ctx`, or of an inbox or feed

@@ -257,6 +257,7 @@ fn limits() -> Vec<(&'static str, &'static str, Value)> {
         ("PolicyOverride", "on_field_conflict", field_conflict),
         ("EntryWrite", "kind", label.clone()),
         ("EntryWrite", "tags/items", label.clone()),
+        ("EntryWrite", "depends_on/items", json!({"pattern": KEY_PATTERN, "minLength": 1, "maxLength": MAX_KEY_BYTES})),
         ("EntryWrite", "confidence", json!({"minimum": 0, "maximum": 1})),
         ("AgentSpec", "name", json!({"minLength": 1, "maxLength": 256})),
         ("AgentPatch", "name", json!({"minLength": 1, "maxLength": 256})),

@@ -4745,7 +4745,7 @@ export interface components {
         };
         /** @description One access decision, as the audit log keeps it. */
         AuditRecord: {
-            /** @description What it asked to do: `read`, `write`, `share`, `admin`. */
+            /** @description What it asked to do: `read`, `write`, `share`, `admin`, or `authenticate` (a refused token). */
             action: string;
             /** @description The agent that asked. */
             agent: string;

@@ -167,10 +167,14 @@ pub(crate) async fn handoff_package(
     let ctx = context_id(&h.context)?;
     let resource = format!("GET /v1/handoffs/{}/package", h.id);
     let mut filters = Vec::new();
-    if !caller.admin && caller.agent != h.target {
-        filters.push(crate::authz::read_scope_of(&state, &caller.agent, &ctx, &resource).await?);
+    // The caller reads with its own identity (a JWT's trust claim
+    // included); the target, when someone else asks, as registered.
+    if !caller.admin {
+        filters.push(crate::authz::read_scope(&state, &caller, &ctx, &resource).await?);
     }
-    filters.push(crate::authz::read_scope_of(&state, &h.target, &ctx, &resource).await?);
+    if caller.admin || caller.agent != h.target {
+        filters.push(crate::authz::read_scope_of(&state, &h.target, &ctx, &resource).await?);
+    }
     if !h.keys.is_empty() {
         let patterns = h.keys.iter().map(|k| KeyPattern::parse(k)).collect::<Result<Vec<_>, _>>()?;
         filters.push(EntryScope::of_keys(ctx.as_str(), &h.target, &patterns));

@@ -443,6 +443,23 @@ async fn the_trust_claim_feeds_trust_level_policies() {
     let (status, e) = call(&s, Method::GET, "/v1/contexts/prod-eu/entries/k", &token("dora", Some("low")), None).await;
     assert_eq!(status, 403, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("denied by policy no-low"), "{e}");
+
+    // A handoff's package, fetched by its target under a JWT, is read with
+    // the claim's trust as well: registered, dora has the default trust,
+    // which the policy does not allow.
+    for agent in [json!({"id": "carol"}), json!({"id": "dora", "needs": {"keys": ["k"]}})] {
+        assert_eq!(call(&s, Method::POST, "/v1/agents", ADMIN, Some(agent)).await.0, 201);
+    }
+    let request = json!({"target": "dora", "context": "prod-eu", "keys": ["k"]});
+    let (status, h) = call(&s, Method::POST, "/v1/handoffs", &token("carol", Some("high")), Some(request)).await;
+    assert_eq!(status, 201, "{h}");
+    let package = format!("/v1/handoffs/{}/package", h["id"].as_str().unwrap());
+    let (status, p) = call(&s, Method::GET, &package, &high, None).await;
+    assert_eq!(status, 200, "{p}");
+    let keys: Vec<_> = p["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["k"], "{p}");
+    let (status, e) = call(&s, Method::GET, &package, &token("dora", Some("low")), None).await;
+    assert_eq!(status, 403, "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
