@@ -65,12 +65,16 @@ pub struct JwtConfig {
     pub refresh_interval: Duration,
     /// The least time between two fetches caused by unknown key ids.
     pub refetch_cooldown: Duration,
+    /// How many refused tokens a node writes to the audit log (the others
+    /// are counted into the next record and `ctxmesh_jwt_refusals_total`).
+    pub refusal_records: crate::limits::RateLimit,
 }
 
 impl JwtConfig {
     /// Tokens of `issuer` for `audiences`, with keys from `jwks`, and the
     /// defaults: agent claim `sub`, no trust claim, 60 s leeway, a refresh
-    /// every hour, 10 s between refetches for unknown keys.
+    /// every hour, 10 s between refetches for unknown keys, and refusals
+    /// recorded in the audit log up to 100 at once and 10 a second.
     pub fn new(issuer: impl Into<String>, audiences: Vec<String>, jwks: JwksSource) -> Self {
         JwtConfig {
             issuer: issuer.into(),
@@ -81,6 +85,7 @@ impl JwtConfig {
             leeway: Duration::from_secs(60),
             refresh_interval: Duration::from_secs(3600),
             refetch_cooldown: Duration::from_secs(10),
+            refusal_records: crate::limits::RateLimit { per_second: 10.0, burst: 100.0 },
         }
     }
 
@@ -105,6 +110,10 @@ impl JwtConfig {
         }
         if self.agent_claim.trim().is_empty() || self.trust_claim.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err("a JWT claim name is empty".into());
+        }
+        let records = self.refusal_records;
+        if !(records.per_second > 0.0 && records.per_second.is_finite() && records.burst >= 1.0) {
+            return Err("refused JWTs must be recorded at a positive rate, at least one at once".into());
         }
         Ok(())
     }
@@ -198,6 +207,8 @@ pub struct JwtAuth {
     fetching: tokio::sync::Mutex<Option<Instant>>,
     /// The key file as last read.
     stamp: std::sync::Mutex<Option<FileStamp>>,
+    /// Which refusals go to the audit log.
+    refusals: crate::limits::RefusalRecords,
 }
 
 impl std::fmt::Debug for JwtAuth {
@@ -225,6 +236,7 @@ impl JwtAuth {
     pub async fn start(config: JwtConfig, http: reqwest::Client) -> Result<Arc<JwtAuth>, String> {
         config.check()?;
         let auth = Arc::new(JwtAuth {
+            refusals: crate::limits::RefusalRecords::new(config.refusal_records),
             config,
             http,
             keys: Default::default(),
@@ -614,8 +626,9 @@ fn usable_key(raw: &Value) -> Result<Key, String> {
 }
 
 /// Authenticates a bearer JWT for the middleware: the [`Caller`], or the
-/// answer (`401` with the reason, recorded in the audit log; `403` when
-/// `X-Agent-Id` names another agent).
+/// answer (`401` with the reason, recorded in the audit log within
+/// [`JwtConfig::refusal_records`]; `403` when `X-Agent-Id` names another
+/// agent).
 pub(crate) async fn authenticate(
     state: &AppState,
     jwt: &JwtAuth,
@@ -641,20 +654,34 @@ pub(crate) async fn authenticate(
                 .and_then(|s| ctxmesh_core::ContextId::parse(s).ok())
                 .map(|c| c.as_str().to_owned())
                 .unwrap_or_default();
-            let reason = match &refusal.claimed {
-                Some(_) => format!("{} (claimed agent, not verified)", refusal.reason),
-                None => refusal.reason.clone(),
-            };
-            state.audit(AuditRecord {
-                seq: 0,
-                at: chrono::Utc::now(),
-                agent: refusal.claimed.clone().unwrap_or_else(|| "unknown".into()),
-                action: "authenticate".into(),
-                resource: format!("{method} {path}"),
-                context,
-                allowed: false,
-                reason,
-            });
+            let at = chrono::Utc::now();
+            let admitted = jwt.refusals.admit(Instant::now(), at);
+            let recorded = if admitted.is_some() { "true" } else { "false" };
+            metrics::counter!("ctxmesh_jwt_refusals_total", "recorded" => recorded).increment(1);
+            if let Some(left_out) = admitted {
+                let mut reason = match &refusal.claimed {
+                    Some(_) => format!("{} (claimed agent, not verified)", refusal.reason),
+                    None => refusal.reason.clone(),
+                };
+                if let Some(left_out) = left_out {
+                    let limit = jwt.config.refusal_records.per_second;
+                    reason.push_str(&format!(
+                        "; {} more refused tokens since {} are not in the audit log (over {limit} a second)",
+                        left_out.count,
+                        left_out.since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ));
+                }
+                state.audit(AuditRecord {
+                    seq: 0,
+                    at,
+                    agent: refusal.claimed.clone().unwrap_or_else(|| "unknown".into()),
+                    action: "authenticate".into(),
+                    resource: format!("{method} {path}"),
+                    context,
+                    allowed: false,
+                    reason,
+                });
+            }
             let message = format!("the bearer token was refused: {}", refusal.reason);
             let mut response = ApiError::new(ErrorCode::Unauthenticated, message).into_response();
             response
@@ -706,5 +733,7 @@ mod tests {
         assert!(config.check().is_err(), "discovery needs a URL");
         config.jwks = JwksSource::File("keys.json".into());
         config.check().unwrap();
+        config.refusal_records.per_second = 0.0;
+        assert!(config.check().is_err(), "a bucket that never refills");
     }
 }

@@ -347,6 +347,50 @@ async fn refused_tokens_are_401_and_audited() {
     assert_eq!(call(&s, Method::GET, "/v1/contexts/mine", ADMIN, None).await.0, 404, "nothing was created");
 }
 
+/// Anyone can send a refused token: a flood of them writes at most the
+/// configured records to the audit log, and the next record says how many
+/// were left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_tokens_is_recorded_within_a_limit() {
+    let key = TestKey::new("k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let mut config = config(&issuer.url, JwksSource::Discovery);
+    config.refusal_records = ctxmesh_server::limits::RateLimit { per_second: 1.0, burst: 5.0 };
+    let s = server(config).await;
+    let mut expired = claims(&issuer.url, "mallory");
+    expired["exp"] = json!(now() - 120);
+    let token = key.sign(&expired);
+    let flood = 40;
+    for _ in 0..flood {
+        refused(&s, "/v1/contexts/flooded/entries", &token, "jwt: expired").await;
+    }
+    let query = "agent=mallory&context=flooded&limit=1000";
+    audited(&s, query, |_| true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // every batch is written
+    let first = audited(&s, query, |_| true).await.len();
+    assert!((5..flood).contains(&first), "{first} of {flood} refusals recorded: the burst, not all");
+
+    // Once the bucket holds a token again, a refusal is recorded with the
+    // count of those left out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    refused(&s, "/v1/contexts/flooded/entries", &token, "jwt: expired").await;
+    let records = audited(&s, query, |r| r["reason"].as_str().unwrap().contains("not in the audit log")).await;
+    let reason = records[0]["reason"].as_str().unwrap();
+    let left_out = flood - first;
+    assert!(
+        reason.starts_with("jwt: expired (claimed agent, not verified); ")
+            && reason.contains(&format!("; {left_out} more refused tokens since ")),
+        "{reason}"
+    );
+    // The metrics are the process's: this is the one test whose refusals
+    // go over their limit.
+    let metrics = s.req(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == format!("ctxmesh_jwt_refusals_total{{recorded=\"false\"}} {left_out}")),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_is_picked_up_without_a_restart() {
     let (k1, k2) = (TestKey::new("k1"), TestKey::new("k2"));
