@@ -281,9 +281,43 @@ function describe(error: unknown): string {
   const parts = [error.message || error.name];
   if (cause instanceof Error) {
     const code = (cause as { code?: unknown }).code;
-    parts.push(`(${typeof code === "string" ? code : cause.message || cause.name})`);
+    const message = cause.message || cause.name;
+    if (typeof code !== "string") parts.push(`(${message})`);
+    else parts.push(message.includes(code) ? `(${message})` : `(${code}: ${message})`);
+    if (typeof code === "string") {
+      const hint = tlsHint(code);
+      if (hint) parts[parts.length - 1] += `: ${hint}`;
+    }
   }
   return parts.join(" ");
+}
+
+// Node's codes for a server certificate that is not trusted.
+const UNTRUSTED = new Set([
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+]);
+
+/** What a failed TLS handshake means and what to do, for Node's error `code`. */
+function tlsHint(code: string): string | undefined {
+  if (UNTRUSTED.has(code)) {
+    return (
+      "the server's certificate is not signed by a CA this process trusts; for a private CA, " +
+      "start Node with NODE_EXTRA_CA_CERTS=<the CA's PEM file>"
+    );
+  }
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return "the server's certificate does not name this host: connect by a name or address the certificate lists";
+  }
+  if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
+    return "the server's certificate is outside its validity period";
+  }
+  return undefined;
 }
 
 /** The reason an aborted signal carries (an `AbortError` when it has none). */

@@ -4,17 +4,18 @@
 // build it with `cargo build -p ctxmesh`). It is started with
 // `serve --listen 127.0.0.1:0 --data-dir <tmp>` and a random
 // CTXMESH_ADMIN_TOKEN; its address is read from its log line
-// `listening on http://ADDR`.
+// `listening on http://ADDR` (`https://` with `--tls-cert`).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { get as httpsGet } from "node:https";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const LISTENING = /listening on (http:\/\/\S+)/;
+const LISTENING = /listening on (https?:\/\/\S+)/;
 
 /** The ctxmesh binary the tests run ($CTXMESH_BIN). */
 export function serverBinary(): string {
@@ -31,6 +32,8 @@ export interface ServerOptions {
   args?: string[];
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** The CA certificate (PEM) of a server started with `--tls-cert`, for the readiness check. */
+  ca?: string;
 }
 
 /** A ctxmesh server process on a data directory of its own. */
@@ -118,14 +121,26 @@ export class CtxmeshServer {
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {
-        const answer = await fetch(`${this.url}/readyz`);
-        if (answer.ok) return;
+        if (await this.ready()) return;
       } catch {
         // not yet
       }
       if (Date.now() > deadline) throw new Error(`ctxmesh at ${this.url} did not become ready`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Whether `/readyz` answers 200 (over https with the CA of the options). */
+  private async ready(): Promise<boolean> {
+    if (!this.url.startsWith("https://")) return (await fetch(`${this.url}/readyz`)).ok;
+    return new Promise((resolvePromise, reject) => {
+      // The chain is checked, not the name: a test may give the server a
+      // certificate for another host.
+      httpsGet(`${this.url}/readyz`, { ca: this.options.ca, checkServerIdentity: () => undefined }, (answer) => {
+        answer.resume();
+        resolvePromise(answer.statusCode === 200);
+      }).on("error", reject);
+    });
   }
 
   get running(): boolean {
