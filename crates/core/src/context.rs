@@ -318,6 +318,12 @@ pub struct ContextPatch {
     /// New mesh settings (replaced whole).
     #[serde(default)]
     pub mesh: Option<crate::mesh::MeshSettings>,
+    /// A new workflow alone, the other mesh settings kept as they are when
+    /// the patch is applied (after `mesh`). Not part of the API's body: the
+    /// context map sets it, so that it never writes back mesh settings it
+    /// read before a concurrent `PATCH`.
+    #[serde(skip)]
+    pub workflow: Option<Vec<String>>,
 }
 
 impl ContextPatch {
@@ -337,6 +343,9 @@ impl ContextPatch {
         }
         if let Some(m) = self.mesh {
             settings.mesh = m;
+        }
+        if let Some(w) = self.workflow {
+            settings.mesh.workflow = w;
         }
     }
 }

@@ -166,7 +166,8 @@ pub(crate) async fn put(
             order
         }
     };
-    let info = state.store().get_context(&ctx).await?;
+    // The context exists before any agent changes.
+    state.store().get_context(&ctx).await?;
 
     let mut tokens = BTreeMap::new();
     for (id, agent) in agents {
@@ -197,9 +198,9 @@ pub(crate) async fn put(
             Err(e) => return Err(e),
         }
     }
-    let mut mesh = info.settings.mesh.clone();
-    mesh.workflow = workflow;
-    let patch = ContextPatch { mesh: Some(mesh), ..ContextPatch::default() };
+    // The workflow alone, set under the context's lock: mesh settings a
+    // concurrent `PATCH` changes meanwhile are kept.
+    let patch = ContextPatch { workflow: Some(workflow), ..ContextPatch::default() };
     let updated = state.store().update_context(&ctx, patch).await?;
     state.mesh().remember(&updated.id, &updated.settings.mesh);
     Ok(Json(view(&state, &ctx, tokens).await?))

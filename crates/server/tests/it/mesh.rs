@@ -19,6 +19,7 @@ on_both_stores!(
     consensus_agrees_or_escalates,
     keyword_search_filters_and_respects_access,
     seed_001s_context_map_as_written_gives_each_agent_what_its_needs_name,
+    a_context_map_keeps_the_mesh_settings_patched_meanwhile,
 );
 
 async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -687,4 +688,28 @@ async fn seed_001s_context_map_as_written_gives_each_agent_what_its_needs_name(s
     let req = s.req(Method::PUT, "/v1/contexts/launch/context-map").bearer_auth(writer_token).json(&map);
     let (status, e) = status_json(req.send().await.unwrap()).await;
     assert_eq!(status, 403, "{e}");
+}
+
+/// A context map sets the workflow alone: mesh settings that a `PATCH`
+/// of the context changes while the map is written are kept.
+async fn a_context_map_keeps_the_mesh_settings_patched_meanwhile(s: TestServer) {
+    ok(&s, Method::POST, "/v1/contexts", json!({"id": "raced"})).await;
+    let map = json!({
+        "agents": {"planner": {"needs": ["goal"]}, "doer": {"needs": ["plan"]}},
+        "workflow": ["planner", "doer"],
+    });
+    for round in 0..20 {
+        let threshold = 0.3 + f64::from(round) / 100.0;
+        let patch = json!({"mesh": {"threshold": threshold, "workflow": ["planner", "doer"]}});
+        let (mapped, patched) = tokio::join!(
+            send(&s, Method::PUT, "/v1/contexts/raced/context-map", Some(map.clone())),
+            send(&s, Method::PATCH, "/v1/contexts/raced", Some(patch)),
+        );
+        assert_eq!(mapped.0, 200, "{}", mapped.1);
+        assert_eq!(patched.0, 200, "{}", patched.1);
+        let (_, info) = send(&s, Method::GET, "/v1/contexts/raced", None).await;
+        let mesh = &info["mesh"];
+        assert_eq!(mesh["threshold"], json!(threshold), "round {round}: the acknowledged PATCH was undone");
+        assert_eq!(mesh["workflow"], json!(["planner", "doer"]), "round {round}");
+    }
 }
