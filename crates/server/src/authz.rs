@@ -6,7 +6,10 @@
 //! Every route under `/v1/contexts/{ctx}/` is checked by [`guard`] before
 //! its handler runs, so no context route can forget; routes that name a
 //! context elsewhere (messages, handoffs, WebSocket subscriptions, the
-//! global lists) call [`authorize`] themselves.
+//! global lists) call [`authorize`] themselves. A transaction needs `read`
+//! or `write` by its operations, which the guard cannot see: it checks
+//! that the caller may do one of them, and the handler decides and
+//! records ([`authorize_txn`]).
 //!
 //! A decision also says which entries the caller may read and write
 //! ([`Scopes`]): the guard hands them to the handler, which filters what
@@ -247,6 +250,45 @@ pub(crate) async fn can_read(state: &AppState, caller: &Caller, ctx: &str) -> Ap
     }
 }
 
+/// Decides and records a transaction's access (`POST .../txn`, which the
+/// guard lets through with `read`): `write` when any of its operations
+/// writes, else `read`, so that an agent that may only read can batch its
+/// reads in one transaction.
+pub(crate) async fn authorize_txn(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &ContextId,
+    txn: &ctxmesh_core::txn::TxnRequest,
+    resource: &str,
+) -> ApiResult<(Scopes, Permission)> {
+    let needed = if txn.writes() { Permission::Write } else { Permission::Read };
+    Ok((authorize(state, caller, ctx, needed, resource).await?, needed))
+}
+
+/// Records a refusal entry by entry (a `403` from the store) of a request
+/// whose handler decided its access ([`authorize_txn`]); other errors
+/// pass as they are.
+pub(crate) fn record_refusal(
+    state: &AppState,
+    caller: &Caller,
+    ctx: &ContextId,
+    needed: Permission,
+    resource: &str,
+    error: ApiError,
+) -> ApiError {
+    if error.code == ErrorCode::Forbidden && !matches!(state.config().auth, crate::auth::Auth::Off) {
+        record(state, caller, ctx, needed, resource, false, &error.message);
+    }
+    error
+}
+
+/// Whether the handler of this request decides and records its access
+/// (a transaction: its operations say whether it writes); the guard then
+/// checks only that the caller may read or write.
+fn decided_by_handler(method: &Method, tail: &str) -> bool {
+    method == Method::POST && tail == "txn"
+}
+
 /// What a request under `/v1/contexts/{ctx}` needs.
 fn needed(method: &Method, tail: &str) -> Permission {
     let sub = tail.split('/').next().unwrap_or("");
@@ -255,6 +297,8 @@ fn needed(method: &Method, tail: &str) -> Permission {
         (&Method::GET | &Method::HEAD, _) => Permission::Read,
         (&Method::POST, "fork") => Permission::Read,
         (&Method::PATCH | &Method::DELETE, "") | (&Method::POST, "compact") => Permission::Admin,
+        // Or write; the handler decides (`decided_by_handler`).
+        (&Method::POST, "txn") => Permission::Read,
         _ => Permission::Write,
     }
 }
@@ -292,6 +336,30 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
     };
     let resource = format!("{} {}", req.method(), req.uri().path());
     let needed = needed(req.method(), tail);
+    if decided_by_handler(req.method(), tail) {
+        // The caller must be able to read or to write; only a refusal is
+        // recorded here (as of `read`), the handler records its decision,
+        // and refusals entry by entry, itself.
+        let (mut decision, mut reason) = decide(&state, &caller, &ctx, needed).await;
+        if matches!(&decision, Err(e) if e.code == ErrorCode::Forbidden) {
+            let (writes, why) = decide(&state, &caller, &ctx, Permission::Write).await;
+            if writes.is_ok() {
+                (decision, reason) = (writes, why);
+            }
+        }
+        return match decision {
+            Ok(scopes) => {
+                req.extensions_mut().insert(scopes);
+                next.run(req).await
+            }
+            Err(e) => {
+                if !(caller.admin && matches!(state.config().auth, crate::auth::Auth::Off)) {
+                    record(&state, &caller, &ctx, needed, &resource, false, &reason);
+                }
+                e.into_response()
+            }
+        };
+    }
     match authorize(&state, &caller, &ctx, needed, &resource).await {
         Ok(scopes) => {
             req.extensions_mut().insert(scopes);
@@ -317,7 +385,9 @@ mod tests {
         assert_eq!(needed(&Method::GET, "entries/a"), Permission::Read);
         assert_eq!(needed(&Method::GET, "watch"), Permission::Read);
         assert_eq!(needed(&Method::PUT, "entries/a"), Permission::Write);
-        assert_eq!(needed(&Method::POST, "txn"), Permission::Write);
+        assert_eq!(needed(&Method::POST, "txn"), Permission::Read, "or write: the handler decides");
+        assert!(decided_by_handler(&Method::POST, "txn"));
+        assert!(!decided_by_handler(&Method::PUT, "entries/a"));
         assert_eq!(needed(&Method::POST, "locks/x"), Permission::Write);
         assert_eq!(needed(&Method::POST, "fork"), Permission::Read);
         assert_eq!(needed(&Method::DELETE, ""), Permission::Admin);

@@ -399,8 +399,8 @@ pub(crate) async fn remove(
 pub(crate) async fn txn(
     State(state): State<AppState>,
     caller: Caller,
-    scopes: Scopes,
     P(ctx): P<String>,
+    uri: Uri,
     headers: HeaderMap,
     JsonBody(mut txn): JsonBody<TxnRequest>,
 ) -> ApiResult<Json<TxnResponse>> {
@@ -408,9 +408,17 @@ pub(crate) async fn txn(
     if let Some(fence) = fence_header(&headers)? {
         txn.fence = Some(fence);
     }
+    // `write` when an operation writes, else `read` (the guard checked,
+    // before the body was read, that the caller may do one of them).
+    let resource = format!("POST {}", uri.path());
+    let (scopes, needed) = crate::authz::authorize_txn(&state, &caller, &ctx, &txn, &resource).await?;
     txn.scope = scopes.txn();
     let writes = txn.writes();
-    let response = state.store().txn(&ctx, txn, &caller.agent).await?;
+    let response = state
+        .store()
+        .txn(&ctx, txn, &caller.agent)
+        .await
+        .map_err(|e| crate::authz::record_refusal(&state, &caller, &ctx, needed, &resource, e.into()))?;
     if response.succeeded && writes {
         crate::mesh::after_write(&state, &ctx, &caller.agent, response.revision).await;
     }

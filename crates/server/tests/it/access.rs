@@ -18,6 +18,7 @@ on_both_stores!(
     streams_are_filtered_per_subscriber,
     revoked_access_ends_open_streams,
     a_grant_on_one_context_reveals_nothing_of_another,
+    a_reader_batches_reads_in_a_transaction_and_writes_none,
 );
 
 async fn call(s: &TestServer, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -454,4 +455,55 @@ async fn a_grant_on_one_context_reveals_nothing_of_another(s: TestServer) {
     // Nor does bob get a package of B built for alice.
     let (status, _) = text(&s, Method::GET, "/v1/contexts/b/package?agent=alice", &bob, None).await;
     assert_eq!(status, 403);
+}
+
+/// A transaction needs `write` only when one of its operations writes (in
+/// either branch): an agent that may only read batches its reads in one.
+async fn a_reader_batches_reads_in_a_transaction_and_writes_none(s: TestServer) {
+    let (alice, bob, _) = three_agents(&s, "t").await; // bob: read only
+    ok(&s, Method::PUT, "/v1/contexts/t/entries/a", &alice, json!({"value": 1})).await;
+    let last = ok(&s, Method::PUT, "/v1/contexts/t/entries/b/1", &alice, json!({"value": 2})).await;
+    let reads = json!({
+        "compare": [{"key": "a", "value": 1}],
+        "success": [{"op": "get", "key": "a"}, {"op": "get", "prefix": "b/"}],
+        "failure": [{"op": "get", "key": "b/1"}],
+    });
+    let (status, got) = call(&s, Method::POST, "/v1/contexts/t/txn", &bob, Some(reads)).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["succeeded"], true);
+    assert_eq!(got["revision"], last["revision"], "read at one revision");
+    assert_eq!(keys(&got["results"][0], "entries"), ["a"]);
+    assert_eq!(keys(&got["results"][1], "entries"), ["b/1"]);
+
+    // One write makes it a write, refused whole; so does a write in the
+    // failure branch, whether or not it would run.
+    let writes = [
+        json!({"success": [{"op": "get", "key": "a"}, {"op": "put", "key": "c", "value": 3}]}),
+        json!({"compare": [{"key": "a", "value": 99}], "success": [], "failure": [{"op": "delete", "key": "a"}]}),
+    ];
+    for body in writes {
+        let (status, e) = call(&s, Method::POST, "/v1/contexts/t/txn", &bob, Some(body.clone())).await;
+        assert_eq!((status, e["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("may not write"), "{e}");
+    }
+    assert_eq!(call(&s, Method::GET, "/v1/contexts/t/entries/c", ADMIN, None).await.0, 404);
+    assert_eq!(call(&s, Method::GET, "/v1/contexts/t/entries/a", ADMIN, None).await.0, 200);
+    // alice, who may write, still does.
+    let put = json!({"success": [{"op": "put", "key": "c", "value": 3}]});
+    assert_eq!(call(&s, Method::POST, "/v1/contexts/t/txn", &alice, Some(put)).await.0, 200);
+
+    // Each transaction is one decision in the audit log, with the
+    // permission it needed.
+    let txn = |r: &Value| r["resource"] == "POST /v1/contexts/t/txn";
+    let mut decisions = Vec::new();
+    for _ in 0..100 {
+        decisions = audited(&s, "agent=bob&context=t", txn).await;
+        if decisions.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<(&str, bool)> =
+        decisions.iter().map(|r| (r["action"].as_str().unwrap(), r["allowed"].as_bool().unwrap())).collect();
+    assert_eq!(seen, [("read", true), ("write", false), ("write", false)], "{decisions:?}");
 }
