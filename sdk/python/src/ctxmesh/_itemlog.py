@@ -341,8 +341,8 @@ def read_prefixes(
     """The entries under each prefix, all read at one revision (the first listing's).
 
     ``exact[i]`` reads only the entry whose key is ``prefixes[i]`` itself.
-    Listings need only the ``read`` permission (a transaction, even of reads
-    only, needs ``write``). Returns the revision and the entries of each
+    Listings page through prefixes of any size (a transaction answers with
+    every entry at once). Returns the revision and the entries of each
     prefix in key order, or ``None`` when the context does not exist.
     """
     revision: Optional[int] = None
@@ -372,8 +372,9 @@ def txn_read(ctx: str, gets: Sequence[Op]) -> _plans.Plan[Optional[Tuple[int, Li
     """Reads several keys and prefixes at one revision (a transaction of ``get`` operations).
 
     Returns the revision and each ``get``'s entries, or ``None`` when the
-    context does not exist. A transaction needs the ``write`` permission:
-    readers use :func:`read_prefixes`.
+    context does not exist. A transaction of reads needs only the ``read``
+    permission; its answer holds every entry it reads at once (large
+    prefixes: :func:`read_prefixes`).
     """
     try:
         result: m.TxnResult = yield _api.txn(ctx, success=list(gets))
