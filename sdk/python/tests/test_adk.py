@@ -193,6 +193,32 @@ async def test_runners_holding_stale_copies_of_a_session_all_land(app: Dict[str,
     assert final.state == {"left_last": "left answer 4", "right_last": "right answer 4", "x": 1, "y": 2}
 
 
+async def test_an_event_appended_again_is_stored_once(app: Dict[str, Any]) -> None:
+    """A runner that retries an append whose answer it lost sends the same event (same id) again."""
+    name = app["name"]
+    service_a, service_b = CtxmeshSessionService(app["a"]), CtxmeshSessionService(app["b"])
+    session = await service_a.create_session(app_name=name, user_id="u", session_id="retried")
+    before = await service_b.get_session(app_name=name, user_id="u", session_id="retried")
+    assert before is not None
+    event = Event(author="agent", content=user("once"))
+    await service_a.append_event(session, event)
+    # Another runner appends meanwhile; then the retry comes, from a copy
+    # of the session read before the first attempt landed.
+    await service_a.append_event(session, Event(author="agent", content=user("between")))
+    await service_b.append_event(before, event)
+    assert texts(before.events) == ["once"]  # the retrying runner's copy holds it once
+    await service_a.append_event(session, event)  # and again, from a copy that has it
+    assert texts(session.events) == ["once", "between"]
+    stored = await service_b.get_session(app_name=name, user_id="u", session_id="retried")
+    assert stored is not None
+    assert texts(stored.events) == ["once", "between"]
+    assert [e.id for e in stored.events] == [e.id for e in session.events]
+    # A new event (a new id) with the same content is a new event.
+    await service_a.append_event(session, Event(author="agent", content=user("once")))
+    stored = await service_b.get_session(app_name=name, user_id="u", session_id="retried")
+    assert stored is not None and texts(stored.events) == ["once", "between", "once"]
+
+
 async def test_get_list_delete(app: Dict[str, Any]) -> None:
     name = app["name"]
     service = CtxmeshSessionService(app["a"])

@@ -278,14 +278,17 @@ def append(
     head_fields: Optional[Callable[[Head], Mapping[str, Any]]] = None,
     extra_ops: Optional[Callable[[Head, int], List[Op]]] = None,
     missing: Optional[Callable[[], BaseException]] = None,
-) -> _plans.Plan[Tuple[int, m.TxnResult]]:
+    already: Optional[Callable[[Head], bool]] = None,
+) -> _plans.Plan[Tuple[int, Optional[m.TxnResult]]]:
     """Appends ``values`` after the log's last item, in order.
 
     ``head_fields(head)`` adds fields to the new head; ``extra_ops(head,
     first_seq)`` adds operations to the same transaction (state written with
-    an event, for instance); ``missing`` as in :func:`change`. Returns the
-    first item's sequence number and the answer of the transaction that
-    moved the head.
+    an event, for instance); ``missing`` as in :func:`change`. When
+    ``already(head)`` says the values are in the log (an append retried
+    after its answer was lost), nothing is written. Returns the first
+    item's sequence number and the answer of the transaction that moved the
+    head (``None`` when nothing was written).
 
     The values are one transaction with the head, unless they are more than
     a transaction may hold (``MAX_TXN_OPS``): then that transaction reserves
@@ -297,6 +300,8 @@ def append(
     room = MAX_TXN_OPS - 8
 
     def build(head: Head) -> Tuple[Optional[List[Op]], Tuple[int, int]]:
+        if already is not None and already(head):
+            return None, (head.next, len(values))
         first = head.next
         new_head = dict(head.value)
         new_head.update(head_fields(head) if head_fields else {})
@@ -308,7 +313,8 @@ def append(
         return ops, (first, len(included))
 
     (first, written), result = yield from change(log, cache, build, missing=missing)
-    assert result is not None
+    if result is None:
+        return first, None
     for start in range(written, len(values), room):
         ops = [put_op(log.item_key(first + start + i), v, meta) for i, v in enumerate(values[start : start + room])]
         yield _api.txn(log.ctx, success=ops)

@@ -6,7 +6,8 @@
   and agents share them, with history, watches and access control.
   Concurrent ``append_event`` calls on one session all land, in one order,
   and their state deltas merge key by key: a runner holding an older copy of
-  the session is not refused as stale.
+  the session is not refused as stale. An event appended again with the
+  same id (a retry after a lost answer) is not stored twice.
 * :class:`CtxmeshMemoryService` is an ADK ``BaseMemoryService``: the text of
   a session's events becomes entries that ``search_memory`` finds through
   ctxmesh's search.
@@ -18,7 +19,8 @@ are the app name, user id, session id, state key and event id, each escaped
 into one key segment)::
 
     <prefix>/<A>/sessions/<U>/<S>            the session: id, app_name, user_id,
-                                             create_time, last_update_time, next, count
+                                             create_time, last_update_time, next, count,
+                                             recent_event_ids (the last 64 appended)
     <prefix>/<A>/events/<U>/<S>/<seq>        one event (ADK's JSON), newest first
     <prefix>/<A>/state/app/<K>               app state: shared by every user of the app
     <prefix>/<A>/state/user/<U>/<K>          user state: shared by the user's sessions
@@ -66,6 +68,11 @@ from .errors import NotFound
 __all__ = ["CtxmeshMemoryService", "CtxmeshSessionService"]
 
 AnyClient = Union[Client, AsyncClient]
+
+# How many of a session's last event ids its head keeps, so that an append
+# retried after a lost answer is recognized (while fewer than this many
+# other events came in between).
+RECENT_EVENT_IDS = 64
 
 
 class _Keys:
@@ -383,8 +390,10 @@ class CtxmeshSessionService(BaseSessionService):
         The event and its state delta are one transaction, conditional on
         the session's revision and retried on the newer one when another
         runner appended first: every event lands, in one order, and deltas
-        to different keys merge. ``temp:`` keys reach the in-memory
-        ``session`` only. A deleted session raises ``SessionNotFoundError``.
+        to different keys merge. An event whose id is among the session's
+        last appended ones (a retry after a lost answer) is not stored or
+        applied again. ``temp:`` keys reach the in-memory ``session`` only.
+        A deleted session raises ``SessionNotFoundError``.
         """
         if event.partial:
             return event
@@ -394,8 +403,13 @@ class CtxmeshSessionService(BaseSessionService):
         keys = _Keys(self.prefix, session.app_name)
         data = event.model_dump(mode="json", exclude_none=True)
 
+        def recent(head: Head) -> List[str]:
+            ids = head.value.get("recent_event_ids")
+            return [str(i) for i in ids] if isinstance(ids, list) else []
+
         def head_fields(head: Head) -> Dict[str, Any]:
-            return {"last_update_time": event.timestamp}  # as ADK's own services keep it
+            ids = (recent(head) + [event.id])[-RECENT_EVENT_IDS:]
+            return {"last_update_time": event.timestamp, "recent_event_ids": ids}  # the time as ADK keeps it
 
         def extra_ops(head: Head, first: int) -> List[Op]:
             return self._state_ops(keys, session.user_id, session.id, deltas)
@@ -412,10 +426,12 @@ class CtxmeshSessionService(BaseSessionService):
                 head_fields=head_fields,
                 extra_ops=extra_ops,
                 missing=missing,
+                already=lambda head: event.id in recent(head),
             )
         )
-        self._commit_event_to_session(session, event)
-        session.last_update_time = event.timestamp
+        if not any(e.id == event.id for e in session.events):
+            self._commit_event_to_session(session, event)
+            session.last_update_time = event.timestamp
         return event
 
 
