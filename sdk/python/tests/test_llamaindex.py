@@ -153,6 +153,22 @@ async def test_chat_store_operations(crew: Dict[str, Any]) -> None:
     assert await store.get_keys() == ["other"] and await store.count_messages("k") == 0
 
 
+async def test_set_messages_replaces_a_long_chat_in_one_revision(crew: Dict[str, Any]) -> None:
+    """More old messages than one transaction may hold: readers never see the chat half replaced."""
+    client, ctx = crew["planner"], crew["ctx"]
+    store = CtxmeshChatStore(client, context=ctx, prefix="long")
+    await store.add_messages("k", [ChatMessage(role="user", content=f"m{i}") for i in range(300)])
+    await store.add_message("k", ChatMessage(role="assistant", content="old"), status=MessageStatus.ARCHIVED)
+    before = (await client.get_context(ctx)).revision
+    await store.set_messages("k", [ChatMessage(role="user", content=f"new{i}") for i in range(3)])
+    assert (await client.get_context(ctx)).revision == before + 1
+    assert [m.content for m in await store.get_messages("k", status=None)] == ["new0", "new1", "new2"]
+    assert await store.count_messages("k", status=None) == 3
+    assert await store.count_messages("k", status=MessageStatus.ARCHIVED) == 0
+    await store.set_messages("k", [])
+    assert await store.get_messages("k", status=None) == [] and await store.count_messages("k", status=None) == 0
+
+
 def test_synchronous_memory_with_a_sync_client(server: CtxmeshServer) -> None:
     """``Memory.put`` / ``Memory.get`` run a loop per call: a ``ctxmesh.Client`` serves them."""
     ctx = unique("sync-chat")

@@ -191,16 +191,16 @@ class CtxmeshChatStore(AsyncDBChatStore):
     ) -> None:
         """Replaces every message of the chat (of any status) with ``messages``.
 
-        One transaction, unless the old and new messages together are more
-        than a transaction may hold: then the old ones are deleted first and
-        the new ones appended after.
+        One transaction, however many messages the chat held, unless the new
+        ones are more than a transaction may hold: then the old ones are
+        deleted first and the new ones appended after.
         """
         values = [message.model_dump(mode="json") for message in messages]
         chat = self._log(key, status)
         field = _count_field(status)
 
-        def build(head: Head, entries: List[m.Entry]) -> Tuple[Optional[List[Op]], bool]:
-            fits = len(entries) + len(values) + 2 <= log.MAX_TXN_OPS
+        def build(head: Head) -> Tuple[Optional[List[Op]], bool]:
+            fits = len(values) + 2 <= log.MAX_TXN_OPS
             kept = values if fits else []
             first = head.next
             new_head = {
@@ -211,14 +211,14 @@ class CtxmeshChatStore(AsyncDBChatStore):
                 "archived": 0,
                 field: len(kept),
             }
-            ops: List[Op] = [{"op": "delete", "key": e.key} for e in entries] if fits else [
-                {"op": "delete_prefix", "prefix": self.messages_prefix(key)}
-            ]
+            # The new messages' keys come after every old one's: never
+            # written before, they may follow the prefix's deletion.
+            ops: List[Op] = [{"op": "delete_prefix", "prefix": self.messages_prefix(key)}]
             ops += [log.put_op(chat.item_key(first + i), v, self._meta()) for i, v in enumerate(kept)]
             ops.append(log.put_op(chat.head_key, new_head))
             return ops, fits
 
-        fits = await self._runner.run(self._read_change(key, None, build, create=True))
+        (fits, _) = await self._runner.run(log.change(chat, self._heads, build))
         if not fits and values:
             await self.add_messages(key, messages, status)
 
