@@ -5,10 +5,12 @@ The CA and the server's certificate are made here with the openssl command.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+import threading
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import httpx
 import pytest
@@ -95,3 +97,47 @@ def test_a_certificate_from_another_ca_is_refused(
             assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value) or isinstance(
                 refused.value.__cause__, httpx.ConnectError
             ), refused.value
+
+
+def test_a_refused_certificate_says_what_to_do_and_ends_a_watch(
+    tls_server: Tuple[CtxmeshServer, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca, other = tls_server
+    monkeypatch.delenv("CTXMESH_CA_FILE", raising=False)
+    with ctxmesh.Client(server.url, token=server.admin_token, ca_file=str(ca), keepalive=False) as c:
+        c.create_context("tls-watch")
+    with ctxmesh.Client(server.url, token=server.admin_token, ca_file=str(other), keepalive=False) as c:
+        with pytest.raises(TransportError) as refused:
+            c.get_context("tls-watch")
+        assert "pass the CA's certificate as ca_file=" in str(refused.value)
+        assert server.admin_token not in str(refused.value)
+        # A watch does not reconnect forever into the same refusal: it ends
+        # with it, at once.
+        ended: List[BaseException] = []
+
+        def watch() -> None:
+            try:
+                for _ in c.watch("tls-watch", after=0):
+                    pass
+            except BaseException as e:  # noqa: BLE001 - the test inspects it
+                ended.append(e)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the watch kept reconnecting"
+        assert len(ended) == 1 and isinstance(ended[0], TransportError), ended
+        assert "ca_file=" in str(ended[0])
+        assert ended[0].__cause__ is None and ended[0].__context__ is None  # nothing carries the request
+
+
+async def test_an_async_watch_ends_on_a_refused_certificate(tls_server: Tuple[CtxmeshServer, Path, Path]) -> None:
+    server, _, other = tls_server
+    async with ctxmesh.AsyncClient(server.url, token=server.admin_token, ca_file=str(other), keepalive=False) as c:
+
+        async def first() -> None:
+            async for _ in c.watch("tls-watch", after=0):
+                return
+
+        with pytest.raises(TransportError, match="ca_file="):
+            await asyncio.wait_for(first(), timeout=30)

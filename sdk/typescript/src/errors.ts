@@ -74,7 +74,11 @@ export class CtxmeshError extends Error {
   }
 }
 
-/** The server could not be reached, the connection broke, or the request timed out. */
+/**
+ * The server could not be reached, the connection broke, or the request timed out.
+ * When the server's certificate was refused, `details.tls` holds Node's code
+ * (`UNABLE_TO_GET_ISSUER_CERT_LOCALLY`, `ERR_TLS_CERT_ALTNAME_INVALID`...).
+ */
 export class TransportError extends CtxmeshError {
   override name = "TransportError";
   constructor(message: string, init: ErrorInit = {}) {

@@ -193,15 +193,19 @@ export class Transport {
     };
     let response: Response | undefined;
     let failure = "";
+    let tls: string | undefined;
     try {
       response = await this.fetch(url, { method: call.method, headers, body, signal: controller.signal });
     } catch (error) {
       done();
       if (signal?.aborted) throw abortReason(signal);
       failure = timedOut ? `timed out after ${timeoutMs} ms` : describe(error);
+      tls = certificateRefused(error);
     }
     // Thrown outside the handler, so that no chained error carries the request.
-    if (response === undefined) throw new TransportError(this.redact(`${call.method} ${call.path}: ${failure}`));
+    if (response === undefined) {
+      throw new TransportError(this.redact(`${call.method} ${call.path}: ${failure}`), tls ? { details: { tls } } : {});
+    }
     if (response.status >= 400) {
       let text = "";
       try {
@@ -302,6 +306,13 @@ const UNTRUSTED = new Set([
   "CERT_UNTRUSTED",
   "CERT_SIGNATURE_FAILURE",
 ]);
+
+/** Node's code when `error` is the server's certificate refused (see `tlsHint`), else `undefined`. */
+function certificateRefused(error: unknown): string | undefined {
+  const cause = error instanceof Error ? (error as { cause?: unknown }).cause : undefined;
+  const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined;
+  return typeof code === "string" && tlsHint(code) !== undefined ? code : undefined;
+}
 
 /** What a failed TLS handshake means and what to do, for Node's error `code`. */
 function tlsHint(code: string): string | undefined {

@@ -133,10 +133,14 @@ export class ResumeTracker {
 /** The server asked the client to resume (it is shutting down), or a connection was replaced. */
 class Reconnect extends Error {}
 
-/** Errors after which a watch reconnects instead of failing. */
+/**
+ * Errors after which a watch reconnects instead of failing. A refused
+ * server certificate is not one: it would be refused again until someone
+ * changes the configuration.
+ */
 function retryable(error: unknown): boolean {
   return (
-    error instanceof TransportError ||
+    (error instanceof TransportError && error.details.tls === undefined) ||
     error instanceof UnavailableError ||
     error instanceof InternalError ||
     error instanceof RateLimitedError ||

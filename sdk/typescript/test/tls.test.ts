@@ -137,6 +137,25 @@ describe("the client over https", () => {
     expect(message).toMatch(/\((UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE): /);
     expect(message).toContain("NODE_EXTRA_CA_CERTS");
     expect(message).not.toContain(server.adminToken);
+    expect((error as TransportError).details.tls).toMatch(/^(UNABLE_TO_GET_ISSUER_CERT_LOCALLY|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/);
+
+    // A watch does not reconnect forever into the same refusal: it ends
+    // with it.
+    const watch = client.watch(unique("tls-watch"), { after: 0 });
+    try {
+      const outcome = await Promise.race([
+        (async () => {
+          for await (const event of watch) return event;
+          return "ended without an error";
+        })().catch((e: unknown) => e),
+        new Promise((r) => setTimeout(() => r("still reconnecting after 20 s"), 20_000)),
+      ]);
+      expect(outcome).toBeInstanceOf(TransportError);
+      expect((outcome as TransportError).details.tls).toBe((error as TransportError).details.tls);
+      expect((outcome as TransportError).message).toContain("NODE_EXTRA_CA_CERTS");
+    } finally {
+      watch.close();
+    }
 
     // Another CA than the one that signed the server's certificate: the
     // same refusal.

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -555,7 +556,34 @@ def transport_failure(method: str, path: str, error: BaseException, token: Optio
     """The message of a :class:`~ctxmesh.TransportError` for ``error``, never quoting the token."""
     detail = redact(str(error), token)
     name = type(error).__name__
-    return f"{method} {path}: {name}: {detail}" if detail else f"{method} {path}: {name}"
+    message = f"{method} {path}: {name}: {detail}" if detail else f"{method} {path}: {name}"
+    hint = certificate_refused(error)
+    return f"{message}: {hint}" if hint else message
+
+
+# OpenSSL's verification codes (X509_V_ERR_*) that say what to do.
+_EXPIRED = {9, 10}  # not yet valid, expired
+_WRONG_HOST = {62}  # hostname mismatch
+
+
+def certificate_refused(error: BaseException) -> Optional[str]:
+    """What to do when ``error`` (or one of its causes) is the server's certificate refused, else ``None``."""
+    seen: List[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and current not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            code = current.verify_code
+            if code in _WRONG_HOST:
+                return "the server's certificate does not name this host: connect by a name the certificate lists"
+            if code in _EXPIRED:
+                return "the server's certificate is outside its validity period"
+            return (
+                "the server's certificate is not signed by a CA this client trusts: "
+                "pass the CA's certificate as ca_file= (or set CTXMESH_CA_FILE)"
+            )
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def auth_headers(token: Optional[str], agent_id: Optional[str]) -> Dict[str, str]:

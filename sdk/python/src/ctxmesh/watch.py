@@ -42,6 +42,7 @@ from typing import (
 
 import httpx
 
+from . import _api
 from .errors import Compacted, Internal, RateLimited, TransportError, Unavailable, error_class
 from .models import Event
 
@@ -213,8 +214,21 @@ _RETRYABLE = (httpx.TransportError, httpx.StreamError, TransportError, Unavailab
 def _as_ctxmesh_error(error: BaseException) -> BaseException:
     """A transport failure of ``httpx`` as :class:`~ctxmesh.TransportError`; others as they are."""
     if isinstance(error, (httpx.TransportError, httpx.StreamError)):
-        return TransportError(str(error) or type(error).__name__)
+        message = str(error) or type(error).__name__
+        hint = _api.certificate_refused(error)
+        return TransportError(f"{message}: {hint}" if hint else message)
     return error
+
+
+def _gives_up(error: BaseException, options: "WatchOptions") -> Optional[BaseException]:
+    """The error a watch ends with after ``error`` (one of ``_RETRYABLE``), or ``None`` to reconnect.
+
+    A refused server certificate ends it: reconnecting would meet the same
+    refusal until someone changes the configuration.
+    """
+    if not options.reconnect or _api.certificate_refused(error) is not None:
+        return _as_ctxmesh_error(error)
+    return None
 
 
 class _Reconnect(Exception):
@@ -374,6 +388,7 @@ class Watch(Iterator[Event]):
             core.tracker = ResumeTracker(position, core.tracker.order)
         while not core.closed:
             after = core.tracker.resume_after()
+            failure: Optional[BaseException] = None
             try:
                 with self._open(after) as response:
                     parser = SSEParser()
@@ -389,8 +404,11 @@ class Watch(Iterator[Event]):
             except _Reconnect:
                 pass
             except _RETRYABLE as e:
-                if not core.options.reconnect:
-                    raise _as_ctxmesh_error(e) from e
+                failure = _gives_up(e, core.options)
+            # Raised outside the handler: no chained exception carries the
+            # request (or its Authorization header).
+            if failure is not None:
+                raise failure
             if core.closed or not core.options.reconnect:
                 return
             delay = core.delay()
@@ -453,6 +471,7 @@ class AsyncWatch(AsyncIterator[Event]):
             core.tracker = ResumeTracker(position, core.tracker.order)
         while not core.closed:
             after = core.tracker.resume_after()
+            failure: Optional[BaseException] = None
             try:
                 async with self._open(after) as response:
                     parser = SSEParser()
@@ -468,8 +487,9 @@ class AsyncWatch(AsyncIterator[Event]):
             except _Reconnect:
                 pass
             except _RETRYABLE as e:
-                if not core.options.reconnect:
-                    raise _as_ctxmesh_error(e) from e
+                failure = _gives_up(e, core.options)
+            if failure is not None:
+                raise failure
             if core.closed or not core.options.reconnect:
                 return
             delay = core.delay()
