@@ -142,18 +142,20 @@ describe("the client over https", () => {
     // A watch does not reconnect forever into the same refusal: it ends
     // with it.
     const watch = client.watch(unique("tls-watch"), { after: 0 });
+    let timer: NodeJS.Timeout | undefined;
     try {
       const outcome = await Promise.race([
         (async () => {
           for await (const event of watch) return event;
           return "ended without an error";
         })().catch((e: unknown) => e),
-        new Promise((r) => setTimeout(() => r("still reconnecting after 20 s"), 20_000)),
+        new Promise((r) => (timer = setTimeout(() => r("still reconnecting after 20 s"), 20_000))),
       ]);
       expect(outcome).toBeInstanceOf(TransportError);
       expect((outcome as TransportError).details.tls).toBe((error as TransportError).details.tls);
       expect((outcome as TransportError).message).toContain("NODE_EXTRA_CA_CERTS");
     } finally {
+      clearTimeout(timer);
       watch.close();
     }
 
