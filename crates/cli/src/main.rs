@@ -151,7 +151,7 @@ fn main() -> ExitCode {
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<ctxmesh_client::ClientError>() {
-        Some(ctxmesh_client::ClientError::Transport(_)) => 5,
+        Some(ctxmesh_client::ClientError::Transport(_) | ctxmesh_client::ClientError::Certificate(_)) => 5,
         Some(err) => err.error_code().map_or(1, exit_code_of),
         None => 1,
     }
@@ -225,6 +225,7 @@ mod tests {
         }
         assert_eq!(exit_code(&api("from_a_newer_server")), 1);
         assert_eq!(exit_code(&ClientError::Transport("refused".into()).into()), 5);
+        assert_eq!(exit_code(&ClientError::Certificate("not trusted".into()).into()), 5);
         assert_eq!(exit_code(&anyhow::anyhow!("bad input")), 1);
     }
 }

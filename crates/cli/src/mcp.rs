@@ -92,9 +92,7 @@ async fn check_token(client: ctxmesh_client::Client, lookup: &crate::credentials
         Some(token) => match client.with_token(token).whoami().await {
             Err(e @ ctxmesh_client::ClientError::Api { status: 401, .. }) => Err(lookup.explain(e.into())),
             // A certificate that is not trusted will not be later either.
-            Err(ctxmesh_client::ClientError::Transport(why)) if why.contains("TLS certificate") => {
-                Err(anyhow::anyhow!("cannot reach the server: {why}"))
-            }
+            Err(e @ ctxmesh_client::ClientError::Certificate(_)) => Err(e.into()),
             _ => Ok(()),
         },
         None => match client.whoami().await {

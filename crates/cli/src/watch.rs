@@ -90,6 +90,7 @@ async fn follow(client: &Client, args: &WatchArgs) -> anyhow::Result<()> {
         let after = tracker.resume_after();
         let stream = match client.watch(&args.ctx, Some(after), &query).await {
             Ok(s) => s,
+            // (A refused certificate is not retried: it ends the watch.)
             Err(ClientError::Transport(e)) => {
                 eprintln!("connection lost ({e}); retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -100,7 +100,9 @@ async fn heartbeats(client: Client, agent: String) -> KeepAliveEnd {
             }
             Err(ClientError::Api { status: 404, .. }) => return KeepAliveEnd::Unregistered,
             Err(ClientError::Api { status, .. }) if status == 429 || status >= 500 => interval.min(RETRY_INTERVAL),
-            Err(e @ (ClientError::Api { .. } | ClientError::Tls(_))) => return KeepAliveEnd::Refused(e),
+            Err(e @ (ClientError::Api { .. } | ClientError::Tls(_) | ClientError::Certificate(_))) => {
+                return KeepAliveEnd::Refused(e);
+            }
             Err(ClientError::Transport(_) | ClientError::Decode(_)) => interval.min(RETRY_INTERVAL),
         };
         tokio::time::sleep(wait).await;

@@ -30,10 +30,14 @@ pub enum ClientError {
         /// Details from the server.
         details: Value,
     },
-    /// The server could not be reached (or its TLS certificate was
-    /// refused: the message says why and what to do).
+    /// The server could not be reached.
     #[error("cannot reach the server: {0}")]
     Transport(String),
+    /// The server's TLS certificate was refused (not trusted, not for the
+    /// host name connected to, expired): the message says why and what to
+    /// do. Trying again does not help until the configuration changes.
+    #[error("cannot reach the server: {0}")]
+    Certificate(String),
     /// The client's TLS settings are unusable (a CA file that cannot be
     /// read, say).
     #[error("TLS settings: {0}")]
@@ -60,9 +64,13 @@ impl ClientError {
     }
 }
 
-/// A transport error, with a refused TLS certificate said in words.
+/// A transport error, or a refused TLS certificate said in words.
 fn transport(e: &reqwest::Error) -> ClientError {
-    ClientError::Transport(ctxmesh_tls::describe(e, "--ca-file (or CTXMESH_CA_FILE)"))
+    const CA_HINT: &str = "--ca-file (or CTXMESH_CA_FILE)";
+    match ctxmesh_tls::explain(e, CA_HINT) {
+        Some(why) => ClientError::Certificate(why),
+        None => ClientError::Transport(ctxmesh_tls::describe(e, CA_HINT)),
+    }
 }
 
 /// Result alias of this crate.
@@ -672,7 +680,7 @@ impl Client {
     /// database, passed to `sink` as it arrives; returns its size. A copy
     /// cut short (fewer bytes than the server announced) is an error.
     pub async fn backup(&self, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64> {
-        let transport = |e: reqwest::Error| ClientError::Transport(e.to_string());
+        let transport = |e: reqwest::Error| transport(&e);
         let mut response = self.request(Method::GET, "/v1/backup").send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {

@@ -173,6 +173,30 @@ async fn the_cli_and_client_work_over_https_and_a_wrong_ca_or_host_name_is_refus
     let by_ip = ctx(&server.base, &with_ca, &["get", "demo", "k"]);
     assert_eq!(by_ip.status.code(), Some(5), "{}", stderr(&by_ip));
     assert!(stderr(&by_ip).contains("does not match the host name"), "{}", stderr(&by_ip));
+    // A watch ends on a refused certificate (exit code 5) instead of
+    // retrying into the same refusal.
+    let mut watch = crate::ctxmesh_command()
+        .env_remove("CTXMESH_CA_FILE")
+        .args(["watch", "--server", &url, "--ca-file", other_ca.to_str().unwrap(), "--after", "0", "demo"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            watch.kill().unwrap();
+            panic!("ctxmesh watch kept retrying a refused certificate");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut message).unwrap();
+    assert_eq!(status.code(), Some(5), "{message}");
+    assert!(message.contains("certificate is not trusted") && !message.contains("retrying"), "{message}");
     // A CA file that cannot be read is said so.
     let missing = ctx(&url, &["--ca-file", "/nonexistent/ca.pem"], &["get", "demo", "k"]);
     assert!(!missing.status.success());
