@@ -680,16 +680,15 @@ impl Client {
     /// database, passed to `sink` as it arrives; returns its size. A copy
     /// cut short (fewer bytes than the server announced) is an error.
     pub async fn backup(&self, mut sink: impl FnMut(&[u8]) -> std::io::Result<()>) -> Result<u64> {
-        let transport = |e: reqwest::Error| transport(&e);
-        let mut response = self.request(Method::GET, "/v1/backup").send().await.map_err(transport)?;
+        let mut response = self.request(Method::GET, "/v1/backup").send().await.map_err(|e| transport(&e))?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = response.bytes().await.map_err(transport)?;
+            let bytes = response.bytes().await.map_err(|e| transport(&e))?;
             return Err(api_error(status, &bytes));
         }
         let announced = response.content_length();
         let mut size = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
             sink(&chunk).map_err(|e| ClientError::Decode(format!("cannot save the backup: {e}")))?;
             size += chunk.len() as u64;
         }

@@ -20,7 +20,7 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ctxmesh_core::access::{AuditRecord, EntryScope, Permission};
+use ctxmesh_core::access::{Access, AuditRecord, EntryScope, Permission};
 use ctxmesh_core::ids::ContextId;
 use ctxmesh_store::coord as req;
 
@@ -87,25 +87,49 @@ pub(crate) async fn authorize(
     resource: &str,
 ) -> ApiResult<Scopes> {
     let (decision, reason) = decide(state, caller, ctx, needed).await;
-    if !(caller.admin && matches!(state.config().auth, crate::auth::Auth::Off)) {
+    if audited(state, caller) {
         record(state, caller, ctx, needed, resource, decision.is_ok(), &reason);
     }
     decision
 }
 
+/// Whether `caller`'s decisions go to the audit log (with `--auth off`
+/// there are no identities to record).
+fn audited(state: &AppState, caller: &Caller) -> bool {
+    !(caller.admin && matches!(state.config().auth, crate::auth::Auth::Off))
+}
+
 /// The decision of [`authorize`], and its reason, without recording it.
 async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Permission) -> (ApiResult<Scopes>, String) {
+    match load(state, caller, ctx).await {
+        Ok(access) => decide_on(access.as_ref(), caller, ctx, needed),
+        Err(e) => (Err(e), "no such context".into()),
+    }
+}
+
+/// What `caller`'s access to `ctx` is decided on: nothing for the admin
+/// (`None`: everything is allowed), else what the store holds, with a
+/// JWT's identity applied.
+async fn load(state: &AppState, caller: &Caller, ctx: &ContextId) -> ApiResult<Option<Access>> {
     if caller.admin {
-        return (Ok(Scopes::all()), "admin".into());
+        return Ok(None);
     }
     let read = req::GetAccess { ctx: ctx.clone(), agent: caller.agent.clone() };
-    let mut access = match state.store().coord(read).await {
-        Ok(access) => access,
-        Err(e) => return (Err(e.into()), "no such context".into()),
-    };
+    let mut access = state.store().coord(read).await?;
     if let Some(jwt) = &caller.jwt {
         jwt.apply(&mut access, &caller.agent);
     }
+    Ok(Some(access))
+}
+
+/// The decision on `access` (as [`load`] gives it), and its reason.
+fn decide_on(
+    access: Option<&Access>,
+    caller: &Caller,
+    ctx: &ContextId,
+    needed: Permission,
+) -> (ApiResult<Scopes>, String) {
+    let Some(access) = access else { return (Ok(Scopes::all()), "admin".into()) };
     let now = chrono::Utc::now();
     let (allowed, reason) = access.decide(needed, now);
     if allowed {
@@ -114,7 +138,7 @@ async fn decide(state: &AppState, caller: &Caller, ctx: &ContextId, needed: Perm
     }
     let mut message =
         format!("agent {:?} may not {} context {:?}: {reason}", caller.agent, needed.as_str(), ctx.as_str());
-    if let Some(fix) = grant_hint(&access, &reason, &caller.agent, ctx, needed, now) {
+    if let Some(fix) = grant_hint(access, &reason, &caller.agent, ctx, needed, now) {
         message.push_str(". ");
         message.push_str(&fix);
     }
@@ -250,19 +274,42 @@ pub(crate) async fn can_read(state: &AppState, caller: &Caller, ctx: &str) -> Ap
     }
 }
 
-/// Decides and records a transaction's access (`POST .../txn`, which the
-/// guard lets through with `read`): `write` when any of its operations
-/// writes, else `read`, so that an agent that may only read can batch its
-/// reads in one transaction.
-pub(crate) async fn authorize_txn(
+/// What a transaction's access is decided on, loaded by the guard before
+/// the body was read (so that the handler decides without reading it
+/// again).
+#[derive(Clone)]
+pub(crate) struct TxnAccess(Option<Arc<Access>>);
+
+/// The guard's [`TxnAccess`] (none outside the guarded route: refused).
+impl<S: Send + Sync> FromRequestParts<S> for TxnAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<TxnAccess>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "the transaction's access was not decided"))
+    }
+}
+
+/// Decides and records a transaction's access on what the guard loaded:
+/// `write` when any of its operations writes, else `read`, so that an
+/// agent that may only read can batch its reads in one transaction.
+pub(crate) fn authorize_txn(
     state: &AppState,
     caller: &Caller,
     ctx: &ContextId,
+    access: &TxnAccess,
     txn: &ctxmesh_core::txn::TxnRequest,
     resource: &str,
 ) -> ApiResult<(Scopes, Permission)> {
     let needed = if txn.writes() { Permission::Write } else { Permission::Read };
-    Ok((authorize(state, caller, ctx, needed, resource).await?, needed))
+    let (decision, reason) = decide_on(access.0.as_deref(), caller, ctx, needed);
+    if audited(state, caller) {
+        record(state, caller, ctx, needed, resource, decision.is_ok(), &reason);
+    }
+    Ok((decision?, needed))
 }
 
 /// Records a refusal entry by entry (a `403` from the store) of a request
@@ -276,7 +323,7 @@ pub(crate) fn record_refusal(
     resource: &str,
     error: ApiError,
 ) -> ApiError {
-    if error.code == ErrorCode::Forbidden && !matches!(state.config().auth, crate::auth::Auth::Off) {
+    if error.code == ErrorCode::Forbidden && audited(state, caller) {
         record(state, caller, ctx, needed, resource, false, &error.message);
     }
     error
@@ -338,27 +385,25 @@ pub(crate) async fn guard(State(state): State<AppState>, mut req: Request, next:
     let needed = needed(req.method(), tail);
     if decided_by_handler(req.method(), tail) {
         // The caller must be able to read or to write; only a refusal is
-        // recorded here (as of `read`), the handler records its decision,
-        // and refusals entry by entry, itself.
-        let (mut decision, mut reason) = decide(&state, &caller, &ctx, needed).await;
-        if matches!(&decision, Err(e) if e.code == ErrorCode::Forbidden) {
-            let (writes, why) = decide(&state, &caller, &ctx, Permission::Write).await;
-            if writes.is_ok() {
-                (decision, reason) = (writes, why);
-            }
-        }
-        return match decision {
-            Ok(scopes) => {
-                req.extensions_mut().insert(scopes);
-                next.run(req).await
-            }
-            Err(e) => {
-                if !(caller.admin && matches!(state.config().auth, crate::auth::Auth::Off)) {
-                    record(&state, &caller, &ctx, needed, &resource, false, &reason);
+        // recorded here (as of `read`), the handler decides on what is
+        // loaded here and records its decision, and refusals entry by
+        // entry, itself.
+        let (refusal, reason) = match load(&state, &caller, &ctx).await {
+            Ok(access) => match decide_on(access.as_ref(), &caller, &ctx, needed) {
+                (Err(e), reason) if decide_on(access.as_ref(), &caller, &ctx, Permission::Write).0.is_err() => {
+                    (e, reason)
                 }
-                e.into_response()
-            }
+                _ => {
+                    req.extensions_mut().insert(TxnAccess(access.map(Arc::new)));
+                    return next.run(req).await;
+                }
+            },
+            Err(e) => (e, "no such context".into()),
         };
+        if audited(&state, &caller) {
+            record(&state, &caller, &ctx, needed, &resource, false, &reason);
+        }
+        return refusal.into_response();
     }
     match authorize(&state, &caller, &ctx, needed, &resource).await {
         Ok(scopes) => {

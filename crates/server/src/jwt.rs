@@ -646,19 +646,19 @@ pub(crate) async fn authenticate(
             Ok(Caller { agent: verified.agent, admin: false, token: None, jwt: Some(verified.identity) })
         }
         Err(refusal) => {
-            // The context the request names, if any: records of refused
-            // tokens are found by context like the decisions on it.
-            let context = path
-                .strip_prefix("/v1/contexts/")
-                .map(|rest| rest.split('/').next().unwrap_or(""))
-                .and_then(|s| ctxmesh_core::ContextId::parse(s).ok())
-                .map(|c| c.as_str().to_owned())
-                .unwrap_or_default();
             let at = chrono::Utc::now();
             let admitted = jwt.refusals.admit(Instant::now(), at);
             let recorded = if admitted.is_some() { "true" } else { "false" };
             metrics::counter!("ctxmesh_jwt_refusals_total", "recorded" => recorded).increment(1);
             if let Some(left_out) = admitted {
+                // The context the request names, if any: records of refused
+                // tokens are found by context like the decisions on it.
+                let context = path
+                    .strip_prefix("/v1/contexts/")
+                    .map(|rest| rest.split('/').next().unwrap_or(""))
+                    .and_then(|s| ctxmesh_core::ContextId::parse(s).ok())
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default();
                 let mut reason = match &refusal.claimed {
                     Some(_) => format!("{} (claimed agent, not verified)", refusal.reason),
                     None => refusal.reason.clone(),

@@ -399,6 +399,7 @@ pub(crate) async fn remove(
 pub(crate) async fn txn(
     State(state): State<AppState>,
     caller: Caller,
+    access: crate::authz::TxnAccess,
     P(ctx): P<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -411,7 +412,7 @@ pub(crate) async fn txn(
     // `write` when an operation writes, else `read` (the guard checked,
     // before the body was read, that the caller may do one of them).
     let resource = format!("POST {}", uri.path());
-    let (scopes, needed) = crate::authz::authorize_txn(&state, &caller, &ctx, &txn, &resource).await?;
+    let (scopes, needed) = crate::authz::authorize_txn(&state, &caller, &ctx, &access, &txn, &resource)?;
     txn.scope = scopes.txn();
     let writes = txn.writes();
     let response = state
