@@ -282,18 +282,19 @@ function lowerKeys(headers: Record<string, string>): Record<string, string> {
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = (error as { cause?: unknown }).cause;
-  const parts = [error.message || error.name];
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code;
-    const message = cause.message || cause.name;
-    if (typeof code !== "string") parts.push(`(${message})`);
-    else parts.push(message.includes(code) ? `(${message})` : `(${code}: ${message})`);
-    if (typeof code === "string") {
-      const hint = tlsHint(code);
-      if (hint) parts[parts.length - 1] += `: ${hint}`;
-    }
-  }
-  return parts.join(" ");
+  if (!(cause instanceof Error)) return error.message || error.name;
+  const code = causeCode(error);
+  const message = cause.message || cause.name;
+  const detail = code === undefined || message.includes(code) ? message : `${code}: ${message}`;
+  const hint = code === undefined ? undefined : tlsHint(code);
+  return `${error.message || error.name} (${detail})${hint ? `: ${hint}` : ""}`;
+}
+
+/** The `code` of `error`'s cause (Node's network and TLS errors have one). */
+function causeCode(error: unknown): string | undefined {
+  const cause = error instanceof Error ? (error as { cause?: unknown }).cause : undefined;
+  const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
 }
 
 // Node's codes for a server certificate that is not trusted.
@@ -309,9 +310,8 @@ const UNTRUSTED = new Set([
 
 /** Node's code when `error` is the server's certificate refused (see `tlsHint`), else `undefined`. */
 function certificateRefused(error: unknown): string | undefined {
-  const cause = error instanceof Error ? (error as { cause?: unknown }).cause : undefined;
-  const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined;
-  return typeof code === "string" && tlsHint(code) !== undefined ? code : undefined;
+  const code = causeCode(error);
+  return code !== undefined && tlsHint(code) !== undefined ? code : undefined;
 }
 
 /** What a failed TLS handshake means and what to do, for Node's error `code`. */
